@@ -1,0 +1,1 @@
+"""Metrics JSON, the comparison report, charts and the pytest plugin that writes them."""

@@ -1,0 +1,1 @@
+"""Deployment-pattern and learning scenarios, with their checks."""

@@ -1,0 +1,227 @@
+"""The ReasoningBank data model: patterns, trajectories, verdicts, and the rules that change them.
+
+Everything here is pure: no clock, no I/O. Times are plain floats handed in by the caller
+(wall-clock seconds in real mode, virtual seconds in a simulation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+PatternKind = Literal["strategy", "lesson"]
+KINDS: tuple[PatternKind, ...] = ("strategy", "lesson")
+
+VerdictLabel = Literal["success", "failure"]
+
+#: Default learning rate of :func:`apply_outcome`.
+DEFAULT_OUTCOME_LR = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a pattern came from: the agent, the trajectory it was distilled from, and its outcome."""
+
+    agent: str = ""
+    trajectory: str = ""
+    outcome: str = ""  # "success" / "failure" / "" when written by hand
+
+    def to_dict(self) -> dict[str, str]:
+        return {"agent": self.agent, "trajectory": self.trajectory, "outcome": self.outcome}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Pattern:
+    """One unit of memory: a strategy that worked, or a lesson from something that failed.
+
+    ``version`` and ``updated_by`` order concurrent copies of one pattern (see :func:`merge`);
+    every local change bumps ``version``. Equality is identity (the embedding is an array);
+    compare copies with :meth:`digest` and ``version``.
+    """
+
+    id: str
+    title: str
+    content: str
+    embedding: np.ndarray
+    kind: PatternKind = "strategy"
+    description: str = ""
+    domain: str = "general"
+    tags: tuple[str, ...] = ()
+    action: str = ""  # the strategy this pattern argues for (strategy) or against (lesson)
+    confidence: float = 0.5
+    uses: int = 0
+    successes: int = 0
+    failures: int = 0
+    total_reward: float = 0.0
+    created_at: float = 0.0
+    last_used_at: float | None = None
+    source: Source = Source()
+    version: int = 1
+    updated_by: str = ""
+    provenance: tuple[Mapping[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        emb = np.asarray(self.embedding, dtype=np.float32)
+        if emb.ndim != 1 or emb.size == 0:
+            raise ValueError(f"pattern {self.id!r}: embedding must be a non-empty 1-D vector")
+        if not np.all(np.isfinite(emb)):
+            raise ValueError(f"pattern {self.id!r}: embedding has non-finite values")
+        object.__setattr__(self, "embedding", emb)
+        object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "provenance", tuple(dict(p) for p in self.provenance))
+        if not self.id:
+            raise ValueError("pattern id must not be empty")
+        if self.kind not in KINDS:
+            raise ValueError(f"pattern {self.id!r}: kind must be one of {KINDS}, not {self.kind!r}")
+        if not (0.0 <= self.confidence <= 1.0) or math.isnan(self.confidence):
+            raise ValueError(f"pattern {self.id!r}: confidence {self.confidence} outside [0, 1]")
+        for name in ("uses", "successes", "failures", "version"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"pattern {self.id!r}: {name} must be >= 0")
+        if not math.isfinite(self.total_reward):
+            raise ValueError(f"pattern {self.id!r}: total_reward must be finite")
+
+    @property
+    def dim(self) -> int:
+        return int(self.embedding.shape[0])
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of recorded outcomes that were successes; None before any outcome."""
+        n = self.successes + self.failures
+        return self.successes / n if n else None
+
+    def digest(self) -> str:
+        """A content hash, the last tie-breaker of :func:`merge`."""
+        h = hashlib.blake2b(digest_size=16)
+        for part in (self.title, self.description, self.content, self.domain, self.kind,
+                     self.action, "\x1f".join(self.tags), repr(self.confidence),
+                     repr((self.uses, self.successes, self.failures, self.total_reward))):
+            h.update(part.encode())
+            h.update(b"\x1e")
+        h.update(self.embedding.tobytes())
+        return h.hexdigest()
+
+    def bumped(self, by: str, **changes: Any) -> "Pattern":
+        """A copy with ``changes`` applied and the version advanced (a local edit)."""
+        return replace(self, version=self.version + 1, updated_by=by, **changes)
+
+
+def make_pattern_id(*parts: str) -> str:
+    """A deterministic id from the parts that identify a pattern (agent, trajectory, index...).
+
+    Deterministic ids keep simulated runs reproducible: the same run yields the same ids.
+    """
+    h = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12)
+    return h.hexdigest()
+
+
+def merge(a: Pattern, b: Pattern) -> Pattern:
+    """Pick the winner of two copies of one pattern: higher version, then updater, then digest.
+
+    The order is total, so merge is commutative, associative and idempotent: every node that
+    has seen the same copies ends with the same one, whatever order they arrived in.
+    """
+    if a.id != b.id:
+        raise ValueError(f"cannot merge different patterns {a.id!r} and {b.id!r}")
+    ka = (a.version, a.updated_by, a.digest())
+    kb = (b.version, b.updated_by, b.digest())
+    return a if ka >= kb else b
+
+
+def apply_outcome(
+    pattern: Pattern,
+    success: bool,
+    reward: float,
+    now: float,
+    lr: float = DEFAULT_OUTCOME_LR,
+    by: str = "",
+) -> Pattern:
+    """Record that ``pattern`` informed a decision whose outcome was ``success`` with ``reward``.
+
+    The rule: ``uses`` += 1; ``successes`` or ``failures`` += 1; ``total_reward`` += reward;
+    and confidence moves toward the outcome by an exponential moving average,
+    ``confidence += lr * (target - confidence)`` with ``target = 1`` on success, ``0`` on failure.
+    A lesson ("avoid X here") is *confirmed* when avoiding was right, so callers pass
+    ``success=True`` when the lesson's warning held. Confidence stays within [0, 1] because
+    it is a convex combination of values in [0, 1].
+    """
+    if not (0.0 < lr <= 1.0):
+        raise ValueError(f"learning rate must be in (0, 1], not {lr}")
+    if not math.isfinite(reward):
+        raise ValueError(f"reward must be finite, not {reward}")
+    target = 1.0 if success else 0.0
+    confidence = pattern.confidence + lr * (target - pattern.confidence)
+    return pattern.bumped(
+        by or pattern.updated_by,
+        uses=pattern.uses + 1,
+        successes=pattern.successes + (1 if success else 0),
+        failures=pattern.failures + (0 if success else 1),
+        total_reward=pattern.total_reward + float(reward),
+        confidence=min(1.0, max(0.0, confidence)),
+        last_used_at=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a trajectory: what the agent did, what it saw, and the reward it got."""
+
+    action: str
+    observation: str = ""
+    reward: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Trajectory:
+    """What an agent did for one task: the context it acted in, its steps, and the reward.
+
+    ``context`` is what gets embedded: text, or a numeric context vector.
+    """
+
+    id: str
+    agent: str
+    context: str | Sequence[float] | np.ndarray
+    steps: tuple[Step, ...]
+    reward: float
+    task: str = ""
+    domain: str = "general"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def context_text(self) -> str:
+        """A short human-readable rendering of the context, for titles and prompts."""
+        if isinstance(self.context, str):
+            return self.context
+        values = np.asarray(self.context, dtype=float).ravel()
+        names = self.metadata.get("feature_names")
+        if names and len(names) == values.size:
+            return ", ".join(f"{n}={v:.3g}" for n, v in zip(names, values))
+        return "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return tuple(s.action for s in self.steps)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A judge's label for a trajectory, with its confidence and the reasons."""
+
+    label: VerdictLabel
+    confidence: float
+    reasons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.label not in ("success", "failure"):
+            raise ValueError(f"verdict label must be 'success' or 'failure', not {self.label!r}")
+        if not (0.0 <= self.confidence <= 1.0) or math.isnan(self.confidence):
+            raise ValueError(f"verdict confidence {self.confidence} outside [0, 1]")
+
+    @property
+    def success(self) -> bool:
+        return self.label == "success"

@@ -1,0 +1,556 @@
+"""The durable pattern store: SQLite in WAL mode plus an in-memory vector index mirror.
+
+* Every write is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); the index is updated
+  only after the commit, so it never holds uncommitted rows.
+* Several processes may open one file: SQLite's WAL lets one write while the others read.
+  Each write stamps its rows with a global sequence number and logs deletions, so a reader's
+  :meth:`PatternStore.refresh` pulls just what changed since it last looked
+  (``PRAGMA data_version`` tells it cheaply whether anything did).
+* The schema is versioned through ``PRAGMA user_version`` and upgraded by the migrations in
+  ``_MIGRATIONS``; a file stamped with another ``application_id`` is refused as foreign.
+* Nothing here reads a clock: times come in as ``now`` arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
+
+import numpy as np
+
+from .errors import (
+    CorruptStoreError,
+    DimensionMismatchError,
+    ForeignStoreError,
+    SchemaVersionError,
+    StoreError,
+)
+from .index import Filter, IndexMode, VectorIndex
+from .models import Pattern, Source, apply_outcome, merge
+
+#: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
+APPLICATION_ID = 0x52424E4B
+SCHEMA_VERSION = 2
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+def _migrate_1(db: sqlite3.Connection) -> None:
+    """v1: the pattern table and the store's metadata."""
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        """CREATE TABLE patterns (
+            rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            content TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('strategy', 'lesson')),
+            action TEXT NOT NULL,
+            confidence REAL NOT NULL CHECK (confidence BETWEEN 0 AND 1),
+            uses INTEGER NOT NULL,
+            successes INTEGER NOT NULL,
+            failures INTEGER NOT NULL,
+            total_reward REAL NOT NULL,
+            created_at REAL NOT NULL,
+            last_used_at REAL,
+            source_agent TEXT NOT NULL,
+            source_trajectory TEXT NOT NULL,
+            source_outcome TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            updated_by TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            seq INTEGER NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX patterns_seq ON patterns (seq)")
+    db.execute("CREATE INDEX patterns_domain ON patterns (domain, kind)")
+    db.execute("INSERT INTO meta VALUES ('seq', '0')")
+
+
+def _migrate_2(db: sqlite3.Connection) -> None:
+    """v2: provenance, deletion log (for readers' refresh), contradiction links, consolidation log."""
+    db.execute("ALTER TABLE patterns ADD COLUMN provenance TEXT NOT NULL DEFAULT '[]'")
+    db.execute("CREATE TABLE deleted (pattern_id TEXT NOT NULL, prow INTEGER NOT NULL, seq INTEGER NOT NULL)")
+    db.execute("CREATE INDEX deleted_seq ON deleted (seq)")
+    db.execute(
+        """CREATE TABLE links (
+            a TEXT NOT NULL, b TEXT NOT NULL, relation TEXT NOT NULL,
+            similarity REAL NOT NULL, created_at REAL NOT NULL,
+            PRIMARY KEY (a, b, relation)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE consolidation_log (
+            n INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL, action TEXT NOT NULL,
+            pattern_id TEXT NOT NULL, other_id TEXT, detail TEXT NOT NULL
+        )"""
+    )
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2}
+
+_COLUMNS = (
+    "id, title, description, content, domain, tags, kind, action, confidence, uses, successes, "
+    "failures, total_reward, created_at, last_used_at, source_agent, source_trajectory, "
+    "source_outcome, version, updated_by, embedding, provenance"
+)
+_PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
+_INSERT = f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?)"
+_UPSERT = (f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?) ON CONFLICT (id) DO UPDATE SET "
+           + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[1:])
+           + ", seq = excluded.seq")
+
+
+def _json_list(items: Sequence[Any]) -> str:
+    return json.dumps(list(items), sort_keys=True) if items else "[]"  # fast path: most are empty
+
+
+def _encode(p: Pattern) -> tuple[Any, ...]:
+    return (
+        p.id, p.title, p.description, p.content, p.domain, _json_list(p.tags), p.kind,
+        p.action, p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.created_at,
+        p.last_used_at, p.source.agent, p.source.trajectory, p.source.outcome, p.version,
+        p.updated_by, p.embedding.astype("<f4", copy=False).tobytes(),
+        _json_list(p.provenance),
+    )
+
+
+def _decode(row: Sequence[Any]) -> Pattern:
+    return Pattern(
+        id=row[0], title=row[1], description=row[2], content=row[3], domain=row[4],
+        tags=tuple(json.loads(row[5])), kind=row[6], action=row[7], confidence=row[8],
+        uses=row[9], successes=row[10], failures=row[11], total_reward=row[12],
+        created_at=row[13], last_used_at=row[14],
+        source=Source(agent=row[15], trajectory=row[16], outcome=row[17]),
+        version=row[18], updated_by=row[19],
+        embedding=np.frombuffer(row[20], dtype="<f4").copy(),
+        provenance=tuple(json.loads(row[21])),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A recorded relation between two patterns (e.g. ``contradicts``)."""
+
+    a: str
+    b: str
+    relation: str
+    similarity: float
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One change made by consolidation: ``merge``, ``link``, ``prune`` or ``cap``."""
+
+    at: float
+    action: str
+    pattern_id: str
+    other_id: str | None
+    detail: dict[str, Any]
+
+
+class PatternStore:
+    """Patterns in SQLite with a vector index mirror. Open a file path or ``":memory:"``.
+
+    ``dim`` fixes the embedding dimension of a new store; an existing store keeps its own and
+    refuses a different one.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        dim: int | None = None,
+        *,
+        index_mode: IndexMode = "auto",
+        ann_threshold: int = 20_000,
+        synchronous: Synchronous = "FULL",
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        self.path = str(path)
+        self._in_memory = self.path == ":memory:"
+        if not self._in_memory:
+            _check_header(self.path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_s)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open store: {e}") from None
+        self.index: VectorIndex | None = None  # built once the schema and dimension are known
+        self._seq = 0
+        self._data_version = -1
+        try:
+            self._open(dim, synchronous)
+            self.index = VectorIndex(self.dim, mode=index_mode, ann_threshold=ann_threshold)
+            self._data_version = self._pragma("data_version")
+            self._load_since(0)
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise CorruptStoreError(f"{self.path}: corrupt store ({e})") from None
+        except Exception:
+            self._db.close()
+            raise
+
+    # ---- opening -----------------------------------------------------------------------
+
+    def _pragma(self, name: str) -> Any:
+        return self._db.execute(f"PRAGMA {name}").fetchone()[0]
+
+    def _open(self, dim: int | None, synchronous: Synchronous) -> None:
+        db = self._db
+        has_tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+        app_id = self._pragma("application_id")
+        version = self._pragma("user_version")
+        if has_tables and app_id != APPLICATION_ID:
+            raise ForeignStoreError(f"{self.path}: not a ReasoningBank store (a different SQLite database)")
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self.path}: store schema v{version} is newer than this software (v{SCHEMA_VERSION})")
+        if not has_tables:
+            db.execute("PRAGMA page_size = 65536")  # 4 KiB embeddings fit a page: no overflow chains
+        if not self._in_memory:
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        db.execute(f"PRAGMA synchronous = {synchronous}")
+        db.execute("PRAGMA foreign_keys = ON")
+        if version < SCHEMA_VERSION:
+            self.migrate(SCHEMA_VERSION)
+        row = db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+        if row is None:
+            if dim is None:
+                raise StoreError(f"{self.path}: a new store needs an embedding dimension (dim=...)")
+            with self._tx() as tx:
+                tx.db.execute("INSERT OR IGNORE INTO meta VALUES ('dim', ?)", (str(int(dim)),))
+            row = db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+        self.dim = int(row[0])
+        if dim is not None and int(dim) != self.dim:
+            raise DimensionMismatchError(
+                f"{self.path}: store holds {self.dim}-d embeddings, {dim}-d were asked for")
+
+    def migrate(self, target: int) -> None:
+        """Apply migrations up to ``target``, each step in its own transaction."""
+        current = self._pragma("user_version")
+        for step in range(current + 1, target + 1):
+            with self._tx():
+                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                _MIGRATIONS[step](self._db)
+                self._db.execute(f"PRAGMA user_version = {step}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._pragma("user_version"))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "PatternStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- transactions and refresh ------------------------------------------------------
+
+    class _Tx:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``on_commit`` effects run only after a commit."""
+
+        def __init__(self, store: "PatternStore") -> None:
+            self.store = store
+            self.on_commit: list[Callable[[], None]] = []
+
+        @property
+        def db(self) -> sqlite3.Connection:
+            return self.store._db
+
+        def __enter__(self) -> "PatternStore._Tx":
+            self.db.execute("BEGIN IMMEDIATE")
+            self.store._catch_up()  # index what other writers committed before we took the lock
+            return self
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            if exc_type is not None:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                return
+            self.db.execute("COMMIT")
+            self.store._data_version = self.store._pragma("data_version")
+            for effect in self.on_commit:
+                effect()
+
+        def next_seq(self) -> int:
+            """Claim the next change number; the store adopts it once the commit succeeds."""
+            seq = int(self.db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]) + 1
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
+            self.on_commit.append(lambda: setattr(self.store, "_seq", max(self.store._seq, seq)))
+            return seq
+
+    def _tx(self) -> "PatternStore._Tx":
+        return PatternStore._Tx(self)
+
+    def refresh(self) -> bool:
+        """Pull rows other connections committed since we last looked; True if any changed."""
+        dv = self._pragma("data_version")
+        if dv == self._data_version:
+            return False
+        self._data_version = dv
+        return self._load_since(self._seq)
+
+    def _catch_up(self) -> None:
+        if self.index is not None and self._pragma("data_version") != self._data_version:
+            self._load_since(self._seq)
+
+    def _load_since(self, seq: int) -> bool:
+        db = self._db
+        rows = db.execute(
+            f"SELECT rowid, seq, {_COLUMNS} FROM patterns WHERE seq > ? ORDER BY rowid", (seq,)
+        ).fetchall()
+        gone = db.execute("SELECT prow, seq FROM deleted WHERE seq > ?", (seq,)).fetchall()
+        top = int(db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+        if gone:
+            self.index.remove([r[0] for r in gone])
+        if rows:
+            self._index_rows(rows)
+        self._seq = max(self._seq, top)
+        return bool(rows or gone)
+
+    def _index_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Mirror ``(rowid, seq, columns...)`` rows into the vector index."""
+        keys = [r[0] for r in rows]
+        vecs = np.frombuffer(b"".join(r[22] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        if vecs.shape[1] != self.dim:
+            raise CorruptStoreError(f"{self.path}: an embedding has {vecs.shape[1]} dimensions, not {self.dim}")
+        self.index.upsert(keys, vecs, [r[6] for r in rows], [r[8] for r in rows], [r[10] for r in rows])
+
+    # ---- writes ------------------------------------------------------------------------
+
+    def _check_dim(self, patterns: Iterable[Pattern]) -> None:
+        for p in patterns:
+            if p.dim != self.dim:
+                raise DimensionMismatchError(
+                    f"pattern {p.id!r} has a {p.dim}-d embedding, the store holds {self.dim}-d")
+
+    def _write_in_tx(self, tx: "PatternStore._Tx", patterns: Sequence[Pattern], sql: str,
+                     insert_only: bool = False) -> None:
+        self._check_dim(patterns)
+        seq = tx.next_seq()
+        before = self._last_rowid(tx.db)
+        tx.db.executemany(sql, [_encode(p) + (seq,) for p in patterns])
+        if insert_only:
+            # AUTOINCREMENT under one write lock hands out consecutive rowids
+            assert self._last_rowid(tx.db) == before + len(patterns)
+            rowids = {p.id: before + 1 + i for i, p in enumerate(patterns)}
+        else:
+            rowids = self.rowid_of([p.id for p in patterns])
+        tx.on_commit.append(lambda: self._mirror(patterns, rowids))
+
+    def _mirror(self, patterns: Sequence[Pattern], rowids: dict[str, int]) -> None:
+        """Copy committed rows into the vector index."""
+        latest = {p.id: p for p in patterns}  # a batch may repeat an id: the last write wins
+        if latest:
+            self.index.upsert([rowids[i] for i in latest],
+                              np.stack([p.embedding for p in latest.values()]),
+                              [p.domain for p in latest.values()],
+                              [p.kind for p in latest.values()],
+                              [p.confidence for p in latest.values()])
+
+    @staticmethod
+    def _last_rowid(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'patterns'").fetchone()
+        return int(row[0]) if row else 0
+
+    def add(self, pattern: Pattern) -> None:
+        self.add_many([pattern])
+
+    def add_many(self, patterns: Sequence[Pattern]) -> None:
+        """Insert new patterns in one transaction; an id that already exists aborts the whole batch."""
+        if not patterns:
+            return
+        try:
+            with self._tx() as tx:
+                self._write_in_tx(tx, patterns, _INSERT, insert_only=True)
+        except sqlite3.IntegrityError as e:
+            raise ValueError(f"cannot add patterns: {e}") from None
+
+    def put_many(self, patterns: Sequence[Pattern]) -> None:
+        """Insert or replace patterns by id, in one transaction."""
+        if patterns:
+            with self._tx() as tx:
+                self._write_in_tx(tx, patterns, _UPSERT)
+
+    def merge_many(self, incoming: Sequence[Pattern]) -> list[Pattern]:
+        """Merge copies from elsewhere by :func:`~swarm.memory.models.merge`; return those that changed."""
+        latest: dict[str, Pattern] = {}
+        for p in incoming:
+            latest[p.id] = merge(latest[p.id], p) if p.id in latest else p
+        current = self.get_many(list(latest))
+        changed = [p for pid, p in latest.items() if pid not in current or _newer(p, current[pid])]
+        self.put_many(changed)
+        return changed
+
+    def apply_changes(self, *, puts: Sequence[Pattern] = (), deletes: Sequence[str] = (),
+                      links: Sequence[tuple[str, str, str, float]] = (),
+                      log: Sequence[tuple[str, str, str | None, dict[str, Any]]] = (),
+                      now: float = 0.0) -> None:
+        """Upserts, deletions, links and log entries, all in one transaction (all or nothing)."""
+        with self._tx() as tx:
+            if deletes:
+                self._delete_in_tx(tx, deletes)
+            if puts:
+                self._write_in_tx(tx, puts, _UPSERT)
+            tx.db.executemany("INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
+                              [(a, b, rel, float(sim), now) for a, b, rel, sim in links])
+            tx.db.executemany("INSERT INTO consolidation_log (at, action, pattern_id, other_id, detail) "
+                              "VALUES (?, ?, ?, ?, ?)",
+                              [(now, act, pid, other, json.dumps(detail, sort_keys=True))
+                               for act, pid, other, detail in log])
+
+    def delete_many(self, ids: Sequence[str]) -> int:
+        """Delete patterns by id in one transaction; returns how many existed."""
+        if not ids:
+            return 0
+        with self._tx() as tx:
+            return self._delete_in_tx(tx, ids)
+
+    def _delete_in_tx(self, tx: "PatternStore._Tx", ids: Sequence[str]) -> int:
+        seq = tx.next_seq()
+        rows: list[tuple[int, str]] = []
+        for start in range(0, len(ids), 900):
+            chunk = list(ids[start:start + 900])
+            marks = ",".join("?" * len(chunk))
+            rows += tx.db.execute(f"SELECT rowid, id FROM patterns WHERE id IN ({marks})", chunk).fetchall()
+            tx.db.execute(f"DELETE FROM patterns WHERE id IN ({marks})", chunk)
+        tx.db.executemany("INSERT INTO deleted VALUES (?, ?, ?)", [(pid, rowid, seq) for rowid, pid in rows])
+        tx.on_commit.append(lambda: self.index.remove([r[0] for r in rows]))
+        return len(rows)
+
+    def record_outcome(self, pattern_id: str, success: bool, reward: float, now: float,
+                       lr: float = 0.1, by: str = "") -> Pattern:
+        """Apply :func:`~swarm.memory.models.apply_outcome` to a stored pattern, atomically."""
+        with self._tx() as tx:
+            row = tx.db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE id = ?", (pattern_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no pattern with id {pattern_id!r}")
+            rowid, updated = row[0], apply_outcome(_decode(row[1:]), success, reward, now, lr=lr, by=by)
+            tx.db.execute(
+                "UPDATE patterns SET confidence=?, uses=?, successes=?, failures=?, total_reward=?,"
+                " last_used_at=?, version=?, updated_by=?, seq=? WHERE rowid=?",
+                (updated.confidence, updated.uses, updated.successes, updated.failures,
+                 updated.total_reward, updated.last_used_at, updated.version, updated.updated_by,
+                 tx.next_seq(), rowid))
+            tx.on_commit.append(lambda: self.index.set_confidence(rowid, updated.confidence))
+        return updated
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def get(self, pattern_id: str) -> Pattern | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE id = ?", (pattern_id,)).fetchone()
+        return _decode(row) if row else None
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Pattern]:
+        out: dict[str, Pattern] = {}
+        for start in range(0, len(ids), 900):
+            chunk = list(ids[start:start + 900])
+            for row in self._db.execute(
+                    f"SELECT {_COLUMNS} FROM patterns WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                out[row[0]] = _decode(row)
+        return out
+
+    def _by_rowid(self, keys: Sequence[int]) -> dict[int, Pattern]:
+        if not len(keys):
+            return {}
+        marks = ",".join("?" * len(keys))
+        rows = self._db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE rowid IN ({marks})",
+                                [int(k) for k in keys]).fetchall()
+        return {r[0]: _decode(r[1:]) for r in rows}
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM patterns").fetchone()[0])
+
+    def __iter__(self) -> Iterator[Pattern]:
+        return self.iter_patterns()
+
+    def iter_patterns(self, domain: str | None = None, kind: str | None = None,
+                      min_confidence: float | None = None) -> Iterator[Pattern]:
+        """Every pattern passing the filters, in insertion order."""
+        clauses, args = [], []
+        if domain is not None:
+            clauses.append("domain = ?")
+            args.append(domain)
+        if kind is not None:
+            clauses.append("kind = ?")
+            args.append(kind)
+        if min_confidence is not None:
+            clauses.append("confidence >= ?")
+            args.append(min_confidence)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM patterns{where} ORDER BY rowid", args):
+            yield _decode(row)
+
+    def search(self, query: np.ndarray, k: int = 10, *, domain: str | None = None,
+               kind: str | None = None, min_confidence: float | None = None) -> list[tuple[Pattern, float]]:
+        """Top ``k`` patterns by cosine similarity to ``query`` that pass the filters."""
+        q = np.asarray(query, dtype=np.float32).ravel()
+        if q.shape[0] != self.dim:
+            raise DimensionMismatchError(f"query has dimension {q.shape[0]}, the store holds {self.dim}")
+        self.refresh()
+        keys, sims = self.index.search(q, k, Filter(domain, kind, min_confidence))
+        found = self._by_rowid(keys.tolist())
+        return [(found[int(key)], float(s)) for key, s in zip(keys, sims) if int(key) in found]
+
+    def rowid_of(self, ids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for start in range(0, len(ids), 900):
+            chunk = list(ids[start:start + 900])
+            out.update(self._db.execute(
+                f"SELECT id, rowid FROM patterns WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        return out
+
+    def links(self, relation: str | None = None) -> list[Link]:
+        sql, args = "SELECT a, b, relation, similarity, created_at FROM links", []
+        if relation is not None:
+            sql, args = sql + " WHERE relation = ?", [relation]
+        return [Link(*r) for r in self._db.execute(sql + " ORDER BY a, b", args)]
+
+    def consolidation_log(self) -> list[LogEntry]:
+        return [LogEntry(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in self._db.execute(
+            "SELECT at, action, pattern_id, other_id, detail FROM consolidation_log ORDER BY n")]
+
+    def size_bytes(self) -> int:
+        """Bytes on disk (database plus WAL); the page total for an in-memory store."""
+        if self._in_memory:
+            return int(self._pragma("page_count")) * int(self._pragma("page_size"))
+        return sum(os.path.getsize(self.path + s) for s in ("", "-wal") if os.path.exists(self.path + s))
+
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the database file."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _newer(candidate: Pattern, current: Pattern) -> bool:
+    """True when ``candidate`` wins the merge against ``current`` and differs from it."""
+    key = (candidate.version, candidate.updated_by, candidate.digest())
+    return key > (current.version, current.updated_by, current.digest())
+
+
+def _check_header(path: str) -> None:
+    """Refuse a non-empty file that is not SQLite before sqlite3 gets a chance to misread it."""
+    p = Path(path)
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    if p.is_dir():
+        raise StoreError(f"{path}: is a directory, not a store file")
+    with open(p, "rb") as f:
+        head = f.read(16)
+    if head != _SQLITE_MAGIC:
+        raise CorruptStoreError(f"{path}: not a ReasoningBank store (no SQLite header; corrupt or foreign file)")

@@ -1,0 +1,261 @@
+"""Export patterns to a versioned JSONL file and import them back with validation.
+
+File format ``reasoningbank-patterns`` v1: line 1 is a header object
+``{"format", "version", "dim", "count", "exported_at", "origin"}``; each further line is one
+pattern with every field of :class:`~swarm.memory.models.Pattern`, the embedding as base64 of
+little-endian float32 (exact, and a quarter the size of decimal text).
+
+Import reads and validates the *whole* file before it writes anything, then writes in one
+transaction: a bad file raises :class:`ImportValidationError` naming the file, line and
+problem, and leaves the store untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+
+from .errors import ImportValidationError
+from .models import KINDS, Pattern, Source, merge
+from .store import PatternStore
+
+FORMAT = "reasoningbank-patterns"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLimits:
+    max_file_bytes: int = 512 * 1024 * 1024
+    max_patterns: int = 1_000_000
+    max_text_chars: int = 65_536
+    max_tags: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ImportPolicy:
+    """Which patterns to take and what to do when an id exists already.
+
+    ``mode="all"`` takes everything; ``"selective"`` takes only ``domains`` (if given) with
+    confidence >= ``min_confidence``. On an existing id, ``on_conflict="merge"`` keeps the
+    deterministic winner (:func:`~swarm.memory.models.merge`), ``"skip"`` keeps ours,
+    ``"replace"`` takes theirs.
+    """
+
+    mode: Literal["all", "selective"] = "all"
+    domains: tuple[str, ...] | None = None
+    min_confidence: float = 0.0
+    on_conflict: Literal["merge", "skip", "replace"] = "merge"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("all", "selective"):
+            raise ValueError(f"import mode must be 'all' or 'selective', not {self.mode!r}")
+        if self.on_conflict not in ("merge", "skip", "replace"):
+            raise ValueError(f"on_conflict must be merge, skip or replace, not {self.on_conflict!r}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("min_confidence must be in [0, 1]")
+
+    def admits(self, p: Pattern) -> bool:
+        if self.mode == "all":
+            return True
+        return (self.domains is None or p.domain in self.domains) and p.confidence >= self.min_confidence
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    in_file: int
+    imported: int
+    filtered_out: int
+    kept_existing: int
+
+
+def _pattern_record(p: Pattern) -> dict[str, Any]:
+    return {
+        "id": p.id, "title": p.title, "description": p.description, "content": p.content,
+        "domain": p.domain, "tags": list(p.tags), "kind": p.kind, "action": p.action,
+        "confidence": p.confidence, "uses": p.uses, "successes": p.successes,
+        "failures": p.failures, "total_reward": p.total_reward, "created_at": p.created_at,
+        "last_used_at": p.last_used_at, "source": p.source.to_dict(), "version": p.version,
+        "updated_by": p.updated_by, "provenance": list(p.provenance),
+        "embedding": base64.b64encode(p.embedding.astype("<f4").tobytes()).decode("ascii"),
+    }
+
+
+def export_patterns(patterns: Iterable[Pattern], path: str | os.PathLike[str], dim: int,
+                    now: float, origin: str = "") -> int:
+    """Write ``patterns`` to ``path`` (atomically: a temporary file renamed into place)."""
+    records = [_pattern_record(p) for p in patterns]
+    header = {"format": FORMAT, "version": FORMAT_VERSION, "dim": dim, "count": len(records),
+              "exported_at": now, "origin": origin}
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(header, sort_keys=True) + "\n")
+        for r in records:
+            f.write(json.dumps(r, sort_keys=True, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, target)
+    return len(records)
+
+
+class _Reader:
+    """Validates one file; every error names the file and line."""
+
+    def __init__(self, path: Path, limits: ImportLimits) -> None:
+        self.path, self.limits, self.line = path, limits, 0
+
+    def fail(self, msg: str) -> ImportValidationError:
+        where = f"{self.path.name} line {self.line}" if self.line else self.path.name
+        return ImportValidationError(f"{where}: {msg}")
+
+    def text(self, rec: dict[str, Any], key: str, allow_empty: bool = True) -> str:
+        v = rec.get(key)
+        if not isinstance(v, str):
+            raise self.fail(f"'{key}' must be a string")
+        if not allow_empty and not v:
+            raise self.fail(f"'{key}' must not be empty")
+        if len(v) > self.limits.max_text_chars:
+            raise self.fail(f"'{key}' is longer than {self.limits.max_text_chars} characters")
+        return v
+
+    def number(self, rec: dict[str, Any], key: str, lo: float = -math.inf, hi: float = math.inf,
+               integer: bool = False, optional: bool = False) -> Any:
+        v = rec.get(key)
+        if v is None and optional:
+            return None
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok:
+            raise self.fail(f"'{key}' must be {'an integer' if integer else 'a number'}, not {v!r}")
+        if not math.isfinite(v):
+            raise self.fail(f"'{key}' must be finite")
+        if not lo <= v <= hi:
+            raise self.fail(f"'{key}' {v} out of range [{lo}, {hi}]")
+        return v
+
+    def pattern(self, rec: Any, dim: int) -> Pattern:
+        if not isinstance(rec, dict):
+            raise self.fail("a pattern line must be a JSON object")
+        kind = rec.get("kind")
+        if kind not in KINDS:
+            raise self.fail(f"'kind' must be one of {list(KINDS)}, not {kind!r}")
+        tags = rec.get("tags")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise self.fail("'tags' must be a list of strings")
+        if len(tags) > self.limits.max_tags:
+            raise self.fail(f"more than {self.limits.max_tags} tags")
+        src = rec.get("source")
+        if not isinstance(src, dict) or not all(isinstance(src.get(k, ""), str) for k in ("agent", "trajectory", "outcome")):
+            raise self.fail("'source' must be an object of strings (agent, trajectory, outcome)")
+        prov = rec.get("provenance", [])
+        if not isinstance(prov, list) or not all(isinstance(x, dict) for x in prov):
+            raise self.fail("'provenance' must be a list of objects")
+        try:
+            raw = base64.b64decode(self.text(rec, "embedding", allow_empty=False), validate=True)
+        except (binascii.Error, ValueError):
+            raise self.fail("'embedding' is not valid base64") from None
+        if len(raw) != 4 * dim:
+            raise self.fail(f"embedding has {len(raw) // 4} dimensions, the file declares {dim}")
+        emb = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        if not np.all(np.isfinite(emb)):
+            raise self.fail("embedding has non-finite values")
+        if float(np.linalg.norm(emb)) == 0.0:
+            raise self.fail("embedding is all zeros")
+        uses = self.number(rec, "uses", 0, integer=True)
+        successes = self.number(rec, "successes", 0, integer=True)
+        failures = self.number(rec, "failures", 0, integer=True)
+        if successes + failures > uses:
+            raise self.fail(f"successes + failures ({successes + failures}) exceed uses ({uses})")
+        return Pattern(
+            id=self.text(rec, "id", allow_empty=False), title=self.text(rec, "title"),
+            description=self.text(rec, "description"), content=self.text(rec, "content"),
+            domain=self.text(rec, "domain", allow_empty=False), tags=tuple(tags), kind=kind,
+            action=self.text(rec, "action"), confidence=self.number(rec, "confidence", 0.0, 1.0),
+            uses=uses, successes=successes, failures=failures,
+            total_reward=self.number(rec, "total_reward"),
+            created_at=self.number(rec, "created_at"),
+            last_used_at=self.number(rec, "last_used_at", optional=True),
+            source=Source(src.get("agent", ""), src.get("trajectory", ""), src.get("outcome", "")),
+            version=self.number(rec, "version", 0, integer=True),
+            updated_by=self.text(rec, "updated_by"), provenance=tuple(prov), embedding=emb,
+        )
+
+
+def read_patterns(path: str | os.PathLike[str], dim: int,
+                  limits: ImportLimits = ImportLimits()) -> tuple[dict[str, Any], list[Pattern]]:
+    """Parse and validate a whole pattern file; raise :class:`ImportValidationError` on any flaw."""
+    p = Path(path)
+    r = _Reader(p, limits)
+    if not p.is_file():
+        raise ImportValidationError(f"{p}: no such file")
+    if p.stat().st_size > limits.max_file_bytes:
+        raise r.fail(f"file is larger than the {limits.max_file_bytes}-byte limit")
+    patterns: list[Pattern] = []
+    header: dict[str, Any] | None = None
+    seen: set[str] = set()
+    with open(p, "rb") as f:
+        for r.line, raw in enumerate(f, start=1):
+            try:
+                rec = json.loads(raw.decode("utf-8"), parse_constant=lambda c: float("nan"))
+            except UnicodeDecodeError:
+                raise r.fail("not UTF-8 text") from None
+            except json.JSONDecodeError as e:
+                raise r.fail(f"invalid JSON ({e.msg})") from None
+            if header is None:
+                header = _check_header(r, rec, dim)
+                continue
+            if len(patterns) >= limits.max_patterns:
+                raise r.fail(f"more than {limits.max_patterns} patterns")
+            pat = r.pattern(rec, dim)
+            if pat.id in seen:
+                raise r.fail(f"duplicate pattern id {pat.id!r}")
+            seen.add(pat.id)
+            patterns.append(pat)
+    r.line = 0
+    if header is None:
+        raise r.fail("empty file (no header)")
+    if header["count"] != len(patterns):
+        raise r.fail(f"header declares {header['count']} patterns, the file holds {len(patterns)} (truncated?)")
+    return header, patterns
+
+
+def _check_header(r: _Reader, rec: Any, dim: int) -> dict[str, Any]:
+    if not isinstance(rec, dict) or rec.get("format") != FORMAT:
+        raise r.fail(f"not a {FORMAT} file (bad header)")
+    if rec.get("version") != FORMAT_VERSION:
+        raise r.fail(f"format version {rec.get('version')!r} is not supported (this software reads v{FORMAT_VERSION})")
+    if rec.get("dim") != dim:
+        raise r.fail(f"patterns have dimension {rec.get('dim')!r}, the store holds {dim}")
+    count = rec.get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise r.fail("header 'count' must be a non-negative integer")
+    return rec
+
+
+def import_patterns(store: PatternStore, path: str | os.PathLike[str], now: float,
+                    policy: ImportPolicy = ImportPolicy(), limits: ImportLimits = ImportLimits()) -> ImportReport:
+    """Validate ``path`` completely, then merge the admitted patterns in one transaction."""
+    header, patterns = read_patterns(path, store.dim, limits)
+    admitted = [p for p in patterns if policy.admits(p)]
+    existing = store.get_many([p.id for p in admitted])
+    stamp = {"event": "import", "file": Path(path).name, "origin": str(header.get("origin", "")), "at": now}
+    take: list[Pattern] = []
+    for p in admitted:
+        cur = existing.get(p.id)
+        if cur is not None:
+            if policy.on_conflict == "skip":
+                continue
+            if policy.on_conflict == "merge" and merge(cur, p) is cur:
+                continue
+        take.append(replace(p, provenance=p.provenance + (stamp,)))
+    store.put_many(take)
+    return ImportReport(in_file=len(patterns), imported=len(take),
+                        filtered_out=len(patterns) - len(admitted),
+                        kept_existing=len(admitted) - len(take))
