@@ -1,0 +1,260 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from swarm.memory import (
+    CorruptStoreError,
+    DimensionMismatchError,
+    ForeignStoreError,
+    PatternStore,
+    SchemaVersionError,
+)
+from swarm.memory.store import APPLICATION_ID, SCHEMA_VERSION, _MIGRATIONS
+from tests.conftest import make_pattern
+
+
+def _vec(i, dim=16):
+    return np.random.default_rng(i).standard_normal(dim)
+
+
+def test_round_trip_preserves_every_field(tmp_path):
+    path = tmp_path / "bank.db"
+    p = make_pattern("p1", _vec(1), description="when trending", domain="trading", tags=("a", "b"),
+                     kind="lesson", action="momentum", confidence=0.3, uses=4, successes=1, failures=3,
+                     total_reward=-1.5, created_at=10.0, last_used_at=20.0, version=7, updated_by="agent-1",
+                     provenance=({"event": "import", "at": 5.0},))
+    with PatternStore(path, dim=16) as s:
+        s.add(p)
+    with PatternStore(path) as s:
+        q = s.get("p1")
+    assert q.digest() == p.digest()
+    assert (q.version, q.updated_by, q.last_used_at, q.created_at, q.provenance) == \
+        (7, "agent-1", 20.0, 10.0, ({"event": "import", "at": 5.0},))
+    assert q.embedding.dtype == np.float32 and np.array_equal(q.embedding, p.embedding)
+
+
+def test_file_store_uses_wal_and_current_schema(tmp_path):
+    path = tmp_path / "bank.db"
+    PatternStore(path, dim=8).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_migration_from_v1_keeps_data_and_adds_v2_tables(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    _MIGRATIONS[1](db)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO meta VALUES ('dim', '4')")
+    emb = np.array([1, 0, 0, 0], dtype="<f4").tobytes()
+    db.execute("INSERT INTO patterns (id, title, description, content, domain, tags, kind, action, confidence,"
+               " uses, successes, failures, total_reward, created_at, last_used_at, source_agent,"
+               " source_trajectory, source_outcome, version, updated_by, embedding, seq)"
+               " VALUES ('old', 't', '', 'c', 'general', '[]', 'strategy', '', 0.5, 0, 0, 0, 0, 1.0,"
+               " NULL, '', '', '', 1, '', ?, 1)", (emb,))
+    db.close()
+    with PatternStore(path) as s:
+        assert s.schema_version == SCHEMA_VERSION
+        assert s.get("old").provenance == ()
+        assert s.search(np.array([1, 0, 0, 0]), 1)[0][0].id == "old"
+        assert s.links() == [] and s.consolidation_log() == []
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "new.db"
+    PatternStore(path, dim=4).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(SchemaVersionError, match="newer"):
+        PatternStore(path)
+
+
+def test_garbage_file_is_refused_and_left_intact(tmp_path):
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    before = path.read_bytes()
+    with pytest.raises(CorruptStoreError, match="junk.db"):
+        PatternStore(path, dim=4)
+    assert path.read_bytes() == before
+
+
+def test_damaged_pages_give_a_clear_error(tmp_path):
+    path = tmp_path / "bank.db"
+    with PatternStore(path, dim=64) as s:
+        s.add_many([make_pattern(f"p{i}", _vec(i, 64)) for i in range(400)])
+        s.checkpoint()
+    raw = bytearray(path.read_bytes())
+    page = 16384
+    for off in range(page * 2, len(raw), page):  # trash every page after the first two
+        raw[off:off + 64] = b"\xff" * 64
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptStoreError) as err:
+        PatternStore(path)
+    assert "bank.db" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_foreign_sqlite_database_is_refused(tmp_path):
+    path = tmp_path / "other.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE customers (name TEXT)")
+    db.execute("INSERT INTO customers VALUES ('ada')")
+    db.commit()
+    db.close()
+    with pytest.raises(ForeignStoreError, match="not a ReasoningBank store"):
+        PatternStore(path, dim=4)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT name FROM customers").fetchall() == [("ada",)]
+
+
+def test_dimension_is_fixed_per_store(tmp_path):
+    path = tmp_path / "bank.db"
+    with PatternStore(path, dim=8) as s:
+        with pytest.raises(DimensionMismatchError):
+            s.add(make_pattern("x", _vec(0, 4)))
+    with pytest.raises(DimensionMismatchError):
+        PatternStore(path, dim=16)
+
+
+def test_failed_batch_writes_nothing():
+    s = PatternStore(":memory:", dim=8)
+    s.add(make_pattern("dup", _vec(0, 8)))
+    with pytest.raises(ValueError):
+        s.add_many([make_pattern("fresh", _vec(1, 8)), make_pattern("dup", _vec(2, 8))])
+    assert len(s) == 1 and s.get("fresh") is None
+    assert len(s.index) == 1
+
+
+def test_search_filters_and_exact_order():
+    s = PatternStore(":memory:", dim=3)
+    s.add_many([
+        make_pattern("a", [1, 0, 0], domain="x", kind="strategy", confidence=0.9),
+        make_pattern("b", [0.9, 0.1, 0], domain="x", kind="lesson", confidence=0.9),
+        make_pattern("c", [0.8, 0.2, 0], domain="y", kind="strategy", confidence=0.2),
+        make_pattern("d", [0, 0, 1], domain="y", kind="strategy", confidence=0.9),
+    ])
+    q = np.array([1.0, 0, 0])
+    assert [p.id for p, _ in s.search(q, 4)] == ["a", "b", "c", "d"]
+    assert [p.id for p, _ in s.search(q, 4, domain="y")] == ["c", "d"]
+    assert [p.id for p, _ in s.search(q, 4, kind="lesson")] == ["b"]
+    assert [p.id for p, _ in s.search(q, 4, min_confidence=0.5)] == ["a", "b", "d"]
+    assert s.search(q, 4, domain="nowhere") == []
+    sims = [x for _, x in s.search(q, 4)]
+    assert sims[0] == pytest.approx(1.0) and sims == sorted(sims, reverse=True)
+
+
+def test_record_outcome_persists_and_updates_the_index_confidence(tmp_path):
+    path = tmp_path / "bank.db"
+    with PatternStore(path, dim=4) as s:
+        s.add(make_pattern("p", [1, 0, 0, 0], confidence=0.5))
+        s.record_outcome("p", True, 1.0, now=5.0, lr=0.5)
+        assert [p.id for p, _ in s.search(np.array([1, 0, 0, 0]), 1, min_confidence=0.7)] == ["p"]
+        with pytest.raises(KeyError):
+            s.record_outcome("missing", True, 1.0, now=5.0)
+    with PatternStore(path) as s:
+        p = s.get("p")
+    assert (p.confidence, p.uses, p.successes, p.last_used_at) == (0.75, 1, 1, 5.0)
+
+
+def test_merge_many_keeps_the_deterministic_winner():
+    s = PatternStore(":memory:", dim=4)
+    base = make_pattern("p", [1, 0, 0, 0], confidence=0.5)
+    s.add(base)
+    newer = base.bumped("peer", confidence=0.9)
+    assert [p.id for p in s.merge_many([newer])] == ["p"]
+    assert s.get("p").confidence == 0.9
+    assert s.merge_many([base]) == []  # an older copy changes nothing
+    assert s.get("p").confidence == 0.9
+
+
+def test_reader_in_another_connection_sees_commits_and_deletions(tmp_path):
+    path = tmp_path / "bank.db"
+    writer, reader = PatternStore(path, dim=4), PatternStore(path)
+    writer.add(make_pattern("a", [1, 0, 0, 0]))
+    assert [p.id for p, _ in reader.search(np.array([1, 0, 0, 0]), 5)] == ["a"]
+    writer.delete_many(["a"])
+    assert reader.search(np.array([1, 0, 0, 0]), 5) == []
+    reader.add(make_pattern("b", [0, 1, 0, 0]))  # the reader may write too; the writer catches up
+    assert [p.id for p, _ in writer.search(np.array([0, 1, 0, 0]), 5)] == ["b"]
+
+
+_WRITER = textwrap.dedent("""
+    import sys, numpy as np
+    from swarm.memory import PatternStore, Pattern
+    path, batches, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    s = PatternStore(path, dim=256, synchronous="FULL")
+    rng = np.random.default_rng(0)
+    for b in range(batches):
+        s.add_many([Pattern(id=f"b{b}-{i}", title="t", content="c" * 200,
+                            embedding=rng.standard_normal(256)) for i in range(size)])
+        print(f"committed {b}", flush=True)
+""")
+
+
+def test_sigkill_mid_batch_keeps_every_committed_pattern_and_none_of_the_rest(tmp_path):
+    path = tmp_path / "bank.db"
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    size = 3000
+    proc = subprocess.Popen([sys.executable, str(script), str(path), "1000", str(size)],
+                            stdout=subprocess.PIPE, text=True, cwd=os.getcwd(),
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    committed = []
+    while len(committed) < 3:
+        line = proc.stdout.readline()
+        assert line, "writer died before committing three batches"
+        committed.append(int(line.split()[1]))
+    time.sleep(0.05)  # land somewhere inside a later batch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reported = committed + [int(line.split()[1]) for line in proc.stdout.read().splitlines() if line]
+    with PatternStore(path) as s:
+        ids = {p.id for p in s}
+        assert len(s.index) == len(ids)
+    batches = {}
+    for pid in ids:
+        b = int(pid.split("-")[0][1:])
+        batches[b] = batches.get(b, 0) + 1
+    assert all(n == size for n in batches.values()), "a batch was partly written"
+    assert set(reported) <= set(batches), "a batch reported as committed was lost"
+    assert sorted(batches) == list(range(len(batches))), "batches must be a prefix"
+    assert len(batches) <= max(reported) + 2  # at most the batch committed as the kill landed
+
+
+_READER = textwrap.dedent("""
+    import sys, time, numpy as np
+    from swarm.memory import PatternStore
+    s = PatternStore(sys.argv[1])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        hits = s.search(np.eye(8)[3], 1)
+        if hits and hits[0][0].id == "late":
+            print("seen", len(s), flush=True)
+            break
+        time.sleep(0.01)
+""")
+
+
+def test_writer_and_reader_in_two_processes(tmp_path):
+    path = tmp_path / "bank.db"
+    script = tmp_path / "reader.py"
+    script.write_text(_READER)
+    with PatternStore(path, dim=8) as s:
+        s.add_many([make_pattern(f"p{i}", np.eye(8)[i % 3]) for i in range(50)])
+        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE,
+                                text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        time.sleep(0.3)
+        s.add(make_pattern("late", np.eye(8)[3]))
+        out, _ = proc.communicate(timeout=90)
+    assert out.strip() == "seen 51"
