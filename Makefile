@@ -22,6 +22,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/memory_bench.py
 
 run: $(STAMP)
+	@if [ ! -f run_learning_tests.py ]; then \
+		echo "make run: run_learning_tests.py is not built yet (the swarm harness issue adds it)" >&2; exit 2; fi
 	$(PY) run_learning_tests.py $(ARGS)
 
 clean:

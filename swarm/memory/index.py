@@ -211,15 +211,18 @@ class VectorIndex:
         n_ok = int(mask.sum())
         if n_ok == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if n_ok == self._n:
-            sims = self._vecs[: self._n] @ q
-            return self._top(np.arange(self._n), sims, k)
-        slots = np.flatnonzero(mask)
         if n_ok * 4 < self._n:
-            sims = self._vecs[slots] @ q  # gather the small subset
-        else:
-            sims = (self._vecs[: self._n] @ q)[slots]
-        return self._top(slots, sims, k)
+            slots = np.flatnonzero(mask)
+            return self._top(slots, self._vecs[slots] @ q, k)  # gather the small subset
+        sims = self._vecs[: self._n] @ q  # one pass over memory; excluded rows drop out below
+        if n_ok < self._n:
+            sims[~mask] = -np.inf
+        slots = np.arange(self._n)
+        if n_ok > k:
+            part = np.argpartition(-sims, k - 1)[:k]
+            slots, sims = part, sims[part]
+        keep = np.isfinite(sims)
+        return self._top(slots[keep], sims[keep], k)
 
     def search(self, query: np.ndarray, k: int, flt: Filter = NO_FILTER) -> tuple[np.ndarray, np.ndarray]:
         """Keys and exact cosine similarities of the (approximately, in ANN mode) top ``k`` rows."""
