@@ -223,8 +223,7 @@ class ReasoningBank:
         by_kind: dict[str, int] = defaultdict(int)
         by_domain: dict[str, int] = defaultdict(int)
         conf_sum, uses = 0.0, 0
-        for kind, domain, n, c, u in self.store._db.execute(
-                "SELECT kind, domain, count(*), sum(confidence), sum(uses) FROM patterns GROUP BY kind, domain"):
+        for kind, domain, n, c, u in self.store.summary():
             by_kind[kind] += n
             by_domain[domain] += n
             conf_sum += c

@@ -516,6 +516,11 @@ class PatternStore:
                 f"SELECT id, rowid FROM patterns WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
         return out
 
+    def summary(self) -> list[tuple[str, str, int, float, int]]:
+        """``(kind, domain, count, sum of confidence, sum of uses)`` per kind and domain."""
+        return self._db.execute("SELECT kind, domain, count(*), sum(confidence), sum(uses) "
+                                "FROM patterns GROUP BY kind, domain ORDER BY kind, domain").fetchall()
+
     def links(self, relation: str | None = None) -> list[Link]:
         sql, args = "SELECT a, b, relation, similarity, created_at FROM links", []
         if relation is not None:

@@ -206,7 +206,7 @@ def test_sigkill_mid_batch_keeps_every_committed_pattern_and_none_of_the_rest(tm
     path = tmp_path / "bank.db"
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
-    size = 3000
+    size = 20_000  # ~0.1-0.2 s per batch, so the kill below lands inside one
     proc = subprocess.Popen([sys.executable, str(script), str(path), "1000", str(size)],
                             stdout=subprocess.PIPE, text=True, cwd=os.getcwd(),
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
