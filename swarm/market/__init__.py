@@ -1,0 +1,8 @@
+"""The market agents trade in: a synthetic regime-switching market, or real OHLCV data from CSV."""
+
+from .csv_loader import MarketDataError, load_ohlcv
+from .features import FEATURE_NAMES, FEATURE_SCALE, WARMUP, compute_features
+from .strategies import BUILT_FOR, STRATEGIES, TradeCosts, forward_returns, pnl_table, positions
+from .synthetic import REGIMES, MarketConfig, PricePath, generate_market, generate_path
+
+__all__ = [name for name in dir() if not name.startswith("_")]
