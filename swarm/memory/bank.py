@@ -240,6 +240,7 @@ class ReasoningBank:
             "index": "ann" if idx.uses_ann else "exact",
             "ann_recall_audited": idx.measured_recall,
             "ann_recall_build_sample": idx.build_sample_recall,
+            "ann_disabled": idx.ann_disabled,
             "bytes_on_disk": self.store.size_bytes(),
             "schema_version": self.store.schema_version,
             "links": len(self.store.links()),

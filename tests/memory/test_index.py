@@ -88,3 +88,20 @@ def test_bad_queries_are_rejected():
         idx.search(np.zeros(4), 1)
     with pytest.raises(ValueError):
         idx.search(np.ones(5), 1)
+
+
+def test_auto_mode_falls_back_to_exact_when_measured_recall_is_low():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4000, 512)).astype(np.float32)  # unclustered: hard for HNSW
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    idx = VectorIndex(512, mode="auto", ann_threshold=1000, ef_search=16, min_recall=0.95)
+    _fill(idx, x)
+    assert idx.uses_ann
+    for q in x[:20]:
+        keys, _ = idx.search(q, 10)
+        assert set(keys.tolist()) == _truth(x, q, 10)
+    assert not idx.uses_ann and "recall@10" in idx.ann_disabled
+    forced = VectorIndex(512, mode="ann", ef_search=16, min_recall=0.95)  # "ann" means ann, and says how well
+    _fill(forced, x)
+    forced.search(x[0], 10)
+    assert forced.uses_ann and forced.build_sample_recall < 0.95
