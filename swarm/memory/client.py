@@ -9,6 +9,7 @@ queues outcomes (up to ``max_pending``) to replay on the next connect, instead o
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections import deque
 from typing import Any, Callable
@@ -19,8 +20,6 @@ from cachetools import TTLCache
 from .bank import Recommendation, ReasoningBank
 from .errors import MemoryEngineError
 from .retrieval import SearchHit
-
-import sqlite3
 
 _BANK_ERRORS = (MemoryEngineError, sqlite3.Error, OSError)
 

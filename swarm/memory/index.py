@@ -313,9 +313,6 @@ class VectorIndex:
             out_s[start:start + block.shape[0], :kk] = sims
         return out_k, out_s
 
-    def vectors(self, keys: Sequence[int]) -> np.ndarray:
-        return self._vecs[[self._slot[k] for k in keys]]
-
     # ---- the ANN graph -----------------------------------------------------------------
 
     def _ann_candidates(self, q: np.ndarray, fetch: int) -> np.ndarray:

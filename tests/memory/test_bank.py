@@ -1,6 +1,4 @@
-import sqlite3
 
-import numpy as np
 import pytest
 
 from swarm.memory import (

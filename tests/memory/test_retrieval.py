@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from swarm.memory import ScoreWeights, SearchHit, composite_score, mmr, rank
