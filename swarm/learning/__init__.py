@@ -1,0 +1,29 @@
+"""Learning agents and policies, and the metrics that judge them."""
+
+from .metrics import (
+    TRADES_PER_YEAR,
+    Convergence,
+    accuracy,
+    average_return,
+    convergence_episode,
+    hindsight_best,
+    max_drawdown,
+    retention_rate,
+    rolling_mean,
+    sharpe_ratio,
+    win_rate,
+)
+
+__all__ = [
+    "TRADES_PER_YEAR",
+    "Convergence",
+    "accuracy",
+    "average_return",
+    "convergence_episode",
+    "hindsight_best",
+    "max_drawdown",
+    "retention_rate",
+    "rolling_mean",
+    "sharpe_ratio",
+    "win_rate",
+]

@@ -1,0 +1,114 @@
+"""Learning and trading metrics, one module, pure functions over arrays.
+
+Conventions: ``returns`` are per-trade log returns after costs; ``pnl_table`` is
+``(decisions, strategies)`` of what each strategy would have earned at each decision;
+``choices`` are column indices into it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+#: Trades per year used to annualise the Sharpe ratio (one decision per trading day).
+TRADES_PER_YEAR = 252
+
+
+def hindsight_best(pnl_table: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """Boolean ``(decisions, strategies)``: which strategies earned the most at each decision."""
+    table = np.asarray(pnl_table, dtype=float)
+    return table >= table.max(axis=1, keepdims=True) - tol
+
+
+def accuracy(choices: Sequence[int], pnl_table: np.ndarray) -> float:
+    """Share of decisions whose chosen strategy was (one of) the hindsight-best."""
+    c = np.asarray(choices, dtype=int)
+    if c.size == 0:
+        return float("nan")
+    best = hindsight_best(pnl_table)
+    return float(best[np.arange(c.size), c].mean())
+
+
+def win_rate(returns: Sequence[float]) -> float:
+    """Share of trades that made money; trades with no position (return exactly 0) are excluded."""
+    r = np.asarray(returns, dtype=float)
+    traded = r[r != 0.0]
+    return float((traded > 0).mean()) if traded.size else float("nan")
+
+
+def average_return(returns: Sequence[float]) -> float:
+    r = np.asarray(returns, dtype=float)
+    return float(r.mean()) if r.size else float("nan")
+
+
+def sharpe_ratio(returns: Sequence[float], periods_per_year: int = TRADES_PER_YEAR) -> float:
+    """Annualised Sharpe ratio, risk-free rate 0: ``mean / std (ddof=1) * sqrt(periods_per_year)``.
+
+    NaN with fewer than two trades or zero variance (undefined, not infinite).
+    """
+    r = np.asarray(returns, dtype=float)
+    if r.size < 2:
+        return float("nan")
+    sd = float(r.std(ddof=1))
+    return float(r.mean() / sd * math.sqrt(periods_per_year)) if sd > 0 else float("nan")
+
+
+def max_drawdown(returns: Sequence[float]) -> float:
+    """Largest fall of the equity curve from its running peak, as a fraction (0.25 = 25 %).
+
+    The equity curve compounds the log returns from 1.0: ``exp(cumsum(returns))``.
+    """
+    r = np.asarray(returns, dtype=float)
+    if r.size == 0:
+        return 0.0
+    equity = np.exp(np.concatenate([[0.0], np.cumsum(r)]))
+    peak = np.maximum.accumulate(equity)
+    return float(np.max(1.0 - equity / peak))
+
+
+def rolling_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing mean over ``window`` points (shorter at the start)."""
+    v = np.asarray(values, dtype=float)
+    if window < 1:
+        raise ValueError("window must be >= 1")
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    idx = np.arange(1, v.size + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+@dataclass(frozen=True, slots=True)
+class Convergence:
+    """When rolling accuracy first reached the target; ``episode`` is None when it never did."""
+
+    episode: int | None
+    target: float
+    window: int
+
+    @property
+    def reached(self) -> bool:
+        return self.episode is not None
+
+    def to_json(self) -> int | str:
+        return self.episode if self.episode is not None else "not reached"
+
+
+def convergence_episode(episode_accuracy: Sequence[float], target: float = 0.7, window: int = 10) -> Convergence:
+    """First episode (1-based) whose trailing ``window``-episode mean accuracy reaches ``target``.
+
+    Only full windows count, so one lucky early episode cannot converge the run.
+    """
+    acc = np.asarray(episode_accuracy, dtype=float)
+    roll = rolling_mean(acc, window)
+    hits = np.flatnonzero((roll >= target) & (np.arange(1, acc.size + 1) >= window))
+    return Convergence(int(hits[0]) + 1 if hits.size else None, target, window)
+
+
+def retention_rate(accuracy_after: float, accuracy_before: float) -> float:
+    """How much of an earlier skill survives later learning: ``after / before`` (1 = all of it)."""
+    if not accuracy_before > 0:
+        return float("nan")
+    return float(accuracy_after / accuracy_before)
