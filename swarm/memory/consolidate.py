@@ -181,7 +181,8 @@ def plan(patterns: Sequence[Pattern], neighbours: Neighbours, policy: Consolidat
         for i in drop:
             report.capped.append(current[i].id)
             out.log.append(("cap", current[i].id, None, {"max_patterns": policy.max_patterns}))
-        keep = [i for i in keep if i not in set(drop)]
+        dropped = set(drop)
+        keep = [i for i in keep if i not in dropped]
     out.updates = [current[i] for i in keep if current[i] is not patterns[i]]
     out.deletes = [patterns[i].id for i in sorted(absorbed)] + report.pruned + report.capped
     report.after = len(keep)

@@ -425,9 +425,7 @@ class PatternStore:
     def _delete_in_tx(self, tx: "PatternStore._Tx", ids: Sequence[str]) -> int:
         seq = tx.next_seq()
         rows: list[tuple[int, str]] = []
-        for start in range(0, len(ids), 900):
-            chunk = list(ids[start:start + 900])
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _id_chunks(ids):
             rows += tx.db.execute(f"SELECT rowid, id FROM patterns WHERE id IN ({marks})", chunk).fetchall()
             tx.db.execute(f"DELETE FROM patterns WHERE id IN ({marks})", chunk)
         tx.db.executemany("INSERT INTO deleted VALUES (?, ?, ?)", [(pid, rowid, seq) for rowid, pid in rows])
@@ -459,10 +457,8 @@ class PatternStore:
 
     def get_many(self, ids: Sequence[str]) -> dict[str, Pattern]:
         out: dict[str, Pattern] = {}
-        for start in range(0, len(ids), 900):
-            chunk = list(ids[start:start + 900])
-            for row in self._db.execute(
-                    f"SELECT {_COLUMNS} FROM patterns WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+        for chunk, marks in _id_chunks(ids):
+            for row in self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE id IN ({marks})", chunk):
                 out[row[0]] = _decode(row)
         return out
 
@@ -510,10 +506,8 @@ class PatternStore:
 
     def rowid_of(self, ids: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}
-        for start in range(0, len(ids), 900):
-            chunk = list(ids[start:start + 900])
-            out.update(self._db.execute(
-                f"SELECT id, rowid FROM patterns WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        for chunk, marks in _id_chunks(ids):
+            out.update(self._db.execute(f"SELECT id, rowid FROM patterns WHERE id IN ({marks})", chunk).fetchall())
         return out
 
     def summary(self) -> list[tuple[str, str, int, float, int]]:
@@ -540,6 +534,13 @@ class PatternStore:
     def checkpoint(self) -> None:
         """Fold the WAL back into the database file."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _id_chunks(ids: Sequence[str], size: int = 900) -> Iterator[tuple[list[str], str]]:
+    """Ids in chunks under SQLite's bound-parameter limit, each with its ``?,?,...`` marks."""
+    for start in range(0, len(ids), size):
+        chunk = list(ids[start:start + size])
+        yield chunk, ",".join("?" * len(chunk))
 
 
 def _newer(candidate: Pattern, current: Pattern) -> bool:
