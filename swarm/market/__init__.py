@@ -2,7 +2,7 @@
 
 from .csv_loader import MarketDataError, load_ohlcv
 from .features import FEATURE_NAMES, FEATURE_SCALE, WARMUP, compute_features
-from .strategies import BUILT_FOR, STRATEGIES, TradeCosts, forward_returns, pnl_table, positions
+from .strategies import BUILT_FOR, STRATEGIES, TradeRules, directions, trade_table
 from .synthetic import REGIMES, MarketConfig, PricePath, generate_market, generate_path
 
 __all__ = [
@@ -14,13 +14,12 @@ __all__ = [
     "PricePath",
     "REGIMES",
     "STRATEGIES",
-    "TradeCosts",
+    "TradeRules",
     "WARMUP",
     "compute_features",
-    "forward_returns",
+    "directions",
     "generate_market",
     "generate_path",
     "load_ohlcv",
-    "pnl_table",
-    "positions",
+    "trade_table",
 ]

@@ -27,21 +27,23 @@ BARS_PER_YEAR = 252
 @dataclass(frozen=True, slots=True)
 class MarketConfig:
     n_bars: int = 3000
-    persistence: float = 0.98
+    persistence: float = 0.99
     drift: float = 0.0025
-    trend_noise: float = 0.008
-    reversion: float = 0.12
+    trend_noise: float = 0.004
+    reversion: float = 0.3
     range_noise: float = 0.008
     anchor_noise: float = 0.001
-    volatile_noise: float = 0.02
-    burst_persistence: float = 0.85
-    burst_shock: float = 0.006
+    volatile_noise: float = 0.01
+    burst_persistence: float = 0.93
+    burst_shock: float = 0.015
     vix_window: int = 20
     vix_noise: float = 0.1
     start_price: float = 100.0
     regime_mix: tuple[float, float, float, float] | None = None  # stationary weights; None = uniform
 
     def __post_init__(self) -> None:
+        if not -1.0 < self.burst_persistence < 1.0:
+            raise ValueError("burst_persistence must be in (-1, 1)")
         if self.n_bars < 50:
             raise ValueError("n_bars must be >= 50")
         if not 0.0 <= self.persistence < 1.0:

@@ -8,7 +8,7 @@ Typical use::
     rec = bank.recommend("strong uptrend, low volatility")
 """
 
-from .bank import Evidence, LearnResult, Recommendation, ReasoningBank, consolidate_store
+from .bank import Evidence, LearnResult, Recommendation, ReasoningBank, SettingHint, consolidate_store
 from .client import CachedBankClient
 from .consolidate import ConsolidationPolicy, ConsolidationReport
 from .distill import Distiller, LLMDistiller, RuleDistiller
@@ -67,6 +67,7 @@ __all__ = [
     "SchemaVersionError",
     "ScoreWeights",
     "SearchHit",
+    "SettingHint",
     "Source",
     "Step",
     "StoreError",

@@ -61,6 +61,17 @@ class LearnResult:
     patterns: tuple[Pattern, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class SettingHint:
+    """A recommended value for a setting (e.g. a learning rate) and how well memory supports it."""
+
+    name: str
+    value: float
+    from_memory: bool  # False: no similar past episode, ``value`` is the caller's default
+    score: float = 0.0  # similarity-weighted mean evidence for ``value`` in [-1, 1]
+    support: int = 0  # past episodes that voted for ``value``
+
+
 class ReasoningBank:
     """A ReasoningBank memory: store, search, recommend, learn, consolidate, export, import."""
 
@@ -135,6 +146,10 @@ class ReasoningBank:
         return self.store.record_outcome(pattern_id, success, reward, self.clock(),
                                          lr=self.outcome_lr, by=self.agent)
 
+    def record_outcomes(self, outcomes: Sequence[tuple[str, bool, float]]) -> list[Pattern]:
+        """:meth:`record_outcome` for several ``(pattern_id, success, reward)`` in one transaction."""
+        return self.store.record_outcomes(outcomes, self.clock(), lr=self.outcome_lr, by=self.agent)
+
     def learn(self, trajectory: Trajectory) -> LearnResult:
         """Judge a trajectory, distill it into patterns, store them (one transaction)."""
         verdict = self.judge.judge(trajectory)
@@ -185,6 +200,49 @@ class ReasoningBank:
         return Recommendation(best, score, score / mass if mass else 0.0, tuple(evidence),
                               f"{sum(1 for e in evidence if e.action == best)} pattern(s) support {best}",
                               tuple(ranked))
+
+    # ---- settings learned from past episodes (the hook adaptive topologies use) ----------
+
+    def record_setting(self, name: str, value: float, reward: float, *, context: object = None,
+                       embedding: np.ndarray | None = None, scale: float = 1.0) -> Pattern:
+        """Remember that an episode in this context ran with ``name = value`` and earned ``reward``.
+
+        Stored like any pattern (a strategy if ``reward > 0``, else a lesson) in the domain
+        ``setting:<name>``, with confidence ``0.5 + 0.5 * tanh(|reward| / scale)``.
+        """
+        if not np.isfinite(value) or not np.isfinite(reward) or scale <= 0:
+            raise ValueError("setting value and reward must be finite, scale > 0")
+        conf = 0.5 + 0.5 * float(np.tanh(abs(reward) / scale))
+        kind: PatternKind = "strategy" if reward > 0 else "lesson"
+        return self.store_pattern(
+            f"{name}={value!r} {'worked' if reward > 0 else 'did not work'}",
+            f"An episode with {name}={value!r} earned {reward:.4g}.",
+            domain=f"setting:{name}", tags=("setting",), kind=kind, action=f"{value!r}",
+            confidence=conf, embedding=self._vector(context, embedding))
+
+    def recommend_setting(self, name: str, default: float, context: object = None, *, k: int = 20,
+                          embedding: np.ndarray | None = None) -> SettingHint:
+        """The value of ``name`` that worked best in past episodes with similar contexts.
+
+        Each of the ``k`` nearest past episodes votes ``similarity * (2 * confidence - 1)`` for
+        its value, positive if it earned, negative if not; the value with the best mean vote
+        wins if that mean is positive; otherwise (or with no past episode) ``default``.
+        """
+        hits = self.store.search(self._vector(context, embedding), k, domain=f"setting:{name}")
+        votes: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # sum w*s, sum w, n
+        for p, sim in hits:
+            w = max(sim, 0.0)
+            sign = 1.0 if p.kind == "strategy" else -1.0
+            v = votes[p.action]
+            v[0] += w * sign * (2.0 * p.confidence - 1.0)
+            v[1] += w
+            v[2] += 1
+        scored = sorted(((v[0] / v[1], int(v[2]), a) for a, v in votes.items() if v[1] > 0),
+                        key=lambda t: (-t[0], -t[1], t[2]))
+        if not scored or scored[0][0] <= 0:
+            return SettingHint(name, float(default), False)
+        score, n, action = scored[0]
+        return SettingHint(name, float(action), True, float(score), n)
 
     # ---- maintenance ---------------------------------------------------------------------
 

@@ -435,19 +435,30 @@ class PatternStore:
     def record_outcome(self, pattern_id: str, success: bool, reward: float, now: float,
                        lr: float = 0.1, by: str = "") -> Pattern:
         """Apply :func:`~swarm.memory.models.apply_outcome` to a stored pattern, atomically."""
+        return self.record_outcomes([(pattern_id, success, reward)], now, lr=lr, by=by)[0]
+
+    def record_outcomes(self, outcomes: Sequence[tuple[str, bool, float]], now: float,
+                        lr: float = 0.1, by: str = "") -> list[Pattern]:
+        """:meth:`record_outcome` for several ``(pattern_id, success, reward)``, in one transaction.
+
+        All or nothing: an unknown id raises ``KeyError`` and nothing is changed.
+        """
+        out: list[Pattern] = []
         with self._tx() as tx:
-            row = tx.db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE id = ?", (pattern_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"no pattern with id {pattern_id!r}")
-            rowid, updated = row[0], apply_outcome(_decode(row[1:]), success, reward, now, lr=lr, by=by)
-            tx.db.execute(
-                "UPDATE patterns SET confidence=?, uses=?, successes=?, failures=?, total_reward=?,"
-                " last_used_at=?, version=?, updated_by=?, seq=? WHERE rowid=?",
-                (updated.confidence, updated.uses, updated.successes, updated.failures,
-                 updated.total_reward, updated.last_used_at, updated.version, updated.updated_by,
-                 tx.next_seq(), rowid))
-            tx.on_commit.append(lambda: self.index.set_confidence(rowid, updated.confidence))
-        return updated
+            for pattern_id, success, reward in outcomes:
+                row = tx.db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE id = ?", (pattern_id,)).fetchone()
+                if row is None:
+                    raise KeyError(f"no pattern with id {pattern_id!r}")
+                rowid, updated = row[0], apply_outcome(_decode(row[1:]), success, reward, now, lr=lr, by=by)
+                tx.db.execute(
+                    "UPDATE patterns SET confidence=?, uses=?, successes=?, failures=?, total_reward=?,"
+                    " last_used_at=?, version=?, updated_by=?, seq=? WHERE rowid=?",
+                    (updated.confidence, updated.uses, updated.successes, updated.failures,
+                     updated.total_reward, updated.last_used_at, updated.version, updated.updated_by,
+                     tx.next_seq(), rowid))
+                tx.on_commit.append(lambda r=rowid, c=updated.confidence: self.index.set_confidence(r, c))
+                out.append(updated)
+        return out
 
     # ---- reads -------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from swarm.market import (
     generate_market,
     generate_path,
     load_ohlcv,
-    pnl_table,
+    TradeRules,
+    trade_table,
 )
 
 
@@ -55,12 +56,36 @@ def test_features_use_only_the_past():
 def test_each_strategy_wins_in_the_regime_it_is_built_for(seed):
     p = generate_path(MarketConfig(n_bars=15_000), seed)
     x = compute_features(p)
-    pnl = pnl_table(x, p.log_close, horizon=5)
-    ok = ~np.isnan(pnl).any(axis=1) & ~np.isnan(x).any(axis=1)
-    for strategy, regime in BUILT_FOR.items():
-        rows = ok & (p.regime == REGIMES.index(regime))
-        means = pnl[rows].mean(axis=0)
-        assert STRATEGIES[int(np.argmax(means))] == strategy, (regime, dict(zip(STRATEGIES, means)))
+    pnl = trade_table(x, p.log_close)
+    ok = ~np.isnan(pnl).any(axis=1)
+    covered = [r for regimes in BUILT_FOR.values() for r in regimes]
+    assert sorted(covered) == sorted(REGIMES)  # every regime has a strategy built for it
+    for strategy, regimes in BUILT_FOR.items():
+        for regime in regimes:
+            rows = ok & (p.regime == REGIMES.index(regime))
+            means = pnl[rows].mean(axis=0)
+            assert STRATEGIES[int(np.argmax(means))] == strategy, (regime, dict(zip(STRATEGIES, means)))
+
+
+def test_trades_follow_their_exit_rules():
+    # a hand-made path: flat history, then +1% a bar for 3 bars, then -2% a bar
+    lp = np.log(100.0) + np.concatenate([np.zeros(30), np.cumsum([0.01] * 3 + [-0.02] * 7)])
+    x = np.zeros((lp.size, len(FEATURE_NAMES)))
+    f = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    x[:, f["ret_20"]] = 0.05      # momentum: long
+    x[:, f["zscore"]] = 1.0       # mean reversion: short, target 2 * 1 * sigma = 0.02 down
+    x[:, f["channel"]] = 1.5      # breakout: long
+    x[:, f["volatility"]] = 0.01  # trailing stop 1 sigma = 0.01
+    rules = TradeRules(horizon=10, round_trip_cost=0.001)
+    t = trade_table(x, lp, rules)[29]  # enter at bar 29, the last flat bar
+    path = lp[29:40] - lp[29]
+    assert t[0] == pytest.approx(path[10] - 0.001)               # momentum holds 10 bars
+    # short: path is +.01 +.02 +.03 +.01 -.01 -.03: the fall reaches 0.02 below entry at bar 6
+    assert t[1] == pytest.approx(0.03 - 0.001) and -path[6] >= 0.02 > -path[5]
+    # long breakout: best +0.03 at bar 3, the retrace exceeds 0.01 at bar 4 (0.02 off the best)
+    assert t[2] == pytest.approx(path[4] - 0.001)
+    assert t[3] == 0.0
+    assert np.isnan(trade_table(x, lp, rules)[-5:]).all()  # horizon runs past the end
 
 
 def _csv(tmp_path, rows, header="date,open,high,low,close,volume"):

@@ -1,0 +1,187 @@
+"""The ReasoningBank memory policy: choose the strategy that similar past trades support.
+
+The loop, per decision: embed the context -> retrieve the ``k`` most similar patterns ->
+weigh their evidence -> choose (exploring now and then) -> trade (the driver) -> judge the
+trade -> distill it into a pattern -> store it -> ``record_outcome`` on the patterns that
+informed the choice. The policy touches no clock: the bank's clock reads the virtual time of
+the context being decided.
+
+Evidence: a retrieved pattern about strategy ``a`` votes ``s = +/-(2 * confidence - 1)`` (a
+strategy for, a lesson against; confidence is the chance its advice holds) with weight
+``w = similarity ** sharpness * (1 + uses) ** use_weight`` (times a recency factor if a half-life
+is set). The value of ``a`` is ``sum(w * s) / (sum(w) + prior)``, shrunk towards zero when
+evidence is thin; unexplored strategies get an optimism bonus that decays with local evidence.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..market import FEATURE_NAMES, FEATURE_SCALE, STRATEGIES
+from ..memory import ContextEmbedder, OutcomeJudge, Pattern, ReasoningBank, Step, Trajectory
+from ..memory.consolidate import ConsolidationPolicy, ConsolidationReport
+from .episodes import Context, Outcome
+from .policies import N_ACTIONS, REWARD_SCALE, Choice, Exploration, _Explorer
+
+DOMAIN = "trading"
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryConfig:
+    """Knobs of the memory policy; the defaults are the ones the benchmarks report."""
+
+    lr: float = 0.02  # record_outcome learning rate (confidence EMA)
+    k: int = 32  # patterns retrieved per decision
+    sharpness: float = 2.0  # similarity exponent: higher trusts only the nearest
+    use_weight: float = 0.5  # how much a pattern's proven uses add to its weight
+    prior: float = 0.5  # evidence mass that shrinks thin evidence towards zero
+    optimism: float = 0.3  # bonus for strategies with little local evidence
+    exploration: Exploration = Exploration()
+    half_life: float | None = None  # virtual seconds; None = no recency decay
+    capacity: int | None = None  # most patterns kept; the oldest go first when full
+    update_top: int = 8  # informing patterns whose outcome is recorded per decision
+    judge_scale: float = 2 * REWARD_SCALE  # a trade this far from 0 is judged with confidence ~0.88
+    embed_dim: int = 64
+    bandwidth: float = 2.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.lr <= 1:
+            raise ValueError("lr must be in (0, 1]")
+        if self.k < 1 or self.update_top < 0 or self.prior < 0 or self.optimism < 0:
+            raise ValueError("k >= 1, update_top >= 0, prior >= 0 and optimism >= 0 are required")
+        if self.capacity is not None and self.capacity < 1:
+            raise ValueError("capacity must be >= 1")
+
+
+@dataclass(slots=True)
+class MemoryStats:
+    """What the policy did, for the metrics: pattern writes, outcome updates, evictions."""
+
+    stored: int = 0
+    outcomes_recorded: int = 0
+    evicted: int = 0
+    consolidations: list[ConsolidationReport] = field(default_factory=list)
+
+
+def make_embedder(config: MemoryConfig) -> ContextEmbedder:
+    return ContextEmbedder(len(FEATURE_NAMES), dim=config.embed_dim, bandwidth=config.bandwidth,
+                           scale=FEATURE_SCALE, seed=config.seed)
+
+
+class MemoryPolicy:
+    """A learner whose only knowledge is its ReasoningBank."""
+
+    def __init__(self, bank: ReasoningBank, config: MemoryConfig = MemoryConfig(), name: str = "memory") -> None:
+        self.name = name
+        self.config = config
+        self.bank = bank
+        self.stats = MemoryStats()
+        self._now = 0.0
+        bank.clock = lambda: self._now
+        self.lr = config.lr
+        bank.outcome_lr = config.lr
+        bank.judge = OutcomeJudge(threshold=0.0, scale=config.judge_scale)
+        self._explore = _Explorer(config.exploration, config.seed)
+        self._pending: dict[str, tuple[np.ndarray, list[tuple[Pattern, float]]]] = {}
+        self._trades = 0
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] = ":memory:", config: MemoryConfig = MemoryConfig(),
+             name: str = "memory", **store_options: object) -> "MemoryPolicy":
+        """A policy over a bank at ``path`` (created if new), embedding contexts as :func:`make_embedder`."""
+        bank = ReasoningBank.open(path, make_embedder(config), agent=name, **store_options)
+        return cls(bank, config, name)
+
+    def close(self) -> None:
+        self.bank.close()
+
+    # ---- deciding --------------------------------------------------------------------------
+
+    def evidence(self, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[Pattern, float]]]:
+        """Per strategy: net evidence value and evidence mass; plus the weighted hits behind them."""
+        c = self.config
+        hits = self.bank.store.search(embedding, c.k, domain=DOMAIN)
+        num, mass = np.zeros(N_ACTIONS), np.zeros(N_ACTIONS)
+        weighted = []
+        for p, sim in hits:
+            if p.action not in STRATEGIES or sim <= 0:
+                continue
+            w = sim ** c.sharpness * (1.0 + p.uses) ** c.use_weight
+            if c.half_life is not None:
+                last = p.last_used_at if p.last_used_at is not None else p.created_at
+                w *= 0.5 ** (max(0.0, self._now - last) / c.half_life)
+            s = (1.0 if p.kind == "strategy" else -1.0) * (2.0 * p.confidence - 1.0)
+            i = STRATEGIES.index(p.action)
+            num[i] += w * s
+            mass[i] += w
+            weighted.append((p, w))
+        return num / (mass + c.prior), mass, weighted
+
+    def choose(self, context: Context) -> Choice:
+        self._now = context.time
+        emb = self.bank.embedder.embed(context.features)
+        value, mass, weighted = self.evidence(emb)
+        score = value + self.config.optimism / np.sqrt(1.0 + mass)
+        i, explored = self._explore.pick(score)
+        self._pending[context.symbol] = (emb, weighted)
+        informers = sorted((pw for pw in weighted if pw[0].action == STRATEGIES[i]), key=lambda pw: -pw[1])
+        ids = tuple(p.id for p, _ in informers[: self.config.update_top])
+        return Choice(STRATEGIES[i], explored, tuple(float(v) for v in score), ids)
+
+    # ---- learning --------------------------------------------------------------------------
+
+    def update(self, outcome: Outcome) -> None:
+        """Judge the trade, distill and store it, and record the outcome on its informers."""
+        self._now = outcome.context.time
+        emb, _ = self._pending.pop(outcome.context.symbol)
+        self._trades += 1
+        traj = Trajectory(
+            id=f"{outcome.context.symbol}-{outcome.context.bar}-{self._trades}", agent=self.name,
+            context=outcome.context.features, steps=(Step(outcome.strategy, f"{outcome.context.symbol} trade",
+                                                          outcome.reward),),
+            reward=outcome.reward, task=f"trade {outcome.context.symbol}", domain=DOMAIN,
+            metadata={"feature_names": FEATURE_NAMES})
+        learned = self.bank.learn(traj)
+        self.stats.stored += len(learned.patterns)
+        if outcome.informed_by:
+            success = outcome.reward > 0
+            informers = self.bank.store.get_many(list(outcome.informed_by))
+            updates = [(pid, success if informers[pid].kind == "strategy" else not success, outcome.reward)
+                       for pid in outcome.informed_by if pid in informers]
+            self.bank.record_outcomes(updates)
+            self.stats.outcomes_recorded += len(updates)
+        self._evict_over_capacity()
+
+    def _evict_over_capacity(self) -> None:
+        cap = self.config.capacity
+        if cap is None or len(self.bank.store) <= cap:
+            return
+        extra = len(self.bank.store) - cap
+        oldest = sorted(self.bank.store.iter_patterns(domain=DOMAIN), key=lambda p: (p.created_at, p.id))[:extra]
+        self.stats.evicted += self.bank.store.delete_many([p.id for p in oldest])
+
+    def consolidate(self, policy: ConsolidationPolicy | None = None) -> ConsolidationReport:
+        """Merge near-duplicate patterns and cap the bank by value (not by age)."""
+        base = policy or ConsolidationPolicy(duplicate_similarity=0.9, max_patterns=self.config.capacity)
+        report = self.bank.consolidate(base)
+        self.stats.consolidations.append(report)
+        return report
+
+    def set_learning_rate(self, lr: float) -> None:
+        if not 0 < lr <= 1:
+            raise ValueError("lr must be in (0, 1]")
+        self.lr = self.bank.outcome_lr = lr
+
+    def learning_rate_hint(self, context: Context, default: float) -> float:
+        """The learning rate that worked best in similar past episodes (``default`` if none)."""
+        return self.bank.recommend_setting("learning_rate", default, context.features).value
+
+    def record_learning_rate(self, contexts: Sequence[Context], reward: float) -> None:
+        """Remember how the current learning rate did over an episode of ``contexts``."""
+        centre = np.mean([c.features for c in contexts], axis=0)
+        self.bank.record_setting("learning_rate", self.lr, reward / REWARD_SCALE, context=centre)

@@ -1,0 +1,77 @@
+"""Drive one agent through a sequence of decisions and log what happened.
+
+This is the simplest driver (synchronous, one agent); the swarm orchestrator drives many agents
+through the same ``decide``/``learn`` calls on its kernel. The driver, not the agent, reads the
+performance counter, to measure decision latency and learning overhead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..market import STRATEGIES
+from .agent import LearningAgent
+from .episodes import Decision, Outcome
+
+
+@dataclass(slots=True)
+class RunLog:
+    """One agent's run: per decision, the choice, reward, correctness and timings."""
+
+    agent: str
+    choices: list[int] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)
+    explored: list[bool] = field(default_factory=list)
+    regimes: list[int] = field(default_factory=list)
+    decide_s: list[float] = field(default_factory=list)
+    learn_s: list[float] = field(default_factory=list)
+
+    def extend(self, other: "RunLog") -> None:
+        for name in ("choices", "rewards", "correct", "explored", "regimes", "decide_s", "learn_s"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def __len__(self) -> int:
+        return len(self.choices)
+
+    @property
+    def correct_array(self) -> np.ndarray:
+        return np.asarray(self.correct, dtype=float)
+
+
+def step(agent: LearningAgent, decision: Decision, log: RunLog, *, learn: bool = True,
+         clock: Callable[[], float] = time.perf_counter) -> None:
+    """One decision: decide, trade (look up the chosen strategy's P&L), learn; log it all."""
+    t0 = clock()
+    choice = agent.decide(decision.context)
+    t1 = clock()
+    i = STRATEGIES.index(choice.strategy)
+    reward = float(decision.pnl[i])
+    if learn:
+        agent.learn(Outcome(decision.context, choice.strategy, reward, choice.informed_by))
+    else:  # evaluation only: close the decision without learning from it
+        agent.abandon(decision.context)
+    t2 = clock()
+    log.choices.append(i)
+    log.rewards.append(reward)
+    log.correct.append(bool(i in decision.best))
+    log.explored.append(choice.explored)
+    log.regimes.append(decision.regime)
+    log.decide_s.append(t1 - t0)
+    log.learn_s.append(t2 - t1)
+
+
+def run(agent: LearningAgent, decisions: Sequence[Decision], *, learn: bool = True,
+        log: RunLog | None = None) -> RunLog:
+    """Every decision in order; returns (or extends) the log."""
+    log = log if log is not None else RunLog(agent.name)
+    for d in decisions:
+        step(agent, d, log, learn=learn)
+    finish = getattr(agent.policy, "finish", None)
+    if learn and callable(finish):
+        finish()
+    return log
