@@ -44,7 +44,7 @@ def average_return(returns: Sequence[float]) -> float:
     return float(r.mean()) if r.size else float("nan")
 
 
-def sharpe_ratio(returns: Sequence[float], periods_per_year: int = TRADES_PER_YEAR) -> float:
+def sharpe_ratio(returns: Sequence[float], periods_per_year: float = TRADES_PER_YEAR) -> float:
     """Annualised Sharpe ratio, risk-free rate 0: ``mean / std (ddof=1) * sqrt(periods_per_year)``.
 
     NaN with fewer than two trades or zero variance (undefined, not infinite).
@@ -112,3 +112,19 @@ def retention_rate(accuracy_after: float, accuracy_before: float) -> float:
     if not accuracy_before > 0:
         return float("nan")
     return float(accuracy_after / accuracy_before)
+
+
+def episode_accuracy(correct: Sequence[bool], per_episode: int) -> np.ndarray:
+    """Mean correctness of each consecutive block of ``per_episode`` decisions (last may be short)."""
+    c = np.asarray(correct, dtype=float)
+    if per_episode < 1:
+        raise ValueError("per_episode must be >= 1")
+    return np.array([c[i:i + per_episode].mean() for i in range(0, c.size, per_episode)])
+
+
+def latency_ms(samples_s: Sequence[float]) -> dict[str, float]:
+    """p50, p95 and mean of timings given in seconds, in milliseconds (NaN when empty)."""
+    s = np.asarray(samples_s, dtype=float) * 1e3
+    if s.size == 0:
+        return {"p50": float("nan"), "p95": float("nan"), "mean": float("nan")}
+    return {"p50": float(np.percentile(s, 50)), "p95": float(np.percentile(s, 95)), "mean": float(s.mean())}

@@ -80,7 +80,10 @@ class _Explorer:
         self.decisions += 1
         if self.rng.random() < eps:
             return int(self.rng.integers(N_ACTIONS)), True
-        return _argmax(values), False
+        v = np.asarray(values, dtype=float)
+        best = np.flatnonzero(v >= v.max() - 1e-12)
+        # ties mean "no preference": pick among them at random, not always the first strategy
+        return (int(best[0]) if best.size == 1 else int(self.rng.choice(best))), False
 
 
 # ---- baselines ------------------------------------------------------------------------------

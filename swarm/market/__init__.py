@@ -3,9 +3,10 @@
 from .csv_loader import MarketDataError, load_ohlcv
 from .features import FEATURE_NAMES, FEATURE_SCALE, WARMUP, compute_features
 from .strategies import BUILT_FOR, STRATEGIES, TradeRules, directions, trade_table
-from .synthetic import REGIMES, MarketConfig, PricePath, generate_market, generate_path
+from .synthetic import BARS_PER_YEAR, REGIMES, MarketConfig, PricePath, generate_market, generate_path
 
 __all__ = [
+    "BARS_PER_YEAR",
     "BUILT_FOR",
     "FEATURE_NAMES",
     "FEATURE_SCALE",
