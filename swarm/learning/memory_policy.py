@@ -89,6 +89,7 @@ class MemoryPolicy:
         self._explore = _Explorer(config.exploration, config.seed)
         self._pending: dict[str, tuple[np.ndarray, list[tuple[Pattern, float]]]] = {}
         self._trades = 0
+        self._started = False
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] = ":memory:", config: MemoryConfig = MemoryConfig(),
@@ -124,6 +125,11 @@ class MemoryPolicy:
 
     def choose(self, context: Context) -> Choice:
         self._now = context.time
+        if not self._started:
+            # exploration decays with experience, and a preloaded bank *is* experience: a warm
+            # agent starts with the exploration rate of one that made that many trades itself
+            self._started = True
+            self._explore.decisions += len(self.bank.store)
         emb = self.bank.embedder.embed(context.features)
         value, mass, weighted = self.evidence(emb)
         score = value + self.config.optimism / np.sqrt(1.0 + mass)
