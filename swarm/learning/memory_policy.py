@@ -45,9 +45,11 @@ class MemoryConfig:
     capacity: int | None = None  # most patterns kept; the oldest go first when full
     update_top: int = 8  # informing patterns whose outcome is recorded per decision
     judge_scale: float = 2 * REWARD_SCALE  # a trade this far from 0 is judged with confidence ~0.88
+    feature_scale: tuple[float, ...] = FEATURE_SCALE  # per-feature distance unit; larger = matters less
     embed_dim: int = 64
     bandwidth: float = 2.0
-    seed: int = 0
+    embed_seed: int = 0  # fixes the embedding space: agents that share patterns must share it
+    seed: int = 0  # exploration
 
     def __post_init__(self) -> None:
         if not 0 < self.lr <= 1:
@@ -70,7 +72,7 @@ class MemoryStats:
 
 def make_embedder(config: MemoryConfig) -> ContextEmbedder:
     return ContextEmbedder(len(FEATURE_NAMES), dim=config.embed_dim, bandwidth=config.bandwidth,
-                           scale=FEATURE_SCALE, seed=config.seed)
+                           scale=config.feature_scale, seed=config.embed_seed)
 
 
 class MemoryPolicy:
