@@ -258,3 +258,16 @@ def test_writer_and_reader_in_two_processes(tmp_path):
         s.add(make_pattern("late", np.eye(8)[3]))
         out, _ = proc.communicate(timeout=90)
     assert out.strip() == "seen 51"
+
+
+def test_record_outcomes_is_all_or_nothing(tmp_path):
+    from swarm.memory import PatternStore
+    from tests.conftest import make_pattern
+    with PatternStore(tmp_path / "o.db", dim=8) as s:
+        a, b = make_pattern("a", [1.0] + [0.0] * 7), make_pattern("b", [0.0, 1.0] + [0.0] * 6)
+        s.add_many([a, b])
+        with pytest.raises(KeyError):
+            s.record_outcomes([("a", True, 1.0), ("missing", True, 1.0)], now=1.0)
+        assert s.get("a").uses == 0
+        out = s.record_outcomes([("a", True, 1.0), ("b", False, -1.0)], now=2.0, lr=0.5)
+        assert [p.uses for p in out] == [1, 1] and s.get("a").confidence > a.confidence > s.get("b").confidence
