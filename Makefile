@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	@for b in benchmarks/*_bench.py; do echo "# $$b" >&2; $(PY) $$b || exit 1; done
+	@for b in benchmarks/*_bench.py benchmarks/learning_validity.py; do echo "# $$b" >&2; $(PY) $$b || exit 1; done
 
 run: $(STAMP)
 	@if [ ! -f run_learning_tests.py ]; then \
