@@ -89,7 +89,6 @@ class MemoryPolicy:
         bank.outcome_lr = config.lr
         bank.judge = OutcomeJudge(threshold=0.0, scale=config.judge_scale)
         self._explore = _Explorer(config.exploration, config.seed)
-        self._pending: dict[str, tuple[np.ndarray, list[tuple[Pattern, float]]]] = {}
         self._trades = 0
         self._started = False
 
@@ -136,7 +135,6 @@ class MemoryPolicy:
         value, mass, weighted = self.evidence(emb)
         score = value + self.config.optimism / np.sqrt(1.0 + mass)
         i, explored = self._explore.pick(score)
-        self._pending[context.symbol] = (emb, weighted)
         informers = sorted((pw for pw in weighted if pw[0].action == STRATEGIES[i]), key=lambda pw: -pw[1])
         ids = tuple(p.id for p, _ in informers[: self.config.update_top])
         return Choice(STRATEGIES[i], explored, tuple(float(v) for v in score), ids)
@@ -146,7 +144,6 @@ class MemoryPolicy:
     def update(self, outcome: Outcome) -> None:
         """Judge the trade, distill and store it, and record the outcome on its informers."""
         self._now = outcome.context.time
-        emb, _ = self._pending.pop(outcome.context.symbol)
         self._trades += 1
         traj = Trajectory(
             id=f"{outcome.context.symbol}-{outcome.context.bar}-{self._trades}", agent=self.name,

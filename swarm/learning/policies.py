@@ -10,6 +10,7 @@ every learner in every report.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
@@ -188,7 +189,7 @@ def discretise(features: np.ndarray) -> int:
 N_STATES = math.prod(len(e) + 1 for e in STATE_BINS.values())
 
 
-class _TemporalDifference:
+class _TemporalDifference(ABC):
     """Tabular Q over discretised contexts; consecutive decisions on an asset form its episode.
 
     The update for a trade waits for that asset's next decision, which supplies the bootstrap
@@ -205,8 +206,9 @@ class _TemporalDifference:
         self._pending: dict[str, tuple[int, int, float]] = {}  # symbol -> (state, action, reward)
         self._last: dict[str, tuple[int, int]] = {}  # symbol -> (state, action) awaiting its reward
 
+    @abstractmethod
     def _next_value(self, state: int, action: int) -> float:
-        raise NotImplementedError
+        """The bootstrap value of the next state, given the action chosen there."""
 
     def _settle(self, symbol: str, next_value: float) -> None:
         s, a, r = self._pending.pop(symbol)

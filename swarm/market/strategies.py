@@ -103,5 +103,5 @@ def trade_table(features: np.ndarray, log_close: np.ndarray, rules: TradeRules =
     out[:m, 2] = favour[rows, exit_bo]
     out[:m, 3] = 0.0
     out[:m] -= cost
-    out[np.isnan(x[:, 0]) | np.isnan(x).any(axis=1)] = np.nan
+    out[np.isnan(x).any(axis=1)] = np.nan
     return out
