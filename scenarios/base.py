@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from swarm.learning.agent import LearningAgent
-from swarm.learning.episodes import Decision, interleave
+from swarm.learning.episodes import SECONDS_PER_BAR, Context, Decision, interleave
 from swarm.learning.memory_policy import MemoryPolicy
 from swarm.learning.policies import (
     ContextFreeBandit,
@@ -66,6 +66,32 @@ def market_decisions(seed: int, n_bars: int, symbols: Sequence[str] = SYMBOLS,
     """The decisions of a seeded synthetic market, all assets interleaved in time order."""
     cfg = market or MarketConfig(n_bars=n_bars)
     return interleave(generate_market(cfg, seed, tuple(symbols)), rules)
+
+
+def bars_for(trades: int, n_symbols: int = len(SYMBOLS), rules: TradeRules = TradeRules()) -> int:
+    """Bars per asset that give at least ``trades`` decisions over ``n_symbols`` assets."""
+    return max(50, 21 + rules.horizon * (trades // n_symbols + 2) + rules.horizon)
+
+
+def phased_decisions(seed: int, phases: Sequence[tuple[MarketConfig, int]], *, gap_bars: int = 10,
+                     start: float = 0.0, symbols: Sequence[str] = SYMBOLS) -> list[list[Decision]]:
+    """Consecutive market phases, each with its own parameters and ``trades`` decisions.
+
+    Phase ``i`` draws its paths from seed ``seed + i`` and its clock starts ``gap_bars`` after the
+    previous phase ends (the first at ``start``, in virtual seconds), so virtual time (and with
+    it recency) runs on across the phases.
+    """
+    out: list[list[Decision]] = []
+    for i, (cfg, trades) in enumerate(phases):
+        cfg = replace(cfg, n_bars=bars_for(trades, len(symbols)))
+        phase = market_decisions(seed + i, cfg.n_bars, symbols, cfg)[:trades]
+        if len(phase) < trades:
+            raise ValueError(f"phase {i} gave {len(phase)} decisions, fewer than {trades}")
+        phase = [Decision(Context(d.context.symbol, d.context.bar, start + d.context.time, d.context.features),
+                          d.pnl, d.regime) for d in phase]
+        start = phase[-1].context.time + gap_bars * SECONDS_PER_BAR
+        out.append(phase)
+    return out
 
 
 def run_policy(policy: Policy, decisions: Sequence[Decision], *, learn: bool = True) -> RunLog:

@@ -11,7 +11,7 @@ from swarm.learning.memory_policy import DOMAIN, MemoryConfig, MemoryPolicy
 from swarm.learning.summary import Scoring, summarise
 from swarm.memory import ImportPolicy
 
-from .base import Check, ScenarioResult, baselines, market_decisions, memory_figures, run_policy, split_summary
+from .base import Check, ScenarioResult, baselines, bars_for, market_decisions, memory_figures, run_policy, split_summary
 from .packs import train_memory
 
 PATTERN = "transfer-learning"
@@ -48,8 +48,7 @@ def _merge(results: list[dict]) -> dict:
 
 def run(config: TransferConfig = TransferConfig()) -> ScenarioResult:
     n_target = config.episodes * config.scoring.trades_per_episode
-    bars = 21 + 10 * (n_target // 3 + 2) + 10  # enough bars for three assets to give n_target trades
-    targets = [market_decisions(config.seed + 100 * i, bars)[:n_target] for i in range(config.targets)]
+    targets = [market_decisions(config.seed + 100 * i, bars_for(n_target))[:n_target] for i in range(config.targets)]
     mem = replace(config.memory, lr=config.lr, seed=config.seed)
     modes = {"full": ImportPolicy(), "selective": ImportPolicy(mode="selective", domains=(DOMAIN,),
                                                               min_confidence=config.selective_min_confidence)}

@@ -8,7 +8,7 @@ the context being decided.
 
 Evidence: a retrieved pattern about strategy ``a`` votes ``s = +/-(2 * confidence - 1)`` (a
 strategy for, a lesson against; confidence is the chance its advice holds) with weight
-``w = similarity ** sharpness * (1 + uses) ** use_weight`` (times a recency factor if a half-life
+``w = similarity ** sharpness * (1 + successes) ** use_weight`` (times a recency factor if a half-life
 is set). The value of ``a`` is ``sum(w * s) / (sum(w) + prior)``, shrunk towards zero when
 evidence is thin; unexplored strategies get an optimism bonus that decays with local evidence.
 """
@@ -16,6 +16,7 @@ evidence is thin; unexplored strategies get an optimism bonus that decays with l
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -37,12 +38,13 @@ class MemoryConfig:
     lr: float = 0.02  # record_outcome learning rate (confidence EMA)
     k: int = 32  # patterns retrieved per decision
     sharpness: float = 2.0  # similarity exponent: higher trusts only the nearest
-    use_weight: float = 0.5  # how much a pattern's proven uses add to its weight
+    use_weight: float = 0.5  # how much a pattern's record (times its advice held) adds to its weight
     prior: float = 0.5  # evidence mass that shrinks thin evidence towards zero
     optimism: float = 0.3  # bonus for strategies with little local evidence
     exploration: Exploration = Exploration()
     half_life: float | None = None  # virtual seconds; None = no recency decay
-    capacity: int | None = None  # most patterns kept; the oldest go first when full
+    capacity: int | None = None  # most patterns kept; when full, the oldest unconsolidated go first
+    long_term_share: float = 0.75  # share of ``capacity`` consolidation may keep as long-term memory
     update_top: int = 8  # informing patterns whose outcome is recorded per decision
     judge_scale: float = 2 * REWARD_SCALE  # a trade this far from 0 is judged with confidence ~0.88
     feature_scale: tuple[float, ...] = FEATURE_SCALE  # per-feature distance unit; larger = matters less
@@ -58,6 +60,8 @@ class MemoryConfig:
             raise ValueError("k >= 1, update_top >= 0, prior >= 0 and optimism >= 0 are required")
         if self.capacity is not None and self.capacity < 1:
             raise ValueError("capacity must be >= 1")
+        if not 0 < self.long_term_share < 1:
+            raise ValueError("long_term_share must be in (0, 1)")
 
 
 @dataclass(slots=True)
@@ -91,6 +95,7 @@ class MemoryPolicy:
         self._explore = _Explorer(config.exploration, config.seed)
         self._trades = 0
         self._started = False
+        self._short_term: deque[str] | None = None  # unconsolidated pattern ids, oldest first
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] = ":memory:", config: MemoryConfig = MemoryConfig(),
@@ -104,8 +109,9 @@ class MemoryPolicy:
 
     # ---- deciding --------------------------------------------------------------------------
 
-    def evidence(self, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[Pattern, float]]]:
-        """Per strategy: net evidence value and evidence mass; plus the weighted hits behind them."""
+    def evidence(self, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[Pattern, float, float]]]:
+        """Per strategy: net evidence value and evidence mass; plus the hits behind them as
+        ``(pattern, weight, similarity)``."""
         c = self.config
         hits = self.bank.store.search(embedding, c.k, domain=DOMAIN)
         num, mass = np.zeros(N_ACTIONS), np.zeros(N_ACTIONS)
@@ -113,7 +119,7 @@ class MemoryPolicy:
         for p, sim in hits:
             if p.action not in STRATEGIES or sim <= 0:
                 continue
-            w = sim ** c.sharpness * (1.0 + p.uses) ** c.use_weight
+            w = sim ** c.sharpness * (1.0 + p.successes) ** c.use_weight
             if c.half_life is not None:
                 last = p.last_used_at if p.last_used_at is not None else p.created_at
                 w *= 0.5 ** (max(0.0, self._now - last) / c.half_life)
@@ -121,7 +127,7 @@ class MemoryPolicy:
             i = STRATEGIES.index(p.action)
             num[i] += w * s
             mass[i] += w
-            weighted.append((p, w))
+            weighted.append((p, w, sim))
         return num / (mass + c.prior), mass, weighted
 
     def choose(self, context: Context) -> Choice:
@@ -135,8 +141,8 @@ class MemoryPolicy:
         value, mass, weighted = self.evidence(emb)
         score = value + self.config.optimism / np.sqrt(1.0 + mass)
         i, explored = self._explore.pick(score)
-        informers = sorted((pw for pw in weighted if pw[0].action == STRATEGIES[i]), key=lambda pw: -pw[1])
-        ids = tuple(p.id for p, _ in informers[: self.config.update_top])
+        informers = sorted((h for h in weighted if h[0].action == STRATEGIES[i]), key=lambda h: -h[1])
+        ids = tuple(p.id for p, _, _ in informers[: self.config.update_top])
         return Choice(STRATEGIES[i], explored, tuple(float(v) for v in score), ids)
 
     # ---- learning --------------------------------------------------------------------------
@@ -153,6 +159,8 @@ class MemoryPolicy:
             metadata={"feature_names": FEATURE_NAMES})
         learned = self.bank.learn(traj)
         self.stats.stored += len(learned.patterns)
+        if self._short_term is not None:
+            self._short_term.extend(p.id for p in learned.patterns)
         if outcome.informed_by:
             success = outcome.reward > 0
             informers = self.bank.store.get_many(list(outcome.informed_by))
@@ -163,18 +171,42 @@ class MemoryPolicy:
         self._evict_over_capacity()
 
     def _evict_over_capacity(self) -> None:
+        """Bounded memory in two tiers: patterns that survived a consolidation are long-term;
+        the rest are a short-term buffer evicted oldest first (plain FIFO if never consolidated)."""
         cap = self.config.capacity
         if cap is None or len(self.bank.store) <= cap:
             return
-        extra = len(self.bank.store) - cap
-        oldest = sorted(self.bank.store.iter_patterns(domain=DOMAIN), key=lambda p: (p.created_at, p.id))[:extra]
-        self.stats.evicted += self.bank.store.delete_many([p.id for p in oldest])
+        store = self.bank.store
+        if self._short_term is None:
+            since = self._consolidated_at()
+            fresh = (p for p in store.iter_patterns(domain=DOMAIN) if since is None or p.created_at > since)
+            self._short_term = deque(p.id for p in sorted(fresh, key=lambda p: (p.created_at, p.id)))
+        while len(store) > cap:
+            need = len(store) - cap
+            victims = [self._short_term.popleft() for _ in range(min(need, len(self._short_term)))]
+            if not victims:  # the short-term buffer is empty: the oldest long-term patterns go
+                oldest = sorted(store.iter_patterns(domain=DOMAIN), key=lambda p: (p.created_at, p.id))
+                victims = [p.id for p in oldest[:need]]
+            # ids already gone (deleted elsewhere) delete nothing; the loop then takes the next
+            self.stats.evicted += store.delete_many(victims)
+
+    def _consolidated_at(self) -> float | None:
+        """Virtual time of the bank's last consolidation that changed anything (None if never)."""
+        log = self.bank.store.consolidation_log()
+        return max(e.at for e in log) if log else None
 
     def consolidate(self, policy: ConsolidationPolicy | None = None) -> ConsolidationReport:
-        """Merge near-duplicate patterns and cap the bank by value (not by age)."""
-        base = policy or ConsolidationPolicy(duplicate_similarity=0.9, max_patterns=self.config.capacity)
-        report = self.bank.consolidate(base)
+        """Distill memory: merge duplicates and keep the most valuable patterns (not the newest)
+        as long-term memory, at most ``long_term_share`` of the capacity.
+
+        Only near-identical contexts merge (cosine >= 0.97): measured on the forgetting scenario,
+        merging at 0.9 blurred distinct contexts together and lost a tenth of the retained skill.
+        """
+        cap = self.config.capacity
+        keep = None if cap is None else max(1, int(cap * self.config.long_term_share))
+        report = self.bank.consolidate(policy or ConsolidationPolicy(duplicate_similarity=0.97, max_patterns=keep))
         self.stats.consolidations.append(report)
+        self._short_term = deque()  # every survivor is long-term now
         return report
 
     def set_learning_rate(self, lr: float) -> None:

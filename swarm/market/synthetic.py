@@ -46,6 +46,8 @@ class MarketConfig:
             raise ValueError("burst_persistence must be in (-1, 1)")
         if self.n_bars < 50:
             raise ValueError("n_bars must be >= 50")
+        if not 0.0 <= self.reversion < 2.0:
+            raise ValueError("reversion must be in [0, 2) (outside it the range explodes)")
         if not 0.0 <= self.persistence < 1.0:
             raise ValueError("persistence must be in [0, 1)")
         if self.regime_mix is not None:

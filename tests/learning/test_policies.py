@@ -78,6 +78,38 @@ def test_memory_policy_records_outcomes_on_informing_patterns_and_respects_capac
     assert len(log) == 200
 
 
+def test_bounded_memory_evicts_unconsolidated_patterns_before_long_term_ones(tmp_path):
+    config = MemoryConfig(seed=2, capacity=40, long_term_share=0.5)
+    policy = MemoryPolicy.open(tmp_path / "m.db", config)
+    agent = LearningAgent("m", policy)
+    ds = stationary(200)
+    run(agent, ds[:60])
+    policy.consolidate()
+    long_term = {p.id for p in policy.bank.store.iter_patterns()}
+    assert 0 < len(long_term) <= 20  # at most long_term_share of the capacity survives
+    run(agent, ds[60:])
+    kept = {p.id for p in policy.bank.store.iter_patterns()}
+    assert len(kept) == 40 and long_term <= kept  # 140 newer patterns came and went; none of these
+    policy.close()
+    # a reopened bank knows which patterns are long-term from its consolidation log
+    again = MemoryPolicy.open(tmp_path / "m.db", config)
+    later = [Decision(Context(d.context.symbol, d.context.bar, d.context.time + 3e7, d.context.features), d.pnl,
+                      d.regime) for d in stationary(50, seed=1)]
+    run(LearningAgent("m", again), later)
+    assert long_term <= {p.id for p in again.bank.store.iter_patterns()}
+    again.close()
+
+
+def test_fifo_eviction_without_consolidation_drops_the_oldest():
+    policy = MemoryPolicy.open(config=MemoryConfig(seed=2, capacity=30))
+    agent = LearningAgent("m", policy)
+    ds = stationary(60)
+    run(agent, ds[:30])
+    first = {p.id for p in policy.bank.store.iter_patterns()}
+    run(agent, ds[30:])
+    assert not first & {p.id for p in policy.bank.store.iter_patterns()}
+
+
 def test_agent_refuses_outcomes_it_did_not_decide():
     agent = LearningAgent("a", FixedPolicy("momentum"))
     d = stationary(2)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scenarios import cold_start, transfer, warm_start
+from scenarios import cold_start, continual, forgetting, transfer, warm_start
 from swarm.memory import ReasoningBank
 
 
@@ -54,3 +54,35 @@ def test_transfer_full_and_selective_beat_cold_and_not_without_transfer():
     off = transfer.run(transfer.TransferConfig(seed=0, transfer=False))
     assert {"full transfer converges faster than cold start",
             "selective transfer converges faster than cold start"} <= failed(off)
+
+
+def test_continual_recovers_after_each_drift_and_not_when_frozen():
+    r = continual.run(continual.ContinualConfig(seed=0))
+    assert r.passed, r.checks
+    assert [row["drift_day"] for row in r.learning["recovery"]] == [10, 20]
+    assert len(r.series["daily_accuracy"]) == 30
+    # the drift is real: just after the first one the learner is worse than before it
+    first = r.learning["recovery"][0]
+    assert first["first_days_after"] < first["before"]
+    off = continual.run(continual.ContinualConfig(seed=0, learn_after_first_phase=False))
+    assert "recovers after the drift at day 10" in failed(off)
+    assert "keeps learning beats learning frozen at the first drift" in failed(off)
+
+
+def test_continual_rejects_drift_days_outside_the_run():
+    with pytest.raises(ValueError, match="drift days"):
+        continual.ContinualConfig(drift_days=(10, 40))
+    with pytest.raises(ValueError, match="one more"):
+        continual.ContinualConfig(drift_days=(10,))
+
+
+def test_forgetting_consolidation_retains_and_bounded_fifo_does_not():
+    r = forgetting.run(forgetting.ForgettingConfig(seed=0))
+    assert r.passed, r.checks
+    assert r.learning["retention_rate"] >= 0.8
+    assert r.learning["retention_without_consolidation"] < r.learning["retention_rate"]
+    assert r.learning["pattern_count"] <= 800
+    assert {"retention", "accuracy_a_after_b"} <= set(r.baselines["q-learning"])
+    off = forgetting.run(forgetting.ForgettingConfig(seed=0, consolidate=False))
+    assert {"retains A after learning B (target 0.8)",
+            "consolidation retains more than bounded memory without it"} <= failed(off)
