@@ -16,7 +16,7 @@ import numpy as np
 
 from .consolidate import ConsolidationPolicy, ConsolidationReport, index_neighbours, plan
 from .distill import Distiller, RuleDistiller
-from .embedders import Embedder, HashingTextEmbedder
+from .embedders import Embedder, HashingTextEmbedder, fingerprint_of
 from .judge import Judge, OutcomeJudge
 from .models import DEFAULT_OUTCOME_LR, Pattern, PatternKind, Source, Trajectory, Verdict, make_pattern_id
 from .retrieval import DAY, ScoreWeights, SearchHit, mmr, rank
@@ -271,11 +271,13 @@ class ReasoningBank:
     def export(self, path: str | os.PathLike[str], *, domain: str | None = None,
                min_confidence: float | None = None) -> int:
         return export_patterns(self.store.iter_patterns(domain=domain, min_confidence=min_confidence),
-                               path, self.store.dim, self.clock(), origin=self.agent)
+                               path, self.store.dim, self.clock(), origin=self.agent,
+                               embedder=fingerprint_of(self.embedder))
 
     def import_(self, path: str | os.PathLike[str], policy: ImportPolicy | None = None, *,
                 limits: ImportLimits = ImportLimits()) -> ImportReport:
-        return import_patterns(self.store, path, self.clock(), policy or ImportPolicy(), limits)
+        return import_patterns(self.store, path, self.clock(), policy or ImportPolicy(), limits,
+                               embedder=fingerprint_of(self.embedder))
 
     def stats(self) -> dict[str, Any]:
         by_kind: dict[str, int] = defaultdict(int)

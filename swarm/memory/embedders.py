@@ -24,6 +24,12 @@ class Embedder(Protocol):
     def embed(self, item: object) -> np.ndarray: ...
 
 
+def fingerprint_of(embedder: object) -> str | None:
+    """The embedder's ``fingerprint`` (names its embedding space), or None if it has none."""
+    fp = getattr(embedder, "fingerprint", None)
+    return fp if isinstance(fp, str) else None
+
+
 def _normalise(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
@@ -43,6 +49,11 @@ class HashingTextEmbedder:
         self.dim = int(dim)
         self.pair_weight = float(pair_weight)
         self._cache: dict[str, tuple[int, float]] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the embedding space: vectors compare only with vectors of the same fingerprint."""
+        return f"hashing-text/{self.dim}/{self.pair_weight!r}"
 
     def _bucket(self, feature: str) -> tuple[int, float]:
         hit = self._cache.get(feature)
@@ -106,6 +117,15 @@ class ContextEmbedder:
         rng = np.random.default_rng(seed)
         self._w = rng.standard_normal((dim, n_features)) / self.bandwidth
         self._b = rng.uniform(0.0, 2.0 * np.pi, dim)
+        digest = hashlib.blake2b(digest_size=8)
+        for a in (self._w, self._b, self.scale):
+            digest.update(np.ascontiguousarray(a, dtype="<f8").tobytes())
+        self._fingerprint = f"context-rff/{self.n_features}x{self.dim}/{digest.hexdigest()}"
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the embedding space (features, size, and a hash of the projection and scale)."""
+        return self._fingerprint
 
     def embed(self, item: object) -> np.ndarray:
         x = np.asarray(item, dtype=np.float64).ravel()

@@ -1,7 +1,9 @@
 """Export patterns to a versioned JSONL file and import them back with validation.
 
 File format ``reasoningbank-patterns`` v1: line 1 is a header object
-``{"format", "version", "dim", "count", "exported_at", "origin"}``; each further line is one
+``{"format", "version", "dim", "count", "exported_at", "origin"}`` plus, when the exporting bank's
+embedder has one, ``"embedder"`` (the fingerprint of its embedding space, which import checks
+against the importing bank's); each further line is one
 pattern with every field of :class:`~swarm.memory.models.Pattern`, the embedding as base64 of
 little-endian float32 (exact, and a quarter the size of decimal text).
 
@@ -89,11 +91,14 @@ def _pattern_record(p: Pattern) -> dict[str, Any]:
 
 
 def export_patterns(patterns: Iterable[Pattern], path: str | os.PathLike[str], dim: int,
-                    now: float, origin: str = "") -> int:
-    """Write ``patterns`` to ``path`` (atomically: a temporary file renamed into place)."""
+                    now: float, origin: str = "", embedder: str | None = None) -> int:
+    """Write ``patterns`` to ``path`` (atomically: a temporary file renamed into place).
+    ``embedder`` is the fingerprint of the embedding space, checked on import."""
     records = [_pattern_record(p) for p in patterns]
     header = {"format": FORMAT, "version": FORMAT_VERSION, "dim": dim, "count": len(records),
               "exported_at": now, "origin": origin}
+    if embedder is not None:
+        header["embedder"] = embedder
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -240,9 +245,18 @@ def _check_header(r: _Reader, rec: Any, dim: int) -> dict[str, Any]:
 
 
 def import_patterns(store: PatternStore, path: str | os.PathLike[str], now: float,
-                    policy: ImportPolicy = ImportPolicy(), limits: ImportLimits = ImportLimits()) -> ImportReport:
-    """Validate ``path`` completely, then merge the admitted patterns in one transaction."""
+                    policy: ImportPolicy = ImportPolicy(), limits: ImportLimits = ImportLimits(),
+                    embedder: str | None = None) -> ImportReport:
+    """Validate ``path`` completely, then merge the admitted patterns in one transaction.
+
+    When both the file and the caller name an embedder fingerprint they must match: vectors
+    from another embedding space of the same size would import cleanly and retrieve nonsense.
+    """
     header, patterns = read_patterns(path, store.dim, limits)
+    theirs = header.get("embedder")
+    if embedder is not None and theirs is not None and theirs != embedder:
+        raise ImportValidationError(f"{path}: patterns were embedded by {theirs!r}, this bank embeds with "
+                                    f"{embedder!r}; vectors from another embedding space cannot be compared")
     admitted = [p for p in patterns if policy.admits(p)]
     existing = store.get_many([p.id for p in admitted])
     stamp = {"event": "import", "file": Path(path).name, "origin": str(header.get("origin", "")), "at": now}

@@ -124,3 +124,22 @@ def test_truncated_garbage_and_oversized_files(exported, tmp_path):
     with pytest.raises(ImportValidationError, match="no such file"):
         import_patterns(dst, tmp_path / "missing.jsonl", now=0.0)
     assert len(dst) == 0
+
+
+def test_a_pack_from_another_embedding_space_of_the_same_size_is_refused(tmp_path):
+    from swarm.memory import ContextEmbedder, ReasoningBank, Trajectory, Step
+    source = ReasoningBank.open(tmp_path / "a.db", ContextEmbedder(3, dim=16, seed=1), agent="a")
+    source.learn(Trajectory(id="t", agent="a", context=np.array([0.1, 0.2, 0.3]),
+                            steps=(Step("buy", "x", 1.0),), reward=1.0, task="t", domain="d"))
+    source.export(tmp_path / "p.jsonl")
+    source.close()
+    header = json.loads((tmp_path / "p.jsonl").read_text().splitlines()[0])
+    assert header["embedder"].startswith("context-rff/3x16/")
+    other = ReasoningBank.open(tmp_path / "b.db", ContextEmbedder(3, dim=16, seed=2))
+    with pytest.raises(ImportValidationError, match="embedding space"):
+        other.import_(tmp_path / "p.jsonl")
+    assert len(other.store) == 0
+    same = ReasoningBank.open(tmp_path / "c.db", ContextEmbedder(3, dim=16, seed=1))
+    assert same.import_(tmp_path / "p.jsonl").imported == 1
+    other.close()
+    same.close()
