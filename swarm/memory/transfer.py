@@ -90,6 +90,16 @@ def _pattern_record(p: Pattern) -> dict[str, Any]:
     }
 
 
+def pattern_to_record(p: Pattern) -> dict[str, Any]:
+    """A pattern as a JSON-ready dict (the export line format; the embedding as base64 float32)."""
+    return _pattern_record(p)
+
+
+def pattern_from_record(rec: Any, dim: int, limits: ImportLimits = ImportLimits(), where: str = "record") -> Pattern:
+    """Validate one record as written by :func:`pattern_to_record`; raises ImportValidationError."""
+    return _Reader(where, limits).pattern(rec, dim)
+
+
 def export_patterns(patterns: Iterable[Pattern], path: str | os.PathLike[str], dim: int,
                     now: float, origin: str = "", embedder: str | None = None) -> int:
     """Write ``patterns`` to ``path`` (atomically: a temporary file renamed into place).
@@ -112,13 +122,14 @@ def export_patterns(patterns: Iterable[Pattern], path: str | os.PathLike[str], d
 
 
 class _Reader:
-    """Validates one file; every error names the file and line."""
+    """Validates one file (or one record); every error names the file and line."""
 
-    def __init__(self, path: Path, limits: ImportLimits) -> None:
-        self.path, self.limits, self.line = path, limits, 0
+    def __init__(self, path: Path | str, limits: ImportLimits) -> None:
+        self.name = path.name if isinstance(path, Path) else path
+        self.limits, self.line = limits, 0
 
     def fail(self, msg: str) -> ImportValidationError:
-        where = f"{self.path.name} line {self.line}" if self.line else self.path.name
+        where = f"{self.name} line {self.line}" if self.line else self.name
         return ImportValidationError(f"{where}: {msg}")
 
     def text(self, rec: dict[str, Any], key: str, allow_empty: bool = True) -> str:

@@ -1,0 +1,16 @@
+"""Sans-IO gossip: pattern anti-entropy and SWIM membership over a versioned wire codec.
+
+Nothing here reads a socket or a clock: :class:`GossipNode` takes ``now`` and bytes and returns
+frames to send and events. ``swarm.transport`` drives it over a simulated network or QUIC.
+"""
+
+from .codec import Entry, Limits, Message, ProtocolError, Update, decode, encode, FrameReader
+from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
+from .node import Contacts, Event, GossipConfig, GossipNode, NodeStats, PatternsReceived
+from .replication import ReplicaLog
+
+__all__ = [
+    "ALIVE", "DEAD", "LEFT", "SUSPECT", "Contacts", "Entry", "Event", "FrameReader", "GossipConfig", "GossipNode",
+    "Limits", "MemberChanged", "Membership", "Message", "NodeStats", "PatternsReceived", "ProtocolError",
+    "ReplicaLog", "Update", "decode", "encode",
+]

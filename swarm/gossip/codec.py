@@ -1,0 +1,240 @@
+"""Wire codec: versioned, length-prefixed frames with size limits.
+
+A frame is ``MAGIC (2 bytes) | version (1) | kind (1) | length (4, big-endian) | payload`` and the
+payload is one UTF-8 JSON object. Patterns travel as export records (embedding in base64 float32)
+and are validated exactly as an imported pack is. Every malformed input — bad magic, unknown
+version or kind, truncated or oversized frame, bad JSON, a field of the wrong type — raises
+:class:`ProtocolError` and nothing else. Hand-written rather than a schema library because the
+frame layer is eight bytes of ``struct`` and the message checks are a dozen field tests.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..memory.errors import ImportValidationError
+from ..memory.models import Pattern
+from ..memory.transfer import ImportLimits, pattern_from_record, pattern_to_record
+
+MAGIC = b"SG"
+VERSION = 1
+HEADER = struct.Struct(">2sBBI")
+DEFAULT_MAX_FRAME = 4 * 1024 * 1024
+
+# message kinds
+PING, ACK, PING_REQ, JOIN, DIGEST, DELTA, LEAVE = 1, 2, 3, 4, 5, 6, 7
+KIND_NAMES = {PING: "ping", ACK: "ack", PING_REQ: "ping-req", JOIN: "join", DIGEST: "digest",
+              DELTA: "delta", LEAVE: "leave"}
+STATUSES = ("alive", "suspect", "dead", "left")
+
+
+class ProtocolError(Exception):
+    """A frame or message that does not follow the protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A membership rumour: ``node`` is ``status`` at ``incarnation``."""
+
+    node: str
+    status: str
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One replicated write: the ``seq``-th write by ``origin``, carrying a pattern version."""
+
+    origin: str
+    seq: int
+    pattern: Pattern
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded message. Fields a kind does not use keep their defaults."""
+
+    kind: int
+    sender: str
+    updates: tuple[Update, ...] = ()
+    probe: int = 0  # ping / ack / ping-req: the probe number
+    target: str = ""  # ping-req: whom to ping on the sender's behalf
+    incarnation: int = 0  # join: the joiner's incarnation
+    space: str = ""  # join: the embedding-space fingerprint the swarm shares
+    digest: dict[str, int] | None = None  # digest / delta: per-origin high-water marks
+    entries: tuple[Entry, ...] = ()
+    reply: bool = False  # digest / delta: whether the receiver should answer with its own delta
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+
+def encode(msg: Message) -> bytes:
+    """One frame for ``msg``."""
+    body: dict[str, Any] = {"from": msg.sender}
+    if msg.updates:
+        body["u"] = [[u.node, u.status, u.incarnation] for u in msg.updates]
+    if msg.kind in (PING, ACK, PING_REQ):
+        body["probe"] = msg.probe
+    if msg.kind == PING_REQ:
+        body["target"] = msg.target
+    if msg.kind == JOIN:
+        body["inc"] = msg.incarnation
+        body["space"] = msg.space
+    if msg.kind in (DIGEST, DELTA):
+        if msg.digest is not None:
+            body["digest"] = msg.digest
+        if msg.entries:
+            body["entries"] = [[e.origin, e.seq, pattern_to_record(e.pattern)] for e in msg.entries]
+        body["reply"] = msg.reply
+    payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    return HEADER.pack(MAGIC, VERSION, msg.kind, len(payload)) + payload
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a receiver accepts."""
+
+    max_frame: int = DEFAULT_MAX_FRAME
+    max_entries: int = 10_000
+    max_updates: int = 1_000
+    max_id_chars: int = 256
+
+
+def decode(data: bytes, dim: int, limits: Limits = Limits()) -> Message:
+    """Exactly one frame -> a validated :class:`Message` (raises :class:`ProtocolError`)."""
+    kind, payload = _split(data, limits)
+    if len(payload) + HEADER.size != len(data):
+        raise ProtocolError(f"frame length {HEADER.size + len(payload)} does not match {len(data)} bytes received")
+    return _message(kind, payload, dim, limits)
+
+
+class FrameReader:
+    """Splits a byte stream into messages; keeps a partial frame until the rest arrives."""
+
+    def __init__(self, dim: int, limits: Limits = Limits()) -> None:
+        self._buf = bytearray()
+        self._dim = dim
+        self._limits = limits
+
+    def feed(self, data: bytes) -> Iterator[Message]:
+        self._buf += data
+        while len(self._buf) >= HEADER.size:
+            magic, version, kind, length = HEADER.unpack_from(self._buf)
+            _check_header(magic, version, kind, length, self._limits)
+            end = HEADER.size + length
+            if len(self._buf) < end:
+                return
+            payload = bytes(self._buf[HEADER.size:end])
+            del self._buf[:end]
+            yield _message(kind, payload, self._dim, self._limits)
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame still buffered (nonzero at end of stream = truncated)."""
+        return len(self._buf)
+
+
+def _check_header(magic: bytes, version: int, kind: int, length: int, limits: Limits) -> None:
+    if magic != MAGIC:
+        raise ProtocolError("bad magic: not a swarm-gossip frame")
+    if version != VERSION:
+        raise ProtocolError(f"frame version {version} is not supported (this node speaks v{VERSION})")
+    if kind not in KIND_NAMES:
+        raise ProtocolError(f"unknown message kind {kind}")
+    if length > limits.max_frame:
+        raise ProtocolError(f"frame of {length} bytes exceeds the {limits.max_frame}-byte limit")
+
+
+def _split(data: bytes, limits: Limits) -> tuple[int, bytes]:
+    if len(data) < HEADER.size:
+        raise ProtocolError(f"truncated frame: {len(data)} bytes, the header alone is {HEADER.size}")
+    magic, version, kind, length = HEADER.unpack_from(data)
+    _check_header(magic, version, kind, length, limits)
+    if len(data) < HEADER.size + length:
+        raise ProtocolError(f"truncated frame: header says {length} payload bytes, {len(data) - HEADER.size} arrived")
+    return kind, bytes(data[HEADER.size:HEADER.size + length])
+
+
+def _message(kind: int, payload: bytes, dim: int, limits: Limits) -> Message:
+    try:
+        body = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ProtocolError(f"{KIND_NAMES[kind]} payload is not JSON ({e.__class__.__name__})") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(f"{KIND_NAMES[kind]} payload must be a JSON object")
+    name = KIND_NAMES[kind]
+    sender = _ident(body.get("from"), "from", name, limits)
+    updates = _updates(body.get("u", []), name, limits)
+    out: dict[str, Any] = {}
+    if kind in (PING, ACK, PING_REQ):
+        out["probe"] = _int(body.get("probe"), "probe", name)
+    if kind == PING_REQ:
+        out["target"] = _ident(body.get("target"), "target", name, limits)
+    if kind == JOIN:
+        out["incarnation"] = _int(body.get("inc"), "inc", name)
+        space = body.get("space", "")
+        if not isinstance(space, str) or len(space) > limits.max_id_chars:
+            raise ProtocolError("join: 'space' must be a short string")
+        out["space"] = space
+    if kind in (DIGEST, DELTA):
+        if "digest" in body:
+            out["digest"] = _digest(body["digest"], name, limits)
+        out["entries"] = _entries(body.get("entries", []), dim, name, limits)
+        reply = body.get("reply", False)
+        if not isinstance(reply, bool):
+            raise ProtocolError(f"{name}: 'reply' must be true or false")
+        out["reply"] = reply
+    return Message(kind, sender, updates, **out)
+
+
+def _ident(v: Any, key: str, name: str, limits: Limits) -> str:
+    if not isinstance(v, str) or not v or len(v) > limits.max_id_chars:
+        raise ProtocolError(f"{name}: '{key}' must be a non-empty node id of at most {limits.max_id_chars} chars")
+    return v
+
+
+def _int(v: Any, key: str, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ProtocolError(f"{name}: '{key}' must be a non-negative integer")
+    return v
+
+
+def _updates(raw: Any, name: str, limits: Limits) -> tuple[Update, ...]:
+    if not isinstance(raw, list) or len(raw) > limits.max_updates:
+        raise ProtocolError(f"{name}: 'u' must be a list of at most {limits.max_updates} updates")
+    out = []
+    for u in raw:
+        if not isinstance(u, list) or len(u) != 3 or u[1] not in STATUSES:
+            raise ProtocolError(f"{name}: a membership update must be [node, status, incarnation]")
+        out.append(Update(_ident(u[0], "node", name, limits), u[1], _int(u[2], "incarnation", name)))
+    return tuple(out)
+
+
+def _digest(raw: Any, name: str, limits: Limits) -> dict[str, int]:
+    if not isinstance(raw, dict) or len(raw) > limits.max_entries:
+        raise ProtocolError(f"{name}: 'digest' must be an object of origin -> sequence number")
+    return {_ident(k, "origin", name, limits): _int(v, "seq", name) for k, v in raw.items()}
+
+
+def _entries(raw: Any, dim: int, name: str, limits: Limits) -> tuple[Entry, ...]:
+    if not isinstance(raw, list) or len(raw) > limits.max_entries:
+        raise ProtocolError(f"{name}: 'entries' must be a list of at most {limits.max_entries}")
+    out = []
+    for e in raw:
+        if not isinstance(e, list) or len(e) != 3:
+            raise ProtocolError(f"{name}: an entry must be [origin, seq, pattern]")
+        seq = _int(e[1], "seq", name)
+        if seq < 1:
+            raise ProtocolError(f"{name}: entry sequence numbers start at 1")
+        try:
+            pattern = pattern_from_record(e[2], dim, ImportLimits(), where=f"{name} entry")
+        except ImportValidationError as err:
+            raise ProtocolError(str(err)) from None
+        out.append(Entry(_ident(e[0], "origin", name, limits), seq, pattern))
+    return tuple(out)

@@ -1,0 +1,332 @@
+"""The gossip node: push-pull pattern anti-entropy plus SWIM membership, as one sans-IO object.
+
+It never touches a socket or a clock. The driver (the simulated network, or QUIC) calls:
+
+* ``receive(frame, now)`` for every frame that arrives (raises :class:`ProtocolError` on a
+  malformed one and changes nothing),
+* ``tick(now)`` when ``next_timer()`` is due,
+* ``publish(patterns, now)`` for the agent's own writes,
+
+and after each call sends what ``outgoing()`` returns and handles what ``events()`` returns
+(:class:`PatternsReceived`, :class:`MemberChanged`).
+
+Dissemination: every ``gossip_interval`` the node sends its digest (one high-water mark per
+origin) to ``fanout`` random peers, piggybacking its most recent writes (push). A peer answers
+with the writes the digest shows missing and, if it lacks some itself, its own digest; the first
+node then sends those (pull). Membership: every ``probe_interval`` the node pings one member
+(round-robin over a shuffled list); without an ack in ``ack_timeout`` it asks
+``indirect_probes`` others to ping on its behalf; without any ack by the end of the period the
+member becomes suspect, and dead after ``suspect_timeout`` unless it refutes. Rumours ride on
+every message. A topology, if given, limits whom the node may contact.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from ..memory.models import Pattern
+from .codec import (
+    ACK,
+    DELTA,
+    DIGEST,
+    JOIN,
+    LEAVE,
+    PING,
+    PING_REQ,
+    Entry,
+    Limits,
+    Message,
+    ProtocolError,
+    Update,
+    decode,
+    encode,
+)
+from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
+from .replication import ReplicaLog
+
+#: ``contacts(me, candidates)`` -> the candidates this node may talk to.
+Contacts = Callable[[str, Sequence[str]], Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class GossipConfig:
+    dim: int  # embedding dimension of the patterns carried
+    fanout: int = 3
+    gossip_interval: float = 1.0
+    probe_interval: float = 1.0
+    ack_timeout: float = 0.4
+    indirect_probes: int = 3
+    suspect_timeout: float = 4.0
+    max_batch: int = 512  # writes per delta message
+    piggyback_entries: int = 8  # recent writes pushed with every digest
+    piggyback_updates: int = 8  # membership rumours per message
+    retransmit: int = 3  # rumours ride on about retransmit * log2(N + 1) messages
+    space: str = ""  # embedding-space fingerprint; a joiner from another space is refused
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.fanout < 1 or self.max_batch < 1:
+            raise ValueError("dim, fanout and max_batch must be >= 1")
+        if not 0 < self.ack_timeout < self.probe_interval:
+            raise ValueError("ack_timeout must be positive and shorter than probe_interval")
+        if self.gossip_interval <= 0 or self.suspect_timeout <= 0:
+            raise ValueError("gossip_interval and suspect_timeout must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class PatternsReceived:
+    """Event: these patterns' current copies changed because of ``sender``'s message."""
+
+    sender: str
+    patterns: tuple[Pattern, ...]
+
+
+Event = PatternsReceived | MemberChanged
+
+
+@dataclass(slots=True)
+class _Probe:
+    target: str
+    started: float
+    relay_for: tuple[str, int] | None = None  # pinging on behalf of (requester, their probe number)
+    indirect_sent: bool = False
+
+
+@dataclass(slots=True)
+class NodeStats:
+    sent: dict[str, int] = field(default_factory=dict)  # messages by kind
+    received: dict[str, int] = field(default_factory=dict)
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    rejected: int = 0  # malformed frames
+
+
+class GossipNode:
+    """One swarm member's gossip state machine."""
+
+    def __init__(self, node_id: str, config: GossipConfig, *, seed: int = 0, now: float = 0.0,
+                 contacts: Contacts | None = None, boot: int = 0) -> None:
+        self.id = node_id
+        self.config = config
+        self.origin = node_id if boot == 0 else f"{node_id}~{boot}"  # each boot numbers its own writes
+        self.log = ReplicaLog(self.origin)
+        self.membership = Membership(node_id, retransmit=config.retransmit)
+        self.contacts = contacts
+        self.left = False
+        self.stats = NodeStats()
+        self._rng = random.Random(f"{seed}:{node_id}:{boot}")
+        self._out: list[tuple[str, bytes]] = []
+        self._events: list[Event] = []
+        self._probes: dict[int, _Probe] = {}
+        self._probe_no = 0
+        self._probe_order: list[str] = []
+        # start the periodic timers at a random phase so nodes do not move in lockstep
+        self._next_gossip = now + self._rng.uniform(0, config.gossip_interval)
+        self._next_probe = now + self._rng.uniform(0, config.probe_interval)
+
+    # ---- the driver's calls ------------------------------------------------------------------
+
+    def join(self, seeds: Iterable[str], now: float) -> None:
+        """Announce this node to ``seeds``; they answer with the member list and their digest."""
+        for s in seeds:
+            if s != self.id:
+                self._learn(Update(s, ALIVE, 0), now)
+                self._send(s, Message(JOIN, self.id, incarnation=self.membership.incarnation,
+                                      space=self.config.space))
+
+    def leave(self, now: float) -> None:
+        """Leave gracefully: tell some peers (the rumour spreads), then go quiet."""
+        me = Update(self.id, LEFT, self.membership.incarnation)
+        self.membership.spread(me)
+        for peer in self._pick(self._contactable(), self.config.fanout):
+            self._send(peer, Message(LEAVE, self.id))
+        self.left = True
+
+    def publish(self, patterns: Iterable[Pattern], now: float) -> int:
+        """Local writes to replicate; returns how many changed this node's replica."""
+        return sum(1 for p in patterns if self.log.write(p) is not None)
+
+    def receive(self, data: bytes, now: float, sender: str | None = None) -> None:
+        """Handle one frame. Malformed input raises :class:`ProtocolError` and changes nothing."""
+        try:
+            msg = decode(data, self.config.dim, self.config.limits)
+            if sender is not None and msg.sender != sender:
+                raise ProtocolError(f"frame claims to be from {msg.sender!r} but came from {sender!r}")
+            if msg.sender == self.id:
+                raise ProtocolError("frame claims to come from this node")
+            if msg.kind == JOIN and self.config.space and msg.space and msg.space != self.config.space:
+                raise ProtocolError(f"{msg.sender} embeds in space {msg.space!r}, this swarm in {self.config.space!r}")
+        except ProtocolError:
+            self.stats.rejected += 1
+            raise
+        if self.left:
+            return
+        self.stats.received[msg.kind_name] = self.stats.received.get(msg.kind_name, 0) + 1
+        self.stats.bytes_received += len(data)
+        if msg.kind == JOIN:
+            self._learn(Update(msg.sender, ALIVE, msg.incarnation), now)
+        elif msg.sender not in self.membership.members:
+            self._learn(Update(msg.sender, ALIVE, 0), now)  # a message is proof of life of a stranger
+        for u in msg.updates:
+            self._learn(u, now)
+        handler = self._handlers[msg.kind]
+        handler(self, msg, now)
+
+    def tick(self, now: float) -> None:
+        """Run the timers that are due."""
+        if self.left:
+            return
+        c = self.config
+        if now >= self._next_gossip:
+            self._gossip_round()
+            while self._next_gossip <= now:
+                self._next_gossip += c.gossip_interval
+        if now >= self._next_probe:
+            self._start_probe(now)
+            while self._next_probe <= now:
+                self._next_probe += c.probe_interval
+        for no, p in list(self._probes.items()):
+            if p.relay_for is None and not p.indirect_sent and now >= p.started + c.ack_timeout:
+                p.indirect_sent = True
+                helpers = [m for m in self._contactable() if m != p.target]
+                for h in self._pick(helpers, c.indirect_probes):
+                    self._send(h, Message(PING_REQ, self.id, probe=no, target=p.target))
+            if now >= p.started + c.probe_interval:
+                del self._probes[no]
+                m = self.membership.members.get(p.target)
+                if p.relay_for is None and m is not None and m.status == ALIVE:
+                    self._learn(Update(p.target, SUSPECT, m.incarnation), now)
+        for m in list(self.membership.members.values()):
+            if m.status == SUSPECT and now >= m.since + c.suspect_timeout:
+                self._learn(Update(m.node, DEAD, m.incarnation), now)
+
+    def next_timer(self) -> float | None:
+        """When ``tick`` must next run (None once the node has left)."""
+        if self.left:
+            return None
+        c = self.config
+        times = [self._next_gossip, self._next_probe]
+        for p in self._probes.values():
+            if p.relay_for is None and not p.indirect_sent:
+                times.append(p.started + c.ack_timeout)
+            times.append(p.started + c.probe_interval)
+        times += [m.since + c.suspect_timeout for m in self.membership.members.values() if m.status == SUSPECT]
+        return min(times)
+
+    def outgoing(self) -> list[tuple[str, bytes]]:
+        """Frames to send, as ``(destination node, frame)``; drains the queue."""
+        out, self._out = self._out, []
+        return out
+
+    def events(self) -> list[Event]:
+        out, self._events = self._events, []
+        return out
+
+    # ---- views ---------------------------------------------------------------------------------
+
+    @property
+    def patterns(self) -> dict[str, Pattern]:
+        return self.log.patterns
+
+    def digest(self) -> dict[str, int]:
+        return self.log.digest()
+
+    def live_members(self) -> list[str]:
+        return self.membership.live()
+
+    # ---- internals -------------------------------------------------------------------------------
+
+    def _learn(self, update: Update, now: float) -> None:
+        change = self.membership.apply(update, now)
+        if change is not None:
+            self._events.append(change)
+
+    def _contactable(self) -> list[str]:
+        live = self.membership.live()
+        return list(self.contacts(self.id, live)) if self.contacts is not None else live
+
+    def _pick(self, candidates: Sequence[str], k: int) -> list[str]:
+        return list(candidates) if len(candidates) <= k else self._rng.sample(list(candidates), k)
+
+    def _send(self, dest: str, msg: Message) -> None:
+        if not msg.updates:
+            updates = self.membership.piggyback(self.config.piggyback_updates)
+            if updates:
+                msg = Message(msg.kind, msg.sender, updates, msg.probe, msg.target, msg.incarnation, msg.space,
+                              msg.digest, msg.entries, msg.reply)
+        frame = encode(msg)
+        self._out.append((dest, frame))
+        self.stats.sent[msg.kind_name] = self.stats.sent.get(msg.kind_name, 0) + 1
+        self.stats.bytes_sent += len(frame)
+
+    def _gossip_round(self) -> None:
+        entries = tuple(self.log.recent(self.config.piggyback_entries))
+        for peer in self._pick(self._contactable(), self.config.fanout):
+            self._send(peer, Message(DIGEST, self.id, digest=self.log.digest(), entries=entries, reply=True))
+
+    def _start_probe(self, now: float) -> None:
+        candidates = self._contactable()
+        self._probe_order = [m for m in self._probe_order if m in candidates]
+        if not self._probe_order:
+            self._probe_order = list(candidates)
+            self._rng.shuffle(self._probe_order)
+        if not self._probe_order:
+            return
+        target = self._probe_order.pop()
+        self._probe_no += 1
+        self._probes[self._probe_no] = _Probe(target, now)
+        self._send(target, Message(PING, self.id, probe=self._probe_no))
+
+    def _accept(self, sender: str, entries: Sequence[Entry]) -> None:
+        changed = self.log.apply(entries)
+        if changed:
+            self._events.append(PatternsReceived(sender, tuple(changed)))
+
+    # handlers, one per message kind
+
+    def _on_ping(self, msg: Message, now: float) -> None:
+        self._send(msg.sender, Message(ACK, self.id, probe=msg.probe))
+
+    def _on_ack(self, msg: Message, now: float) -> None:
+        p = self._probes.pop(msg.probe, None)
+        if p is not None and p.relay_for is not None:
+            requester, their_no = p.relay_for
+            self._send(requester, Message(ACK, self.id, probe=their_no))
+
+    def _on_ping_req(self, msg: Message, now: float) -> None:
+        self._probe_no += 1
+        self._probes[self._probe_no] = _Probe(msg.target, now, relay_for=(msg.sender, msg.probe))
+        self._send(msg.target, Message(PING, self.id, probe=self._probe_no))
+
+    def _on_join(self, msg: Message, now: float) -> None:
+        snapshot = self.membership.snapshot()[: self.config.limits.max_updates]
+        self._send(msg.sender, Message(DIGEST, self.id, snapshot, digest=self.log.digest(), reply=True))
+
+    def _on_digest(self, msg: Message, now: float) -> None:
+        self._accept(msg.sender, msg.entries)
+        if msg.digest is None or not msg.reply:
+            return
+        missing = self.log.missing_for(msg.digest, self.config.max_batch)
+        want = self.log.lacks(msg.digest)
+        if missing or want:
+            self._send(msg.sender, Message(DELTA, self.id, digest=self.log.digest() if want else None,
+                                           entries=tuple(missing), reply=want))
+
+    def _on_delta(self, msg: Message, now: float) -> None:
+        self._accept(msg.sender, msg.entries)
+        if msg.reply and msg.digest is not None:
+            missing = self.log.missing_for(msg.digest, self.config.max_batch)
+            if missing:
+                self._send(msg.sender, Message(DELTA, self.id, entries=tuple(missing)))
+
+    def _on_leave(self, msg: Message, now: float) -> None:
+        m = self.membership.members.get(msg.sender)
+        if m is not None:
+            self._learn(Update(msg.sender, LEFT, m.incarnation), now)
+
+    _handlers: dict[int, Callable[["GossipNode", Message, float], None]] = {
+        PING: _on_ping, ACK: _on_ack, PING_REQ: _on_ping_req, JOIN: _on_join,
+        DIGEST: _on_digest, DELTA: _on_delta, LEAVE: _on_leave,
+    }

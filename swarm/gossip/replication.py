@@ -1,0 +1,110 @@
+"""Anti-entropy state: per-origin write logs, compact digests, and the deltas a peer lacks.
+
+Every write a node makes (a new pattern, or a new version of one) gets the next sequence number of
+that node, its *origin*. A node's digest is, per origin, the highest sequence number up to which it
+holds every write (a high-water mark), so a digest costs one integer per origin however many
+patterns there are. Given a peer's digest, :meth:`ReplicaLog.missing_for` lists what the peer
+lacks. Concurrent versions of one pattern resolve by :func:`swarm.memory.models.merge`, a total
+order, so replicas that saw the same writes agree whatever order they arrived in.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterable, Mapping
+
+from ..memory.models import Pattern, merge
+from .codec import Entry
+
+
+class ReplicaLog:
+    """The replicated writes one node holds, and the merged current copy of every pattern."""
+
+    def __init__(self, node_id: str, recent: int = 64) -> None:
+        self.node_id = node_id
+        self.patterns: dict[str, Pattern] = {}
+        self._log: dict[str, dict[int, Pattern]] = {}
+        self._hwm: dict[str, int] = {}
+        self._above: dict[str, set[int]] = {}  # sequence numbers held above the high-water mark
+        self._own = 0
+        self._recent: deque[Entry] = deque(maxlen=recent)
+
+    def __len__(self) -> int:
+        return len(self.patterns)
+
+    @property
+    def writes(self) -> int:
+        """Entries held, over all origins."""
+        return sum(len(v) for v in self._log.values())
+
+    def write(self, pattern: Pattern) -> Entry | None:
+        """A local write; None when it changes nothing (an older or identical copy)."""
+        cur = self.patterns.get(pattern.id)
+        if cur is not None and merge(cur, pattern) is cur:
+            return None
+        self._own += 1
+        entry = Entry(self.node_id, self._own, pattern)
+        self._store(entry)
+        return entry
+
+    def restore_own_sequence(self, seq: int) -> None:
+        """After a restart: continue numbering own writes after ``seq`` (learned from peers)."""
+        self._own = max(self._own, seq)
+
+    def digest(self) -> dict[str, int]:
+        return dict(self._hwm)
+
+    def lacks(self, digest: Mapping[str, int]) -> bool:
+        """Whether a peer with ``digest`` holds writes this log does not."""
+        return any(seq > self._hwm.get(origin, 0) for origin, seq in digest.items())
+
+    def missing_for(self, digest: Mapping[str, int], limit: int) -> list[Entry]:
+        """Writes a peer with ``digest`` lacks, oldest first per origin, at most ``limit``."""
+        out: list[Entry] = []
+        for origin in sorted(self._log):
+            have = digest.get(origin, 0)
+            log = self._log[origin]
+            if self._hwm.get(origin, 0) <= have and not self._above.get(origin):
+                continue
+            for seq in sorted(s for s in log if s > have):
+                out.append(Entry(origin, seq, log[seq]))
+                if len(out) >= limit:
+                    return out
+        return out
+
+    def recent(self, n: int) -> list[Entry]:
+        """The last ``n`` writes this node learned of (local or not), to piggyback on a digest."""
+        if n <= 0:
+            return []
+        return list(self._recent)[-n:]
+
+    def apply(self, entries: Iterable[Entry]) -> list[Pattern]:
+        """Take writes from a peer; return the patterns whose current copy changed."""
+        changed: dict[str, Pattern] = {}
+        for e in entries:
+            if e.seq <= self._hwm.get(e.origin, 0) or e.seq in self._above.get(e.origin, ()):
+                continue  # already held
+            if e.origin == self.node_id:
+                self._own = max(self._own, e.seq)  # our own writes from before a restart
+            before = self.patterns.get(e.pattern.id)
+            self._store(e)
+            after = self.patterns[e.pattern.id]
+            if after is not before:
+                changed[after.id] = after
+        return list(changed.values())
+
+    def _store(self, e: Entry) -> None:
+        self._log.setdefault(e.origin, {})[e.seq] = e.pattern
+        hwm = self._hwm.get(e.origin, 0)
+        above = self._above.setdefault(e.origin, set())
+        if e.seq == hwm + 1:
+            hwm += 1
+            while hwm + 1 in above:
+                hwm += 1
+                above.discard(hwm)
+            self._hwm[e.origin] = hwm
+        else:
+            above.add(e.seq)
+        cur = self.patterns.get(e.pattern.id)
+        self.patterns[e.pattern.id] = e.pattern if cur is None else merge(cur, e.pattern)
+        self._recent.append(e)
