@@ -14,6 +14,7 @@ outgoing messages, then dropped.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -90,6 +91,10 @@ class Membership:
             return None
         return MemberChanged(update.node, before, update.status, update.incarnation)
 
+    def add(self, node: str, now: float) -> None:
+        """Know ``node`` as alive at incarnation 0 without spreading a rumour (a static member list)."""
+        self.members.setdefault(node, Member(node, ALIVE, 0, now))
+
     def spread(self, update: Update) -> None:
         """Queue a rumour for piggybacking (replacing an older one about the same node)."""
         n = len(self.members) + 1
@@ -99,7 +104,7 @@ class Membership:
         """Up to ``limit`` rumours for one outgoing message, least-sent first."""
         if not self._rumours or limit <= 0:
             return ()
-        chosen = sorted(self._rumours.items(), key=lambda kv: -kv[1][1])[:limit]
+        chosen = heapq.nlargest(limit, self._rumours.items(), key=lambda kv: kv[1][1])
         out = []
         for node, (update, left) in chosen:
             out.append(update)

@@ -122,6 +122,7 @@ class GossipNode:
         self._probes: dict[int, _Probe] = {}
         self._probe_no = 0
         self._probe_order: list[str] = []
+        self._pushed = 0  # log arrival number up to which writes were pushed
         # start the periodic timers at a random phase so nodes do not move in lockstep
         self._next_gossip = now + self._rng.uniform(0, config.gossip_interval)
         self._next_probe = now + self._rng.uniform(0, config.probe_interval)
@@ -135,6 +136,12 @@ class GossipNode:
                 self._learn(Update(s, ALIVE, 0), now)
                 self._send(s, Message(JOIN, self.id, incarnation=self.membership.incarnation,
                                       space=self.config.space))
+
+    def bootstrap(self, members: Iterable[str], now: float) -> None:
+        """Know ``members`` as alive from configuration (a static member list), without messages."""
+        for m in members:
+            if m != self.id and m not in self.membership.members:
+                self.membership.add(m, now)  # configuration, not news: nothing to spread
 
     def leave(self, now: float) -> None:
         """Leave gracefully: tell some peers (the rumour spreads), then go quiet."""
@@ -262,13 +269,16 @@ class GossipNode:
         self.stats.bytes_sent += len(frame)
 
     def _gossip_round(self) -> None:
-        entries = tuple(self.log.recent(self.config.piggyback_entries))
+        # push what is new since the last round (pull repairs whatever the push misses)
+        entries = tuple(self.log.recent(self.config.piggyback_entries, since=self._pushed))
+        self._pushed = self.log.arrivals
         for peer in self._pick(self._contactable(), self.config.fanout):
             self._send(peer, Message(DIGEST, self.id, digest=self.log.digest(), entries=entries, reply=True))
 
     def _start_probe(self, now: float) -> None:
         candidates = self._contactable()
-        self._probe_order = [m for m in self._probe_order if m in candidates]
+        allowed = set(candidates)
+        self._probe_order = [m for m in self._probe_order if m in allowed]
         if not self._probe_order:
             self._probe_order = list(candidates)
             self._rng.shuffle(self._probe_order)

@@ -27,7 +27,8 @@ class ReplicaLog:
         self._hwm: dict[str, int] = {}
         self._above: dict[str, set[int]] = {}  # sequence numbers held above the high-water mark
         self._own = 0
-        self._recent: deque[Entry] = deque(maxlen=recent)
+        self.arrivals = 0  # entries stored so far; marks "what is new since" for pushing
+        self._recent: deque[tuple[int, Entry]] = deque(maxlen=recent)
 
     def __len__(self) -> int:
         return len(self.patterns)
@@ -72,11 +73,12 @@ class ReplicaLog:
                     return out
         return out
 
-    def recent(self, n: int) -> list[Entry]:
-        """The last ``n`` writes this node learned of (local or not), to piggyback on a digest."""
+    def recent(self, n: int, since: int = 0) -> list[Entry]:
+        """Up to the last ``n`` writes this node learned of (local or not) after arrival number
+        ``since``, to push with a digest."""
         if n <= 0:
             return []
-        return list(self._recent)[-n:]
+        return [e for no, e in list(self._recent)[-n:] if no > since]
 
     def apply(self, entries: Iterable[Entry]) -> list[Pattern]:
         """Take writes from a peer; return the patterns whose current copy changed."""
@@ -107,4 +109,5 @@ class ReplicaLog:
             above.add(e.seq)
         cur = self.patterns.get(e.pattern.id)
         self.patterns[e.pattern.id] = e.pattern if cur is None else merge(cur, e.pattern)
-        self._recent.append(e)
+        self.arrivals += 1
+        self._recent.append((self.arrivals, e))

@@ -1,0 +1,81 @@
+"""The gossip bus: thin glue that runs a sans-IO :class:`GossipNode` on a kernel and an endpoint.
+
+Two tasks per node, owned by one task group: a receiver that feeds frames to the node, and a
+timer that ticks it when ``next_timer()`` is due. After each call the bus sends the node's
+outgoing frames and hands its events to ``on_event``. A malformed frame is counted and logged;
+it never stops the node.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..gossip import Event, GossipNode, ProtocolError
+from ..kernel import EndOfChannel
+from .base import Endpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class BusStats:
+    frames_in: int = 0
+    frames_rejected: int = 0
+    ticks: int = 0
+
+
+class GossipBus:
+    """Runs one node until cancelled (or until its endpoint closes)."""
+
+    def __init__(self, kernel: Any, node: GossipNode, endpoint: Endpoint,
+                 on_event: Callable[[Event], None] | None = None) -> None:
+        self.kernel = kernel
+        self.node = node
+        self.endpoint = endpoint
+        self.on_event = on_event
+        self.stats = BusStats()
+
+    def flush(self) -> None:
+        """Send what the node queued and deliver its events."""
+        for dest, frame in self.node.outgoing():
+            self.endpoint.send_nowait(dest, frame)
+        events = self.node.events()
+        if self.on_event is not None:
+            for ev in events:
+                self.on_event(ev)
+
+    async def run(self) -> None:
+        async with self.kernel.task_group() as tg:
+            tg.start_soon(self._receive, tg)
+            tg.start_soon(self._timers)
+
+    async def _receive(self, tg: Any) -> None:
+        k = self.kernel
+        while True:
+            try:
+                sender, frame = await self.endpoint.recv()
+            except EndOfChannel:
+                tg.cancel()  # the endpoint is gone (crash or shutdown): stop the timers too
+                return
+            self.stats.frames_in += 1
+            try:
+                self.node.receive(frame, k.now(), sender=sender)
+            except ProtocolError as e:
+                self.stats.frames_rejected += 1
+                log.warning("%s: dropped a malformed frame from %s: %s", self.node.id, sender, e)
+            self.flush()
+
+    async def _timers(self) -> None:
+        k = self.kernel
+        while True:
+            due = self.node.next_timer()
+            if due is None:
+                return
+            wait = due - k.now()
+            if wait > 0:
+                await k.sleep(wait)
+            self.node.tick(k.now())
+            self.stats.ticks += 1
+            self.flush()

@@ -1,0 +1,130 @@
+"""The simulated network and the gossip bus on it."""
+
+from __future__ import annotations
+
+import runpy
+
+import pytest
+
+from swarm.kernel import VirtualKernel
+from swarm.transport import LinkProfile, SimNetwork
+
+
+def run_traffic(profile: LinkProfile, n: int = 200, seed: int = 1):
+    k = VirtualKernel()
+    net = SimNetwork(k, seed, profile)
+    a, b = net.endpoint("a"), net.endpoint("b")
+    got: list[tuple[float, bytes]] = []
+
+    async def main():
+        async def reader():
+            while True:
+                sender, data = await b.recv()
+                assert sender == "a"
+                got.append((k.now(), data))
+
+        async with k.task_group() as tg:
+            tg.start_soon(reader)
+            for i in range(n):
+                a.send_nowait("b", i.to_bytes(4, "big") + b"x" * 96)
+            await k.sleep(60)
+            tg.cancel()
+
+    k.run(main)
+    return net, got
+
+
+def test_latency_and_counting():
+    net, got = run_traffic(LinkProfile(latency=0.01, jitter=0.0))
+    assert len(got) == 200 and all(abs(t - 0.01) < 1e-9 for t, _ in got)
+    st = net.link_stats()[("a", "b")]
+    assert (st.messages, st.bytes, st.delivered) == (200, 200 * 100, 200)
+
+
+def test_loss_duplication_and_reordering_happen_at_their_rates():
+    net, got = run_traffic(LinkProfile(loss=0.2, duplicate=0.1, reorder=0.3, reorder_delay=0.5), n=2000)
+    st = net.link_stats()[("a", "b")]
+    assert 300 < st.lost < 500 and 100 < st.duplicated < 230
+    order = [int.from_bytes(d[:4], "big") for _, d in got]
+    assert order != sorted(order)  # reordered
+    assert len(got) == st.delivered == 2000 - st.lost + st.duplicated
+
+
+def test_bandwidth_queues_frames():
+    net, got = run_traffic(LinkProfile(latency=0.0, jitter=0.0, bandwidth=1000.0), n=10)
+    times = [t for t, _ in got]
+    assert times == pytest.approx([0.1 * (i + 1) for i in range(10)])  # 100 bytes at 1000 B/s each
+
+
+def test_partition_and_crash_block_traffic_until_healed():
+    k = VirtualKernel()
+    net = SimNetwork(k, 0, LinkProfile(latency=0.001, jitter=0.0))
+    eps = {n: net.endpoint(n) for n in "abc"}
+    got = []
+
+    async def main():
+        async def reader(n):
+            while True:
+                s, d = await eps[n].recv()
+                got.append((s, n, d))
+
+        async with k.task_group() as tg:
+            for n in "abc":
+                tg.start_soon(reader, n)
+            net.partition({"a"}, {"b", "c"})
+            eps["a"].send_nowait("b", b"1")
+            eps["b"].send_nowait("c", b"2")
+            await k.sleep(1)
+            net.heal()
+            eps["a"].send_nowait("b", b"3")
+            await k.sleep(1)
+            tg.cancel()
+
+    k.run(main)
+    assert got == [("b", "c", b"2"), ("a", "b", b"3")]
+    assert net.link_stats()[("a", "b")].blocked == 1
+
+
+def test_a_thousand_node_mesh_replicates_within_the_gossip_bound_even_with_loss_and_crashes():
+    bench = runpy.run_path("benchmarks/gossip_bench.py")
+    for n in (10, 100):
+        clean = bench["replicate"](n, writers=5)
+        faulty = bench["replicate"](n, loss=0.2, crash=0.1, writers=5)
+        for r in (clean, faulty):
+            assert r["patterns_missing_on_live_nodes"] == 0
+            assert r["rounds_all_patterns"] is not None and r["rounds_all_patterns"] <= r["bound_log2n_plus_lnn"]
+        assert faulty["frames_lost"] > 0 and faulty["crashed"] == round(0.1 * n)
+    big = bench["replicate"](1000, writers=3, horizon=20.0)
+    assert big["patterns_missing_on_live_nodes"] == 0 and big["rounds_all_patterns"] <= big["bound_log2n_plus_lnn"]
+
+
+def test_bus_drops_a_malformed_frame_and_keeps_replicating():
+    import numpy as np
+
+    from swarm.gossip import GossipConfig, GossipNode
+    from swarm.memory.models import Pattern
+    from swarm.transport import GossipBus
+
+    k = VirtualKernel()
+    net = SimNetwork(k, 0)
+    cfg = GossipConfig(dim=4)
+    nodes = {n: GossipNode(n, cfg, seed=3) for n in ("a", "b")}
+    buses = {n: GossipBus(k, nodes[n], net.endpoint(n)) for n in nodes}
+    evil = net.endpoint("evil")
+    for node in nodes.values():
+        node.bootstrap(nodes, 0.0)
+    p = Pattern(id="p1", title="t", description="", content="", domain="d", kind="strategy", action="x",
+                embedding=np.array([1, 0, 0, 0], np.float32), created_at=0.0)
+
+    async def main():
+        async with k.task_group() as tg:
+            for bus in buses.values():
+                tg.start_soon(bus.run)
+            evil.send_nowait("b", b"SG\x01\x01\x00\x00\x00\x05{bad}")
+            nodes["a"].publish([p], k.now())
+            await k.sleep(5)
+            tg.cancel()
+
+    k.run(main)
+    assert buses["b"].stats.frames_rejected == 1 and nodes["b"].stats.rejected == 1
+    assert "p1" in nodes["b"].patterns
