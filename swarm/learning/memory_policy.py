@@ -51,6 +51,7 @@ class MemoryConfig:
     embed_dim: int = 64
     bandwidth: float = 2.0
     embed_seed: int = 0  # fixes the embedding space: agents that share patterns must share it
+    allowed: tuple[str, ...] | None = None  # strategies this agent may trade (None: all); specialists
     seed: int = 0  # exploration
 
     def __post_init__(self) -> None:
@@ -62,6 +63,8 @@ class MemoryConfig:
             raise ValueError("capacity must be >= 1")
         if not 0 < self.long_term_share < 1:
             raise ValueError("long_term_share must be in (0, 1)")
+        if self.allowed is not None and (not self.allowed or set(self.allowed) - set(STRATEGIES)):
+            raise ValueError(f"allowed must be a non-empty subset of {STRATEGIES}")
 
 
 @dataclass(slots=True)
@@ -96,6 +99,7 @@ class MemoryPolicy:
         self._trades = 0
         self._started = False
         self._short_term: deque[str] | None = None  # unconsolidated pattern ids, oldest first
+        self._allowed = None if config.allowed is None else [STRATEGIES.index(a) for a in config.allowed]
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] = ":memory:", config: MemoryConfig = MemoryConfig(),
@@ -140,10 +144,18 @@ class MemoryPolicy:
         emb = self.bank.embedder.embed(context.features)
         value, mass, weighted = self.evidence(emb)
         score = value + self.config.optimism / np.sqrt(1.0 + mass)
-        i, explored = self._explore.pick(score)
+        i, explored = self._explore.pick(score, self._allowed)
         informers = sorted((h for h in weighted if h[0].action == STRATEGIES[i]), key=lambda h: -h[1])
         ids = tuple(p.id for p, _, _ in informers[: self.config.update_top])
         return Choice(STRATEGIES[i], explored, tuple(float(v) for v in score), ids)
+
+    def preference(self, context: Context) -> np.ndarray:
+        """Net evidence per strategy for ``context``, without exploring or recording anything:
+        what this agent would vote for."""
+        value, _, _ = self.evidence(self.bank.embedder.embed(context.features))
+        if self._allowed is not None:
+            value = np.where(np.isin(np.arange(value.size), self._allowed), value, -np.inf)
+        return value
 
     # ---- learning --------------------------------------------------------------------------
 

@@ -76,12 +76,17 @@ class _Explorer:
         self.rng = np.random.default_rng(seed)
         self.decisions = 0
 
-    def pick(self, values: Sequence[float]) -> tuple[int, bool]:
+    def pick(self, values: Sequence[float], allowed: Sequence[int] | None = None) -> tuple[int, bool]:
+        """Epsilon-greedy over all actions, or over the ``allowed`` action indices only."""
         eps = self.exploration.epsilon(self.decisions)
         self.decisions += 1
         if self.rng.random() < eps:
+            if allowed is not None:
+                return int(allowed[int(self.rng.integers(len(allowed)))]), True
             return int(self.rng.integers(N_ACTIONS)), True
         v = np.asarray(values, dtype=float)
+        if allowed is not None:
+            v = np.where(np.isin(np.arange(v.size), allowed), v, -np.inf)
         best = np.flatnonzero(v >= v.max() - 1e-12)
         # ties mean "no preference": pick among them at random, not always the first strategy
         return (int(best[0]) if best.size == 1 else int(self.rng.choice(best))), False

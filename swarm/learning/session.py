@@ -16,6 +16,7 @@ import numpy as np
 from ..market import STRATEGIES
 from .agent import LearningAgent
 from .episodes import Decision, Outcome
+from .policies import Choice
 
 
 @dataclass(slots=True)
@@ -44,8 +45,9 @@ class RunLog:
 
 
 def step(agent: LearningAgent, decision: Decision, log: RunLog, *, learn: bool = True,
-         clock: Callable[[], float] = time.perf_counter) -> None:
-    """One decision: decide, trade (look up the chosen strategy's P&L), learn; log it all."""
+         clock: Callable[[], float] = time.perf_counter) -> Choice:
+    """One decision: decide, trade (look up the chosen strategy's P&L), learn; log it all.
+    Returns the choice (with the patterns that informed it)."""
     t0 = clock()
     choice = agent.decide(decision.context)
     t1 = clock()
@@ -63,6 +65,7 @@ def step(agent: LearningAgent, decision: Decision, log: RunLog, *, learn: bool =
     log.regimes.append(decision.regime)
     log.decide_s.append(t1 - t0)
     log.learn_s.append(t2 - t1)
+    return choice
 
 
 def run(agent: LearningAgent, decisions: Sequence[Decision], *, learn: bool = True,

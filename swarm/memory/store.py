@@ -515,6 +515,17 @@ class PatternStore:
         found = self._by_rowid(keys.tolist())
         return [(found[int(key)], float(s)) for key, s in zip(keys, sims) if int(key) in found]
 
+    @property
+    def sequence(self) -> int:
+        """The store's change counter: every committed write raises it."""
+        return int(self._db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+
+    def changed_since(self, seq: int) -> tuple[list[Pattern], int]:
+        """Patterns written after change ``seq`` (in write order) and the current counter: the
+        feed a replicator reads to ship this store's writes."""
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE seq > ? ORDER BY seq, rowid", (seq,)).fetchall()
+        return [_decode(r) for r in rows], self.sequence
+
     def rowid_of(self, ids: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for chunk, marks in _id_chunks(ids):

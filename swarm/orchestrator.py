@@ -1,0 +1,323 @@
+"""The orchestrator: builds a swarm for a topology, drives its agents through episodes on the
+market in virtual time, syncs their patterns over the gossip bus, injects faults, and collects
+the figures a report needs.
+
+Data flow, per agent and trade: market decision -> ``LearningAgent.decide`` (memory retrieval)
+-> trade -> ``learn`` (judge, distill, store, record outcomes) -> the store's change feed ->
+``GossipNode.publish`` -> the network -> peers' ``PatternsReceived`` -> ``merge_many`` into their
+stores. Every agent has its own SQLite file. A topology shapes the swarm through its
+:class:`AgentSpec` list, a ``contacts`` rule (whom a node may talk to) and a controller coroutine
+that acts at episode boundaries (consolidate, scale, rotate, roll out, roll back).
+
+Structured concurrency: one task group owns the controller and every agent; each agent owns a
+task group with its trading loop and its gossip bus, so crashing an agent cancels exactly those.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence
+
+import numpy as np
+
+from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived
+from .gossip.node import Contacts
+from .kernel import VirtualKernel
+from .learning.agent import LearningAgent
+from .learning.episodes import Decision, interleave
+from .learning.memory_policy import MemoryConfig, MemoryPolicy, make_embedder
+from .learning.session import RunLog, step
+from .market import MarketConfig, TradeRules, generate_market
+from .memory.embedders import fingerprint_of
+from .memory.models import Pattern
+from .transport import GossipBus, LinkProfile, SimNetwork
+
+SYMBOLS: tuple[str, ...] = ("AAA", "BBB", "CCC")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """One agent of a swarm: who it is, what it trades, how it learns."""
+
+    id: str
+    role: str = "peer"
+    market_seed: int = 0
+    symbols: tuple[str, ...] = SYMBOLS
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    version: str = "v1"
+    learn: bool = True
+    start: float = 0.0  # virtual time the agent starts trading (later for scaled-up agents)
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmConfig:
+    seed: int = 0
+    episodes: int = 30
+    trades_per_episode: int = 10
+    trade_interval: float = 1.0  # virtual seconds between one agent's trades
+    sync: bool = True  # False: no gossip at all (the isolated baseline)
+    fanout: int = 2
+    gossip_interval: float = 1.0
+    link: LinkProfile = field(default_factory=LinkProfile)
+    market: MarketConfig = field(default_factory=MarketConfig)
+    settle: float = 10.0  # virtual seconds of gossip after the last trade, before figures are read
+    store_dir: str | None = None  # where the agents' SQLite files go (None: a temporary directory)
+
+    @property
+    def episode_seconds(self) -> float:
+        return self.trades_per_episode * self.trade_interval
+
+    @property
+    def trades(self) -> int:
+        return self.episodes * self.trades_per_episode
+
+
+def agent_decisions(spec: AgentSpec, config: SwarmConfig, n: int | None = None) -> list[Decision]:
+    """The decisions an agent faces: its market (seed and symbols), ``n`` of them."""
+    n = config.trades if n is None else n
+    bars = max(50, 21 + 10 * (n // len(spec.symbols) + 2) + 10)
+    market = generate_market(replace(config.market, n_bars=bars), spec.market_seed, spec.symbols)
+    return interleave(market, TradeRules())[:n]
+
+
+class SwarmAgent:
+    """An agent at runtime: its memory, learner, gossip node and logs."""
+
+    def __init__(self, swarm: "Swarm", spec: AgentSpec, decisions: Sequence[Decision]) -> None:
+        self.swarm = swarm
+        self.spec = spec
+        self.id = spec.id
+        self.decisions = list(decisions)
+        self.cursor = 0
+        self.log = RunLog(spec.id)
+        self.informed_by: list[tuple[str, ...]] = []
+        self.path = swarm.store_dir / f"{spec.id}.db"
+        self.boots = 0
+        self.crashed = False
+        self.retired = False
+        self.quota: float = 1.0  # share of its trade slots it uses (performance allocation)
+        self.index = len(swarm.agents)
+        self.origin_of: dict[str, str] = {}  # pattern id -> agent that first created it (metrics)
+        self._open()
+
+    def _open(self) -> None:
+        seed = self.swarm.config.seed * 1000 + self.index * 10 + self.boots  # its own exploration
+        # WAL with synchronous=NORMAL survives a killed process (the fault injected here), not a power cut
+        self.policy = MemoryPolicy.open(self.path, replace(self.spec.memory, seed=seed), name=self.id,
+                                        synchronous="NORMAL")
+        self.learner = LearningAgent(self.id, self.policy)
+        self.published = self.policy.bank.store.sequence
+        sw = self.swarm
+        gcfg = GossipConfig(dim=self.policy.bank.store.dim, fanout=sw.config.fanout,
+                            gossip_interval=sw.config.gossip_interval, space=sw.space)
+        self.node = GossipNode(self.id, gcfg, seed=sw.config.seed, now=sw.kernel.now(),
+                               contacts=sw.contacts, boot=self.boots)
+        self.bus = GossipBus(sw.kernel, self.node, sw.net.endpoint(self.id), self._on_event)
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.policy.bank.store
+
+    def trade(self) -> None:
+        """One decision, learned from (the store's new writes ship at the episode's end)."""
+        d = self.decisions[self.cursor]
+        self.cursor += 1
+        choice = step(self.learner, d, self.log, learn=self.spec.learn)
+        self.informed_by.append(choice.informed_by)
+        if self.cursor % self.swarm.config.trades_per_episode == 0:
+            self.publish()
+
+    def publish(self) -> None:
+        """Hand the store's writes since the last call to the gossip node, as one batch (several
+        updates of one pattern in an episode ship as its latest version). Copies that came from
+        peers are already in the node's replica, so they are not echoed back."""
+        changed, self.published = self.store.changed_since(self.published)
+        if changed:
+            now = self.swarm.kernel.now()
+            for p in changed:
+                if p.id not in self.swarm.first_seen:
+                    self.swarm.first_seen[p.id] = (self.id, now)
+            if self.swarm.config.sync:
+                self.node.publish(changed, now)
+
+    def _on_event(self, ev: object) -> None:
+        if isinstance(ev, PatternsReceived):
+            changed = self.store.merge_many(list(ev.patterns))
+            now = self.swarm.kernel.now()
+            for p in changed:
+                origin = self.swarm.first_seen.get(p.id)
+                if origin is not None and origin[0] != self.id and (p.id, self.id) not in self.swarm.arrivals:
+                    self.swarm.arrivals[(p.id, self.id)] = now - origin[1]
+        elif isinstance(ev, MemberChanged):
+            self.swarm.membership_log.append((self.swarm.kernel.now(), self.id, ev.node, ev.status))
+
+    def pattern_ids(self) -> set[str]:
+        return {p.id for p in self.store.iter_patterns()}
+
+    def close(self) -> None:
+        self.policy.close()
+
+    async def run(self) -> None:
+        """Trade on schedule until the decisions run out, with the gossip bus alongside."""
+        k = self.swarm.kernel
+        async with k.task_group() as tg:
+            self._group = tg
+            if self.swarm.config.sync:
+                tg.start_soon(self.bus.run)
+            if k.now() < self.spec.start:
+                await k.sleep(self.spec.start - k.now())
+            interval = self.swarm.config.trade_interval
+            credit = 0.0
+            while self.cursor < len(self.decisions) and not self.retired:
+                await k.sleep(interval)
+                credit += self.quota
+                while credit >= 1.0 and self.cursor < len(self.decisions):
+                    credit -= 1.0
+                    self.trade()
+            self.publish()
+            await k.sleep(self.swarm.config.settle)
+            tg.cancel()
+
+
+Controller = Callable[["Swarm"], Awaitable[None]]
+
+
+class Swarm:
+    """A swarm in virtual time. Build it, ``run()`` it, read its figures."""
+
+    def __init__(self, config: SwarmConfig, specs: Sequence[AgentSpec], *, contacts: Contacts | None = None,
+                 controller: Controller | None = None, decisions: dict[str, Sequence[Decision]] | None = None) -> None:
+        self.config = config
+        self.kernel = VirtualKernel()
+        self.net = SimNetwork(self.kernel, config.seed, config.link)
+        self.contacts = contacts
+        self.controller = controller
+        self._tmp = tempfile.TemporaryDirectory(prefix="swarm-") if config.store_dir is None else None
+        self.store_dir = Path(config.store_dir or self._tmp.name)  # type: ignore[union-attr]
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.space = fingerprint_of(make_embedder(specs[0].memory if specs else MemoryConfig())) or ""
+        self.first_seen: dict[str, tuple[str, float]] = {}
+        self.arrivals: dict[tuple[str, str], float] = {}
+        self.membership_log: list[tuple[float, str, str, str]] = []
+        self.events: list[dict[str, Any]] = []  # what the controller did, for the report
+        self.agents: dict[str, SwarmAgent] = {}
+        self._decisions = decisions or {}
+        self._tg: Any = None
+        self.wall_s = 0.0
+        for spec in specs:
+            self._make(spec)
+
+    def _make(self, spec: AgentSpec) -> SwarmAgent:
+        decisions = self._decisions.get(spec.id) or agent_decisions(spec, self.config)
+        agent = SwarmAgent(self, spec, decisions)
+        self.agents[spec.id] = agent
+        for other in self.agents.values():
+            other.node.bootstrap(self.agents, self.kernel.now())
+        return agent
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def run(self) -> "Swarm":
+        t0 = time.perf_counter()
+        self.kernel.run(self._main)
+        self.wall_s = time.perf_counter() - t0
+        return self
+
+    async def _main(self) -> None:
+        async with self.kernel.task_group() as tg:
+            self._tg = tg
+            for agent in list(self.agents.values()):
+                tg.start_soon(agent.run, name=agent.id)
+            if self.controller is not None:
+                tg.start_soon(self.controller, self)
+
+    def log_event(self, kind: str, **detail: Any) -> None:
+        self.events.append({"t": round(self.kernel.now(), 3), "event": kind, **detail})
+
+    # ---- changing the swarm while it runs ------------------------------------------------------
+
+    def add_agent(self, spec: AgentSpec) -> SwarmAgent:
+        """Start a new agent now (scale up); it joins through the others' member lists."""
+        agent = self._make(replace(spec, start=self.kernel.now()))
+        if self._tg is not None:
+            self._tg.start_soon(agent.run, name=agent.id)
+        self.log_event("agent_added", agent=spec.id)
+        return agent
+
+    def retire(self, agent_id: str) -> None:
+        """Stop an agent gracefully (scale down): it leaves the gossip group and stops trading."""
+        agent = self.agents[agent_id]
+        agent.retired = True
+        agent.node.leave(self.kernel.now())
+        agent.bus.flush()
+        self.log_event("agent_retired", agent=agent_id)
+
+    def crash(self, agent_id: str) -> None:
+        """Kill an agent abruptly: its tasks are cancelled and the network drops its traffic.
+        Its SQLite file keeps what it had committed."""
+        agent = self.agents[agent_id]
+        agent.crashed = True
+        self.net.crash(agent_id)
+        agent._group.cancel()
+        agent.close()
+        self.log_event("agent_crashed", agent=agent_id)
+
+    def restart(self, agent_id: str) -> SwarmAgent:
+        """Restart a crashed agent from its own store; it re-announces what it holds and catches
+        up the rest from its peers by anti-entropy."""
+        agent = self.agents[agent_id]
+        agent.boots += 1
+        agent.crashed = False
+        agent._open()
+        agent.node.bootstrap(self.agents, self.kernel.now())
+        agent.node.join([a for a in self.agents if a != agent_id and not self.agents[a].crashed], self.kernel.now())
+        agent.node.publish(list(agent.store.iter_patterns()), self.kernel.now())
+        if self._tg is not None:
+            self._tg.start_soon(agent.run, name=f"{agent_id}~{agent.boots}")
+        self.log_event("agent_restarted", agent=agent_id, patterns_recovered=len(agent.store))
+        return agent
+
+    # ---- figures -------------------------------------------------------------------------------
+
+    def live(self) -> list[SwarmAgent]:
+        return [a for a in self.agents.values() if not a.crashed and not a.retired]
+
+    def replication_consistency(self, agents: Sequence[SwarmAgent] | None = None) -> float:
+        """Share of (agent, pattern) pairs present, over the union of the agents' patterns."""
+        group = list(agents) if agents is not None else self.live()
+        sets = [a.pattern_ids() for a in group]
+        union = set().union(*sets) if sets else set()
+        if not union:
+            return 1.0
+        return sum(len(s) for s in sets) / (len(sets) * len(union))
+
+    def sync_latency_ms(self) -> dict[str, float] | None:
+        """Virtual time from a pattern's first write to its arrival at each other agent."""
+        if not self.arrivals:
+            return None
+        v = np.array(list(self.arrivals.values())) * 1000.0
+        return {"p50": round(float(np.percentile(v, 50)), 3), "p99": round(float(np.percentile(v, 99)), 3),
+                "mean": round(float(v.mean()), 3), "samples": int(v.size)}
+
+    def traffic(self) -> dict[str, int]:
+        return self.net.totals()
+
+    def close(self) -> None:
+        for a in self.agents.values():
+            if not a.crashed:
+                a.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> "Swarm":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def patterns_of(agent: SwarmAgent) -> list[Pattern]:
+    return list(agent.store.iter_patterns())
