@@ -1,1 +1,2 @@
-"""Metrics JSON, the comparison report, charts and the pytest plugin that writes them."""
+"""Reports: per-pattern metrics JSON (with its schema), the markdown comparison with charts, and
+the pytest plugin that writes both while the pattern suite runs."""

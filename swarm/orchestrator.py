@@ -178,6 +178,8 @@ class SwarmAgent:
                     credit -= 1.0
                     self.trade()
             self.publish()
+            # keep gossiping until every agent has finished trading, then a little longer
+            await self.swarm._finished_trading(self.id)
             await k.sleep(self.swarm.config.settle)
             tg.cancel()
 
@@ -206,6 +208,8 @@ class Swarm:
         self.agents: dict[str, SwarmAgent] = {}
         self._decisions = decisions or {}
         self._tg: Any = None
+        self._trading: set[str] = set()
+        self._all_done = self.kernel.event()
         self.wall_s = 0.0
         for spec in specs:
             self._make(spec)
@@ -214,6 +218,7 @@ class Swarm:
         decisions = self._decisions.get(spec.id) or agent_decisions(spec, self.config)
         agent = SwarmAgent(self, spec, decisions)
         self.agents[spec.id] = agent
+        self._trading.add(spec.id)
         for other in self.agents.values():
             other.node.bootstrap(self.agents, self.kernel.now())
         return agent
@@ -234,6 +239,15 @@ class Swarm:
             if self.controller is not None:
                 tg.start_soon(self.controller, self)
 
+    async def _finished_trading(self, agent_id: str) -> None:
+        self._done_with(agent_id)
+        await self._all_done.wait()
+
+    def _done_with(self, agent_id: str) -> None:
+        self._trading.discard(agent_id)
+        if not self._trading:
+            self._all_done.set()
+
     def log_event(self, kind: str, **detail: Any) -> None:
         self.events.append({"t": round(self.kernel.now(), 3), "event": kind, **detail})
 
@@ -251,6 +265,7 @@ class Swarm:
         """Stop an agent gracefully (scale down): it leaves the gossip group and stops trading."""
         agent = self.agents[agent_id]
         agent.retired = True
+        self._done_with(agent_id)
         agent.node.leave(self.kernel.now())
         agent.bus.flush()
         self.log_event("agent_retired", agent=agent_id)
@@ -260,6 +275,7 @@ class Swarm:
         Its SQLite file keeps what it had committed."""
         agent = self.agents[agent_id]
         agent.crashed = True
+        self._done_with(agent_id)
         self.net.crash(agent_id)
         agent._group.cancel()
         agent.close()
@@ -271,6 +287,7 @@ class Swarm:
         agent = self.agents[agent_id]
         agent.boots += 1
         agent.crashed = False
+        self._trading.add(agent_id)
         agent._open()
         agent.node.bootstrap(self.agents, self.kernel.now())
         agent.node.join([a for a in self.agents if a != agent_id and not self.agents[a].crashed], self.kernel.now())
