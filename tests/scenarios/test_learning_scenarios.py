@@ -10,8 +10,8 @@ def failed(result) -> set[str]:
     return {c.name for c in result.checks if not c.passed}
 
 
-def test_cold_start_learns_from_nothing():
-    r = cold_start.run(cold_start.ColdStartConfig(seed=0))
+def test_cold_start_learns_from_nothing(pattern_result):
+    r = pattern_result("cold-start")  # the suite's run (seed 0), shared with tests/patterns
     assert r.passed, r.checks
     assert r.learning["pattern_count"] > 0 and r.learning["memory_size_bytes"] > 0
     assert {"random", "best-fixed", "no-memory", "oracle", "q-learning", "sarsa", "actor-critic"} <= set(r.baselines)
@@ -30,8 +30,8 @@ def test_cold_start_is_deterministic_per_seed():
     assert a.trading == b.trading
 
 
-def test_warm_start_beats_cold_and_not_without_its_pack():
-    assert warm_start.run(warm_start.WarmStartConfig(seed=0)).passed
+def test_warm_start_beats_cold_and_not_without_its_pack(pattern_result):
+    assert pattern_result("warm-start").passed
     off = warm_start.run(warm_start.WarmStartConfig(seed=0, use_pack=False))
     assert "converges faster than cold start" in failed(off)
 
@@ -47,8 +47,8 @@ def test_warm_start_reads_a_pack_file_made_by_the_pack_generator(tmp_path):
     assert r.learning["patterns_preloaded"] > 0
 
 
-def test_transfer_full_and_selective_beat_cold_and_not_without_transfer():
-    r = transfer.run(transfer.TransferConfig(seed=0))
+def test_transfer_full_and_selective_beat_cold_and_not_without_transfer(pattern_result):
+    r = pattern_result("transfer-learning")
     assert r.passed, r.checks
     assert 0 < r.learning["imported_selective"] < r.learning["imported_full"]
     off = transfer.run(transfer.TransferConfig(seed=0, transfer=False))
@@ -56,8 +56,8 @@ def test_transfer_full_and_selective_beat_cold_and_not_without_transfer():
             "selective transfer converges faster than cold start"} <= failed(off)
 
 
-def test_continual_recovers_after_each_drift_and_not_when_frozen():
-    r = continual.run(continual.ContinualConfig(seed=0))
+def test_continual_recovers_after_each_drift_and_not_when_frozen(pattern_result):
+    r = pattern_result("continual-learning")
     assert r.passed, r.checks
     assert [row["drift_day"] for row in r.learning["recovery"]] == [10, 20]
     assert len(r.series["daily_accuracy"]) == 30
@@ -76,8 +76,8 @@ def test_continual_rejects_drift_days_outside_the_run():
         continual.ContinualConfig(drift_days=(10,))
 
 
-def test_forgetting_consolidation_retains_and_bounded_fifo_does_not():
-    r = forgetting.run(forgetting.ForgettingConfig(seed=0))
+def test_forgetting_consolidation_retains_and_bounded_fifo_does_not(pattern_result):
+    r = pattern_result("catastrophic-forgetting")
     assert r.passed, r.checks
     assert r.learning["retention_rate"] >= 0.8
     assert r.learning["retention_without_consolidation"] < r.learning["retention_rate"]

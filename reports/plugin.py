@@ -1,0 +1,74 @@
+"""pytest plugin: runs each pattern once per session, writes its metrics file as soon as it has
+run (so parallel workers each write their own), and writes the comparison report at the end.
+
+Options: ``--swarm-out DIR`` (write metrics and the report there; nothing is written without it),
+``--swarm-seed N``, ``--swarm-quick``. Tests ask for ``pattern_result("mesh-distributed-learning")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from scenarios.base import ScenarioResult
+
+from .markdown import write_report
+from .metrics import environment, write_metrics
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("swarm", "ReasoningBank swarm harness")
+    g.addoption("--swarm-out", default=None, help="write per-pattern metrics JSON and the comparison report here")
+    g.addoption("--swarm-seed", type=int, default=0, help="seed of every pattern run (default 0)")
+    g.addoption("--swarm-quick", action="store_true", help="shorter runs (fewer episodes and markets)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "pattern(id): the suite pattern a test checks")
+    config._swarm_results = {}  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], ScenarioResult]:
+    """``pattern_result(id)`` -> that pattern's result, run once per session with the suite options."""
+    from scenarios.registry import run_pattern
+
+    config = request.config
+    cache: dict[str, ScenarioResult] = config._swarm_results  # type: ignore[attr-defined]
+    out = config.getoption("--swarm-out")
+    seed = config.getoption("--swarm-seed")
+    quick = config.getoption("--swarm-quick")
+
+    def get(pattern: str) -> ScenarioResult:
+        if pattern not in cache:
+            cache[pattern] = run_pattern(pattern, seed=seed, quick=quick)
+            if out:
+                write_metrics(cache[pattern], out, environment())
+        return cache[pattern]
+
+    return get
+
+
+def assert_check(result: ScenarioResult, name: str) -> None:
+    """The named check exists and passed; the failure message carries its measured detail."""
+    found = [c for c in result.checks if c.name == name]
+    assert found, f"{result.pattern} has no check {name!r}; it has {[c.name for c in result.checks]}"
+    assert found[0].passed, f"{result.pattern}: {name}: {found[0].detail}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    out = config.getoption("--swarm-out")
+    if not out or hasattr(config, "workerinput"):  # xdist workers leave the report to the controller
+        return
+    if any(Path(out).glob("*-metrics.json")):
+        path = write_report(out, seed=config.getoption("--swarm-seed"),
+                            command=getattr(config, "_swarm_command", ""))
+        config._swarm_report = path  # type: ignore[attr-defined]
+
+
+def pytest_report_header(config: pytest.Config) -> Any:
+    out = config.getoption("--swarm-out")
+    return f"swarm: seed {config.getoption('--swarm-seed')}, quick {config.getoption('--swarm-quick')}, out {out}"

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Run the learning-pattern suite and write its metrics and comparison report.
+
+    python run_learning_tests.py                 # every pattern, results in results/
+    python run_learning_tests.py -k mesh         # one topology (pytest -k syntax)
+    python run_learning_tests.py --list          # what there is to run
+    python run_learning_tests.py --quick --jobs 2 --out /tmp/r
+
+Exit status: 0 every check passed, 1 some check failed, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+SUITE = [str(ROOT / "tests" / "patterns")]
+TRANSPORTS = ("sim", "quic")
+RUNTIMES = ("in-process", "process")
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="run_learning_tests.py", description=__doc__.splitlines()[0])
+    ap.add_argument("-k", dest="keyword", default=None, help="select patterns/behaviours (pytest -k expression)")
+    ap.add_argument("--list", action="store_true", help="list the patterns and behaviours, run nothing")
+    ap.add_argument("--out", default="results", help="directory for metrics JSON and the report (default results/)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    ap.add_argument("--quick", action="store_true", help="shorter runs: fewer episodes and markets")
+    ap.add_argument("--transport", default="sim", help=f"gossip transport: {', '.join(TRANSPORTS)} (default sim)")
+    ap.add_argument("--runtime", default="in-process", help=f"where agents run: {', '.join(RUNTIMES)}")
+    ap.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+
+    def error(message: str) -> Any:
+        raise UsageError(message)
+
+    ap.error = error  # type: ignore[method-assign]
+    args = ap.parse_args(argv)
+    if args.seed < 0:
+        raise UsageError("--seed must be >= 0")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    if args.transport not in TRANSPORTS:
+        raise UsageError(f"--transport must be one of {', '.join(TRANSPORTS)}, not {args.transport!r}")
+    if args.runtime not in RUNTIMES:
+        raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {args.runtime!r}")
+    if args.transport != "sim" or args.runtime != "in-process":
+        raise UsageError(f"--transport {args.transport} --runtime {args.runtime} is not available in this build: "
+                         "the suite runs on the simulated network with in-process agents (sim, in-process)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    return args
+
+
+class _Progress:
+    """pytest plugin: a rich progress bar over the selected tests, and the outcome of each."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.outcomes: list[tuple[str, str, float, str]] = []
+        self.progress: Any = None
+        self.task: Any = None
+        self.collected: list[str] = []
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.collected = [item.nodeid for item in session.items]
+        if session.config.option.collectonly or not session.items:
+            return
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=self.console, transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task("patterns", total=len(session.items))
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=_short(nodeid))
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            detail = ""
+            if report.failed:
+                detail = str(report.longrepr.reprcrash.message) if hasattr(report.longrepr, "reprcrash") else ""
+            self.outcomes.append((report.nodeid, report.outcome, report.duration, detail))
+            if self.progress is not None:
+                self.progress.advance(self.task)
+
+    def pytest_sessionfinish(self, session: Any) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description="done")
+            self.progress.stop()
+
+
+def _short(nodeid: str) -> str:
+    from rich.markup import escape
+
+    path, _, name = nodeid.partition("::")
+    return escape(f"{Path(path).stem.removeprefix('test_')}::{name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parse(argv)
+    except UsageError as e:
+        print(f"run_learning_tests.py: error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+
+    sys.path.insert(0, str(ROOT))
+    import pytest
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    out = Path(args.out)
+    pytest_args = [*SUITE, "-p", "no:cacheprovider", "--swarm-seed", str(args.seed),
+                   "-o", "addopts=-p reports.plugin --strict-markers"]
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    if args.quick:
+        pytest_args.append("--swarm-quick")
+    progress = _Progress(console)
+
+    if args.list:
+        code = pytest.main([*pytest_args, "--collect-only", "-p", "no:terminal"], plugins=[progress])
+        if code != 0 or not progress.collected:
+            print("run_learning_tests.py: error: no test matches -k " + repr(args.keyword), file=sys.stderr)
+            return 2
+        table = Table(title="pattern suite")
+        table.add_column("pattern module")
+        table.add_column("behaviour")
+        for nodeid in progress.collected:
+            path, _, name = nodeid.partition("::")
+            table.add_row(Path(path).stem.removeprefix("test_"), escape(name))
+        console.print(table)
+        return 0
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("*-metrics.json"), out / "LEARNING_PATTERNS_COMPARISON.md", *out.glob("charts/*.png")]:
+        stale.unlink(missing_ok=True)  # the report must show this run only
+    pytest_args += ["--swarm-out", str(out), "-p", "no:terminal"]
+    if args.jobs > 1:
+        pytest_args += ["-n", str(args.jobs), "--dist", "loadfile"]
+    t0 = time.perf_counter()
+    command = "python run_learning_tests.py " + " ".join(shlex.quote(a) for a in argv)
+
+    class _Command:
+        def pytest_configure(self, config: Any) -> None:
+            config._swarm_command = command.strip()
+
+    code = pytest.main(pytest_args, plugins=[progress, _Command()])
+    wall = time.perf_counter() - t0
+    if code == 5:
+        print("run_learning_tests.py: error: no test matches -k " + repr(args.keyword), file=sys.stderr)
+        return 2
+    if code not in (0, 1):
+        print(f"run_learning_tests.py: error: pytest stopped with status {code}", file=sys.stderr)
+        return 2
+    _summary(console, out, progress, wall)
+    return 0 if code == 0 else 1
+
+
+def _summary(console: Any, out: Path, progress: _Progress, wall: float) -> None:
+    from rich.table import Table
+
+    from reports.metrics import read_metrics
+
+    table = Table(title=f"learning patterns ({wall:.0f} s)")
+    for col in ("pattern", "status", "checks", "accuracy", "no-memory", "oracle", "convergence", "sync p50 ms"):
+        table.add_column(col)
+    for d in read_metrics(out):
+        lr = d["learning"]
+        conv = lr.get("convergence_episodes", lr.get("convergence_episode"))
+        acc = lr.get("accuracy")
+        nomem = d["baselines"].get("no-memory", {}).get("accuracy")
+        sync = (d["performance"].get("sync_latency_ms") or {}).get("p50")
+        ok = sum(c["passed"] for c in d["checks"])
+        style = "green" if d["status"] == "passed" else "red"
+        table.add_row(d["pattern"], f"[{style}]{d['status']}[/]", f"{ok}/{len(d['checks'])}",
+                      "—" if acc is None else f"{acc:.3f}", "—" if nomem is None else f"{nomem:.3f}",
+                      f"{d['baselines'].get('oracle', {}).get('accuracy', 1.0):.2f}", str(conv),
+                      "—" if sync is None else f"{sync:.0f}")
+    console.print(table)
+    failed = [o for o in progress.outcomes if o[1] == "failed"]
+    for nodeid, _, _, detail in failed:
+        console.print(f"[red]FAILED[/] {_short(nodeid)}: {detail}")
+    report = out / "LEARNING_PATTERNS_COMPARISON.md"
+    if report.exists():
+        console.print(f"report: {report}  metrics: {out}/*-metrics.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

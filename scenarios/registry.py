@@ -1,0 +1,57 @@
+"""Every pattern of the suite by id, with how to run it for a seed (``quick`` shortens the run)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .base import ScenarioResult
+
+Runner = Callable[[int, bool], ScenarioResult]
+
+
+def _cold_start(seed: int, quick: bool) -> ScenarioResult:
+    from . import cold_start
+    return cold_start.run(cold_start.ColdStartConfig(seed=seed, n_bars=2500 if quick else 4000))
+
+
+def _warm_start(seed: int, quick: bool) -> ScenarioResult:
+    from . import warm_start
+    return warm_start.run(warm_start.WarmStartConfig(seed=seed))
+
+
+def _transfer(seed: int, quick: bool) -> ScenarioResult:
+    from . import transfer
+    return transfer.run(transfer.TransferConfig(seed=seed, targets=2 if quick else 3))
+
+
+def _continual(seed: int, quick: bool) -> ScenarioResult:
+    from . import continual
+    return continual.run(continual.ContinualConfig(seed=seed, runs=3 if quick else 5))
+
+
+def _forgetting(seed: int, quick: bool) -> ScenarioResult:
+    from . import forgetting
+    return forgetting.run(forgetting.ForgettingConfig(seed=seed))
+
+
+def _mesh(seed: int, quick: bool) -> ScenarioResult:
+    from . import mesh
+    return mesh.run(mesh.MeshScenarioConfig(seed=seed, episodes=20 if quick else 30))
+
+
+PATTERNS: dict[str, Runner] = {
+    "mesh-distributed-learning": _mesh,
+    "cold-start": _cold_start,
+    "warm-start": _warm_start,
+    "transfer-learning": _transfer,
+    "continual-learning": _continual,
+    "catastrophic-forgetting": _forgetting,
+}
+
+
+def run_pattern(pattern: str, seed: int = 0, quick: bool = False) -> ScenarioResult:
+    try:
+        runner = PATTERNS[pattern]
+    except KeyError:
+        raise KeyError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}") from None
+    return runner(seed, quick)
