@@ -34,6 +34,9 @@ class Check:
     passed: bool
     detail: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "passed", bool(self.passed))  # never a truthy list or numpy bool
+
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "passed": self.passed, "detail": self.detail}
 

@@ -39,8 +39,26 @@ def _mesh(seed: int, quick: bool) -> ScenarioResult:
     return mesh.run(mesh.MeshScenarioConfig(seed=seed, episodes=20 if quick else 30))
 
 
+def _hierarchical(seed: int, quick: bool) -> ScenarioResult:
+    from . import hierarchical
+    return hierarchical.run(hierarchical.HierarchicalConfig(seed=seed, episodes=20 if quick else 30))
+
+
+def _star(seed: int, quick: bool) -> ScenarioResult:
+    from . import star
+    return star.run(star.StarConfig(seed=seed, episodes=20 if quick else 30))
+
+
+def _ring(seed: int, quick: bool) -> ScenarioResult:
+    from . import ring
+    return ring.run(ring.RingConfig(seed=seed, handoff_every=10 if quick else 15))
+
+
 PATTERNS: dict[str, Runner] = {
     "mesh-distributed-learning": _mesh,
+    "hierarchical-centralized-learning": _hierarchical,
+    "ring-sequential-learning": _ring,
+    "star-hub-learning": _star,
     "cold-start": _cold_start,
     "warm-start": _warm_start,
     "transfer-learning": _transfer,

@@ -71,9 +71,9 @@ def swarm_figures(swarm: Swarm, scoring: Scoring) -> tuple[dict[str, Any], dict[
 
 def swarm_baselines(swarm: Swarm, seed: int, scoring: Scoring, lr: float,
                     isolated: Swarm | None = None) -> dict[str, dict[str, Any]]:
-    """The standard baselines on the first agent's decisions; plus the same agents without
-    sharing, when that run exists."""
-    first = next(iter(swarm.agents.values()))
+    """The standard baselines on the decisions of the first agent that traded; plus the same
+    agents without sharing, when that run exists."""
+    first = next(a for a in swarm.agents.values() if a.log.correct)
     out = baselines(first.decisions[: len(first.log)], seed, scoring, lr)
     if isolated is not None:
         agents = list(isolated.agents.values())

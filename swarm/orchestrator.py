@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, Sequence
 import numpy as np
 
 from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived
-from .gossip.node import Contacts
+from .gossip.node import Contacts, Share
 from .kernel import VirtualKernel
 from .learning.agent import LearningAgent
 from .learning.episodes import Decision, interleave
@@ -50,6 +50,7 @@ class AgentSpec:
     version: str = "v1"
     learn: bool = True
     start: float = 0.0  # virtual time the agent starts trading (later for scaled-up agents)
+    wrap: Callable[[MemoryPolicy], Any] | None = None  # a policy built on the memory policy (e.g. a rotator)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +109,14 @@ class SwarmAgent:
         # WAL with synchronous=NORMAL survives a killed process (the fault injected here), not a power cut
         self.policy = MemoryPolicy.open(self.path, replace(self.spec.memory, seed=seed), name=self.id,
                                         synchronous="NORMAL")
-        self.learner = LearningAgent(self.id, self.policy)
+        self.learner = LearningAgent(self.id, self.spec.wrap(self.policy) if self.spec.wrap else self.policy)
         self.published = self.policy.bank.store.sequence
         sw = self.swarm
         gcfg = GossipConfig(dim=self.policy.bank.store.dim, fanout=sw.config.fanout,
                             gossip_interval=sw.config.gossip_interval, space=sw.space)
         self.node = GossipNode(self.id, gcfg, seed=sw.config.seed, now=sw.kernel.now(),
-                               contacts=sw.contacts, boot=self.boots)
+                               contacts=sw.contacts,
+                               share=sw.share(self.id) if sw.share else None, boot=self.boots)
         self.bus = GossipBus(sw.kernel, self.node, sw.net.endpoint(self.id), self._on_event)
 
     @property
@@ -154,6 +156,14 @@ class SwarmAgent:
         elif isinstance(ev, MemberChanged):
             self.swarm.membership_log.append((self.swarm.kernel.now(), self.id, ev.node, ev.status))
 
+    def use_memory_config(self, config: MemoryConfig) -> None:
+        """Switch the agent's learner to another policy version over the same memory (rollouts)."""
+        seed = self.swarm.config.seed * 1000 + self.index * 10 + self.boots
+        policy = MemoryPolicy(self.policy.bank, replace(config, seed=seed), name=self.id)
+        policy._explore.decisions = self.policy._explore.decisions  # keep its experience
+        self.policy = policy
+        self.learner = LearningAgent(self.id, self.spec.wrap(policy) if self.spec.wrap else policy)
+
     def pattern_ids(self) -> set[str]:
         return {p.id for p in self.store.iter_patterns()}
 
@@ -191,8 +201,10 @@ class Swarm:
     """A swarm in virtual time. Build it, ``run()`` it, read its figures."""
 
     def __init__(self, config: SwarmConfig, specs: Sequence[AgentSpec], *, contacts: Contacts | None = None,
-                 controller: Controller | None = None, decisions: dict[str, Sequence[Decision]] | None = None) -> None:
+                 share: Callable[[str], Share] | None = None, controller: Controller | None = None,
+                 decisions: dict[str, Sequence[Decision]] | None = None) -> None:
         self.config = config
+        self.share = share
         self.kernel = VirtualKernel()
         self.net = SimNetwork(self.kernel, config.seed, config.link)
         self.contacts = contacts
@@ -215,7 +227,7 @@ class Swarm:
             self._make(spec)
 
     def _make(self, spec: AgentSpec) -> SwarmAgent:
-        decisions = self._decisions.get(spec.id) or agent_decisions(spec, self.config)
+        decisions = self._decisions[spec.id] if spec.id in self._decisions else agent_decisions(spec, self.config)
         agent = SwarmAgent(self, spec, decisions)
         self.agents[spec.id] = agent
         self._trading.add(spec.id)
@@ -321,6 +333,12 @@ class Swarm:
 
     def traffic(self) -> dict[str, int]:
         return self.net.totals()
+
+    def frames_by_link(self) -> dict[tuple[str, str], int]:
+        return {k: v.messages for k, v in self.net.link_stats().items()}
+
+    def frames_sent_by(self, node: str) -> int:
+        return sum(v.messages for (src, _), v in self.net.link_stats().items() if src == node)
 
     def close(self) -> None:
         for a in self.agents.values():

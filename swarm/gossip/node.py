@@ -48,6 +48,8 @@ from .replication import ReplicaLog
 
 #: ``contacts(me, candidates)`` -> the candidates this node may talk to.
 Contacts = Callable[[str, Sequence[str]], Sequence[str]]
+#: ``share(peer, entry)`` -> whether this node may pass ``entry`` to ``peer`` (None: everything).
+Share = Callable[[str, Entry], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +109,14 @@ class GossipNode:
     """One swarm member's gossip state machine."""
 
     def __init__(self, node_id: str, config: GossipConfig, *, seed: int = 0, now: float = 0.0,
-                 contacts: Contacts | None = None, boot: int = 0) -> None:
+                 contacts: Contacts | None = None, share: Share | None = None, boot: int = 0) -> None:
         self.id = node_id
         self.config = config
         self.origin = node_id if boot == 0 else f"{node_id}~{boot}"  # each boot numbers its own writes
         self.log = ReplicaLog(self.origin)
         self.membership = Membership(node_id, retransmit=config.retransmit)
         self.contacts = contacts
+        self.share = share
         self.left = False
         self.stats = NodeStats()
         self._rng = random.Random(f"{seed}:{node_id}:{boot}")
@@ -273,7 +276,8 @@ class GossipNode:
         entries = tuple(self.log.recent(self.config.piggyback_entries, since=self._pushed))
         self._pushed = self.log.arrivals
         for peer in self._pick(self._contactable(), self.config.fanout):
-            self._send(peer, Message(DIGEST, self.id, digest=self.log.digest(), entries=entries, reply=True))
+            pushed = entries if self.share is None else tuple(e for e in entries if self.share(peer, e))
+            self._send(peer, Message(DIGEST, self.id, digest=self.log.digest(), entries=pushed, reply=True))
 
     def _start_probe(self, now: float) -> None:
         candidates = self._contactable()
@@ -288,6 +292,10 @@ class GossipNode:
         self._probe_no += 1
         self._probes[self._probe_no] = _Probe(target, now)
         self._send(target, Message(PING, self.id, probe=self._probe_no))
+
+    def _allow(self, peer: str) -> Callable[[Entry], bool] | None:
+        share = self.share
+        return None if share is None else (lambda e: share(peer, e))
 
     def _accept(self, sender: str, entries: Sequence[Entry]) -> None:
         changed = self.log.apply(entries)
@@ -318,7 +326,7 @@ class GossipNode:
         self._accept(msg.sender, msg.entries)
         if msg.digest is None or not msg.reply:
             return
-        missing = self.log.missing_for(msg.digest, self.config.max_batch)
+        missing = self.log.missing_for(msg.digest, self.config.max_batch, self._allow(msg.sender))
         want = self.log.lacks(msg.digest)
         if missing or want:
             self._send(msg.sender, Message(DELTA, self.id, digest=self.log.digest() if want else None,
@@ -327,7 +335,7 @@ class GossipNode:
     def _on_delta(self, msg: Message, now: float) -> None:
         self._accept(msg.sender, msg.entries)
         if msg.reply and msg.digest is not None:
-            missing = self.log.missing_for(msg.digest, self.config.max_batch)
+            missing = self.log.missing_for(msg.digest, self.config.max_batch, self._allow(msg.sender))
             if missing:
                 self._send(msg.sender, Message(DELTA, self.id, entries=tuple(missing)))
 

@@ -11,7 +11,7 @@ order, so replicas that saw the same writes agree whatever order they arrived in
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from ..memory.models import Pattern, merge
 from .codec import Entry
@@ -59,8 +59,10 @@ class ReplicaLog:
         """Whether a peer with ``digest`` holds writes this log does not."""
         return any(seq > self._hwm.get(origin, 0) for origin, seq in digest.items())
 
-    def missing_for(self, digest: Mapping[str, int], limit: int) -> list[Entry]:
-        """Writes a peer with ``digest`` lacks, oldest first per origin, at most ``limit``."""
+    def missing_for(self, digest: Mapping[str, int], limit: int,
+                    allow: Callable[[Entry], bool] | None = None) -> list[Entry]:
+        """Writes a peer with ``digest`` lacks (and ``allow`` lets it have), oldest first per
+        origin, at most ``limit``."""
         out: list[Entry] = []
         for origin in sorted(self._log):
             have = digest.get(origin, 0)
@@ -68,7 +70,10 @@ class ReplicaLog:
             if self._hwm.get(origin, 0) <= have and not self._above.get(origin):
                 continue
             for seq in sorted(s for s in log if s > have):
-                out.append(Entry(origin, seq, log[seq]))
+                entry = Entry(origin, seq, log[seq])
+                if allow is not None and not allow(entry):
+                    continue
+                out.append(entry)
                 if len(out) >= limit:
                     return out
         return out

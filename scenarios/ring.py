@@ -1,0 +1,112 @@
+"""Ring sequential learning: four agents, each passing its memory to the next every 15 episodes.
+
+Behaviours: pipeline learning (after hand-offs the ring learns more than the same agents without
+them), incremental refinement (patterns that travelled are refined by the agents that received
+them: their outcome records grow there), pattern discovery (every agent ends with patterns first
+found by every other agent, and every lap adds patterns no agent had before).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from swarm.learning.memory_policy import MemoryConfig
+from swarm.learning.summary import Scoring
+from swarm.memory import ImportPolicy
+from swarm.orchestrator import Swarm, SwarmConfig
+from topologies import ring as topo
+
+from .base import Check, ScenarioResult
+from .swarm_base import mean_episode_accuracy, swarm_baselines, swarm_figures
+
+PATTERN = "ring-sequential-learning"
+
+
+@dataclass(frozen=True, slots=True)
+class RingConfig:
+    seed: int = 0
+    agents: int = topo.AGENTS
+    handoff_every: int = topo.HANDOFF_EVERY
+    laps: int = 3  # hand-off rounds; the run lasts (laps + 1) * handoff_every episodes
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    scoring: Scoring = field(default_factory=Scoring)
+
+    @property
+    def episodes(self) -> int:
+        return (self.laps + 1) * self.handoff_every
+
+
+def _run(config: RingConfig, handoffs: bool) -> tuple[Swarm, dict[str, Any]]:
+    cfg = SwarmConfig(seed=config.seed, episodes=config.episodes, trades_per_episode=config.scoring.trades_per_episode,
+                      sync=False)
+    specs = topo.agents(config.seed, config.agents, config.memory)
+    info: dict[str, Any] = {"imported": {}, "handoffs": [], "union": []}
+
+    async def pipeline(swarm: Swarm) -> None:
+        k = swarm.kernel
+        ids = list(swarm.agents)
+        for lap in range(1, config.laps + 1):
+            await k.sleep(lap * config.handoff_every * cfg.episode_seconds + 0.5 - k.now())
+            info["union"].append(len(set().union(*(a.pattern_ids() for a in swarm.agents.values()))))
+            if not handoffs:
+                continue
+            packs = {}
+            for a in ids:  # everyone exports first, then everyone imports: one step around the ring
+                packs[a] = swarm.store_dir / f"{a}-lap{lap}.jsonl"
+                swarm.agents[a].policy.bank.export(packs[a])
+            for a in ids:
+                nxt = swarm.agents[topo.successor(ids, a)]
+                report = nxt.policy.bank.import_(packs[a], ImportPolicy(on_conflict="merge"))
+                for p in nxt.store.iter_patterns():
+                    if p.id not in info["imported"].get(nxt.id, {}) and swarm.first_seen.get(p.id, (nxt.id,))[0] != nxt.id:
+                        info["imported"].setdefault(nxt.id, {})[p.id] = (p.uses, p.version)
+                info["handoffs"].append({"lap": lap, "from": a, "to": nxt.id, "imported": report.imported})
+                nxt.published = nxt.store.sequence
+            swarm.log_event("handoff", lap=lap)
+
+    swarm = Swarm(cfg, specs, controller=pipeline)
+    swarm.run()
+    return swarm, info
+
+
+def run(config: RingConfig = RingConfig()) -> ScenarioResult:
+    ring, info = _run(config, handoffs=True)
+    alone, info_alone = _run(config, handoffs=False)
+    with ring, alone:
+        learning, trading, performance, curve = swarm_figures(ring, config.scoring)
+        base = swarm_baselines(ring, config.seed, config.scoring, config.memory.lr)
+        alone_curve = mean_episode_accuracy(list(alone.agents.values()), config.scoring.trades_per_episode)
+        after = slice(config.handoff_every, None)
+        acc_ring, acc_alone = float(np.mean(curve[after])), float(np.mean(alone_curve[after]))
+        refined, travelled = 0, 0
+        for agent_id, got in info["imported"].items():
+            now = ring.agents[agent_id].store.get_many(list(got))
+            for pid, (uses, version) in got.items():
+                travelled += 1
+                refined += pid in now and now[pid].uses > uses
+        origins_held = {a.id: len({ring.first_seen[p][0] for p in a.pattern_ids() if p in ring.first_seen})
+                        for a in ring.agents.values()}
+        union = info["union"] + [len(set().union(*(a.pattern_ids() for a in ring.agents.values())))]
+    base["ring without hand-offs"] = {"accuracy_after_first_handoff": round(acc_alone, 4), "episode_accuracy": alone_curve}
+    learning.update({"accuracy_after_first_handoff": round(acc_ring, 4), "handoffs": len(info["handoffs"]),
+                     "patterns_imported": sum(h["imported"] for h in info["handoffs"]),
+                     "travelled_patterns": travelled, "refined_downstream": refined,
+                     "origins_held_per_agent": origins_held, "distinct_patterns_per_lap": union})
+    n = config.agents
+    growth = [b - a for a, b in zip(union, union[1:])]
+    checks = [
+        Check("pipeline learning", acc_ring > acc_alone and bool(info["handoffs"]),
+              f"mean accuracy after the first hand-off {acc_ring:.3f} with hand-offs vs {acc_alone:.3f} without; "
+              f"{len(info['handoffs'])} hand-offs"),
+        Check("incremental refinement", travelled > 0 and refined / travelled >= 0.2,
+              f"{refined} of {travelled} patterns received from the previous agent were refined (used and scored) "
+              f"by the agent that received them"),
+        Check("pattern discovery", min(origins_held.values()) == n and all(g > 0 for g in growth),
+              f"every agent holds patterns first found by {min(origins_held.values())} of {n} agents; distinct "
+              f"patterns across the ring per lap {union}"),
+    ]
+    return ScenarioResult(PATTERN, config.seed, {**asdict(config), "episodes": config.episodes}, checks, learning,
+                          trading, performance, base, {"episode_accuracy": curve, "no_handoff_episode_accuracy": alone_curve})

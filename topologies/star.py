@@ -1,0 +1,21 @@
+"""Star: a hub relays patterns between spokes; spokes never talk to each other."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from swarm.learning.memory_policy import MemoryConfig
+from swarm.orchestrator import AgentSpec
+
+HUB = "hub"
+SPOKES = 4
+
+
+def agents(seed: int, spokes: int = SPOKES, memory: MemoryConfig = MemoryConfig()) -> list[AgentSpec]:
+    """The hub (a relay that trades nothing) and spokes, each on its own market."""
+    return [AgentSpec(HUB, role="hub", market_seed=seed, memory=memory)] + [
+        AgentSpec(f"spoke-{i}", role="spoke", market_seed=seed * 100 + i, memory=memory) for i in range(spokes)]
+
+
+def contacts(me: str, live: Sequence[str]) -> list[str]:
+    return list(live) if me == HUB else [m for m in live if m == HUB]
