@@ -54,11 +54,17 @@ def _ring(seed: int, quick: bool) -> ScenarioResult:
     return ring.run(ring.RingConfig(seed=seed, handoff_every=10 if quick else 15))
 
 
+def _auto_scale(seed: int, quick: bool) -> ScenarioResult:
+    from . import auto_scale
+    return auto_scale.run(auto_scale.AutoScaleConfig(seed=seed, episodes=20 if quick else 30))
+
+
 PATTERNS: dict[str, Runner] = {
     "mesh-distributed-learning": _mesh,
     "hierarchical-centralized-learning": _hierarchical,
     "ring-sequential-learning": _ring,
     "star-hub-learning": _star,
+    "auto-scale-adaptive-learning": _auto_scale,
     "cold-start": _cold_start,
     "warm-start": _warm_start,
     "transfer-learning": _transfer,

@@ -1,0 +1,147 @@
+"""Auto-scale adaptive learning: the swarm grows and shrinks with what it learns.
+
+Behaviours: scale up on patterns (20 new patterns in the swarm add an agent), scale down on
+consolidation (a consolidation that shrinks memory by 30% retires the weakest agent),
+VIX-based adaptation (each agent's learning rate follows its market's volatility index), and
+performance allocation (the better half of the agents gets full trading, the rest half).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from swarm.learning.memory_policy import DOMAIN, MemoryConfig
+from swarm.learning.summary import Scoring
+from swarm.market import FEATURE_NAMES
+from swarm.memory.consolidate import ConsolidationPolicy
+from swarm.orchestrator import Swarm, SwarmConfig
+from topologies import auto_scale as topo
+
+from .base import Check, ScenarioResult
+from .swarm_base import swarm_baselines, swarm_figures
+
+PATTERN = "auto-scale-adaptive-learning"
+VIX = FEATURE_NAMES.index("vix")
+
+
+@dataclass(frozen=True, slots=True)
+class AutoScaleConfig:
+    seed: int = 0
+    episodes: int = 30
+    rules: topo.ScalingRules = field(default_factory=topo.ScalingRules)
+    duplicate_similarity: float = 0.9
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    scoring: Scoring = field(default_factory=Scoring)
+
+
+def _recent(agent: Any, trades: int) -> tuple[float | None, float | None]:
+    """Accuracy and mean volatility index over an agent's last ``trades`` decisions."""
+    if not agent.log.correct:
+        return None, None
+    n = min(trades, len(agent.log.correct))
+    acc = float(np.mean(agent.log.correct[-n:]))
+    vix = float(np.mean([d.context.features[VIX] for d in agent.decisions[agent.cursor - n:agent.cursor]]))
+    return acc, vix
+
+
+def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
+    rules = config.rules
+    cfg = SwarmConfig(seed=config.seed, episodes=config.episodes, trades_per_episode=config.scoring.trades_per_episode)
+    per = config.scoring.trades_per_episode
+    log: dict[str, list[Any]] = {"size": [], "up": [], "down": [], "lr": [], "alloc": []}
+
+    async def controller(swarm: Swarm) -> None:
+        k = swarm.kernel
+        seen = len(swarm.first_seen)
+        index = len(swarm.agents)
+        for e in range(1, config.episodes + 1):
+            await k.sleep(e * cfg.episode_seconds + 0.5 - k.now())
+            live = [a for a in swarm.live() if a.log.correct]
+            recent = {a.id: _recent(a, per) for a in live}
+            # learning rate follows each agent's volatility index
+            for a in live:
+                acc, vix = recent[a.id]
+                lr = topo.learning_rate(config.memory.lr, vix, rules)
+                a.policy.set_learning_rate(lr)
+                log["lr"].append((vix, lr))
+            # scale up on new patterns or high volatility
+            new = len(swarm.first_seen) - seen
+            vix_now = float(np.mean([recent[a.id][1] for a in live])) if live else 0.0
+            why = topo.should_scale_up(new, vix_now, len(swarm.live()), rules)
+            if why and e < config.episodes:
+                swarm.add_agent(topo.agent(config.seed, index, config.memory))
+                index += 1
+                seen = len(swarm.first_seen)
+                log["up"].append({"episode": e, "trigger": why, "new_patterns": new, "vix": round(vix_now, 2)})
+            # consolidate; scale down when it shows the memory was redundant
+            if e % rules.consolidate_every == 0:
+                ratios = []
+                for a in swarm.live():
+                    before = len(a.store)
+                    if before:
+                        a.policy.bank.consolidate(ConsolidationPolicy(duplicate_similarity=config.duplicate_similarity))
+                        ratios.append(1 - len(a.store) / before)
+                        a.publish()
+                shrink = float(np.mean(ratios)) if ratios else 0.0
+                if shrink >= rules.shrink_down and len(swarm.live()) > rules.min_agents and e < config.episodes:
+                    weakest = min((a for a in live if not a.retired), key=lambda a: (recent[a.id][0], a.id))
+                    swarm.retire(weakest.id)
+                    log["down"].append({"episode": e, "shrink": round(shrink, 4), "retired": weakest.id})
+            # performance allocation
+            if e % rules.allocate_every == 0:
+                accs = {a.id: recent[a.id][0] for a in live if not a.retired}
+                quotas = topo.quotas(accs, rules)
+                for aid, q in quotas.items():
+                    log["alloc"].append({"episode": e, "agent": aid, "recent_accuracy": accs[aid], "quota": q,
+                                         "trades_before": len(swarm.agents[aid].log.correct)})
+                    swarm.agents[aid].quota = q
+            log["size"].append(len(swarm.live()))
+
+    specs = [topo.agent(config.seed, i, config.memory) for i in range(rules.start)]
+    with Swarm(cfg, specs, controller=controller) as swarm:
+        swarm.run()
+        learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
+        base = swarm_baselines(swarm, config.seed, config.scoring, config.memory.lr)
+        # trades each agent made in the window after each allocation
+        for row in log["alloc"]:
+            a = swarm.agents[row["agent"]]
+            later = [r for r in log["alloc"] if r["agent"] == a.id and r["episode"] > row["episode"]]
+            end = later[0]["trades_before"] if later else len(a.log.correct)
+            row["trades_after"] = end - row["trades_before"]
+    vix, lr = (np.array([x[0] for x in log["lr"]]), np.array([x[1] for x in log["lr"]])) if log["lr"] else (np.zeros(0),) * 2
+    # rank correlation: the rule is monotone but clipped, so Spearman is the honest measure
+    corr = float(pd.Series(vix).corr(pd.Series(lr), method="spearman")) if vix.size > 2 and lr.std() > 0 else 0.0
+    full = [r for r in log["alloc"] if r["quota"] == 1.0]
+    half = [r for r in log["alloc"] if r["quota"] < 1.0]
+    acc_full = float(np.mean([r["recent_accuracy"] for r in full])) if full else float("nan")
+    acc_half = float(np.mean([r["recent_accuracy"] for r in half])) if half else float("nan")
+    tr_full = float(np.mean([r["trades_after"] for r in full])) if full else 0.0
+    tr_half = float(np.mean([r["trades_after"] for r in half])) if half else 0.0
+    learning.update({"agents_over_time": log["size"], "scale_ups": log["up"], "scale_downs": log["down"],
+                     "peak_agents": max(log["size"]) if log["size"] else rules.start,
+                     "lr_vix_correlation": round(corr, 4),
+                     "lr_range": [round(float(lr.min()), 5), round(float(lr.max()), 5)] if lr.size else None})
+    performance["allocation"] = {"full_quota_recent_accuracy": round(acc_full, 4), "half_quota_recent_accuracy":
+                                 round(acc_half, 4), "full_quota_trades_after": round(tr_full, 2),
+                                 "half_quota_trades_after": round(tr_half, 2)}
+    by_patterns = [u for u in log["up"] if u["trigger"] == "patterns"]
+    checks = [
+        Check("scale up on patterns", bool(by_patterns) and max(log["size"]) > rules.start,
+              f"{len(by_patterns)} scale-ups triggered by >= {rules.scale_up_patterns} new patterns "
+              f"(first: {by_patterns[0] if by_patterns else None}); peak {max(log['size']) if log['size'] else 0} agents"),
+        Check("scale down on consolidation", bool(log["down"]) and all(d["shrink"] >= rules.shrink_down for d in log["down"]),
+              f"{len(log['down'])} scale-downs after consolidations that shrank memory by >= "
+              f"{rules.shrink_down:.0%}: {log['down'][:3]}"),
+        Check("VIX-based adaptation", corr >= 0.9 and lr.size > 0 and lr.max() > lr.min(),
+              f"rank correlation of learning rate with the volatility index {corr:.3f} over {lr.size} agent-episodes; "
+              f"learning rate from {lr.min() if lr.size else 0:.4f} to {lr.max() if lr.size else 0:.4f}"),
+        Check("performance allocation", bool(full) and bool(half) and acc_full > acc_half and tr_full > tr_half,
+              f"agents given full trading had recent accuracy {acc_full:.3f} vs {acc_half:.3f} for those given "
+              f"{rules.low_quota}; they then made {tr_full:.1f} vs {tr_half:.1f} trades per window"),
+    ]
+    return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
+                          {"episode_accuracy": curve, "agents": [float(x) for x in log["size"]]})
