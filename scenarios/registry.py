@@ -59,12 +59,30 @@ def _auto_scale(seed: int, quick: bool) -> ScenarioResult:
     return auto_scale.run(auto_scale.AutoScaleConfig(seed=seed, episodes=20 if quick else 30))
 
 
+def _multi_strategy(seed: int, quick: bool) -> ScenarioResult:
+    from . import multi_strategy
+    return multi_strategy.run(multi_strategy.MultiStrategyConfig(seed=seed, episodes=45 if quick else 60))
+
+
+def _blue_green(seed: int, quick: bool) -> ScenarioResult:
+    from . import blue_green
+    return blue_green.run(blue_green.BlueGreenConfig(seed=seed, episodes=20 if quick else 30))
+
+
+def _canary(seed: int, quick: bool) -> ScenarioResult:
+    from . import canary
+    return canary.run(canary.CanaryConfig(seed=seed))
+
+
 PATTERNS: dict[str, Runner] = {
     "mesh-distributed-learning": _mesh,
     "hierarchical-centralized-learning": _hierarchical,
     "ring-sequential-learning": _ring,
     "star-hub-learning": _star,
     "auto-scale-adaptive-learning": _auto_scale,
+    "multi-strategy-meta-learning": _multi_strategy,
+    "blue-green-knowledge-transfer": _blue_green,
+    "canary-incremental-learning": _canary,
     "cold-start": _cold_start,
     "warm-start": _warm_start,
     "transfer-learning": _transfer,

@@ -1,0 +1,127 @@
+"""Blue-green knowledge transfer: a v2 fleet (green) starts from v1's (blue) memory, is A/B tested
+against it on the same decisions, and a rollback keeps what green learned.
+
+Behaviours: blue-to-green transfer (green's early accuracy with blue's memory beats a cold green),
+A/B testing (a paired significance test on the same decisions decides promote or roll back),
+rollback preservation (after the rollback blue holds every pattern green learned).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from swarm.learning.summary import Scoring
+from swarm.memory import ImportPolicy
+from swarm.orchestrator import Swarm, SwarmConfig, agent_decisions
+from topologies import blue_green as topo
+
+from .base import Check, ScenarioResult
+from .swarm_base import swarm_baselines, swarm_figures
+
+PATTERN = "blue-green-knowledge-transfer"
+
+
+@dataclass(frozen=True, slots=True)
+class BlueGreenConfig:
+    seed: int = 0
+    episodes: int = 30
+    green_starts_after: int = 10  # episodes of blue alone before green starts
+    early_episodes: int = 5  # green's first episodes, compared with a cold green
+    alpha: float = 0.05
+    transfer: bool = True  # False: green starts cold (the transfer check must then fail)
+    scoring: Scoring = field(default_factory=Scoring)
+
+
+def _run(config: BlueGreenConfig, transfer: bool) -> tuple[Swarm, dict[str, Any]]:
+    cfg = SwarmConfig(seed=config.seed, episodes=config.episodes, trades_per_episode=config.scoring.trades_per_episode)
+    specs = topo.agents(config.seed)
+    start = config.green_starts_after * cfg.trades_per_episode
+    decisions = {}
+    for s in specs:
+        full = agent_decisions(s, cfg)
+        decisions[s.id] = full[start:] if s.role == "green" else full
+    specs = [s if s.role == "blue" else type(s)(**{**asdict_spec(s), "start": start * cfg.trade_interval + 0.25})
+             for s in specs]
+    info: dict[str, Any] = {"handoff": []}
+
+    async def handoff(swarm: Swarm) -> None:
+        k = swarm.kernel
+        await k.sleep(start * cfg.trade_interval + 0.1 - k.now())
+        if not transfer:
+            return
+        for i in range(topo.PER_COLOUR):
+            blue, green = swarm.agents[f"blue-{i}"], swarm.agents[f"green-{i}"]
+            pack = swarm.store_dir / f"blue-{i}.jsonl"
+            blue.policy.bank.export(pack)
+            info["handoff"].append(green.policy.bank.import_(pack).imported)
+            green.published = green.store.sequence
+        swarm.log_event("blue_to_green", patterns=info["handoff"])
+
+    swarm = Swarm(cfg, specs, contacts=topo.contacts, controller=handoff, decisions=decisions)
+    swarm.run()
+    return swarm, info
+
+
+def asdict_spec(spec: Any) -> dict[str, Any]:
+    return {f: getattr(spec, f) for f in spec.__dataclass_fields__}
+
+
+def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
+    swarm, info = _run(config, config.transfer)
+    cold, _ = _run(config, False)
+    per = config.scoring.trades_per_episode
+    start = config.green_starts_after * per
+    early = config.early_episodes * per
+    with swarm, cold:
+        learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
+        base = swarm_baselines(swarm, config.seed, config.scoring, 0.02)
+        greens = [a for a in swarm.agents.values() if a.spec.role == "green"]
+        cold_greens = [a for a in cold.agents.values() if a.spec.role == "green"]
+        early_acc = float(np.mean([np.mean(a.log.correct[:early]) for a in greens]))
+        early_cold = float(np.mean([np.mean(a.log.correct[:early]) for a in cold_greens]))
+        # A/B: blue and green on the very same decisions (blue's after green started)
+        a_only = b_only = n = 0
+        acc_blue, acc_green = [], []
+        for i in range(topo.PER_COLOUR):
+            b = np.array(swarm.agents[f"blue-{i}"].log.correct[start:], dtype=bool)
+            g = np.array(swarm.agents[f"green-{i}"].log.correct, dtype=bool)
+            m = min(b.size, g.size)
+            b, g = b[:m], g[:m]
+            a_only += int(np.sum(b & ~g))
+            b_only += int(np.sum(g & ~b))
+            n += m
+            acc_blue.append(b.mean())
+            acc_green.append(g.mean())
+        p = topo.mcnemar(a_only, b_only)
+        blue_acc, green_acc = float(np.mean(acc_blue)), float(np.mean(acc_green))
+        promote = p < config.alpha and green_acc > blue_acc
+        decision = "promote green" if promote else "roll back to blue"
+        # rollback: blue keeps serving and takes in everything green learned
+        green_made = {pid for pid, (o, _) in swarm.first_seen.items() if o.startswith("green-")}
+        for i in range(topo.PER_COLOUR):
+            pack = swarm.store_dir / f"green-{i}-rollback.jsonl"
+            swarm.agents[f"green-{i}"].policy.bank.export(pack)
+            swarm.agents[f"blue-{i}"].policy.bank.import_(pack, ImportPolicy(on_conflict="merge"))
+        kept = min(len(green_made & swarm.agents[f"blue-{i}"].pattern_ids()) / max(1, len(green_made))
+                   for i in range(topo.PER_COLOUR))
+    ab = {"decisions_per_arm": n, "blue_accuracy": round(blue_acc, 4), "green_accuracy": round(green_acc, 4),
+          "only_blue_right": a_only, "only_green_right": b_only, "p_value": round(p, 6), "alpha": config.alpha,
+          "decision": decision}
+    learning.update({"green_early_accuracy": round(early_acc, 4), "green_early_accuracy_cold": round(early_cold, 4),
+                     "handed_off": info["handoff"], "ab_test": ab, "green_patterns_kept_by_blue": round(kept, 4)})
+    base["cold green (no hand-off)"] = {"early_accuracy": round(early_cold, 4)}
+    checks = [
+        Check("blue-to-green transfer", early_acc > early_cold and sum(info["handoff"]) > 0,
+              f"green's first {config.early_episodes} episodes: accuracy {early_acc:.3f} with blue's "
+              f"{sum(info['handoff'])} patterns vs {early_cold:.3f} starting cold"),
+        Check("A/B testing", n >= 100 and 0.0 <= p <= 1.0 and a_only + b_only > 0,
+              f"{n} paired decisions per arm: blue {blue_acc:.3f}, green {green_acc:.3f}; only-blue-right {a_only}, "
+              f"only-green-right {b_only}; McNemar p = {p:.4f} at alpha {config.alpha} -> {decision}"),
+        Check("rollback preservation", kept >= 0.999,
+              f"after rolling back, each blue agent holds {kept:.1%} of the {len(green_made)} patterns green learned"),
+    ]
+    return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
+                          {"episode_accuracy": curve})

@@ -1,0 +1,105 @@
+"""Canary incremental learning: a new policy version rolls out over a fleet of ten agents in
+stages (10%, 25%, 50%, 100%), gated on measured accuracy, with automatic rollback.
+
+Behaviours: staged rollout (a healthy v2 passes every gate and reaches 100%), automatic rollback
+(a broken v2 fails the first gate and every agent returns to v1, keeping its memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from swarm.learning.memory_policy import MemoryConfig
+from swarm.learning.summary import Scoring
+from swarm.orchestrator import Swarm, SwarmConfig
+from topologies import canary as topo
+
+from .base import Check, ScenarioResult
+from .swarm_base import swarm_baselines, swarm_figures
+
+PATTERN = "canary-incremental-learning"
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryConfig:
+    seed: int = 0
+    agents: int = topo.AGENTS
+    warmup_episodes: int = 5  # everyone on v1 first
+    stage_episodes: int = 5
+    tolerance: float = 0.05
+    scoring: Scoring = field(default_factory=Scoring)
+
+    @property
+    def episodes(self) -> int:
+        return self.warmup_episodes + self.stage_episodes * (len(topo.STAGES) + 1)
+
+
+def _rollout(config: CanaryConfig, v2: MemoryConfig, episodes: int) -> tuple[Swarm, dict[str, Any]]:
+    cfg = SwarmConfig(seed=config.seed, episodes=episodes, trades_per_episode=config.scoring.trades_per_episode)
+    gate = topo.Gate(config.tolerance)
+    per = config.scoring.trades_per_episode * config.stage_episodes
+    log: dict[str, Any] = {"stages": [], "rolled_back": False, "share": [0.0]}
+
+    async def controller(swarm: Swarm) -> None:
+        k = swarm.kernel
+        ids = list(swarm.agents)
+        t = config.warmup_episodes
+        await k.sleep(t * cfg.episode_seconds + 0.5 - k.now())
+        for share in topo.STAGES:
+            canary = ids[: topo.on_canary(len(ids), share)]
+            for a in canary:
+                swarm.agents[a].use_memory_config(v2)
+            marks = {a: len(swarm.agents[a].log.correct) for a in ids}
+            swarm.log_event("stage", share=share, canary=len(canary))
+            t += config.stage_episodes
+            await k.sleep(t * cfg.episode_seconds + 0.5 - k.now())
+            window = {a: swarm.agents[a].log.correct[marks[a]:marks[a] + per] for a in ids}
+            c_acc = float(np.mean([x for a in canary for x in window[a]]))
+            stable = [x for a in ids if a not in canary for x in window[a]]
+            s_acc = float(np.mean(stable)) if stable else float("nan")
+            ok = share == 1.0 or gate.healthy(c_acc, s_acc)
+            log["stages"].append({"share": share, "canary_agents": len(canary), "canary_accuracy": round(c_acc, 4),
+                                  "stable_accuracy": None if not stable else round(s_acc, 4), "passed_gate": ok})
+            if not ok:
+                for a in canary:
+                    swarm.agents[a].use_memory_config(topo.STABLE)
+                log["rolled_back"] = True
+                log["share"].append(0.0)
+                swarm.log_event("rollback", share=share)
+                return
+            log["share"].append(share)
+
+    swarm = Swarm(cfg, topo.agents(config.seed, config.agents), contacts=topo.contacts, controller=controller)
+    swarm.run()
+    return swarm, log
+
+
+def run(config: CanaryConfig = CanaryConfig()) -> ScenarioResult:
+    healthy, hlog = _rollout(config, topo.CANARY, config.episodes)
+    # the broken version should fail its first gate; the run goes on one more stage on v1 only
+    broken, blog = _rollout(config, topo.BROKEN, config.warmup_episodes + 2 * config.stage_episodes)
+    with healthy, broken:
+        learning, trading, performance, curve = swarm_figures(healthy, config.scoring)
+        base = swarm_baselines(healthy, config.seed, config.scoring, 0.02)
+        on_v2 = sum(1 for a in broken.agents.values() if a.policy.config.exploration != topo.STABLE.exploration)
+        memory_kept = min(len(a.store) for a in broken.agents.values())
+    learning.update({"healthy_rollout": hlog, "broken_rollout": blog})
+    reached = [s["share"] for s in hlog["stages"] if s["passed_gate"]]
+    first = blog["stages"][0] if blog["stages"] else {}
+    checks = [
+        Check("staged rollout", not hlog["rolled_back"] and reached == list(topo.STAGES),
+              f"healthy v2 went through {reached} of {list(topo.STAGES)}; gates: "
+              + "; ".join(f"{s['share']:.0%}: canary {s['canary_accuracy']} vs stable {s['stable_accuracy']}"
+                          for s in hlog["stages"])),
+        Check("automatic rollback", blog["rolled_back"] and blog["share"][-1] == 0.0 and on_v2 == 0 and memory_kept > 0,
+              f"broken v2 at {first.get('share', 0):.0%}: canary accuracy {first.get('canary_accuracy')} vs stable "
+              f"{first.get('stable_accuracy')} (tolerance {config.tolerance}) -> rolled back: {blog['rolled_back']}; "
+              f"agents left on v2: {on_v2}; every agent kept its memory (>= {memory_kept} patterns)"),
+    ]
+    return ScenarioResult(PATTERN, config.seed, {**asdict(config), "episodes": config.episodes}, checks, learning,
+                          trading, performance, base,
+                          {"episode_accuracy": curve, "healthy_canary_share": hlog["share"],
+                           "broken_canary_share": blog["share"]})
