@@ -114,7 +114,8 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
             row["trades_after"] = end - row["trades_before"]
     vix, lr = (np.array([x[0] for x in log["lr"]]), np.array([x[1] for x in log["lr"]])) if log["lr"] else (np.zeros(0),) * 2
     # rank correlation: the rule is monotone but clipped, so Spearman is the honest measure
-    corr = float(pd.Series(vix).corr(pd.Series(lr), method="spearman")) if vix.size > 2 and lr.std() > 0 else 0.0
+    corr = (float(np.corrcoef(pd.Series(vix).rank(), pd.Series(lr).rank())[0, 1])
+            if vix.size > 2 and lr.std() > 0 else 0.0)
     full = [r for r in log["alloc"] if r["quota"] == 1.0]
     half = [r for r in log["alloc"] if r["quota"] < 1.0]
     acc_full = float(np.mean([r["recent_accuracy"] for r in full])) if full else float("nan")

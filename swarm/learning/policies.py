@@ -137,11 +137,12 @@ class HindsightOracle:
 
     def __init__(self, decisions: Sequence[Decision]) -> None:
         self.name = "oracle"
-        self._best: Mapping[tuple[str, int], int] = {
-            (d.context.symbol, d.context.bar): int(d.best[0]) for d in decisions}
+        # keyed by time too: phased markets reuse bar numbers
+        self._best: Mapping[tuple[str, int, float], int] = {
+            (d.context.symbol, d.context.bar, d.context.time): int(d.best[0]) for d in decisions}
 
     def choose(self, context: Context) -> Choice:
-        return Choice(STRATEGIES[self._best[(context.symbol, context.bar)]])
+        return Choice(STRATEGIES[self._best[(context.symbol, context.bar, context.time)]])
 
     def update(self, outcome: Outcome) -> None:
         pass
