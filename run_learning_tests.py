@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(stderr=False)
+    # a log file or CI step gets a wide table instead of the 80 columns rich assumes without a terminal
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     out = Path(args.out)
     pytest_args = [*SUITE, "-p", "no:cacheprovider", "--swarm-seed", str(args.seed),
                    "-o", "addopts=-p reports.plugin --strict-markers"]
@@ -179,7 +180,8 @@ def _summary(console: Any, out: Path, progress: _Progress, wall: float) -> None:
     from reports.metrics import read_metrics
 
     table = Table(title=f"learning patterns ({wall:.0f} s)")
-    for col in ("pattern", "status", "checks", "accuracy", "no-memory", "oracle", "convergence", "sync p50 ms"):
+    table.add_column("pattern", no_wrap=True)
+    for col in ("status", "checks", "accuracy", "no-memory", "oracle", "convergence", "sync p50 ms"):
         table.add_column(col)
     for d in read_metrics(out):
         lr = d["learning"]
