@@ -125,11 +125,20 @@ def baselines(decisions: Sequence[Decision], seed: int, scoring: Scoring, lr: fl
     out = {}
     for p in policies:
         s = summarise(run_policy(p, decisions), scoring)
-        s.pop("episode_accuracy")
+        for key in ("episode_accuracy", "decision_latency_ms", "learning_overhead_ms"):
+            s.pop(key)  # wall-clock timings belong to the performance section only
         if isinstance(p, FixedPolicy):
             s["strategy"] = p.strategy
         out[p.name] = s
     return out
+
+
+TIMINGS = ("decision_latency_ms", "learning_overhead_ms")
+
+
+def without_timings(summary: dict[str, Any]) -> dict[str, Any]:
+    """A run summary fit for a deterministic section: no wall-clock figures, no per-episode series."""
+    return {k: v for k, v in summary.items() if k not in TIMINGS and k != "episode_accuracy"}
 
 
 def memory_figures(policy: MemoryPolicy) -> dict[str, Any]:

@@ -28,7 +28,16 @@ from swarm.learning.session import RunLog
 from swarm.learning.summary import Scoring, summarise
 from swarm.market import MarketConfig
 
-from .base import Check, ScenarioResult, baselines, memory_figures, phased_decisions, run_policy, split_summary
+from .base import (
+    Check,
+    ScenarioResult,
+    baselines,
+    memory_figures,
+    phased_decisions,
+    run_policy,
+    split_summary,
+    without_timings,
+)
 
 PATTERN = "continual-learning"
 
@@ -169,8 +178,7 @@ def run(config: ContinualConfig = ContinualConfig()) -> ScenarioResult:
 
     all_decisions = [d for phase in markets[0] for d in phase]
     base = baselines(all_decisions, config.seed, config.scoring, config.lr)
-    frozen_summary = summarise(frozen[0][0], config.scoring)
-    frozen_summary.pop("episode_accuracy")
+    frozen_summary = without_timings(summarise(frozen[0][0], config.scoring))
     frozen_summary["recovery"] = frozen_table
     base["frozen after phase 1"] = frozen_summary
     cfg = asdict(config)

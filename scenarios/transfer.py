@@ -11,7 +11,17 @@ from swarm.learning.memory_policy import DOMAIN, MemoryConfig, MemoryPolicy
 from swarm.learning.summary import Scoring, summarise
 from swarm.memory import ImportPolicy
 
-from .base import Check, ScenarioResult, baselines, bars_for, market_decisions, memory_figures, run_policy, split_summary
+from .base import (
+    Check,
+    ScenarioResult,
+    baselines,
+    bars_for,
+    market_decisions,
+    memory_figures,
+    run_policy,
+    split_summary,
+    without_timings,
+)
 from .packs import train_memory
 
 PATTERN = "transfer-learning"
@@ -94,7 +104,7 @@ def run(config: TransferConfig = TransferConfig()) -> ScenarioResult:
               f"{n_sel} of {n_full} patterns (confidence >= {config.selective_min_confidence})"),
     ]
     base = baselines(target, config.seed, config.scoring, config.lr)
-    base["cold-start memory"] = {k: v for k, v in cold.items() if k != "episode_accuracy"}
+    base["cold-start memory"] = without_timings(cold)
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
                           {"episode_accuracy": full["episode_accuracy"],
                            "selective_episode_accuracy": sel["episode_accuracy"],

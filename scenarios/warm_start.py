@@ -9,7 +9,17 @@ from pathlib import Path
 from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
 from swarm.learning.summary import Scoring, summarise
 
-from .base import Check, ScenarioResult, baselines, faster, market_decisions, memory_figures, run_policy, split_summary
+from .base import (
+    Check,
+    ScenarioResult,
+    baselines,
+    faster,
+    market_decisions,
+    memory_figures,
+    run_policy,
+    split_summary,
+    without_timings,
+)
 from .packs import PACK_SEED_OFFSET, generate_pack
 
 PATTERN = "warm-start"
@@ -60,7 +70,7 @@ def run(config: WarmStartConfig = WarmStartConfig()) -> ScenarioResult:
               f"first {w} episodes: {early_w:.3f} warm vs {early_c:.3f} cold"),
     ]
     base = baselines(decisions, config.seed, config.scoring, config.lr)
-    base["cold-start memory"] = {k: v for k, v in cold.items() if k != "episode_accuracy"}
+    base["cold-start memory"] = without_timings(cold)
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
                           {"episode_accuracy": warm["episode_accuracy"],
                            "cold_episode_accuracy": cold["episode_accuracy"]})
