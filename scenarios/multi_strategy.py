@@ -77,6 +77,9 @@ def run(config: MultiStrategyConfig = MultiStrategyConfig()) -> ScenarioResult:
         specialists = {a.id: round(float(np.mean(a.log.correct)), 4) for a in shared.agents.values()
                        if a.spec.role == "specialist"}
     chance = 1 / len(topo.SPECIALISTS)
+    # the meta-learner makes the swarm's decisions; specialists may only trade their strategy or flat
+    learning["accuracy_all_agents"] = learning["accuracy"]
+    learning["accuracy"] = round(acc_meta, 4)
     learning.update({"meta_accuracy": round(acc_meta, 4), "meta_accuracy_alone": round(acc_alone, 4),
                      "mapping_accuracy": round(mapping, 4), "mapping_table": table, "rotations": len(rot.picks),
                      "strategy_changes": changes, "specialist_accuracy": specialists,
