@@ -33,7 +33,8 @@ class MeshScenarioConfig:
     consensus: float = mesh.CONSENSUS
     votes_per_episode: int = 10  # held-out contexts the swarm decides on after each episode
     crash_episode: int = 10  # fault run: a peer crashes after this episode...
-    down_episodes: int = 5  # ...and restarts this many episodes later
+    down_episodes: int = 5  # ...and restarts this many episodes later, while the others are partitioned
+    message_loss: float = 0.1  # fault run: share of frames lost throughout
     sync: bool = True  # False: peers do not gossip (sharing and replication must then fail)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     scoring: Scoring = field(default_factory=Scoring)
@@ -93,9 +94,11 @@ def run(config: MeshScenarioConfig = MeshScenarioConfig()) -> ScenarioResult:
               f"{performance['sync_latency_ms']} (virtual ms)"),
         Check("fault tolerance", fault["committed_patterns_lost"] == 0 and fault["replication_consistency"] >= 0.999
               and fault["recovered_patterns"] >= fault["committed_before_crash"],
-              f"{fault['agent']} crashed after episode {config.crash_episode} with {fault['committed_before_crash']} "
-              f"committed patterns, restarted with {fault['recovered_patterns']}; lost {fault['committed_patterns_lost']}; "
-              f"consistency afterwards {fault['replication_consistency']:.4f}"),
+              f"with {config.message_loss:.0%} of frames lost ({fault['frames_lost']}), {fault['agent']} crashed after "
+              f"episode {config.crash_episode} with {fault['committed_before_crash']} committed patterns while the "
+              f"rest were partitioned in two for {config.down_episodes} episodes; it restarted with "
+              f"{fault['recovered_patterns']}; patterns lost {fault['committed_patterns_lost']}; consistency "
+              f"afterwards {fault['replication_consistency']:.4f}"),
     ]
     cfg_out = asdict(config)
     return ScenarioResult(PATTERN, config.seed, cfg_out, checks, learning, trading, performance, base,
@@ -121,10 +124,14 @@ def _fault_run(config: MeshScenarioConfig, specs: list) -> dict[str, Any]:
 
     async def faults(swarm: Swarm) -> None:
         k = swarm.kernel
+        swarm.degrade(replace(cfg.link, loss=config.message_loss, distribution="lognormal"))
         await k.sleep(config.crash_episode * cfg.episode_seconds + 0.5 - k.now())
         before["ids"] = swarm.agents[victim].pattern_ids()
         swarm.crash(victim)
+        ids = list(swarm.agents)
+        swarm.partition(ids[: len(ids) // 2], ids[len(ids) // 2:])  # and the rest split in two
         await k.sleep(config.down_episodes * cfg.episode_seconds)
+        swarm.heal()
         agent = swarm.restart(victim)
         before["recovered"] = len(agent.pattern_ids() & before["ids"])
 
@@ -133,7 +140,8 @@ def _fault_run(config: MeshScenarioConfig, specs: list) -> dict[str, Any]:
         live = swarm.live()
         held = set().union(*(a.pattern_ids() for a in live))
         lost = [pid for pid in swarm.first_seen if pid not in held]
-        return {"agent": victim, "crash_after_episode": config.crash_episode,
+        return {"agent": victim, "crash_after_episode": config.crash_episode, "message_loss": config.message_loss,
+                "partitioned_episodes": config.down_episodes, "frames_lost": swarm.traffic().get("lost", 0),
                 "down_episodes": config.down_episodes, "committed_before_crash": len(before.get("ids", ())),
                 "recovered_patterns": before.get("recovered", 0), "committed_patterns_lost": len(lost),
                 "replication_consistency": round(swarm.replication_consistency(), 4),

@@ -309,6 +309,20 @@ class Swarm:
         self.log_event("agent_restarted", agent=agent_id, patterns_recovered=len(agent.store))
         return agent
 
+    def partition(self, *groups: Sequence[str]) -> None:
+        """Cut the network: only agents in the same group can talk until :meth:`heal`."""
+        self.net.partition(*[set(g) for g in groups])
+        self.log_event("partition", groups=[sorted(g) for g in groups])
+
+    def heal(self) -> None:
+        self.net.heal()
+        self.log_event("healed")
+
+    def degrade(self, profile: LinkProfile) -> None:
+        """Change every link without a profile of its own (message loss, latency, ...)."""
+        self.net.set_default(profile)
+        self.log_event("links", loss=profile.loss, latency=profile.latency, jitter=profile.jitter)
+
     # ---- figures -------------------------------------------------------------------------------
 
     def live(self) -> list[SwarmAgent]:

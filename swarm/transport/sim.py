@@ -9,6 +9,7 @@ set for ``(a, b)`` applies to frames from ``a`` to ``b``.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,10 +19,14 @@ from ..kernel import EndOfChannel, VirtualChannel, VirtualKernel
 
 @dataclass(frozen=True, slots=True)
 class LinkProfile:
-    """How a link treats frames. Latency is ``latency + U(0, jitter)`` seconds."""
+    """How a link treats frames. Latency is ``latency`` plus a random part: ``U(0, jitter)``
+    (``distribution="uniform"``) or a log-normal with median ``jitter`` and shape ``sigma``
+    (``"lognormal"``, the long tail of real networks)."""
 
     latency: float = 0.005
     jitter: float = 0.005
+    distribution: str = "uniform"
+    sigma: float = 0.5
     loss: float = 0.0  # probability a frame is lost
     duplicate: float = 0.0  # probability a frame arrives twice
     reorder: float = 0.0  # probability a frame is held back by up to ``reorder_delay``
@@ -36,6 +41,16 @@ class LinkProfile:
             raise ValueError("latency, jitter and reorder_delay must be >= 0")
         if self.bandwidth is not None and self.bandwidth <= 0:
             raise ValueError("bandwidth must be > 0 bytes/s")
+        if self.distribution not in ("uniform", "lognormal") or self.sigma < 0:
+            raise ValueError("distribution must be 'uniform' or 'lognormal', with sigma >= 0")
+
+    def sample(self, rng: random.Random) -> float:
+        """One frame's latency."""
+        if not self.jitter:
+            return self.latency
+        if self.distribution == "lognormal":
+            return self.latency + self.jitter * math.exp(self.sigma * rng.gauss(0.0, 1.0))
+        return self.latency + rng.uniform(0.0, self.jitter)
 
 
 @dataclass(slots=True)
@@ -127,7 +142,7 @@ class SimNetwork:
             link.busy_until = start + len(data) / p.bandwidth
             start = link.busy_until
         for _ in range(copies):
-            delay = p.latency + (rng.uniform(0.0, p.jitter) if p.jitter else 0.0)
+            delay = p.sample(rng)
             if p.reorder and rng.random() < p.reorder:
                 delay += rng.uniform(0.0, p.reorder_delay)
             self.kernel.call_at(start + delay, lambda s=src, d=dst, b=data, l=link: self._deliver(s, d, b, l))

@@ -128,3 +128,15 @@ def test_bus_drops_a_malformed_frame_and_keeps_replicating():
     k.run(main)
     assert buses["b"].stats.frames_rejected == 1 and nodes["b"].stats.rejected == 1
     assert "p1" in nodes["b"].patterns
+
+
+def test_lognormal_latency_has_a_long_tail_and_bad_profiles_are_refused():
+    import random
+    p = LinkProfile(latency=0.001, jitter=0.01, distribution="lognormal", sigma=1.0)
+    rng = random.Random(0)
+    xs = sorted(p.sample(rng) for _ in range(5000))
+    median, p99 = xs[2500], xs[4950]
+    assert abs(median - 0.011) < 0.001 and p99 > 5 * median  # median latency + jitter; a long tail
+    for bad in (dict(loss=1.5), dict(latency=-1), dict(distribution="pareto"), dict(bandwidth=0)):
+        with pytest.raises(ValueError):
+            LinkProfile(**bad)
