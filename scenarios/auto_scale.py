@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swarm.learning.memory_policy import DOMAIN, MemoryConfig
+from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.summary import Scoring
 from swarm.market import FEATURE_NAMES
 from swarm.memory.consolidate import ConsolidationPolicy

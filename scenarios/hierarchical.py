@@ -80,7 +80,6 @@ def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
         workers = [a for a in swarm.agents.values() if a.spec.role == "worker"]
         learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
         base = swarm_baselines(swarm, config.seed, config.scoring, config.memory.lr)
-        leader = swarm.agents[topo.LEADER]
         aggregated = _aggregated(swarm, info)
         created = [pid for pid, (origin, _) in swarm.first_seen.items() if origin != topo.LEADER]
         # top-down: each worker holds the leader's consolidated version (or a newer one) of each survivor

@@ -8,7 +8,7 @@ found by every other agent, and every lap adds patterns no agent had before).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -84,7 +84,7 @@ def run(config: RingConfig = RingConfig()) -> ScenarioResult:
         refined, travelled = 0, 0
         for agent_id, got in info["imported"].items():
             now = ring.agents[agent_id].store.get_many(list(got))
-            for pid, (uses, version) in got.items():
+            for pid, (uses, _version) in got.items():
                 travelled += 1
                 refined += pid in now and now[pid].uses > uses
         origins_held = {a.id: len({ring.first_seen[p][0] for p in a.pattern_ids() if p in ring.first_seen})

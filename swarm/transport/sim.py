@@ -145,7 +145,7 @@ class SimNetwork:
             delay = p.sample(rng)
             if p.reorder and rng.random() < p.reorder:
                 delay += rng.uniform(0.0, p.reorder_delay)
-            self.kernel.call_at(start + delay, lambda s=src, d=dst, b=data, l=link: self._deliver(s, d, b, l))
+            self.kernel.call_at(start + delay, lambda s=src, d=dst, b=data, k=link: self._deliver(s, d, b, k))
 
     def _deliver(self, src: str, dst: str, data: bytes, link: _Link) -> None:
         inbox = self._inboxes.get(dst)
