@@ -100,7 +100,7 @@ def test_runner_lists_and_runs_a_selection(tmp_path):
     out = tmp_path / "results"
     (out).mkdir()
     (out / "stale-pattern-metrics.json").write_text("{}")  # a previous run's file must not leak in
-    done = runner("-k", "blue_green", "--quick", "--seed", "2", "--out", str(out))
+    done = runner("-k", "blue_green", "--quick", "--seed", "2", "--jobs", "2", "--out", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(p.name for p in out.glob("*-metrics.json")) == ["blue-green-knowledge-transfer-metrics.json"]
     doc = json.loads((out / "blue-green-knowledge-transfer-metrics.json").read_text())
@@ -129,3 +129,24 @@ def test_ci_workflows_are_valid_and_do_what_the_readme_says():
     assert "GITHUB_STEP_SUMMARY" in weekly and "reports.summary" in weekly
     test = (workflows / "test.yml").read_text()
     assert "push:" in test and "pull_request:" in test and "make test" in test
+
+
+PATTERN_IDS = ("mesh-distributed-learning", "hierarchical-centralized-learning", "ring-sequential-learning",
+               "star-hub-learning", "auto-scale-adaptive-learning", "multi-strategy-meta-learning",
+               "blue-green-knowledge-transfer", "canary-incremental-learning", "cold-start", "warm-start",
+               "transfer-learning", "continual-learning", "catastrophic-forgetting")
+
+
+def test_the_registry_holds_exactly_the_thirteen_patterns():
+    from scenarios.registry import PATTERNS
+    assert set(PATTERNS) == set(PATTERN_IDS)
+
+
+@pytest.mark.parametrize("pattern", PATTERN_IDS)
+def test_every_pattern_writes_a_metrics_file_that_follows_the_schema(pattern_result, pattern, tmp_path):
+    path = write_metrics(pattern_result(pattern), tmp_path, environment())  # validates, or raises
+    doc = json.loads(path.read_text())
+    assert doc["pattern"] == pattern and doc["series"]["episode_accuracy"]
+    for section, keys in (("learning", ("accuracy", "convergence_episodes", "pattern_count")),
+                          ("trading", ("sharpe_ratio", "win_rate", "avg_return", "max_drawdown"))):
+        assert set(keys) <= set(doc[section]), (section, sorted(doc[section]))
