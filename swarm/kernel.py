@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 from collections import deque
 from typing import Any, Awaitable, Callable, Coroutine, Generic, Protocol, TypeVar
 
@@ -699,5 +700,162 @@ class AsyncioKernel:
         return asyncio.run(_main())
 
 
-__all__ = ["AsyncioKernel", "Cancelled", "Channel", "Deadlock", "EndOfChannel", "Event", "Kernel", "Task",
+# ---- real time, on anyio (asyncio or trio) ----------------------------------------------------
+
+
+class _AnyioChannel(Generic[T]):
+    """An anyio memory object stream pair with the kernel's channel methods."""
+
+    def __init__(self, capacity: int | None) -> None:
+        import anyio
+
+        send, receive = anyio.create_memory_object_stream[Any](math.inf if capacity is None else capacity)
+        self._send, self._receive = send, receive
+
+    def __len__(self) -> int:
+        return self._receive.statistics().current_buffer_used
+
+    def send_nowait(self, item: T) -> None:
+        import anyio
+
+        try:
+            self._send.send_nowait(item)
+        except anyio.WouldBlock:
+            raise WouldBlock("channel is full") from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise EndOfChannel("send on a closed channel") from None
+
+    async def send(self, item: T) -> None:
+        import anyio
+
+        try:
+            await self._send.send(item)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise EndOfChannel("send on a closed channel") from None
+
+    async def recv(self) -> T:
+        import anyio
+
+        try:
+            return await self._receive.receive()  # type: ignore[no-any-return]
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise EndOfChannel("channel closed") from None
+
+    def close(self) -> None:
+        self._send.close()
+
+    def __aiter__(self) -> "_AnyioChannel[T]":
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.recv()
+        except EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+class _AnyioTaskGroup:
+    """anyio's task group plus ``cancel()`` (cancels the children and the body)."""
+
+    def __init__(self) -> None:
+        import anyio
+
+        self._tg = anyio.create_task_group()
+
+    async def __aenter__(self) -> "_AnyioTaskGroup":
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        return await self._tg.__aexit__(*exc)
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
+        self._tg.start_soon(fn, *args, name=name)
+
+    def cancel(self) -> None:
+        self._tg.cancel_scope.cancel()
+
+
+class _AnyioScope:
+    """anyio's ``move_on_after`` / ``fail_after``, usable with ``with`` or ``async with``."""
+
+    def __init__(self, seconds: float, raise_timeout: bool) -> None:
+        import anyio
+
+        self._cm = anyio.fail_after(seconds) if raise_timeout else anyio.move_on_after(seconds)
+        self._scope: Any = None
+
+    @property
+    def cancelled_caught(self) -> bool:
+        return bool(self._scope is not None and self._scope.cancelled_caught)
+
+    def __enter__(self) -> "_AnyioScope":
+        self._scope = self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._cm.__exit__(*exc)
+
+    async def __aenter__(self) -> "_AnyioScope":
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        return self.__exit__(*exc)
+
+
+class AnyioKernel:
+    """Real time on whichever event loop anyio runs (asyncio or trio): the kernel the QUIC bus
+    uses, so one transport serves both. ``now()`` counts seconds since first use."""
+
+    def __init__(self) -> None:
+        self._t0: float | None = None
+
+    @property
+    def Cancelled(self) -> type[BaseException]:  # noqa: N802  (the Kernel interface's name)
+        import anyio
+
+        return anyio.get_cancelled_exc_class()
+
+    def now(self) -> float:
+        import anyio
+
+        t = anyio.current_time()
+        if self._t0 is None:
+            self._t0 = t
+        return t - self._t0
+
+    async def sleep(self, seconds: float) -> None:
+        import anyio
+
+        await anyio.sleep(seconds)
+
+    async def checkpoint(self) -> None:
+        import anyio
+
+        await anyio.lowlevel.checkpoint()
+
+    def channel(self, capacity: int | None = None) -> _AnyioChannel[Any]:
+        return _AnyioChannel(capacity)
+
+    def event(self) -> Any:
+        import anyio
+
+        return anyio.Event()
+
+    def task_group(self) -> _AnyioTaskGroup:
+        return _AnyioTaskGroup()
+
+    def move_on_after(self, seconds: float) -> _AnyioScope:
+        return _AnyioScope(seconds, raise_timeout=False)
+
+    def fail_after(self, seconds: float) -> _AnyioScope:
+        return _AnyioScope(seconds, raise_timeout=True)
+
+    def run(self, main: Callable[..., Awaitable[T]], *args: Any, backend: str = "asyncio") -> T:
+        import anyio
+
+        return anyio.run(main, *args, backend=backend)
+
+
+__all__ = ["AnyioKernel", "AsyncioKernel", "Cancelled", "Channel", "Deadlock", "EndOfChannel", "Event", "Kernel", "Task",
            "TaskGroup", "VirtualKernel", "WouldBlock"]

@@ -271,3 +271,10 @@ def test_kernel_bench_runs_the_same_workload_as_simpy(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["kernel"]["messages"] == out["simpy"]["messages"] > 1000  # same semantics, same RNG order
     assert out["ratio_kernel_over_simpy"] > 0
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_same_agent_code_runs_on_anyio_with_both_backends(backend):
+    from swarm.kernel import AnyioKernel
+    k = AnyioKernel()
+    assert k.run(ping_pong, k, 4, backend=backend) == ["a0", "b1", "a2", "b3", "a4"]

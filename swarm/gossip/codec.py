@@ -140,6 +140,32 @@ class FrameReader:
         return len(self._buf)
 
 
+class FrameSplitter:
+    """Splits a byte stream into whole raw frames, checking only the header (magic, version,
+    kind, size limit); the receiver decodes each frame. A bad header raises ProtocolError."""
+
+    def __init__(self, limits: Limits = Limits()) -> None:
+        self._buf = bytearray()
+        self._limits = limits
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= HEADER.size:
+            magic, version, kind, length = HEADER.unpack_from(self._buf)
+            _check_header(magic, version, kind, length, self._limits)
+            end = HEADER.size + length
+            if len(self._buf) < end:
+                break
+            out.append(bytes(self._buf[:end]))
+            del self._buf[:end]
+        return out
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+
 def _check_header(magic: bytes, version: int, kind: int, length: int, limits: Limits) -> None:
     if magic != MAGIC:
         raise ProtocolError("bad magic: not a swarm-gossip frame")
