@@ -65,6 +65,9 @@ class GossipBus:
             except ProtocolError as e:
                 self.stats.frames_rejected += 1
                 log.warning("%s: dropped a malformed frame from %s: %s", self.node.id, sender, e)
+                reject = getattr(self.endpoint, "reject", None)
+                if reject is not None:  # a connection-oriented transport closes that one connection
+                    reject(sender, str(e))
             self.flush()
 
     async def _timers(self) -> None:
