@@ -25,7 +25,7 @@ import numpy as np
 
 from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived
 from .gossip.node import Contacts, Share
-from .kernel import VirtualKernel
+from .kernel import AnyioKernel, VirtualKernel
 from .learning.agent import LearningAgent
 from .learning.episodes import Decision, interleave
 from .learning.memory_policy import MemoryConfig, MemoryPolicy, make_embedder
@@ -66,6 +66,15 @@ class SwarmConfig:
     market: MarketConfig = field(default_factory=MarketConfig)
     settle: float = 10.0  # virtual seconds of gossip after the last trade, before figures are read
     store_dir: str | None = None  # where the agents' SQLite files go (None: a temporary directory)
+    transport: str = "sim"  # "sim": simulated network, virtual time; "quic": real QUIC on loopback
+    time_scale: float = 0.02  # quic: wall seconds per swarm second (a 10-trade episode takes 0.2 s)
+    backend: str = "asyncio"  # quic: the event loop anyio runs on ("asyncio" or "trio")
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("sim", "quic"):
+            raise ValueError(f"transport must be 'sim' or 'quic', not {self.transport!r}")
+        if self.backend not in ("asyncio", "trio"):
+            raise ValueError(f"backend must be 'asyncio' or 'trio', not {self.backend!r}")
 
     @property
     def episode_seconds(self) -> float:
@@ -173,7 +182,7 @@ class SwarmAgent:
     async def run(self) -> None:
         """Trade on schedule until the decisions run out, with the gossip bus alongside."""
         k = self.swarm.kernel
-        async with k.task_group() as tg:
+        async with self.bus.endpoint, k.task_group() as tg:
             self._group = tg
             if self.swarm.config.sync:
                 tg.start_soon(self.bus.run)
@@ -205,8 +214,16 @@ class Swarm:
                  decisions: dict[str, Sequence[Decision]] | None = None) -> None:
         self.config = config
         self.share = share
-        self.kernel = VirtualKernel()
-        self.net = SimNetwork(self.kernel, config.seed, config.link)
+        self.kernel: Any
+        self.net: Any
+        if config.transport == "quic":
+            from .transport.quic import QuicNetwork
+
+            self.kernel = AnyioKernel(config.time_scale)
+            self.net = QuicNetwork()
+        else:
+            self.kernel = VirtualKernel()
+            self.net = SimNetwork(self.kernel, config.seed, config.link)
         self.contacts = contacts
         self.controller = controller
         self._tmp = tempfile.TemporaryDirectory(prefix="swarm-") if config.store_dir is None else None
@@ -221,7 +238,7 @@ class Swarm:
         self._decisions = decisions or {}
         self._tg: Any = None
         self._trading: set[str] = set()
-        self._all_done = self.kernel.event()
+        self._all_done: Any = None  # made when the run starts (a real-time event needs its loop)
         self.wall_s = 0.0
         for spec in specs:
             self._make(spec)
@@ -239,11 +256,17 @@ class Swarm:
 
     def run(self) -> "Swarm":
         t0 = time.perf_counter()
-        self.kernel.run(self._main)
+        if self.config.transport == "quic":
+            self.kernel.run(self._main, backend=self.config.backend)
+        else:
+            self.kernel.run(self._main)
         self.wall_s = time.perf_counter() - t0
         return self
 
     async def _main(self) -> None:
+        self._all_done = self.kernel.event()
+        if not self._trading:
+            self._all_done.set()
         async with self.kernel.task_group() as tg:
             self._tg = tg
             for agent in list(self.agents.values()):
@@ -257,7 +280,7 @@ class Swarm:
 
     def _done_with(self, agent_id: str) -> None:
         self._trading.discard(agent_id)
-        if not self._trading:
+        if not self._trading and self._all_done is not None:
             self._all_done.set()
 
     def log_event(self, kind: str, **detail: Any) -> None:
@@ -337,13 +360,16 @@ class Swarm:
             return 1.0
         return sum(len(s) for s in sets) / (len(sets) * len(union))
 
-    def sync_latency_ms(self) -> dict[str, float] | None:
-        """Virtual time from a pattern's first write to its arrival at each other agent."""
+    def sync_latency_ms(self) -> dict[str, Any] | None:
+        """Time from a pattern's publication to its arrival at each other agent: virtual time on
+        the simulated network, wall-clock time on the wire over QUIC."""
         if not self.arrivals:
             return None
-        v = np.array(list(self.arrivals.values())) * 1000.0
+        scale = self.config.time_scale if self.config.transport == "quic" else 1.0
+        v = np.array(list(self.arrivals.values())) * 1000.0 * scale
         return {"p50": round(float(np.percentile(v, 50)), 3), "p99": round(float(np.percentile(v, 99)), 3),
-                "mean": round(float(v.mean()), 3), "samples": int(v.size)}
+                "mean": round(float(v.mean()), 3), "samples": int(v.size),
+                "clock": "wall" if self.config.transport == "quic" else "virtual"}
 
     def traffic(self) -> dict[str, int]:
         return self.net.totals()

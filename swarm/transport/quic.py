@@ -18,11 +18,13 @@ so one transport runs on asyncio and on trio.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import random
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, AsyncIterator
 
 import anyio
 from aioquic.buffer import Buffer
@@ -142,6 +144,10 @@ class QuicStats:
     bytes_received: int = 0
     frames_dropped: int = 0  # send-queue overflow
     datagrams_ignored: int = 0  # not QUIC, or for no connection
+    datagrams_blocked: int = 0  # dropped by an injected partition
+    datagrams_lost: int = 0  # dropped by injected loss
+    frames_to: dict[str, int] = field(default_factory=dict)
+    bytes_to: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -165,7 +171,7 @@ class QuicEndpoint:
     def __init__(self, credentials: NodeCredentials, *, host: str = "127.0.0.1", port: int = 0,
                  directory: dict[str, tuple[str, int]] | None = None, idle_timeout: float = 30.0,
                  limits: Limits = Limits(), max_queue_bytes: int = 16 * 1024 * 1024,
-                 receive_buffer: int = 4 * 1024 * 1024, close_grace: float = 2.0) -> None:
+                 receive_buffer: int = 4 * 1024 * 1024, close_grace: float = 0.5) -> None:
         self.node = credentials.node
         self.credentials = credentials
         self.host, self.port = host, port
@@ -181,17 +187,35 @@ class QuicEndpoint:
         self._dialled: dict[str, _Conn] = {}
         self._queues: dict[str, list[bytes]] = {}
         self._backoff: dict[str, tuple[float, float]] = {}  # peer -> (next attempt at, delay)
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes]](float("inf"))
-        self._wake = anyio.Event()
+        self._inbox_send: Any = None  # made in __aenter__, inside the event loop
+        self._inbox: Any = None
+        self._wake: Any = None
         self._sock: Any = None
         self._tg: Any = None
         self._closing = False
         self._conns: list[_Conn] = []  # every connection not yet terminated (closing ones still send)
         self._outbox: list[tuple[bytes, tuple[str, int]]] = []
+        self.blocked: set[str] = set()  # fault injection: peers whose traffic is dropped here
+        self.loss = 0.0  # fault injection: share of outgoing datagrams dropped
+        self._loss_rng = random.Random(f"loss:{credentials.node}")
+        self._killed = False
 
     # ---- lifecycle ----
 
     async def __aenter__(self) -> "QuicEndpoint":
+        self._cm = self._lifecycle()
+        return await self._cm.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        return await self._cm.__aexit__(*exc)
+
+    @contextlib.asynccontextmanager
+    async def _lifecycle(self) -> AsyncIterator["QuicEndpoint"]:
+        """Bind, serve in a task group while the block runs; then send what is queued, wait (up to
+        ``close_grace``) for it to be acknowledged, say goodbye and close. A killed endpoint skips
+        the goodbye (that is what a crash looks like to its peers)."""
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes]](float("inf"))
+        self._wake = anyio.Event()
         self._sock = await anyio.create_udp_socket(local_host=self.host, local_port=self.port)
         raw = self._sock.extra(anyio.abc.SocketAttribute.raw_socket)
         try:
@@ -199,35 +223,32 @@ class QuicEndpoint:
         except OSError:  # the OS may cap it; a smaller buffer still works
             log.info("%s: could not raise the UDP receive buffer", self.node)
         self.address = self._sock.extra(anyio.abc.SocketAttribute.local_address)[:2]
-        self.directory.setdefault(self.node, self.address)
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._receive_loop)
-        self._tg.start_soon(self._timer_loop)
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Send what is queued, wait (up to ``close_grace``) until it is acknowledged, then close."""
-        if self._tg is None:
-            return
-        self._closing = True
-        self._kick()
-        with anyio.move_on_after(self.close_grace):
-            while any(self._queues.values()) or any(
-                    c.quic._loss.bytes_in_flight > 0 for c in self._live()):  # aioquic exposes no public gauge
-                await anyio.sleep(0.01)
-        for c in self._live():
-            c.quic.close(error_code=ERROR_SHUTDOWN, reason_phrase="shutting down")
-        self._transmit()
-        await self._send_out()
-        self._inbox_send.close()
-        self._tg.cancel_scope.cancel()
-        await self._tg.__aexit__(None, None, None)
-        self._tg = None
-        await self._sock.aclose()
+        self.directory[self.node] = self.address  # a restarted node announces its new port
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._receive_loop)
+                tg.start_soon(self._timer_loop)
+                try:
+                    yield self
+                finally:
+                    self._closing = True
+                    if not self._killed:
+                        with anyio.CancelScope(shield=True), anyio.move_on_after(self.close_grace):
+                            self._kick()
+                            while any(self._queues.values()) or any(
+                                    c.quic._loss.bytes_in_flight > 0 for c in self._live()):  # no public gauge
+                                await anyio.sleep(0.01)
+                    tg.cancel_scope.cancel()
+            if not self._killed:  # the timer task has stopped: this is the only sender now
+                for c in self._live():
+                    c.quic.close(error_code=ERROR_SHUTDOWN, reason_phrase="shutting down")
+                self._transmit()
+                with anyio.CancelScope(shield=True):
+                    await self._send_out()
+        finally:
+            self._inbox_send.close()
+            with anyio.CancelScope(shield=True):
+                await self._sock.aclose()
 
     # ---- the Endpoint interface ----
 
@@ -254,7 +275,13 @@ class QuicEndpoint:
         self._kick()
 
     def close(self) -> None:
-        self._inbox_send.close()
+        if self._inbox_send is not None:
+            self._inbox_send.close()
+
+    def kill(self) -> None:
+        """Die abruptly (fault injection): no flush, no goodbye; peers find out by timeout."""
+        self._killed = True
+        self.close()
 
     # ---- internals ----
 
@@ -262,7 +289,8 @@ class QuicEndpoint:
         return [c for c in self._conns if not c.closed]
 
     def _kick(self) -> None:
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     def _config(self, client: bool, server_name: str | None = None) -> QuicConfiguration:
         cfg = QuicConfiguration(is_client=client, alpn_protocols=[ALPN], idle_timeout=self.idle_timeout,
@@ -292,6 +320,9 @@ class QuicEndpoint:
             if not q:
                 continue
             conn = self._dialled.get(dest)
+            if conn is not None and not conn.closed and self.directory.get(dest) != conn.addr:
+                conn.quic.close(error_code=ERROR_SHUTDOWN, reason_phrase="peer moved")  # it restarted elsewhere
+                conn.closed = True
             if conn is None or conn.closed:
                 conn = self._dial(dest, now)
                 if conn is None:
@@ -303,13 +334,20 @@ class QuicEndpoint:
             conn.quic.send_stream_data(sid, batch, end_stream=True)
             self.stats.frames_sent += len(q)
             self.stats.bytes_sent += len(batch)
+            self.stats.frames_to[dest] = self.stats.frames_to.get(dest, 0) + len(q)
+            self.stats.bytes_to[dest] = self.stats.bytes_to.get(dest, 0) + len(batch)
 
     def _transmit(self) -> None:
         """Collect every connection's datagrams (closing ones too) for the timer task to send."""
         now = anyio.current_time()
         for c in list(self._conns):
             for data, addr in c.quic.datagrams_to_send(now=now):
-                self._outbox.append((data, addr))
+                if c.peer in self.blocked:
+                    self.stats.datagrams_blocked += 1
+                elif self.loss and self._loss_rng.random() < self.loss:
+                    self.stats.datagrams_lost += 1
+                else:
+                    self._outbox.append((data, addr))
 
     async def _send_out(self) -> None:
         out, self._outbox = self._outbox, []
@@ -328,6 +366,9 @@ class QuicEndpoint:
                 self.stats.datagrams_ignored += 1
                 continue
             conn = self._by_cid.get(header.destination_cid)
+            if conn is not None and conn.peer in self.blocked:
+                self.stats.datagrams_blocked += 1
+                continue
             if conn is None:
                 if header.packet_type != QuicPacketType.INITIAL or len(data) < 1200 or self._closing:
                     self.stats.datagrams_ignored += 1
@@ -437,3 +478,74 @@ class QuicEndpoint:
                 _, delay = self._backoff.get(conn.peer, (0.0, 0.05))
                 delay = min(5.0, delay * 2)
                 self._backoff[conn.peer] = (anyio.current_time() + delay, delay)
+
+
+# ---- a swarm's QUIC network: one endpoint per node, and the faults the harness injects ------------
+
+
+@dataclass(slots=True)
+class _LinkCount:
+    messages: int = 0
+    bytes: int = 0
+
+
+class QuicNetwork:
+    """The orchestrator's view of real QUIC: it hands out endpoints (credentials from one swarm
+    CA, addresses in one directory) and injects faults at the transport: crash, partition, loss."""
+
+    def __init__(self, ca: SwarmCA | None = None, host: str = "127.0.0.1") -> None:
+        self.ca = ca or SwarmCA.generate()
+        self.host = host
+        self.directory: dict[str, tuple[str, int]] = {}
+        self.endpoints: dict[str, QuicEndpoint] = {}
+        self._retired: list[QuicEndpoint] = []
+        self._groups: dict[str, int] | None = None
+
+    def endpoint(self, node: str) -> QuicEndpoint:
+        old = self.endpoints.get(node)
+        if old is not None:
+            self._retired.append(old)
+        ep = QuicEndpoint(self.ca.issue(node), host=self.host, directory=self.directory)
+        self.endpoints[node] = ep
+        self._apply_partition()
+        return ep
+
+    def crash(self, node: str) -> None:
+        ep = self.endpoints.get(node)
+        if ep is not None:
+            ep.kill()
+
+    def partition(self, *groups: set[str] | list[str] | tuple[str, ...]) -> None:
+        self._groups = {n: i for i, g in enumerate(groups) for n in g}
+        self._apply_partition()
+
+    def heal(self) -> None:
+        self._groups = None
+        self._apply_partition()
+
+    def set_default(self, profile: Any) -> None:
+        """Only the loss of a link profile applies on real sockets (latency is the network's own)."""
+        for ep in self.endpoints.values():
+            ep.loss = float(getattr(profile, "loss", 0.0))
+
+    def _apply_partition(self) -> None:
+        g = self._groups
+        for node, ep in self.endpoints.items():
+            ep.blocked = set() if g is None else {o for o in self.endpoints if g.get(o, -1) != g.get(node, -1)}
+
+    def link_stats(self) -> dict[tuple[str, str], _LinkCount]:
+        out: dict[tuple[str, str], _LinkCount] = {}
+        for ep in [*self._retired, *self.endpoints.values()]:
+            for dest, n in ep.stats.frames_to.items():
+                c = out.setdefault((ep.node, dest), _LinkCount())
+                c.messages += n
+                c.bytes += ep.stats.bytes_to.get(dest, 0)
+        return out
+
+    def totals(self) -> dict[str, int]:
+        eps = [*self._retired, *self.endpoints.values()]
+        return {"messages": sum(e.stats.frames_sent for e in eps), "bytes": sum(e.stats.bytes_sent for e in eps),
+                "delivered": sum(e.stats.frames_received for e in eps),
+                "lost": sum(e.stats.datagrams_lost for e in eps),
+                "blocked": sum(e.stats.datagrams_blocked for e in eps),
+                "refused": sum(e.stats.refused for e in eps)}

@@ -197,3 +197,9 @@ class SimEndpoint:
 
     def close(self) -> None:
         self._inbox.close()
+
+    async def __aenter__(self) -> "SimEndpoint":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
