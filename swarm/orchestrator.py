@@ -65,9 +65,10 @@ class SwarmConfig:
     link: LinkProfile = field(default_factory=LinkProfile)
     market: MarketConfig = field(default_factory=MarketConfig)
     settle: float = 10.0  # virtual seconds of gossip after the last trade, before figures are read
+    settle_max: float = 300.0  # quic: longest wait for the replicas to agree after the last trade
     store_dir: str | None = None  # where the agents' SQLite files go (None: a temporary directory)
     transport: str = "sim"  # "sim": simulated network, virtual time; "quic": real QUIC on loopback
-    time_scale: float = 0.02  # quic: wall seconds per swarm second (a 10-trade episode takes 0.2 s)
+    time_scale: float = 0.1  # quic: wall seconds per swarm second (a 10-trade episode takes 1 s)
     backend: str = "asyncio"  # quic: the event loop anyio runs on ("asyncio" or "trio")
 
     def __post_init__(self) -> None:
@@ -121,8 +122,11 @@ class SwarmAgent:
         self.learner = LearningAgent(self.id, self.spec.wrap(self.policy) if self.spec.wrap else self.policy)
         self.published = self.policy.bank.store.sequence
         sw = self.swarm
+        # on real sockets a write may take many gossip intervals to land under load: resending it
+        # sooner only duplicates it (and feeds the congestion), so wait longer before resending
         gcfg = GossipConfig(dim=self.policy.bank.store.dim, fanout=sw.config.fanout,
-                            gossip_interval=sw.config.gossip_interval, space=sw.space)
+                            gossip_interval=sw.config.gossip_interval, space=sw.space,
+                            resend_after=10.0 if sw.config.transport == "quic" else 2.0)
         self.node = GossipNode(self.id, gcfg, seed=sw.config.seed, now=sw.kernel.now(),
                                contacts=sw.contacts,
                                share=sw.share(self.id) if sw.share else None, boot=self.boots)
@@ -199,7 +203,7 @@ class SwarmAgent:
             self.publish()
             # keep gossiping until every agent has finished trading, then a little longer
             await self.swarm._finished_trading(self.id)
-            await k.sleep(self.swarm.config.settle)
+            await self.swarm._settle()
             tg.cancel()
 
 
@@ -273,6 +277,18 @@ class Swarm:
                 tg.start_soon(agent.run, name=agent.id)
             if self.controller is not None:
                 tg.start_soon(self.controller, self)
+
+    async def _settle(self) -> None:
+        """Gossip a while after the last trade: ``settle`` swarm seconds on the simulated network;
+        on real sockets, until every live agent's replica digest agrees (or ``settle_max``)."""
+        k, cfg = self.kernel, self.config
+        await k.sleep(cfg.settle)
+        if cfg.transport != "quic":
+            return
+        waited = cfg.settle
+        while waited < cfg.settle_max and len({tuple(sorted(a.node.digest().items())) for a in self.live()}) > 1:
+            await k.sleep(1.0)
+            waited += 1.0
 
     async def _finished_trading(self, agent_id: str) -> None:
         self._done_with(agent_id)

@@ -65,6 +65,7 @@ class GossipConfig:
     piggyback_entries: int = 8  # recent writes pushed with every digest
     piggyback_updates: int = 8  # membership rumours per message
     retransmit: int = 3  # rumours ride on about retransmit * log2(N + 1) messages
+    resend_after: float = 2.0  # gossip intervals before a write sent to a peer may be sent to it again
     space: str = ""  # embedding-space fingerprint; a joiner from another space is refused
     limits: Limits = field(default_factory=Limits)
 
@@ -126,6 +127,8 @@ class GossipNode:
         self._probe_no = 0
         self._probe_order: list[str] = []
         self._pushed = 0  # log arrival number up to which writes were pushed
+        self._sent: dict[str, dict[tuple[str, int], float]] = {}  # peer -> write -> when sent (in flight)
+        self._now = now
         # start the periodic timers at a random phase so nodes do not move in lockstep
         self._next_gossip = now + self._rng.uniform(0, config.gossip_interval)
         self._next_probe = now + self._rng.uniform(0, config.probe_interval)
@@ -293,9 +296,31 @@ class GossipNode:
         self._probes[self._probe_no] = _Probe(target, now)
         self._send(target, Message(PING, self.id, probe=self._probe_no))
 
-    def _allow(self, peer: str) -> Callable[[Entry], bool] | None:
+    def _allow(self, peer: str) -> Callable[[Entry], bool]:
+        """What may go to ``peer`` now: what the share rule allows, minus writes already sent to
+        it less than ``resend_after`` gossip intervals ago (still in flight: sending them again
+        only duplicates them; after that they count as lost and go again)."""
         share = self.share
-        return None if share is None else (lambda e: share(peer, e))
+        sent = self._sent.setdefault(peer, {})
+        fresh_after = self._now - self.config.resend_after * self.config.gossip_interval
+
+        def allow(e: Entry) -> bool:
+            if share is not None and not share(peer, e):
+                return False
+            at = sent.get((e.origin, e.seq))
+            if at is not None and at > fresh_after:
+                return False
+            sent[(e.origin, e.seq)] = self._now
+            return True
+
+        return allow
+
+    def _forget_acknowledged(self, peer: str, digest: dict[str, int] | None) -> None:
+        """Drop in-flight records the peer's digest shows it now holds."""
+        sent = self._sent.get(peer)
+        if sent and digest is not None:
+            for key in [k for k in sent if k[1] <= digest.get(k[0], 0)]:
+                del sent[key]
 
     def _accept(self, sender: str, entries: Sequence[Entry]) -> None:
         changed = self.log.apply(entries)
@@ -323,6 +348,8 @@ class GossipNode:
         self._send(msg.sender, Message(DIGEST, self.id, snapshot, digest=self.log.digest(), reply=True))
 
     def _on_digest(self, msg: Message, now: float) -> None:
+        self._now = now
+        self._forget_acknowledged(msg.sender, msg.digest)
         self._accept(msg.sender, msg.entries)
         if msg.digest is None or not msg.reply:
             return
@@ -333,6 +360,8 @@ class GossipNode:
                                            entries=tuple(missing), reply=want))
 
     def _on_delta(self, msg: Message, now: float) -> None:
+        self._now = now
+        self._forget_acknowledged(msg.sender, msg.digest)
         self._accept(msg.sender, msg.entries)
         if msg.reply and msg.digest is not None:
             missing = self.log.missing_for(msg.digest, self.config.max_batch, self._allow(msg.sender))

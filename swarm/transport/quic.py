@@ -330,7 +330,8 @@ class QuicEndpoint:
             if not conn.ready:
                 continue
             batch, self._queues[dest] = b"".join(q), []
-            sid = conn.quic.get_next_available_stream_id()
+            # unidirectional: the stream is finished once our FIN arrives, so the peer grants new ones
+            sid = conn.quic.get_next_available_stream_id(is_unidirectional=True)
             conn.quic.send_stream_data(sid, batch, end_stream=True)
             self.stats.frames_sent += len(q)
             self.stats.bytes_sent += len(batch)
