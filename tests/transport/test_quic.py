@@ -106,3 +106,17 @@ def test_certificates_name_their_node():
     creds = ca.issue("peer-3")
     assert node_of(creds.certificate) == "peer-3"
     assert creds.certificate.issuer == ca.certificate.subject
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_small_swarm_learns_and_replicates_over_real_quic(backend):
+    from swarm.orchestrator import AgentSpec, Swarm, SwarmConfig
+    specs = [AgentSpec(f"p{i}", market_seed=100 + i) for i in range(3)]
+    cfg = SwarmConfig(episodes=3, transport="quic", backend=backend, time_scale=0.05)
+    with Swarm(cfg, specs) as swarm:
+        swarm.run()
+        assert swarm.replication_consistency() == 1.0
+        assert all(len(a.log.correct) == 30 for a in swarm.agents.values())
+        latency = swarm.sync_latency_ms()
+        assert latency["clock"] == "wall" and latency["samples"] > 0
+        assert swarm.traffic()["refused"] == 0 and swarm.traffic()["messages"] > 0
