@@ -300,7 +300,25 @@ def _park_on(kernel: VirtualKernel, waiters: deque[Task]) -> _Trap:
     return _PARK
 
 
-class VirtualChannel(Generic[T]):
+class _IterateChannel(Generic[T]):
+    """``async for item in channel`` for every channel kind: receive until it is closed."""
+
+    __slots__ = ()
+
+    async def recv(self) -> T:  # pragma: no cover - each channel defines it
+        raise NotImplementedError
+
+    def __aiter__(self) -> "_IterateChannel[T]":
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.recv()
+        except EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+class VirtualChannel(_IterateChannel[T]):
     """A FIFO channel. ``capacity`` None: unbounded; n: ``send`` waits while n items are
     buffered; 0: ``send`` waits for a receiver."""
 
@@ -370,14 +388,6 @@ class VirtualChannel(Generic[T]):
         while self._receivers:
             self._k._wake(self._receivers.popleft(), error=EndOfChannel("channel closed"))
 
-    def __aiter__(self) -> "VirtualChannel[T]":
-        return self
-
-    async def __anext__(self) -> T:
-        try:
-            return await self.recv()
-        except EndOfChannel:
-            raise StopAsyncIteration from None
 
 
 class VirtualEvent:
@@ -527,7 +537,7 @@ class _CancelScope:
 # ---- real time, on asyncio ------------------------------------------------------------------
 
 
-class _AsyncioChannel(Generic[T]):
+class _AsyncioChannel(_IterateChannel[T]):
     """asyncio.Queue with the kernel's channel methods; ``close`` wakes receivers with EndOfChannel."""
 
     _CLOSED = object()
@@ -567,14 +577,6 @@ class _AsyncioChannel(Generic[T]):
             self._q._queue.append(self._CLOSED)  # type: ignore[attr-defined]  # bypass maxsize
             self._q._wakeup_next(self._q._getters)  # type: ignore[attr-defined]
 
-    def __aiter__(self) -> "_AsyncioChannel[T]":
-        return self
-
-    async def __anext__(self) -> T:
-        try:
-            return await self.recv()
-        except EndOfChannel:
-            raise StopAsyncIteration from None
 
 
 class _AsyncioTaskGroup:
@@ -703,7 +705,7 @@ class AsyncioKernel:
 # ---- real time, on anyio (asyncio or trio) ----------------------------------------------------
 
 
-class _AnyioChannel(Generic[T]):
+class _AnyioChannel(_IterateChannel[T]):
     """An anyio memory object stream pair with the kernel's channel methods."""
 
     def __init__(self, capacity: int | None) -> None:
@@ -744,14 +746,6 @@ class _AnyioChannel(Generic[T]):
     def close(self) -> None:
         self._send.close()
 
-    def __aiter__(self) -> "_AnyioChannel[T]":
-        return self
-
-    async def __anext__(self) -> T:
-        try:
-            return await self.recv()
-        except EndOfChannel:
-            raise StopAsyncIteration from None
 
 
 class _AnyioTaskGroup:
