@@ -8,7 +8,7 @@ rollback preservation (after the rollback blue holds every pattern green learned
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,7 @@ def _run(config: BlueGreenConfig, transfer: bool) -> tuple[Swarm, dict[str, Any]
     for s in specs:
         full = agent_decisions(s, cfg)
         decisions[s.id] = full[start:] if s.role == "green" else full
-    specs = [s if s.role == "blue" else type(s)(**{**asdict_spec(s), "start": start * cfg.trade_interval + 0.25})
-             for s in specs]
+    specs = [s if s.role == "blue" else replace(s, start=start * cfg.trade_interval + 0.25) for s in specs]
     info: dict[str, Any] = {"handoff": []}
 
     async def handoff(swarm: Swarm) -> None:
@@ -63,10 +62,6 @@ def _run(config: BlueGreenConfig, transfer: bool) -> tuple[Swarm, dict[str, Any]
     swarm = Swarm(cfg, specs, contacts=topo.contacts, controller=handoff, decisions=decisions)
     swarm.run()
     return swarm, info
-
-
-def asdict_spec(spec: Any) -> dict[str, Any]:
-    return {f: getattr(spec, f) for f in spec.__dataclass_fields__}
 
 
 def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:

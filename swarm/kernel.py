@@ -304,9 +304,7 @@ class _IterateChannel(Generic[T]):
     """``async for item in channel`` for every channel kind: receive until it is closed."""
 
     __slots__ = ()
-
-    async def recv(self) -> T:  # pragma: no cover - each channel defines it
-        raise NotImplementedError
+    recv: Callable[[], Awaitable[T]]  # each channel kind defines it
 
     def __aiter__(self) -> "_IterateChannel[T]":
         return self

@@ -32,7 +32,6 @@ from .learning.memory_policy import MemoryConfig, MemoryPolicy, make_embedder
 from .learning.session import RunLog, step
 from .market import MarketConfig, TradeRules, generate_market
 from .memory.embedders import fingerprint_of
-from .memory.models import Pattern
 from .transport import GossipBus, LinkProfile, SimNetwork
 
 SYMBOLS: tuple[str, ...] = ("AAA", "BBB", "CCC")
@@ -408,7 +407,3 @@ class Swarm:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def patterns_of(agent: SwarmAgent) -> list[Pattern]:
-    return list(agent.store.iter_patterns())

@@ -4,6 +4,8 @@ patterns, so each specialist's lessons reach the meta-learner (cross-strategy tr
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from swarm.learning.episodes import Context, Outcome
 from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
 from swarm.learning.policies import Choice
@@ -49,15 +51,11 @@ def agents(seed: int, memory: MemoryConfig = MemoryConfig(), symbols: tuple[str,
            every: int = ROTATE_EVERY) -> list[AgentSpec]:
     """Three specialists (their strategy or flat) and the rotating meta-learner, on one market."""
     out = [AgentSpec(f"{s.replace('_', '-')}-specialist", role="specialist", market_seed=seed, symbols=symbols,
-                     memory=MemoryConfig(**{**_fields(memory), "allowed": (s, "flat")})) for s in SPECIALISTS]
-    meta_memory = MemoryConfig(**{**_fields(memory), "allowed": SPECIALISTS})
+                     memory=replace(memory, allowed=(s, "flat"))) for s in SPECIALISTS]
+    meta_memory = replace(memory, allowed=SPECIALISTS)
     out.append(AgentSpec(META, role="meta", market_seed=seed, symbols=symbols, memory=meta_memory,
                          wrap=lambda p: RotatingPolicy(p, every)))
     return out
-
-
-def _fields(memory: MemoryConfig) -> dict:
-    return {f: getattr(memory, f) for f in memory.__dataclass_fields__}
 
 
 #: Everyone talks to everyone.

@@ -191,7 +191,6 @@ class QuicEndpoint:
         self._inbox: Any = None
         self._wake: Any = None
         self._sock: Any = None
-        self._tg: Any = None
         self._closing = False
         self._conns: list[_Conn] = []  # every connection not yet terminated (closing ones still send)
         self._outbox: list[tuple[bytes, tuple[str, int]]] = []
