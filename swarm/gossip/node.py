@@ -66,6 +66,9 @@ class GossipConfig:
     piggyback_updates: int = 8  # membership rumours per message
     retransmit: int = 3  # rumours ride on about retransmit * log2(N + 1) messages
     resend_after: float = 2.0  # gossip intervals before a write sent to a peer may be sent to it again
+    # pull requests in flight at once (0: no limit). When answers take longer than a gossip
+    # interval (real sockets under load), every peer asked sends the same writes; a limit stops that
+    max_pulls: int = 0
     space: str = ""  # embedding-space fingerprint; a joiner from another space is refused
     limits: Limits = field(default_factory=Limits)
 
@@ -104,6 +107,8 @@ class NodeStats:
     bytes_sent: int = 0
     bytes_received: int = 0
     rejected: int = 0  # malformed frames
+    entries_received: int = 0  # pattern writes that came in
+    entries_duplicate: int = 0  # ...of which this node already held (the price of anti-entropy)
 
 
 class GossipNode:
@@ -128,6 +133,8 @@ class GossipNode:
         self._probe_order: list[str] = []
         self._pushed = 0  # log arrival number up to which writes were pushed
         self._sent: dict[str, dict[tuple[str, int], float]] = {}  # peer -> write -> when sent (in flight)
+        self._pulls: dict[str, float] = {}  # peer asked for writes -> when (while max_pulls limits them)
+        self._known: dict[str, dict[str, int]] = {}  # peer -> the last digest it sent
         self._now = now
         # start the periodic timers at a random phase so nodes do not move in lockstep
         self._next_gossip = now + self._rng.uniform(0, config.gossip_interval)
@@ -192,6 +199,7 @@ class GossipNode:
         if self.left:
             return
         c = self.config
+        self._now = now
         if now >= self._next_gossip:
             self._gossip_round()
             while self._next_gossip <= now:
@@ -280,7 +288,11 @@ class GossipNode:
         self._pushed = self.log.arrivals
         for peer in self._pick(self._contactable(), self.config.fanout):
             pushed = entries if self.share is None else tuple(e for e in entries if self.share(peer, e))
-            self._send(peer, Message(DIGEST, self.id, digest=self.log.digest(), entries=pushed, reply=True))
+            known = self._known.get(peer)
+            ask = self._may_pull(peer)  # reply=True asks the peer for what this node lacks
+            if ask and self.config.max_pulls and known is not None and self.log.lacks(known):
+                self._pulls[peer] = self._now
+            self._send(peer, Message(DIGEST, self.id, digest=self.log.digest(), entries=pushed, reply=ask))
 
     def _start_probe(self, now: float) -> None:
         candidates = self._contactable()
@@ -315,6 +327,17 @@ class GossipNode:
 
         return allow
 
+    def _may_pull(self, peer: str) -> bool:
+        """Whether asking ``peer`` for writes now stays within ``max_pulls`` (an unanswered ask
+        expires after ``resend_after`` gossip intervals)."""
+        limit = self.config.max_pulls
+        if not limit:
+            return True
+        horizon = self._now - self.config.resend_after * self.config.gossip_interval
+        for p in [p for p, at in self._pulls.items() if at <= horizon]:
+            del self._pulls[p]
+        return peer not in self._pulls and len(self._pulls) < limit
+
     def _forget_acknowledged(self, peer: str, digest: dict[str, int] | None) -> None:
         """Drop in-flight records the peer's digest shows it now holds."""
         sent = self._sent.get(peer)
@@ -323,7 +346,10 @@ class GossipNode:
                 del sent[key]
 
     def _accept(self, sender: str, entries: Sequence[Entry]) -> None:
+        held = self.log.writes
         changed = self.log.apply(entries)
+        self.stats.entries_received += len(entries)
+        self.stats.entries_duplicate += len(entries) - (self.log.writes - held)
         if changed:
             self._events.append(PatternsReceived(sender, tuple(changed)))
 
@@ -351,10 +377,14 @@ class GossipNode:
         self._now = now
         self._forget_acknowledged(msg.sender, msg.digest)
         self._accept(msg.sender, msg.entries)
-        if msg.digest is None or not msg.reply:
+        if msg.digest is None:
             return
-        missing = self.log.missing_for(msg.digest, self.config.max_batch, self._allow(msg.sender))
-        want = self.log.lacks(msg.digest)
+        self._known[msg.sender] = msg.digest
+        want = self.log.lacks(msg.digest) and self._may_pull(msg.sender)
+        if want and self.config.max_pulls:
+            self._pulls[msg.sender] = now
+        # reply=False: the sender is at its pull limit and wants nothing sent; it may still be asked
+        missing = self.log.missing_for(msg.digest, self.config.max_batch, self._allow(msg.sender)) if msg.reply else []
         if missing or want:
             self._send(msg.sender, Message(DELTA, self.id, digest=self.log.digest() if want else None,
                                            entries=tuple(missing), reply=want))
@@ -362,6 +392,10 @@ class GossipNode:
     def _on_delta(self, msg: Message, now: float) -> None:
         self._now = now
         self._forget_acknowledged(msg.sender, msg.digest)
+        if msg.entries:
+            self._pulls.pop(msg.sender, None)  # the answer to an ask (or news anyway): ask again
+        if msg.digest is not None:
+            self._known[msg.sender] = msg.digest
         self._accept(msg.sender, msg.entries)
         if msg.reply and msg.digest is not None:
             missing = self.log.missing_for(msg.digest, self.config.max_batch, self._allow(msg.sender))

@@ -140,3 +140,41 @@ def test_lognormal_latency_has_a_long_tail_and_bad_profiles_are_refused():
     for bad in (dict(loss=1.5), dict(latency=-1), dict(distribution="pareto"), dict(bandwidth=0)):
         with pytest.raises(ValueError):
             LinkProfile(**bad)
+
+
+def _slow_link_replication(max_pulls: int) -> tuple[list[int], int]:
+    """Six nodes on links slower than the gossip interval; one writes 400 patterns. Returns each
+    node's pattern count and the duplicate writes received over all nodes."""
+    import numpy as np
+
+    from swarm.gossip import GossipConfig, GossipNode
+    from swarm.memory.models import Pattern
+    from swarm.transport import GossipBus
+
+    k = VirtualKernel()
+    net = SimNetwork(k, 5, LinkProfile(latency=3.0, jitter=0.5))
+    cfg = GossipConfig(dim=4, fanout=2, resend_after=10.0, max_pulls=max_pulls, probe_interval=10.0,
+                       ack_timeout=8.0, suspect_timeout=100.0)
+    nodes = {f"n{i}": GossipNode(f"n{i}", cfg, seed=3) for i in range(6)}
+    for node in nodes.values():
+        node.bootstrap(nodes, 0.0)
+    nodes["n0"].publish([Pattern(id=f"p{i}", title="t", description="", content="", domain="d", kind="strategy",
+                                 action="x", embedding=np.array([1, 0, 0, 0], np.float32), created_at=float(i))
+                         for i in range(400)], 0.0)
+
+    async def main():
+        async with k.task_group() as tg:
+            for n, node in nodes.items():
+                tg.start_soon(GossipBus(k, node, net.endpoint(n)).run)
+            await k.sleep(80)
+            tg.cancel()
+
+    k.run(main)
+    return [len(n.patterns) for n in nodes.values()], sum(n.stats.entries_duplicate for n in nodes.values())
+
+
+def test_on_slow_links_one_pull_at_a_time_replicates_everything_with_fewer_duplicates():
+    counts, dup_limited = _slow_link_replication(max_pulls=1)
+    assert counts == [400] * 6
+    _, dup_free = _slow_link_replication(max_pulls=0)
+    assert dup_limited * 2 < dup_free, (dup_limited, dup_free)
