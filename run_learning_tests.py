@@ -5,6 +5,8 @@
     python run_learning_tests.py -k mesh         # one topology (pytest -k syntax)
     python run_learning_tests.py --list          # what there is to run
     python run_learning_tests.py --quick --jobs 2 --out /tmp/r
+    python run_learning_tests.py --transport quic          # swarms gossip over real QUIC
+    python run_learning_tests.py --runtime process         # ...with every agent an OS process
 
 Exit status: 0 every check passed, 1 some check failed, 2 bad usage or input.
 """
@@ -35,7 +37,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--out", default="results", help="directory for metrics JSON and the report (default results/)")
     ap.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     ap.add_argument("--quick", action="store_true", help="shorter runs: fewer episodes and markets")
-    ap.add_argument("--transport", default="sim", help=f"gossip transport: {', '.join(TRANSPORTS)} (default sim)")
+    ap.add_argument("--transport", default=None,
+                    help=f"gossip bus: {', '.join(TRANSPORTS)} (default sim; quic with --runtime process)")
     ap.add_argument("--runtime", default="in-process", help=f"where agents run: {', '.join(RUNTIMES)}")
     ap.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
 
@@ -48,13 +51,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
         raise UsageError("--seed must be >= 0")
     if args.jobs < 1:
         raise UsageError("--jobs must be >= 1")
-    if args.transport not in TRANSPORTS:
+    if args.transport is not None and args.transport not in TRANSPORTS:
         raise UsageError(f"--transport must be one of {', '.join(TRANSPORTS)}, not {args.transport!r}")
     if args.runtime not in RUNTIMES:
         raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {args.runtime!r}")
-    if args.transport != "sim" or args.runtime != "in-process":
-        raise UsageError(f"--transport {args.transport} --runtime {args.runtime} is not available in this build: "
-                         "the suite runs on the simulated network with in-process agents (sim, in-process)")
+    if args.runtime == "process":
+        if args.transport == "sim":
+            raise UsageError("--runtime process needs a real bus: use --transport quic (the default with it)")
+        args.transport = "quic"
+    args.transport = args.transport or "sim"
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160)
     out = Path(args.out)
     pytest_args = [*SUITE, "-p", "no:cacheprovider", "--swarm-seed", str(args.seed),
+                   "--swarm-transport", args.transport, "--swarm-runtime", args.runtime,
                    "-o", "addopts=-p reports.plugin --strict-markers"]
     if args.keyword:
         pytest_args += ["-k", args.keyword]

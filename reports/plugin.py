@@ -2,7 +2,8 @@
 run (so parallel workers each write their own), and writes the comparison report at the end.
 
 Options: ``--swarm-out DIR`` (write metrics and the report there; nothing is written without it),
-``--swarm-seed N``, ``--swarm-quick``. Tests ask for ``pattern_result("mesh-distributed-learning")``.
+``--swarm-seed N``, ``--swarm-quick``, ``--swarm-transport sim|quic``, ``--swarm-runtime
+in-process|process``. Tests ask for ``pattern_result("mesh-distributed-learning")``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from scenarios.base import ScenarioResult
+from swarm.orchestrator import deployed
 
 from .markdown import write_report
 from .metrics import environment, write_metrics
@@ -23,6 +25,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--swarm-out", default=None, help="write per-pattern metrics JSON and the comparison report here")
     g.addoption("--swarm-seed", type=int, default=0, help="seed of every pattern run (default 0)")
     g.addoption("--swarm-quick", action="store_true", help="shorter runs (fewer episodes and markets)")
+    g.addoption("--swarm-transport", default="sim", choices=("sim", "quic"),
+                help="gossip bus of the swarms: simulated network (sim) or real QUIC on loopback (quic)")
+    g.addoption("--swarm-runtime", default="in-process", choices=("in-process", "process"),
+                help="agents as tasks of one process, or one OS process each (needs quic)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,11 +47,15 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], ScenarioRe
     seed = config.getoption("--swarm-seed")
     quick = config.getoption("--swarm-quick")
 
+    runtime = config.getoption("--swarm-runtime")
+    transport = "quic" if runtime == "process" else config.getoption("--swarm-transport")
+
     def get(pattern: str) -> ScenarioResult:
         if pattern not in cache:
-            cache[pattern] = run_pattern(pattern, seed=seed, quick=quick)
+            with deployed(transport, runtime):
+                cache[pattern] = run_pattern(pattern, seed=seed, quick=quick)
             if out:
-                write_metrics(cache[pattern], out, environment())
+                write_metrics(cache[pattern], out, environment(transport, runtime))
         return cache[pattern]
 
     return get
@@ -71,4 +81,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_report_header(config: pytest.Config) -> Any:
     out = config.getoption("--swarm-out")
-    return f"swarm: seed {config.getoption('--swarm-seed')}, quick {config.getoption('--swarm-quick')}, out {out}"
+    return (f"swarm: seed {config.getoption('--swarm-seed')}, quick {config.getoption('--swarm-quick')}, "
+            f"transport {config.getoption('--swarm-transport')}, runtime {config.getoption('--swarm-runtime')}, out {out}")

@@ -15,11 +15,13 @@ task group with its trading loop and its gossip bus, so crashing an agent cancel
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -35,6 +37,32 @@ from .memory.embedders import fingerprint_of
 from .transport import GossipBus, LinkProfile, SimNetwork
 
 SYMBOLS: tuple[str, ...] = ("AAA", "BBB", "CCC")
+TRANSPORTS: tuple[str, ...] = ("sim", "quic")
+RUNTIMES: tuple[str, ...] = ("in-process", "process")
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where swarms run unless their config says otherwise: the runner's ``--transport`` and
+    ``--runtime``, set around a whole suite with :func:`deployed`."""
+
+    transport: str = "sim"
+    runtime: str = "in-process"
+
+
+_DEPLOYMENT: ContextVar[Deployment] = ContextVar("swarm_deployment", default=Deployment())
+
+
+@contextlib.contextmanager
+def deployed(transport: str = "sim", runtime: str = "in-process") -> Iterator[Deployment]:
+    """Run the swarms made inside this block on ``transport`` and ``runtime`` by default."""
+    d = Deployment(transport, runtime)
+    SwarmConfig(transport=transport, runtime=runtime)  # validates the pair
+    token = _DEPLOYMENT.set(d)
+    try:
+        yield d
+    finally:
+        _DEPLOYMENT.reset(token)
 
 #: Gossip settings on real sockets, where one event loop serves every in-process agent: an answer
 #: may take several gossip intervals under load, so a node asks one peer at a time, waits longer
@@ -73,15 +101,32 @@ class SwarmConfig:
     settle: float = 10.0  # virtual seconds of gossip after the last trade, before figures are read
     settle_max: float = 300.0  # quic: longest wait for the replicas to agree after the last trade
     store_dir: str | None = None  # where the agents' SQLite files go (None: a temporary directory)
-    transport: str = "sim"  # "sim": simulated network, virtual time; "quic": real QUIC on loopback
+    # "sim": simulated network in virtual time; "quic": real QUIC on loopback; None: the ambient
+    # deployment (see :func:`deployed`), "sim" unless a runner chose otherwise
+    transport: str | None = None
+    runtime: str | None = None  # "in-process" (agents as tasks) or "process" (one OS process each)
     time_scale: float = 0.1  # quic: wall seconds per swarm second (a 10-trade episode takes 1 s)
     backend: str = "asyncio"  # quic: the event loop anyio runs on ("asyncio" or "trio")
 
     def __post_init__(self) -> None:
-        if self.transport not in ("sim", "quic"):
-            raise ValueError(f"transport must be 'sim' or 'quic', not {self.transport!r}")
+        if self.transport not in (None, *TRANSPORTS):
+            raise ValueError(f"transport must be one of {TRANSPORTS}, not {self.transport!r}")
+        if self.runtime not in (None, *RUNTIMES):
+            raise ValueError(f"runtime must be one of {RUNTIMES}, not {self.runtime!r}")
+        if self.runtime == "process" and self.transport == "sim":
+            raise ValueError("the process runtime needs a real bus: transport 'quic'")
         if self.backend not in ("asyncio", "trio"):
             raise ValueError(f"backend must be 'asyncio' or 'trio', not {self.backend!r}")
+
+    def resolved(self) -> "SwarmConfig":
+        """This config with transport and runtime filled in from the ambient deployment. A swarm
+        without gossip has no traffic to put on a wire, so it always runs simulated, in-process."""
+        if not self.sync:
+            return replace(self, transport="sim", runtime="in-process")
+        d = _DEPLOYMENT.get()
+        runtime = self.runtime or d.runtime
+        transport = self.transport or ("quic" if runtime == "process" else d.transport)
+        return replace(self, transport=transport, runtime=runtime)
 
     @property
     def episode_seconds(self) -> float:
@@ -220,6 +265,7 @@ class Swarm:
     def __init__(self, config: SwarmConfig, specs: Sequence[AgentSpec], *, contacts: Contacts | None = None,
                  share: Callable[[str], Share] | None = None, controller: Controller | None = None,
                  decisions: dict[str, Sequence[Decision]] | None = None) -> None:
+        config = config.resolved()
         self.config = config
         self.share = share
         self.kernel: Any

@@ -84,7 +84,7 @@ def runner(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     (["--seed", "-1"], "--seed"),
     (["--jobs", "0"], "--jobs"),
     (["--transport", "carrier-pigeon"], "--transport"),
-    (["--runtime", "process"], "not available"),
+    (["--runtime", "process", "--transport", "sim"], "needs a real bus"),
     (["--bogus"], "unrecognized"),
     (["-k", "no_such_pattern_anywhere"], "no test matches"),
 ])
