@@ -66,7 +66,7 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
             for a in live:
                 acc, vix = recent[a.id]
                 lr = topo.learning_rate(config.memory.lr, vix, rules)
-                a.policy.set_learning_rate(lr)
+                a.set_learning_rate(lr)
                 log["lr"].append((vix, lr))
             # scale up on new patterns or high volatility
             new = len(swarm.first_seen) - seen
@@ -83,9 +83,8 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
                 for a in swarm.live():
                     before = len(a.store)
                     if before:
-                        a.policy.bank.consolidate(ConsolidationPolicy(duplicate_similarity=config.duplicate_similarity))
+                        a.consolidate(ConsolidationPolicy(duplicate_similarity=config.duplicate_similarity))
                         ratios.append(1 - len(a.store) / before)
-                        a.publish()
                 shrink = float(np.mean(ratios)) if ratios else 0.0
                 if shrink >= rules.shrink_down and len(swarm.live()) > rules.min_agents and e < config.episodes:
                     weakest = min((a for a in live if not a.retired), key=lambda a: (recent[a.id][0], a.id))

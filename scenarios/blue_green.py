@@ -54,9 +54,8 @@ def _run(config: BlueGreenConfig, transfer: bool) -> tuple[Swarm, dict[str, Any]
         for i in range(topo.PER_COLOUR):
             blue, green = swarm.agents[f"blue-{i}"], swarm.agents[f"green-{i}"]
             pack = swarm.store_dir / f"blue-{i}.jsonl"
-            blue.policy.bank.export(pack)
-            info["handoff"].append(green.policy.bank.import_(pack).imported)
-            green.published = green.store.sequence
+            blue.export_pack(pack)
+            info["handoff"].append(green.import_pack(pack).imported)
         swarm.log_event("blue_to_green", patterns=info["handoff"])
 
     swarm = Swarm(cfg, specs, contacts=topo.contacts, controller=handoff, decisions=decisions)
@@ -98,8 +97,8 @@ def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
         green_made = {pid for pid, (o, _) in swarm.first_seen.items() if o.startswith("green-")}
         for i in range(topo.PER_COLOUR):
             pack = swarm.store_dir / f"green-{i}-rollback.jsonl"
-            swarm.agents[f"green-{i}"].policy.bank.export(pack)
-            swarm.agents[f"blue-{i}"].policy.bank.import_(pack, ImportPolicy(on_conflict="merge"))
+            swarm.agents[f"green-{i}"].export_pack(pack)
+            swarm.agents[f"blue-{i}"].import_pack(pack, ImportPolicy(on_conflict="merge"))
         kept = min(len(green_made & swarm.agents[f"blue-{i}"].pattern_ids()) / max(1, len(green_made))
                    for i in range(topo.PER_COLOUR))
     ab = {"decisions_per_arm": n, "blue_accuracy": round(blue_acc, 4), "green_accuracy": round(green_acc, 4),

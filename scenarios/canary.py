@@ -84,7 +84,7 @@ def run(config: CanaryConfig = CanaryConfig()) -> ScenarioResult:
     with healthy, broken:
         learning, trading, performance, curve = swarm_figures(healthy, config.scoring)
         base = swarm_baselines(healthy, config.seed, config.scoring, 0.02)
-        on_v2 = sum(1 for a in broken.agents.values() if a.policy.config.exploration != topo.STABLE.exploration)
+        on_v2 = sum(1 for a in broken.agents.values() if a.memory_config.exploration != topo.STABLE.exploration)
         memory_kept = min(len(a.store) for a in broken.agents.values())
     learning.update({"healthy_rollout": hlog, "broken_rollout": blog})
     reached = [s["share"] for s in hlog["stages"] if s["passed_gate"]]

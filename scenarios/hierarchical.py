@@ -51,11 +51,11 @@ def _run(config: HierarchicalConfig, workers: int, episodes: int) -> tuple[Swarm
             await k.sleep(e * cfg.episode_seconds + 0.5 - k.now())
             agent = swarm.agents[topo.LEADER]
             t0 = time.perf_counter()
-            report = agent.policy.bank.consolidate(ConsolidationPolicy(duplicate_similarity=config.duplicate_similarity))
+            report = agent.consolidate(ConsolidationPolicy(duplicate_similarity=config.duplicate_similarity))
             info["aggregation_ms"].append((time.perf_counter() - t0) * 1e3)
             info["absorbed"].update(b for _, b, _ in report.merged)
             info["consolidations"] += 1
-            agent.publish()  # the merged survivors' new versions go back down
+            # consolidate() publishes: the merged survivors' new versions go back down
             for p in agent.store.iter_patterns():
                 if p.updated_by == topo.LEADER:
                     info["leader_versions"][p.id] = p.version

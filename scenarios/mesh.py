@@ -19,7 +19,7 @@ from swarm.orchestrator import Swarm, SwarmConfig, agent_decisions
 from topologies import mesh
 
 from .base import HELD_OUT, Check, ScenarioResult
-from .swarm_base import mean_accuracy, swarm_baselines, swarm_figures, vote
+from .swarm_base import mean_accuracy, swarm_baselines, swarm_figures
 
 PATTERN = "mesh-distributed-learning"
 CONSENSUS_TOLERANCE = 0.01
@@ -57,7 +57,7 @@ def run(config: MeshScenarioConfig = MeshScenarioConfig()) -> ScenarioResult:
         for e in range(config.episodes):
             await k.sleep((e + 1) * cfg.episode_seconds + 0.5 - k.now())
             for d in held_out[e * config.votes_per_episode:(e + 1) * config.votes_per_episode]:
-                votes = [vote(a.policy, d.context) for a in swarm.live()]
+                votes = [a.vote(d.context) for a in swarm.live()]
                 decided = mesh.consensus(votes, config.consensus)
                 right = [v in d.best for v in votes if v is not None]
                 ballots.append({"episode": e + 1, "decided": decided,

@@ -56,15 +56,14 @@ def _run(config: RingConfig, handoffs: bool) -> tuple[Swarm, dict[str, Any]]:
             packs = {}
             for a in ids:  # everyone exports first, then everyone imports: one step around the ring
                 packs[a] = swarm.store_dir / f"{a}-lap{lap}.jsonl"
-                swarm.agents[a].policy.bank.export(packs[a])
+                swarm.agents[a].export_pack(packs[a])
             for a in ids:
                 nxt = swarm.agents[topo.successor(ids, a)]
-                report = nxt.policy.bank.import_(packs[a], ImportPolicy(on_conflict="merge"))
+                report = nxt.import_pack(packs[a], ImportPolicy(on_conflict="merge"))
                 for p in nxt.store.iter_patterns():
                     if p.id not in info["imported"].get(nxt.id, {}) and swarm.first_seen.get(p.id, (nxt.id,))[0] != nxt.id:
                         info["imported"].setdefault(nxt.id, {})[p.id] = (p.uses, p.version)
                 info["handoffs"].append({"lap": lap, "from": a, "to": nxt.id, "imported": report.imported})
-                nxt.published = nxt.store.sequence
             swarm.log_event("handoff", lap=lap)
 
     swarm = Swarm(cfg, specs, controller=pipeline)

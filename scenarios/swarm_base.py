@@ -7,7 +7,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from swarm.learning import metrics as m
-from swarm.learning.memory_policy import MemoryPolicy
 from swarm.learning.session import RunLog
 from swarm.learning.summary import Scoring, summarise
 from swarm.orchestrator import Swarm, SwarmAgent
@@ -84,10 +83,3 @@ def swarm_baselines(swarm: Swarm, seed: int, scoring: Scoring, lr: float,
         }
     return out
 
-
-def vote(policy: MemoryPolicy, context: Any) -> int | None:
-    """The strategy an agent votes for on ``context`` (None when it has no evidence either way)."""
-    pref = policy.preference(context)
-    if not np.isfinite(pref).any() or np.allclose(pref[np.isfinite(pref)], 0.0):
-        return None
-    return int(np.nanargmax(np.where(np.isfinite(pref), pref, -np.inf)))

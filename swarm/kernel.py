@@ -23,6 +23,7 @@ import asyncio
 import heapq
 import itertools
 import math
+import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Coroutine, Generic, Protocol, TypeVar
 
@@ -804,11 +805,13 @@ class AnyioKernel:
     real sockets.
     """
 
-    def __init__(self, time_scale: float = 1.0) -> None:
+    def __init__(self, time_scale: float = 1.0, epoch: float | None = None) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
         self.time_scale = time_scale
         self._t0: float | None = None
+        # a wall-clock (time.time) origin shared by several processes, so their clocks agree
+        self.epoch = epoch
 
     @property
     def Cancelled(self) -> type[BaseException]:  # noqa: N802  (the Kernel interface's name)
@@ -819,6 +822,8 @@ class AnyioKernel:
     def now(self) -> float:
         import anyio
 
+        if self.epoch is not None:
+            return (time.time() - self.epoch) / self.time_scale
         try:
             t = anyio.current_time()
         except RuntimeError:  # no event loop yet: the swarm is being built, its clock reads 0

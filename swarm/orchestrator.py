@@ -148,8 +148,9 @@ def agent_decisions(spec: AgentSpec, config: SwarmConfig, n: int | None = None) 
 class SwarmAgent:
     """An agent at runtime: its memory, learner, gossip node and logs."""
 
-    def __init__(self, swarm: "Swarm", spec: AgentSpec, decisions: Sequence[Decision]) -> None:
-        self.swarm = swarm
+    def __init__(self, swarm: Any, spec: AgentSpec, decisions: Sequence[Decision], index: int | None = None,
+                 boots: int = 0) -> None:
+        self.swarm = swarm  # a Swarm, or an agent process's host (swarm.runtime): config, kernel, net, records
         self.spec = spec
         self.id = spec.id
         self.decisions = list(decisions)
@@ -157,12 +158,11 @@ class SwarmAgent:
         self.log = RunLog(spec.id)
         self.informed_by: list[tuple[str, ...]] = []
         self.path = swarm.store_dir / f"{spec.id}.db"
-        self.boots = 0
+        self.boots = boots
         self.crashed = False
         self.retired = False
         self.quota: float = 1.0  # share of its trade slots it uses (performance allocation)
-        self.index = len(swarm.agents)
-        self.origin_of: dict[str, str] = {}  # pattern id -> agent that first created it (metrics)
+        self.index = len(swarm.agents) if index is None else index
         self._open()
 
     def _open(self) -> None:
@@ -202,19 +202,15 @@ class SwarmAgent:
         if changed:
             now = self.swarm.kernel.now()
             for p in changed:
-                if p.id not in self.swarm.first_seen:
-                    self.swarm.first_seen[p.id] = (self.id, now)
+                self.swarm.record_publication(p.id, self.id, now)
             if self.swarm.config.sync:
                 self.node.publish(changed, now)
 
     def _on_event(self, ev: object) -> None:
         if isinstance(ev, PatternsReceived):
-            changed = self.store.merge_many(list(ev.patterns))
             now = self.swarm.kernel.now()
-            for p in changed:
-                origin = self.swarm.first_seen.get(p.id)
-                if origin is not None and origin[0] != self.id and (p.id, self.id) not in self.swarm.arrivals:
-                    self.swarm.arrivals[(p.id, self.id)] = now - origin[1]
+            for p in self.store.merge_many(list(ev.patterns)):
+                self.swarm.record_arrival(p.id, self.id, now)
         elif isinstance(ev, MemberChanged):
             self.swarm.membership_log.append((self.swarm.kernel.now(), self.id, ev.node, ev.status))
 
@@ -228,6 +224,76 @@ class SwarmAgent:
 
     def pattern_ids(self) -> set[str]:
         return {p.id for p in self.store.iter_patterns()}
+
+    def digest(self) -> dict[str, int]:
+        return self.node.digest()
+
+    def know(self, members: Sequence[str]) -> None:
+        """The swarm's member list changed (an agent was added): know them all."""
+        self.node.bootstrap(members, self.swarm.kernel.now())
+
+    # ---- what controllers do to an agent (the same calls reach an agent process) ----
+
+    def vote(self, context: Any) -> int | None:
+        """The strategy this agent's memory prefers on ``context`` (None: no evidence)."""
+        pref = self.policy.preference(context)
+        if not np.isfinite(pref).any() or np.allclose(pref[np.isfinite(pref)], 0.0):
+            return None
+        return int(np.nanargmax(np.where(np.isfinite(pref), pref, -np.inf)))
+
+    def export_pack(self, path: str | Path) -> int:
+        return self.policy.bank.export(path)
+
+    def import_pack(self, path: str | Path, policy: Any = None, ship: bool = False) -> Any:
+        """Import a pattern pack; unless ``ship``, its patterns are not gossiped on (the hand-off
+        itself is the transfer being measured)."""
+        report = self.policy.bank.import_(path) if policy is None else self.policy.bank.import_(path, policy)
+        if not ship:
+            self.published = self.store.sequence
+        return report
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.policy.set_learning_rate(lr)
+
+    @property
+    def memory_config(self) -> MemoryConfig:
+        return self.policy.config
+
+    def consolidate(self, policy: Any) -> Any:
+        """Merge near-duplicate patterns in this agent's memory; their new versions ship next."""
+        report = self.policy.bank.consolidate(policy)
+        self.publish()
+        return report
+
+    def set_quota(self, quota: float) -> None:
+        self.quota = quota
+
+    def leave(self) -> None:
+        """Leave the gossip group now (scale-down)."""
+        self.retired = True
+        self.node.leave(self.swarm.kernel.now())
+        self.bus.flush()
+
+    def kill(self) -> None:
+        """Die abruptly: tasks cancelled, traffic dropped; the SQLite file keeps what was committed."""
+        self.crashed = True
+        self.swarm.net.crash(self.id)
+        self._group.cancel()
+        self.close()
+
+    def reboot(self, members: Sequence[str], seeds: Sequence[str]) -> None:
+        """Come back from the store after :meth:`kill`: reopen it, know ``members``, rejoin
+        through ``seeds`` and re-announce everything held (peers fill in the rest by anti-entropy)."""
+        self.boots += 1
+        self.crashed = False
+        self._open()
+        self.rejoin(members, seeds)
+
+    def rejoin(self, members: Sequence[str], seeds: Sequence[str]) -> None:
+        now = self.swarm.kernel.now()
+        self.node.bootstrap(members, now)
+        self.node.join(seeds, now)
+        self.node.publish(list(self.store.iter_patterns()), now)
 
     def close(self) -> None:
         self.policy.close()
@@ -270,7 +336,12 @@ class Swarm:
         self.share = share
         self.kernel: Any
         self.net: Any
-        if config.transport == "quic":
+        if config.runtime == "process":
+            from .runtime.process import ProcessNetwork
+
+            self.kernel = AnyioKernel(config.time_scale, epoch=None)  # the epoch is set when agents start
+            self.net = ProcessNetwork()
+        elif config.transport == "quic":
             from .transport.quic import QuicNetwork
 
             self.kernel = AnyioKernel(config.time_scale)
@@ -284,8 +355,8 @@ class Swarm:
         self.store_dir = Path(config.store_dir or self._tmp.name)  # type: ignore[union-attr]
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.space = fingerprint_of(make_embedder(specs[0].memory if specs else MemoryConfig())) or ""
-        self.first_seen: dict[str, tuple[str, float]] = {}
-        self.arrivals: dict[tuple[str, str], float] = {}
+        self.first_seen: dict[str, tuple[str, float]] = {}  # pattern id -> (agent that made it, when)
+        self._arrived: dict[tuple[str, str], float] = {}  # (pattern id, agent) -> first arrival there
         self.membership_log: list[tuple[float, str, str, str]] = []
         self.events: list[dict[str, Any]] = []  # what the controller did, for the report
         self.agents: dict[str, SwarmAgent] = {}
@@ -297,13 +368,18 @@ class Swarm:
         for spec in specs:
             self._make(spec)
 
-    def _make(self, spec: AgentSpec) -> SwarmAgent:
+    def _make(self, spec: AgentSpec) -> Any:
         decisions = self._decisions[spec.id] if spec.id in self._decisions else agent_decisions(spec, self.config)
-        agent = SwarmAgent(self, spec, decisions)
+        if self.config.runtime == "process":
+            from .runtime.process import ProcessAgent
+
+            agent: Any = ProcessAgent(self, spec, decisions, len(self.agents))
+        else:
+            agent = SwarmAgent(self, spec, decisions)
         self.agents[spec.id] = agent
         self._trading.add(spec.id)
         for other in self.agents.values():
-            other.node.bootstrap(self.agents, self.kernel.now())
+            other.know(list(self.agents))
         return agent
 
     # ---- running -----------------------------------------------------------------------------
@@ -311,7 +387,12 @@ class Swarm:
     def run(self) -> "Swarm":
         t0 = time.perf_counter()
         if self.config.transport == "quic":
-            self.kernel.run(self._main, backend=self.config.backend)
+            try:
+                self.kernel.run(self._main, backend=self.config.backend)
+            finally:
+                if self.config.runtime == "process":  # no agent process outlives its swarm
+                    for a in self.agents.values():
+                        a._reap()
         else:
             self.kernel.run(self._main)
         self.wall_s = time.perf_counter() - t0
@@ -321,12 +402,30 @@ class Swarm:
         self._all_done = self.kernel.event()
         if not self._trading:
             self._all_done.set()
+        if self.config.runtime == "process":
+            await self._launch_processes()
         async with self.kernel.task_group() as tg:
             self._tg = tg
             for agent in list(self.agents.values()):
                 tg.start_soon(agent.run, name=agent.id)
             if self.controller is not None:
                 tg.start_soon(self.controller, self)
+
+    async def _launch_processes(self) -> None:
+        """Spawn every agent process, wait until all have started up, then start the swarm clock
+        for all at once (a process takes about a second to import what it needs)."""
+        import anyio
+
+        agents = list(self.agents.values())
+        for a in agents:
+            a.spawn()
+        async with anyio.create_task_group() as tg:
+            for a in agents:
+                tg.start_soon(a.ready)
+        self.kernel.epoch = time.time()
+        async with anyio.create_task_group() as tg:
+            for a in agents:
+                tg.start_soon(a.start, self.kernel.epoch)
 
     async def _settle(self) -> None:
         """Gossip a while after the last trade: ``settle`` swarm seconds on the simulated network;
@@ -336,7 +435,7 @@ class Swarm:
         if cfg.transport != "quic":
             return
         waited = cfg.settle
-        while waited < cfg.settle_max and len({tuple(sorted(a.node.digest().items())) for a in self.live()}) > 1:
+        while waited < cfg.settle_max and len({tuple(sorted(a.digest().items())) for a in self.live()}) > 1:
             await k.sleep(1.0)
             waited += 1.0
 
@@ -348,6 +447,27 @@ class Swarm:
         self._trading.discard(agent_id)
         if not self._trading and self._all_done is not None:
             self._all_done.set()
+
+    def record_publication(self, pattern_id: str, agent_id: str, at: float) -> None:
+        """An agent shipped a pattern; the earliest shipment names its maker (agent processes
+        report in batches, not in time order)."""
+        seen = self.first_seen.get(pattern_id)
+        if seen is None or at < seen[1]:
+            self.first_seen[pattern_id] = (agent_id, at)
+
+    def record_arrival(self, pattern_id: str, agent_id: str, at: float) -> None:
+        self._arrived.setdefault((pattern_id, agent_id), at)
+
+    @property
+    def arrivals(self) -> dict[tuple[str, str], float]:
+        """(pattern id, agent) -> seconds from the pattern's first publication to its first
+        arrival at that agent (an agent's own patterns do not count)."""
+        out = {}
+        for (pid, agent), at in self._arrived.items():
+            origin = self.first_seen.get(pid)
+            if origin is not None and origin[0] != agent:
+                out[(pid, agent)] = at - origin[1]
+        return out
 
     def log_event(self, kind: str, **detail: Any) -> None:
         self.events.append({"t": round(self.kernel.now(), 3), "event": kind, **detail})
@@ -364,35 +484,23 @@ class Swarm:
 
     def retire(self, agent_id: str) -> None:
         """Stop an agent gracefully (scale down): it leaves the gossip group and stops trading."""
-        agent = self.agents[agent_id]
-        agent.retired = True
+        self.agents[agent_id].leave()
         self._done_with(agent_id)
-        agent.node.leave(self.kernel.now())
-        agent.bus.flush()
         self.log_event("agent_retired", agent=agent_id)
 
     def crash(self, agent_id: str) -> None:
         """Kill an agent abruptly: its tasks are cancelled and the network drops its traffic.
         Its SQLite file keeps what it had committed."""
-        agent = self.agents[agent_id]
-        agent.crashed = True
+        self.agents[agent_id].kill()
         self._done_with(agent_id)
-        self.net.crash(agent_id)
-        agent._group.cancel()
-        agent.close()
         self.log_event("agent_crashed", agent=agent_id)
 
     def restart(self, agent_id: str) -> SwarmAgent:
         """Restart a crashed agent from its own store; it re-announces what it holds and catches
         up the rest from its peers by anti-entropy."""
         agent = self.agents[agent_id]
-        agent.boots += 1
-        agent.crashed = False
         self._trading.add(agent_id)
-        agent._open()
-        agent.node.bootstrap(self.agents, self.kernel.now())
-        agent.node.join([a for a in self.agents if a != agent_id and not self.agents[a].crashed], self.kernel.now())
-        agent.node.publish(list(agent.store.iter_patterns()), self.kernel.now())
+        agent.reboot(list(self.agents), [a for a in self.agents if a != agent_id and not self.agents[a].crashed])
         if self._tg is not None:
             self._tg.start_soon(agent.run, name=f"{agent_id}~{agent.boots}")
         self.log_event("agent_restarted", agent=agent_id, patterns_recovered=len(agent.store))
@@ -448,7 +556,7 @@ class Swarm:
 
     def close(self) -> None:
         for a in self.agents.values():
-            if not a.crashed:
+            if not a.crashed or self.config.runtime == "process":  # a killed process leaves a local reader
                 a.close()
         if self._tmp is not None:
             self._tmp.cleanup()

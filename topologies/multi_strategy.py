@@ -4,7 +4,8 @@ patterns, so each specialist's lessons reach the meta-learner (cross-strategy tr
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 
 from swarm.learning.episodes import Context, Outcome
 from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
@@ -19,6 +20,11 @@ CONDITIONS = {"trend_up": "trending", "trend_down": "trending", "ranging": "rang
 INTENDED = {"trending": "momentum", "ranging": "mean_reversion", "volatile": "breakout"}
 
 
+@dataclass(frozen=True, slots=True)
+class RotationReport:
+    picks: list[tuple[int, str, str]]
+
+
 class RotatingPolicy:
     """Per asset, holds one strategy for ``every`` trades, then asks the memory policy again."""
 
@@ -30,6 +36,10 @@ class RotatingPolicy:
         self._per_symbol: dict[str, int] = {}
         self._active: dict[str, str] = {}
         self.picks: list[tuple[int, str, str]] = []  # (trade number, symbol, strategy chosen at a rotation)
+
+    def report(self) -> "RotationReport":
+        """What the rotator did, as plain data (an agent process sends it to its orchestrator)."""
+        return RotationReport(list(self.picks))
 
     def choose(self, context: Context) -> Choice:
         n = self._per_symbol.get(context.symbol, 0)
@@ -54,7 +64,7 @@ def agents(seed: int, memory: MemoryConfig = MemoryConfig(), symbols: tuple[str,
                      memory=replace(memory, allowed=(s, "flat"))) for s in SPECIALISTS]
     meta_memory = replace(memory, allowed=SPECIALISTS)
     out.append(AgentSpec(META, role="meta", market_seed=seed, symbols=symbols, memory=meta_memory,
-                         wrap=lambda p: RotatingPolicy(p, every)))
+                         wrap=partial(RotatingPolicy, every=every)))  # picklable: agent processes get it
     return out
 
 

@@ -1,0 +1,408 @@
+"""The process runtime, orchestrator side: each agent an OS process (spawned, so it shares no
+state with the orchestrator), its own SQLite store and QUIC endpoint, driven over a control
+channel (a :mod:`multiprocessing` pipe; the agent side is :mod:`swarm.runtime._child`).
+
+:class:`ProcessAgent` stands where an in-process :class:`~swarm.orchestrator.SwarmAgent` would:
+the :class:`~swarm.orchestrator.Swarm` and the scenarios' controllers call the same methods
+(``vote``, ``consolidate``, ``export_pack``, ...) and read the same figures (``log``, ``store``,
+``pattern_ids()``). While the process runs these are requests on the channel; once it has
+stopped or been killed, the store is read from its SQLite file. :class:`ProcessNetwork` holds the
+swarm CA and address directory and injects faults at each agent's transport.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import anyio
+from cryptography.hazmat.primitives import serialization
+
+from ..learning.episodes import Decision
+from ..learning.memory_policy import MemoryConfig, MemoryPolicy
+from ..learning.session import RunLog
+from ..transport.quic import QuicStats, SwarmCA
+from ._child import ChildSetup
+
+log = logging.getLogger(__name__)
+
+
+class AgentProcessError(RuntimeError):
+    """An agent process failed a request, or is gone."""
+
+
+class ProcessAgent:
+    """An agent in its own OS process, seen from the orchestrator."""
+
+    def __init__(self, swarm: Any, spec: Any, decisions: Sequence[Decision], index: int) -> None:
+        self.swarm = swarm
+        self.spec = spec
+        self.id = spec.id
+        self.decisions = list(decisions)
+        self.index = index
+        self.path = swarm.store_dir / f"{spec.id}.db"
+        self.boots = 0
+        self.crashed = False
+        self.retired = False
+        self.exitcode: int | None = None
+        self.pid: int | None = None
+        self.memory_config: MemoryConfig = spec.memory
+        self._quota = 1.0
+        self._members: list[str] = []
+        self._seeds: list[str] = []
+        self._proc: Any = None
+        self._conn: Any = None
+        self._lock = threading.Lock()  # one request at a time on the channel
+        self._status: dict[str, Any] = {"cursor": 0, "digest": {}}
+        self._log = RunLog(spec.id)
+        self._informed_by: list[tuple[str, ...]] = []
+        self._report: dict[str, Any] | None = None
+        self._local: MemoryPolicy | None = None  # the store, read from its file while no process runs
+        self.credentials = swarm.net.issue(spec.id)
+
+    # ---- the control channel ----
+
+    def request(self, op: str, *args: Any) -> Any:
+        with self._lock:
+            if self._conn is None:
+                raise AgentProcessError(f"{self.id} has no running process")
+            try:
+                self._conn.send((op, *args))
+                status, value = self._conn.recv()
+            except (EOFError, OSError) as e:
+                raise AgentProcessError(f"{self.id}: the process is gone ({type(e).__name__})") from None
+        if status == "error":
+            raise AgentProcessError(f"{self.id}: {op}: {value}")
+        return value
+
+    async def arequest(self, op: str, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(self.request, op, *args)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._conn is not None and not self.crashed
+
+    # ---- life cycle ----
+
+    def spawn(self) -> None:
+        """Start the process (it imports, then waits for ``start``)."""
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+        sw = self.swarm
+        cert, key, ca = self.credentials
+        setup = ChildSetup(spec=self.spec, decisions=self.decisions, config=sw.config, index=self.index,
+                           boots=self.boots, store_dir=str(sw.store_dir), space=sw.space, contacts=sw.contacts,
+                           share=sw.share, certificate_pem=cert, key_pem=key, ca_pem=ca,
+                           members=list(self._members or sw.agents), seeds=self._seeds,
+                           cursor=self._status["cursor"], log=self._log, informed_by=self._informed_by,
+                           memory=self.memory_config, quota=self._quota)
+        ours, theirs = socket.socketpair()
+        # a fresh interpreter (not fork: no event loop, lock or open SQLite inherited; not
+        # multiprocessing's spawn: that re-runs the caller's __main__), with this one's import path
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._proc = subprocess.Popen([sys.executable, "-m", "swarm.runtime", str(theirs.fileno())],
+                                      pass_fds=[theirs.fileno()], env=env)
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        self._conn.send(setup)
+
+    async def ready(self) -> None:
+        """Wait until the process answers (imports done)."""
+        self.pid = await self.arequest("hello")
+
+    async def start(self, epoch: float) -> None:
+        """Let the agent run on the swarm clock ``epoch``; wait until its endpoint is bound."""
+        await self.arequest("start", epoch)
+        while not (st := await self.arequest("status"))["ready"]:
+            await anyio.sleep(0.01)
+        self._absorb(st)
+        self.swarm.net.register(self, st["address"])
+
+    async def run(self) -> None:
+        """Watch the agent until it has traded, settle with the swarm, collect its report, stop it."""
+        sw, k = self.swarm, self.swarm.kernel
+        try:
+            if self._proc is None:  # added or restarted while the swarm runs
+                self.spawn()
+                await self.ready()
+                await self.start(k.epoch)
+            while not self._status.get("done"):
+                await k.sleep(1.0)
+                self._absorb(await self.arequest("status"))
+            await sw._finished_trading(self.id)
+            await sw._settle()
+            self._absorb(await self.arequest("status"))
+            self._report = await self.arequest("report")
+            await self.arequest("stop")
+            self._hang_up()  # the agent's control thread sees the end of the channel and exits
+            try:
+                self.exitcode = await anyio.to_thread.run_sync(self._proc.wait, 30.0)
+            except subprocess.TimeoutExpired:
+                self._died("did not exit within 30 s of being told to stop")
+        except AgentProcessError as e:
+            if self.crashed:  # killed on purpose: nothing more to collect
+                return
+            self._died(str(e))
+        finally:
+            self._reap()
+
+    def _absorb(self, status: dict[str, Any]) -> None:
+        """Keep the latest status; hand the new records (publications, arrivals) to the swarm."""
+        self._status = status
+        if "log" in status:
+            self._log, self._informed_by = status["log"], status["informed_by"]
+        sw = self.swarm
+        for pid, at in status.get("published", ()):
+            sw.record_publication(pid, self.id, at)
+        for pid, at in status.get("arrived", ()):
+            sw.record_arrival(pid, self.id, at)
+        for row in status.get("membership", ()):
+            sw.membership_log.append(row)
+        if status.get("traffic") is not None:
+            sw.net.traffic[(self.id, self.boots)] = status["traffic"]
+
+    def _died(self, why: str) -> None:
+        """The process ended without being asked to: the swarm carries on without it."""
+        self.crashed = True
+        self.exitcode = self._proc.poll() if self._proc is not None else None
+        self.swarm._done_with(self.id)
+        self.swarm.log_event("agent_died", agent=self.id, exitcode=self.exitcode, why=why)
+        log.warning("agent process %s died: %s", self.id, why)
+
+    def _hang_up(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+
+    def _reap(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(5.0)
+        self._hang_up()
+
+    def kill(self) -> None:
+        """SIGKILL the process mid-run: no flush, no goodbye; its SQLite file keeps what it committed."""
+        self.crashed = True
+        if self._proc is not None:
+            self._proc.kill()  # SIGKILL
+            self.exitcode = self._proc.wait(5.0)
+
+    def reboot(self, members: Sequence[str], seeds: Sequence[str]) -> None:
+        """Restart after :meth:`kill`: a new process on the same store (its run task spawns it);
+        it rejoins through ``seeds`` and catches up by anti-entropy. Trades made after the last
+        status poll before the kill were never reported: the new process makes them again."""
+        self.boots += 1
+        self.crashed = False
+        self._proc, self._conn = None, None
+        self._members, self._seeds = list(members), list(seeds)
+        self._status = {**self._status, "done": False}
+
+    def know(self, members: Sequence[str]) -> None:
+        self._members = list(members)
+        if self.running and self._status.get("ready"):
+            self.request("members", self._members)
+
+    # ---- what controllers call (requests while the process runs) ----
+
+    def _call(self, method: str, *args: Any) -> Any:
+        return self.request("call", method, *args)
+
+    def vote(self, context: Any) -> int | None:
+        return self._call("vote", context)
+
+    def export_pack(self, path: str | Path) -> int:
+        return self._call("export_pack", str(path))
+
+    def import_pack(self, path: str | Path, policy: Any = None, ship: bool = False) -> Any:
+        return self._call("import_pack", str(path), policy, ship)
+
+    def consolidate(self, policy: Any) -> Any:
+        return self._call("consolidate", policy)
+
+    def set_learning_rate(self, lr: float) -> None:
+        self._call("set_learning_rate", lr)
+
+    def use_memory_config(self, config: MemoryConfig) -> None:
+        self._call("use_memory_config", config)
+        self.memory_config = config
+
+    @property
+    def quota(self) -> float:
+        return self._quota
+
+    @quota.setter
+    def quota(self, value: float) -> None:
+        self._quota = value
+        if self.running:
+            self._call("set_quota", value)
+
+    def leave(self) -> None:
+        self.retired = True
+        self._call("leave")
+
+    def publish(self) -> None:
+        self._call("publish")
+
+    def digest(self) -> dict[str, int]:
+        if self.running and self._report is None:
+            self._status["digest"] = self._call("digest")
+        return self._status["digest"]
+
+    # ---- figures ----
+
+    @property
+    def log(self) -> RunLog:
+        if self.running and self._report is None:
+            self._absorb(self.request("status"))
+        return self._report["log"] if self._report is not None else self._log
+
+    @property
+    def informed_by(self) -> list[tuple[str, ...]]:
+        return self._report["informed_by"] if self._report is not None else self._informed_by
+
+    @property
+    def cursor(self) -> int:
+        return int(self._status["cursor"])
+
+    @property
+    def learner(self) -> Any:
+        """After the run: what the agent's policy reported (e.g. a rotator's picks)."""
+        return _Learner(None if self._report is None else self._report.get("policy_report"))
+
+    @property
+    def policy(self) -> MemoryPolicy:
+        """The agent's memory, read from its SQLite file (only while no process has it open)."""
+        if self.running:
+            raise AgentProcessError(f"{self.id}: its memory belongs to the running process; use its calls")
+        if self._local is None:
+            self._local = MemoryPolicy.open(self.path, replace(self.memory_config), name=self.id)
+        return self._local
+
+    @property
+    def store(self) -> Any:
+        return _RemoteStore(self) if self.running else self.policy.bank.store
+
+    def pattern_ids(self) -> set[str]:
+        return self._call("pattern_ids") if self.running else {p.id for p in self.store.iter_patterns()}
+
+    def close(self) -> None:
+        self._reap()
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+
+
+class _Learner:
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+
+
+class _RemoteStore:
+    """Read-only store calls answered by the running agent process."""
+
+    def __init__(self, agent: ProcessAgent) -> None:
+        self.agent = agent
+
+    def __len__(self) -> int:
+        return int(self.agent.request("store", "__len__"))
+
+    def iter_patterns(self) -> Iterator[Any]:
+        return iter(self.agent.request("store", "iter_patterns"))
+
+    def get_many(self, ids: Sequence[str]) -> Any:
+        return self.agent.request("store", "get_many", list(ids))
+
+    def size_bytes(self) -> int:
+        return int(self.agent.request("store", "size_bytes"))
+
+    @property
+    def sequence(self) -> int:
+        return int(self.agent.request("store", "sequence"))
+
+
+class ProcessNetwork:
+    """The swarm CA, the address directory, and faults at each agent process's transport:
+    partitions (traffic between groups dropped) and loss. Traffic figures come from the agents'
+    endpoint counters (the last ones reported, for a process that was killed)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.ca = SwarmCA.generate()
+        self.host = host
+        self.directory: dict[str, tuple[str, int]] = {}
+        self.agents: dict[str, ProcessAgent] = {}
+        self.traffic: dict[tuple[str, int], QuicStats] = {}
+        self._groups: dict[str, int] | None = None
+        self._loss = 0.0
+
+    def issue(self, node: str) -> tuple[bytes, bytes, bytes]:
+        creds = self.ca.issue(node)
+        key = creds.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption())
+        return creds.certificate.public_bytes(serialization.Encoding.PEM), key, self.ca.pem
+
+    def register(self, agent: ProcessAgent, address: tuple[str, int]) -> None:
+        """A process bound its endpoint: tell everyone (a restarted one has a new port)."""
+        self.agents[agent.id] = agent
+        self.directory[agent.id] = tuple(address)  # type: ignore[assignment]
+        for a in self._running():
+            a.request("directory", dict(self.directory))
+        self._apply(agent)
+
+    def _running(self) -> list[ProcessAgent]:
+        return [a for a in self.agents.values() if a.running and a._report is None]
+
+    def crash(self, node: str) -> None:
+        agent = self.agents.get(node)
+        if agent is not None:
+            agent.kill()
+
+    def partition(self, *groups: set[str]) -> None:
+        self._groups = {n: i for i, g in enumerate(groups) for n in g}
+        self._apply_all()
+
+    def heal(self) -> None:
+        self._groups = None
+        self._apply_all()
+
+    def set_default(self, profile: Any) -> None:
+        self._loss = float(getattr(profile, "loss", 0.0))
+        self._apply_all()
+
+    def _apply_all(self) -> None:
+        for a in self._running():
+            self._apply(a)
+
+    def _apply(self, agent: ProcessAgent) -> None:
+        g = self._groups
+        blocked = [] if g is None else [o for o in self.agents if g.get(o, -1) != g.get(agent.id, -1)]
+        try:
+            agent.request("faults", blocked, self._loss)
+        except AgentProcessError:  # it died meanwhile; its run task reports that
+            pass
+
+    def link_stats(self) -> dict[tuple[str, str], Any]:
+        from ..transport.quic import _LinkCount
+
+        out: dict[tuple[str, str], Any] = {}
+        for (node, _), st in self.traffic.items():
+            for dest, n in st.frames_to.items():
+                c = out.setdefault((node, dest), _LinkCount())
+                c.messages += n
+                c.bytes += st.bytes_to.get(dest, 0)
+        return out
+
+    def totals(self) -> dict[str, int]:
+        s = list(self.traffic.values())
+        return {"messages": sum(x.frames_sent for x in s), "bytes": sum(x.bytes_sent for x in s),
+                "delivered": sum(x.frames_received for x in s), "lost": sum(x.datagrams_lost for x in s),
+                "blocked": sum(x.datagrams_blocked for x in s), "refused": sum(x.refused for x in s)}
