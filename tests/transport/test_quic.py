@@ -120,3 +120,12 @@ def test_a_small_swarm_learns_and_replicates_over_real_quic(backend):
         latency = swarm.sync_latency_ms()
         assert latency["clock"] == "wall" and latency["samples"] > 0
         assert swarm.traffic()["refused"] == 0 and swarm.traffic()["messages"] > 0
+
+
+def test_bus_bench_replicates_a_batch_over_quic_and_tcp_tls():
+    import runpy
+    bench = runpy.run_path("benchmarks/bus_bench.py")
+    for transport in ("quic", "tcp+tls"):
+        row = bench["replicate"](transport, 3, patterns=60, timeout=60.0)
+        assert row["complete"] and row["copies_delivered"] == 120, row
+        assert row["sync_p50_ms"] is not None and row["bytes_sent"] > 60 * 1000
