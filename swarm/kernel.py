@@ -835,7 +835,7 @@ class AnyioKernel:
     async def sleep(self, seconds: float) -> None:
         import anyio
 
-        await anyio.sleep(seconds * self.time_scale)
+        await anyio.sleep(max(0.0, seconds) * self.time_scale)  # a late caller (real time moved on) just yields
 
     async def checkpoint(self) -> None:
         import anyio

@@ -365,6 +365,8 @@ class GossipNode:
             self._send(requester, Message(ACK, self.id, probe=their_no))
 
     def _on_ping_req(self, msg: Message, now: float) -> None:
+        if self.contacts is not None and msg.target not in self.contacts(self.id, [msg.target]):
+            return  # the topology forbids talking to the target (a star's spokes never talk directly)
         self._probe_no += 1
         self._probes[self._probe_no] = _Probe(msg.target, now, relay_for=(msg.sender, msg.probe))
         self._send(msg.target, Message(PING, self.id, probe=self._probe_no))

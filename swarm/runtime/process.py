@@ -215,6 +215,10 @@ class ProcessAgent:
     # ---- what controllers call (requests while the process runs) ----
 
     def _call(self, method: str, *args: Any) -> Any:
+        if not self.running and method in _OFFLINE:  # after the run (or while down): on its SQLite file
+            from ..orchestrator import SwarmAgent
+
+            return getattr(SwarmAgent, method)(self, *args)
         return self.request("call", method, *args)
 
     def vote(self, context: Any) -> int | None:
@@ -300,6 +304,10 @@ class ProcessAgent:
         if self._local is not None:
             self._local.close()
             self._local = None
+
+
+#: Calls that work on the agent's store alone, so they also run while no process has it open.
+_OFFLINE = frozenset({"vote", "export_pack", "import_pack"})
 
 
 class _Learner:
