@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from multiprocessing.connection import Connection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,14 +150,20 @@ class _Child:
                 request = self.conn.recv()
             except (EOFError, OSError):
                 return
+            # answered and pickled on the loop's thread: the reply is a snapshot, not objects the
+            # loop goes on changing while this thread sends them
+            reply = anyio.from_thread.run_sync(self._answer, request)
             try:
-                reply: Any = ("ok", anyio.from_thread.run_sync(self._handle, *request))
-            except Exception as e:  # the orchestrator re-raises it as its own error
-                reply = ("error", f"{type(e).__name__}: {e}")
-            try:
-                self.conn.send(reply)
+                self.conn.send_bytes(reply)
             except (BrokenPipeError, OSError):
                 return
+
+    def _answer(self, request: tuple[Any, ...]) -> bytes:
+        try:
+            reply: Any = ("ok", self._handle(*request))
+        except Exception as e:  # the orchestrator re-raises it as its own error
+            reply = ("error", f"{type(e).__name__}: {e}")
+        return pickle.dumps(reply)
 
     def _handle(self, op: str, *args: Any) -> Any:
         if op == "hello":
