@@ -15,6 +15,7 @@ settings as the swarm on real sockets (fanout 3, 0.1 s interval, one pull in fli
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -72,7 +73,9 @@ async def _replicate(transport: str, n: int, patterns: int, timeout: float) -> d
                     done.set()
         return handle
 
-    async with contextlib_stack(endpoints):
+    async with contextlib.AsyncExitStack() as stack:
+        for ep in endpoints:
+            await stack.enter_async_context(ep)
         nodes = [GossipNode(name, cfg, seed=1, now=kernel.now()) for name in names]
         for node in nodes:
             node.bootstrap(names, kernel.now())
@@ -98,21 +101,6 @@ async def _replicate(transport: str, n: int, patterns: int, timeout: float) -> d
             "frames_sent": sum(ep.stats.frames_sent for ep in endpoints),
             "bytes_sent": sum(ep.stats.bytes_sent for ep in endpoints),
             "duplicate_entries": sum(node.stats.entries_duplicate for node in nodes)}
-
-
-class contextlib_stack:  # noqa: N801  (an async ``with`` over every endpoint)
-    def __init__(self, endpoints: list[Any]) -> None:
-        import contextlib
-
-        self.stack = contextlib.AsyncExitStack()
-        self.endpoints = endpoints
-
-    async def __aenter__(self) -> None:
-        for ep in self.endpoints:
-            await self.stack.enter_async_context(ep)
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.stack.__aexit__(*exc)
 
 
 def replicate(transport: str, n: int, patterns: int = 1000, timeout: float = 300.0,

@@ -403,29 +403,15 @@ class Swarm:
         if not self._trading:
             self._all_done.set()
         if self.config.runtime == "process":
-            await self._launch_processes()
+            from .runtime.process import launch
+
+            await launch(list(self.agents.values()), self.kernel)
         async with self.kernel.task_group() as tg:
             self._tg = tg
             for agent in list(self.agents.values()):
                 tg.start_soon(agent.run, name=agent.id)
             if self.controller is not None:
                 tg.start_soon(self.controller, self)
-
-    async def _launch_processes(self) -> None:
-        """Spawn every agent process, wait until all have started up, then start the swarm clock
-        for all at once (a process takes about a second to import what it needs)."""
-        import anyio
-
-        agents = list(self.agents.values())
-        for a in agents:
-            a.spawn()
-        async with anyio.create_task_group() as tg:
-            for a in agents:
-                tg.start_soon(a.ready)
-        self.kernel.epoch = time.time()
-        async with anyio.create_task_group() as tg:
-            for a in agents:
-                tg.start_soon(a.start, self.kernel.epoch)
 
     async def _settle(self) -> None:
         """Gossip a while after the last trade: ``settle`` swarm seconds on the simulated network;

@@ -68,9 +68,6 @@ class _Net:
         self.ep = QuicEndpoint(self.credentials, directory=self.directory)
         return self.ep
 
-    def crash(self, node: str) -> None:  # a process is killed from outside, never asked to crash
-        raise RuntimeError("an agent process is killed by its orchestrator")
-
 
 class _Host:
     """What a :class:`SwarmAgent` needs of its swarm, inside an agent process: the records it
@@ -195,11 +192,9 @@ class _Child:
             if host.net.ep is not None:
                 host.net.ep.blocked, host.net.ep.loss = set(args[0]), float(args[1])
             return None
-        if op == "report":
-            ep = host.net.ep
+        if op == "report":  # the last status carries the figures; this adds what a wrapped policy did
             wrapped = getattr(agent.learner.policy, "report", None)
-            return {"log": agent.log, "informed_by": agent.informed_by, "cursor": agent.cursor,
-                    "digest": agent.digest(), "traffic": None if ep is None else ep.stats, "node": agent.node.stats,
+            return {"log": agent.log, "informed_by": agent.informed_by,
                     "policy_report": wrapped() if callable(wrapped) else None}
         if op == "stop":
             host.stop.set()
@@ -215,17 +210,12 @@ class _Child:
             if method not in CALLS:
                 raise ValueError(f"agent.{method} cannot be called remotely")
             return getattr(agent, method)(*rest)
-        if op == "get":
-            if args[0] not in ATTRIBUTES:
-                raise ValueError(f"agent.{args[0]} cannot be read remotely")
-            return getattr(agent, args[0])
         raise ValueError(f"unknown request {op!r}")
 
 
-#: What an orchestrator may do to an agent process, and read from it.
+#: What an orchestrator may do to an agent process.
 CALLS = frozenset({"vote", "export_pack", "import_pack", "consolidate", "set_quota", "set_learning_rate",
                    "use_memory_config", "leave", "publish", "pattern_ids", "digest"})
-ATTRIBUTES = frozenset({"log", "cursor", "informed_by", "memory_config"})
 
 
 def _not_ready(op: str) -> Any:

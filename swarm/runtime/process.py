@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from ..learning.episodes import Decision
 from ..learning.memory_policy import MemoryConfig, MemoryPolicy
 from ..learning.session import RunLog
-from ..transport.quic import QuicStats, SwarmCA
+from ..transport.quic import QuicStats, SwarmCA, link_counts, traffic_totals
 from ._child import ChildSetup
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,20 @@ class ProcessAgent:
 _OFFLINE = frozenset({"vote", "export_pack", "import_pack"})
 
 
+async def launch(agents: Sequence[ProcessAgent], kernel: Any) -> None:
+    """Spawn every agent process, wait until all have started up, then start the swarm clock
+    (``kernel.epoch``) for all at once (a process takes about a second to import what it needs)."""
+    for a in agents:
+        a.spawn()
+    async with anyio.create_task_group() as tg:
+        for a in agents:
+            tg.start_soon(a.ready)
+    kernel.epoch = time.time()
+    async with anyio.create_task_group() as tg:
+        for a in agents:
+            tg.start_soon(a.start, kernel.epoch)
+
+
 class _Learner:
     def __init__(self, policy: Any) -> None:
         self.policy = policy
@@ -399,18 +414,7 @@ class ProcessNetwork:
             pass
 
     def link_stats(self) -> dict[tuple[str, str], Any]:
-        from ..transport.quic import _LinkCount
-
-        out: dict[tuple[str, str], Any] = {}
-        for (node, _), st in self.traffic.items():
-            for dest, n in st.frames_to.items():
-                c = out.setdefault((node, dest), _LinkCount())
-                c.messages += n
-                c.bytes += st.bytes_to.get(dest, 0)
-        return out
+        return link_counts((node, st) for (node, _), st in self.traffic.items())
 
     def totals(self) -> dict[str, int]:
-        s = list(self.traffic.values())
-        return {"messages": sum(x.frames_sent for x in s), "bytes": sum(x.bytes_sent for x in s),
-                "delivered": sum(x.frames_received for x in s), "lost": sum(x.datagrams_lost for x in s),
-                "blocked": sum(x.datagrams_blocked for x in s), "refused": sum(x.refused for x in s)}
+        return traffic_totals(list(self.traffic.values()))

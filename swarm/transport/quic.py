@@ -24,7 +24,7 @@ import logging
 import random
 import socket
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterable, Sequence
 
 import anyio
 from aioquic.buffer import Buffer
@@ -533,19 +533,29 @@ class QuicNetwork:
         for node, ep in self.endpoints.items():
             ep.blocked = set() if g is None else {o for o in self.endpoints if g.get(o, -1) != g.get(node, -1)}
 
+    def _stats(self) -> list[tuple[str, QuicStats]]:
+        return [(ep.node, ep.stats) for ep in [*self._retired, *self.endpoints.values()]]
+
     def link_stats(self) -> dict[tuple[str, str], _LinkCount]:
-        out: dict[tuple[str, str], _LinkCount] = {}
-        for ep in [*self._retired, *self.endpoints.values()]:
-            for dest, n in ep.stats.frames_to.items():
-                c = out.setdefault((ep.node, dest), _LinkCount())
-                c.messages += n
-                c.bytes += ep.stats.bytes_to.get(dest, 0)
-        return out
+        return link_counts(self._stats())
 
     def totals(self) -> dict[str, int]:
-        eps = [*self._retired, *self.endpoints.values()]
-        return {"messages": sum(e.stats.frames_sent for e in eps), "bytes": sum(e.stats.bytes_sent for e in eps),
-                "delivered": sum(e.stats.frames_received for e in eps),
-                "lost": sum(e.stats.datagrams_lost for e in eps),
-                "blocked": sum(e.stats.datagrams_blocked for e in eps),
-                "refused": sum(e.stats.refused for e in eps)}
+        return traffic_totals([s for _, s in self._stats()])
+
+
+def link_counts(stats: Iterable[tuple[str, QuicStats]]) -> dict[tuple[str, str], _LinkCount]:
+    """Frames and bytes per (sender, destination), over endpoints' counters ``(node, stats)``."""
+    out: dict[tuple[str, str], _LinkCount] = {}
+    for node, st in stats:
+        for dest, n in st.frames_to.items():
+            c = out.setdefault((node, dest), _LinkCount())
+            c.messages += n
+            c.bytes += st.bytes_to.get(dest, 0)
+    return out
+
+
+def traffic_totals(stats: Sequence[QuicStats]) -> dict[str, int]:
+    """A swarm's traffic figures, summed over its endpoints' counters."""
+    return {"messages": sum(s.frames_sent for s in stats), "bytes": sum(s.bytes_sent for s in stats),
+            "delivered": sum(s.frames_received for s in stats), "lost": sum(s.datagrams_lost for s in stats),
+            "blocked": sum(s.datagrams_blocked for s in stats), "refused": sum(s.refused for s in stats)}
