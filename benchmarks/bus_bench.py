@@ -1,24 +1,32 @@
 """Bus benchmark: the gossip bus on loopback, over QUIC and over TCP+TLS in the same run.
 
     python benchmarks/bus_bench.py                       # N = 5, 20, 50; 1,000 patterns
-    python benchmarks/bus_bench.py --nodes 5 --patterns 200
+    python benchmarks/bus_bench.py --nodes 5 --patterns 200 --workers 1
 
 Per N and transport, one JSON line: one node publishes a batch of ``--patterns`` patterns (64-d
 embeddings, ~1.3 KB each on the wire) to a full mesh of N nodes; measured are the seconds until
 every node holds all of them, pattern copies delivered per second (``patterns x (N - 1)`` over
 that time), sync latency p50/p99 (publication to arrival at each other node, wall ms), CPU
-seconds of this process per delivered copy (all N endpoints share one event loop and core), and
-frames and bytes sent. A last line per N gives QUIC's figures over TCP+TLS's. Same gossip
-settings as the swarm on real sockets (fanout 3, 0.1 s interval, one pull in flight).
+seconds per delivered copy (summed over the worker processes, from publication to the end), and
+frames and bytes sent. A last line per N gives QUIC's figures over TCP+TLS's.
+
+The N nodes are spread over ``--workers`` OS processes (default: one per core), each running its
+share of endpoints on one event loop, as agents on one machine would; every node talks to every
+other over real loopback sockets. Gossip settings are the swarm's on real sockets (its fanout,
+its gossip interval in wall time, one pull in flight).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import os
+import socket
+import subprocess
 import sys
 import time
+from contextlib import AsyncExitStack
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from swarm.gossip import GossipConfig, GossipNode, PatternsReceived  # noqa: E402
 from swarm.kernel import AnyioKernel  # noqa: E402
 from swarm.memory.models import Pattern, make_pattern_id  # noqa: E402
-from swarm.orchestrator import QUIC_GOSSIP  # noqa: E402
+from swarm.orchestrator import QUIC_GOSSIP, SwarmConfig  # noqa: E402
 from swarm.transport import GossipBus  # noqa: E402
-from swarm.transport.quic import QuicEndpoint, SwarmCA  # noqa: E402
-from swarm.transport.tls import TlsEndpoint  # noqa: E402
+from swarm.transport.quic import SwarmCA  # noqa: E402
 
 DIM = 64
+PUBLISHER = "n0"
 
 
 def batch(n: int, seed: int = 0) -> list[Pattern]:
@@ -49,63 +57,163 @@ def batch(n: int, seed: int = 0) -> list[Pattern]:
     return out
 
 
-async def _replicate(transport: str, n: int, patterns: int, timeout: float) -> dict[str, Any]:
-    ca = SwarmCA.generate()
+def gossip_config() -> GossipConfig:
+    """The swarm's gossip on real sockets, with its interval in wall seconds."""
+    swarm = SwarmConfig()
+    return GossipConfig(dim=DIM, fanout=swarm.fanout, gossip_interval=swarm.gossip_interval * swarm.time_scale,
+                        **{**QUIC_GOSSIP, "probe_interval": 0.5, "ack_timeout": 0.25, "suspect_timeout": 5.0})
+
+
+# ---- a worker process: some of the nodes, on one event loop ---------------------------------------
+
+
+async def _worker(conn: Connection, job: dict[str, Any]) -> None:
+    """Bind this worker's endpoints, report their addresses, take the directory, then at the
+    shared start time gossip until told to stop; report figures."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from swarm.transport.quic import NodeCredentials, QuicEndpoint
+    from swarm.transport.tls import TlsEndpoint
+
+    names, everyone, patterns = job["names"], job["everyone"], job["patterns"]
+    make = QuicEndpoint if job["transport"] == "quic" else TlsEndpoint
     directory: dict[str, tuple[str, int]] = {}
-    kernel = AnyioKernel()
-    cfg = GossipConfig(dim=DIM, fanout=3, gossip_interval=0.1, **{**QUIC_GOSSIP, "probe_interval": 0.5,
-                                                                   "ack_timeout": 0.25, "suspect_timeout": 5.0})
-    names = [f"n{i}" for i in range(n)]
-    make = QuicEndpoint if transport == "quic" else TlsEndpoint
-    endpoints = [make(ca.issue(name), directory=directory) for name in names]
+    endpoints = [make(NodeCredentials(name, x509.load_pem_x509_certificate(cert),
+                                      serialization.load_pem_private_key(key, None),  # type: ignore[arg-type]
+                                      job["ca_pem"]), directory=directory)
+                 for name, cert, key in job["credentials"]]
     arrivals: list[float] = []
     held = {name: 0 for name in names}
-    done = anyio.Event()
     t0 = 0.0
+    done_sent = False
 
-    def on_event(name: str):
+    def on_event(name: str) -> Any:
         def handle(ev: Any) -> None:
+            nonlocal done_sent
             if isinstance(ev, PatternsReceived):
-                now = time.perf_counter()
-                arrivals.extend([now - t0] * len(ev.patterns))
+                arrivals.extend([time.time() - t0] * len(ev.patterns))
                 held[name] += len(ev.patterns)
-                if all(v >= patterns for k, v in held.items() if k != "n0"):
-                    done.set()
+                if not done_sent and all(v >= patterns for k, v in held.items() if k != PUBLISHER):
+                    done_sent = True
+                    conn.send(("done", time.time() - t0))
         return handle
 
-    async with contextlib.AsyncExitStack() as stack:
+    async with AsyncExitStack() as stack:
         for ep in endpoints:
             await stack.enter_async_context(ep)
+        conn.send(("addresses", {ep.node: ep.address for ep in endpoints}))
+        directory.update(conn.recv())
+        t0 = conn.recv()  # the shared start (time.time)
+        kernel = AnyioKernel()
+        cfg = gossip_config()
         nodes = [GossipNode(name, cfg, seed=1, now=kernel.now()) for name in names]
         for node in nodes:
-            node.bootstrap(names, kernel.now())
+            node.bootstrap(everyone, kernel.now())
         buses = [GossipBus(kernel, node, ep, on_event(node.id)) for node, ep in zip(nodes, endpoints)]
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        nodes[0].publish(batch(patterns), kernel.now())
+        await anyio.sleep(max(0.0, t0 - time.time()))
+        cpu0 = time.process_time()
+        if not held or all(v >= patterns for k, v in held.items() if k != PUBLISHER):
+            done_sent = True
+            conn.send(("done", 0.0))  # only the publisher here: nothing to wait for
+        for node in nodes:
+            if node.id == PUBLISHER:
+                node.publish(batch(patterns), kernel.now())
         async with anyio.create_task_group() as tg:
             for bus in buses:
                 tg.start_soon(bus.run)
-            with anyio.move_on_after(timeout):
-                await done.wait()
-            elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            await anyio.to_thread.run_sync(conn.recv)  # "stop"
+            cpu = time.process_time() - cpu0
             tg.cancel_scope.cancel()
-    copies = patterns * (n - 1)
-    complete = done.is_set()
-    lat = np.array(arrivals) * 1e3
-    return {"bench": "bus", "transport": transport, "nodes": n, "patterns": patterns, "complete": complete,
-            "seconds_to_full_replication": round(elapsed, 3) if complete else None,
-            "copies_delivered": int(sum(held.values())), "patterns_per_s": round(sum(held.values()) / elapsed, 1),
-            "sync_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
-            "sync_p99_ms": round(float(np.percentile(lat, 99)), 1) if lat.size else None,
-            "cpu_us_per_pattern": round(cpu / max(1, copies) * 1e6, 1),
-            "frames_sent": sum(ep.stats.frames_sent for ep in endpoints),
-            "bytes_sent": sum(ep.stats.bytes_sent for ep in endpoints),
-            "duplicate_entries": sum(node.stats.entries_duplicate for node in nodes)}
+    conn.send(("figures", {"arrivals": arrivals, "held": held, "cpu": cpu,
+                           "frames_sent": sum(ep.stats.frames_sent for ep in endpoints),
+                           "bytes_sent": sum(ep.stats.bytes_sent for ep in endpoints),
+                           "duplicate_entries": sum(node.stats.entries_duplicate for node in nodes)}))
+
+
+def worker_main(fd: int) -> None:
+    conn = Connection(fd)
+    job = conn.recv()
+    anyio.run(_worker, conn, job, backend=job["backend"])
+
+
+# ---- the orchestrating process --------------------------------------------------------------------
+
+
+def _spawn_worker() -> tuple[subprocess.Popen[bytes], Connection]:
+    ours, theirs = socket.socketpair()
+    proc = subprocess.Popen([sys.executable, __file__, "--worker", str(theirs.fileno())], pass_fds=[theirs.fileno()])
+    theirs.close()
+    return proc, Connection(ours.detach())
 
 
 def replicate(transport: str, n: int, patterns: int = 1000, timeout: float = 300.0,
-              backend: str = "asyncio") -> dict[str, Any]:
-    return anyio.run(_replicate, transport, n, patterns, timeout, backend=backend)
+              workers: int | None = None, backend: str = "asyncio") -> dict[str, Any]:
+    """Replicate a batch of ``patterns`` from one node to N - 1 others; one result row."""
+    from cryptography.hazmat.primitives import serialization
+
+    workers = max(1, min(n, workers or os.cpu_count() or 1))
+    ca = SwarmCA.generate()
+    names = [f"n{i}" for i in range(n)]
+    shares = [names[w::workers] for w in range(workers)]  # the publisher n0 sits in worker 0
+    procs = [_spawn_worker() for _ in range(workers)]
+    try:
+        for (_, conn), share in zip(procs, shares):
+            creds = [ca.issue(name) for name in share]
+            conn.send({"names": share, "everyone": names, "patterns": patterns, "transport": transport,
+                       "backend": backend, "ca_pem": ca.pem,
+                       "credentials": [(c.node, c.certificate.public_bytes(serialization.Encoding.PEM),
+                                        c.private_key.private_bytes(serialization.Encoding.PEM,
+                                                                    serialization.PrivateFormat.PKCS8,
+                                                                    serialization.NoEncryption()))
+                                       for c in creds]})
+        directory: dict[str, tuple[str, int]] = {}
+        for _, conn in procs:
+            kind, addresses = conn.recv()
+            directory.update(addresses)
+        t0 = time.time() + 0.5
+        for _, conn in procs:
+            conn.send(directory)
+            conn.send(t0)
+        finished: list[float] = []
+        deadline = t0 + timeout
+        waiting = [conn for _, conn in procs]
+        while waiting and time.time() < deadline:
+            for conn in waiting[:]:
+                if conn.poll(max(0.0, min(0.05, deadline - time.time()))):
+                    kind, at = conn.recv()
+                    finished.append(at)
+                    waiting.remove(conn)
+        elapsed = min(time.time() - t0, timeout) if waiting else max(finished)
+        for _, conn in procs:
+            conn.send("stop")
+        figures = []
+        for _, conn in procs:
+            while (msg := conn.recv())[0] != "figures":  # a late "done" may come first
+                pass
+            figures.append(msg[1])
+        for proc, _ in procs:
+            proc.wait(30)
+    finally:
+        for proc, conn in procs:
+            conn.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    complete = not waiting
+    copies = patterns * (n - 1)
+    delivered = sum(v for f in figures for k, v in f["held"].items())
+    lat = np.array([a for f in figures for a in f["arrivals"]]) * 1e3
+    cpu = sum(f["cpu"] for f in figures)
+    return {"bench": "bus", "transport": transport, "nodes": n, "workers": workers, "patterns": patterns,
+            "complete": complete, "seconds_to_full_replication": round(elapsed, 3) if complete else None,
+            "copies_delivered": int(delivered), "patterns_per_s": round(delivered / max(elapsed, 1e-9), 1),
+            "sync_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
+            "sync_p99_ms": round(float(np.percentile(lat, 99)), 1) if lat.size else None,
+            "cpu_us_per_pattern": round(cpu / max(1, copies) * 1e6, 1),
+            "frames_sent": sum(f["frames_sent"] for f in figures),
+            "bytes_sent": sum(f["bytes_sent"] for f in figures),
+            "duplicate_entries": sum(f["duplicate_entries"] for f in figures)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, nargs="+", default=[5, 20, 50])
     ap.add_argument("--patterns", type=int, default=1000)
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--workers", type=int, default=None, help="processes to spread the nodes over (default: cores)")
     ap.add_argument("--backend", default="asyncio", choices=("asyncio", "trio"))
+    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # internal: FD of a worker
     args = ap.parse_args(argv)
+    if args.worker is not None:
+        worker_main(args.worker)
+        return 0
     for n in args.nodes:
-        rows = {t: replicate(t, n, args.patterns, args.timeout, args.backend) for t in ("quic", "tcp+tls")}
-        for row in rows.values():
-            print(json.dumps(row), flush=True)
+        rows = {}
+        for t in ("quic", "tcp+tls"):
+            rows[t] = replicate(t, n, args.patterns, args.timeout, args.workers, args.backend)
+            print(json.dumps(rows[t]), flush=True)
         q, t = rows["quic"], rows["tcp+tls"]
         ratio = {k: (round(q[k] / t[k], 3) if q[k] and t[k] else None)
                  for k in ("seconds_to_full_replication", "patterns_per_s", "sync_p50_ms", "sync_p99_ms",

@@ -392,7 +392,7 @@ class Swarm:
             finally:
                 if self.config.runtime == "process":  # no agent process outlives its swarm
                     for a in self.agents.values():
-                        a._reap()
+                        a.shutdown()
         else:
             self.kernel.run(self._main)
         self.wall_s = time.perf_counter() - t0

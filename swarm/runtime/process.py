@@ -61,6 +61,9 @@ class ProcessAgent:
         self._seeds: list[str] = []
         self._proc: Any = None
         self._conn: Any = None
+        self._setup_quota = 1.0
+        self._scope: anyio.CancelScope | None = None  # the run task watching the current boot
+        self._started = False  # the process runs the agent (before that its store is only a file)
         self._lock = threading.Lock()  # one request at a time on the channel
         self._status: dict[str, Any] = {"cursor": 0, "digest": {}}
         self._log = RunLog(spec.id)
@@ -89,7 +92,8 @@ class ProcessAgent:
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._conn is not None and not self.crashed
+        """The agent runs in its process (spawned, started, not killed): its store is the process's."""
+        return self._proc is not None and self._conn is not None and self._started and not self.crashed
 
     # ---- life cycle ----
 
@@ -106,6 +110,8 @@ class ProcessAgent:
                            members=list(self._members or sw.agents), seeds=self._seeds,
                            cursor=self._status["cursor"], log=self._log, informed_by=self._informed_by,
                            memory=self.memory_config, quota=self._quota)
+        self._started = False
+        self._setup_quota = self._quota
         ours, theirs = socket.socketpair()
         # a fresh interpreter (not fork: no event loop, lock or open SQLite inherited; not
         # multiprocessing's spawn: that re-runs the caller's __main__), with this one's import path
@@ -126,35 +132,44 @@ class ProcessAgent:
         while not (st := await self.arequest("status"))["ready"]:
             await anyio.sleep(0.01)
         self._absorb(st)
+        if self._local is not None:  # read while the process started up; the process owns it now
+            self._local.close()
+            self._local = None
+        self._started = True
+        if self._quota != self._setup_quota:  # set while the process started up
+            self.request("call", "set_quota", self._quota)
         self.swarm.net.register(self, st["address"])
 
     async def run(self) -> None:
-        """Watch the agent until it has traded, settle with the swarm, collect its report, stop it."""
+        """Watch the agent until it has traded, settle with the swarm, collect its report, stop it.
+        :meth:`kill` cancels this task, as it cancels an in-process agent's; a restart runs anew."""
         sw, k = self.swarm, self.swarm.kernel
-        try:
-            if self._proc is None:  # added or restarted while the swarm runs
-                self.spawn()
-                await self.ready()
-                await self.start(k.epoch)
-            while not self._status.get("done"):
-                await k.sleep(1.0)
-                self._absorb(await self.arequest("status"))
-            await sw._finished_trading(self.id)
-            await sw._settle()
-            self._absorb(await self.arequest("status"))
-            self._report = await self.arequest("report")
-            await self.arequest("stop")
-            self._hang_up()  # the agent's control thread sees the end of the channel and exits
+        if self._proc is None:  # added or restarted while the swarm runs
+            self.spawn()
+        proc, conn = self._proc, self._conn  # this boot's: a restart must not lose its own to our cleanup
+        with anyio.CancelScope() as self._scope:
             try:
-                self.exitcode = await anyio.to_thread.run_sync(self._proc.wait, 30.0)
-            except subprocess.TimeoutExpired:
-                self._died("did not exit within 30 s of being told to stop")
-        except AgentProcessError as e:
-            if self.crashed:  # killed on purpose: nothing more to collect
-                return
-            self._died(str(e))
-        finally:
-            self._reap()
+                if not self._started:
+                    await self.ready()
+                    await self.start(k.epoch)
+                while not self._status.get("done"):
+                    await k.sleep(1.0)
+                    self._absorb(await self.arequest("status"))
+                await sw._finished_trading(self.id)
+                await sw._settle()
+                self._absorb(await self.arequest("status"))
+                self._report = await self.arequest("report")
+                await self.arequest("stop")
+                self._hang_up(conn)  # the agent's control thread sees the end of the channel and exits
+                try:
+                    self.exitcode = await anyio.to_thread.run_sync(proc.wait, 30.0)
+                except subprocess.TimeoutExpired:
+                    self._died("did not exit within 30 s of being told to stop")
+            except AgentProcessError as e:
+                if not self.crashed:  # killed on purpose: nothing more to collect
+                    self._died(str(e))
+            finally:
+                self._reap(proc, conn)
 
     def _absorb(self, status: dict[str, Any]) -> None:
         """Keep the latest status; hand the new records (publications, arrivals) to the swarm."""
@@ -179,17 +194,19 @@ class ProcessAgent:
         self.swarm.log_event("agent_died", agent=self.id, exitcode=self.exitcode, why=why)
         log.warning("agent process %s died: %s", self.id, why)
 
-    def _hang_up(self) -> None:
+    def _hang_up(self, conn: Any) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = None
+            conn.close()
+            if self._conn is conn:
+                self._conn = None
 
-    def _reap(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(5.0)
-        self._hang_up()
+    def _reap(self, proc: Any, conn: Any) -> None:
+        """Make sure one boot's process is gone and its channel closed."""
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(5.0)
+        if conn is not None:
+            self._hang_up(conn)
 
     def kill(self) -> None:
         """SIGKILL the process mid-run: no flush, no goodbye; its SQLite file keeps what it committed."""
@@ -197,6 +214,8 @@ class ProcessAgent:
         if self._proc is not None:
             self._proc.kill()  # SIGKILL
             self.exitcode = self._proc.wait(5.0)
+        if self._scope is not None:
+            self._scope.cancel()  # its run task stops watching; a restart starts a new one
 
     def reboot(self, members: Sequence[str], seeds: Sequence[str]) -> None:
         """Restart after :meth:`kill`: a new process on the same store (its run task spawns it);
@@ -300,8 +319,12 @@ class ProcessAgent:
     def pattern_ids(self) -> set[str]:
         return self._call("pattern_ids") if self.running else {p.id for p in self.store.iter_patterns()}
 
+    def shutdown(self) -> None:
+        """Make sure the current process is gone (no agent process outlives its swarm)."""
+        self._reap(self._proc, self._conn)
+
     def close(self) -> None:
-        self._reap()
+        self.shutdown()
         if self._local is not None:
             self._local.close()
             self._local = None

@@ -150,7 +150,7 @@ class QuicStats:
     bytes_to: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: the endpoint keeps sets of them
 class _Conn:
     quic: QuicConnection
     addr: tuple[str, int]
@@ -194,6 +194,9 @@ class QuicEndpoint:
         self._closing = False
         self._conns: list[_Conn] = []  # every connection not yet terminated (closing ones still send)
         self._outbox: list[tuple[bytes, tuple[str, int]]] = []
+        # connections with something new to send (a datagram in, a timer, data queued, a close):
+        # only these are asked for datagrams, so a datagram in costs O(1), not O(connections)
+        self._dirty: set[_Conn] = set()
         self.blocked: set[str] = set()  # fault injection: peers whose traffic is dropped here
         self.loss = 0.0  # fault injection: share of outgoing datagrams dropped
         self._loss_rng = random.Random(f"loss:{credentials.node}")
@@ -241,6 +244,7 @@ class QuicEndpoint:
             if not self._killed:  # the timer task has stopped: this is the only sender now
                 for c in self._live():
                     c.quic.close(error_code=ERROR_SHUTDOWN, reason_phrase="shutting down")
+                self._dirty.update(self._conns)
                 self._transmit()
                 with anyio.CancelScope(shield=True):
                     await self._send_out()
@@ -309,6 +313,7 @@ class QuicEndpoint:
         quic.connect(addr, now=now)
         conn = _Conn(quic, addr, outbound=True, peer=peer)
         self._conns.append(conn)
+        self._dirty.add(conn)
         self._dialled[peer] = conn
         self._by_cid[quic.host_cid] = conn
         self.stats.connections_dialled += 1
@@ -322,6 +327,7 @@ class QuicEndpoint:
             if conn is not None and not conn.closed and self.directory.get(dest) != conn.addr:
                 conn.quic.close(error_code=ERROR_SHUTDOWN, reason_phrase="peer moved")  # it restarted elsewhere
                 conn.closed = True
+                self._dirty.add(conn)
             if conn is None or conn.closed:
                 conn = self._dial(dest, now)
                 if conn is None:
@@ -332,15 +338,18 @@ class QuicEndpoint:
             # unidirectional: the stream is finished once our FIN arrives, so the peer grants new ones
             sid = conn.quic.get_next_available_stream_id(is_unidirectional=True)
             conn.quic.send_stream_data(sid, batch, end_stream=True)
+            self._dirty.add(conn)
             self.stats.frames_sent += len(q)
             self.stats.bytes_sent += len(batch)
             self.stats.frames_to[dest] = self.stats.frames_to.get(dest, 0) + len(q)
             self.stats.bytes_to[dest] = self.stats.bytes_to.get(dest, 0) + len(batch)
 
     def _transmit(self) -> None:
-        """Collect every connection's datagrams (closing ones too) for the timer task to send."""
+        """Collect the datagrams of every connection with something new (closing ones too) for
+        the timer task to send."""
         now = anyio.current_time()
-        for c in list(self._conns):
+        dirty, self._dirty = self._dirty, set()
+        for c in dirty:
             for data, addr in c.quic.datagrams_to_send(now=now):
                 if c.peer in self.blocked:
                     self.stats.datagrams_blocked += 1
@@ -381,6 +390,7 @@ class QuicEndpoint:
                 self._by_cid[quic.host_cid] = conn
                 self.stats.connections_accepted += 1
             conn.quic.receive_datagram(data, (addr[0], addr[1]), now=now)
+            self._dirty.add(conn)
             self._events(conn)
             self._kick()
 
@@ -390,7 +400,8 @@ class QuicEndpoint:
             for c in list(self._conns):
                 t = c.quic.get_timer()
                 if t is not None and t <= now:
-                    c.quic.handle_timer(now=now)
+                    c.quic.handle_timer(now=now)  # ack and pacing timers fire in datagrams_to_send
+                    self._dirty.add(c)
                     self._events(c)
             self._flush(now)
             self._transmit()
@@ -443,6 +454,7 @@ class QuicEndpoint:
         log.warning("%s: refused a connection from %s: %s", self.node, conn.addr, reason)
         conn.quic.close(error_code=ERROR_REFUSED, reason_phrase="refused")
         conn.closed = True
+        self._dirty.add(conn)
 
     def _stream_data(self, conn: _Conn, ev: StreamDataReceived) -> None:
         splitter = conn.splitters.setdefault(ev.stream_id, FrameSplitter(self.limits))
@@ -465,9 +477,11 @@ class QuicEndpoint:
         log.warning("%s: closing the connection with %s: %s", self.node, conn.peer or conn.addr, reason)
         conn.quic.close(error_code=ERROR_MALFORMED, reason_phrase="malformed frame")
         conn.closed = True
+        self._dirty.add(conn)
 
     def _terminated(self, conn: _Conn, ev: ConnectionTerminated) -> None:
         conn.closed = True
+        self._dirty.discard(conn)
         if conn in self._conns:
             self._conns.remove(conn)
         for cid in [cid for cid, c in self._by_cid.items() if c is conn]:

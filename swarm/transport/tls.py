@@ -108,22 +108,32 @@ class TlsEndpoint:
             self._inbox_send.close()
 
     async def _sender(self, dest: str) -> None:
-        while dest not in self.directory:
-            await anyio.sleep(0.05)
-        host, port = self.directory[dest]
-        stream = await anyio.connect_tcp(host, port, ssl_context=self._client_ctx, tls_hostname=f"{dest}.swarm",
-                                         tls_standard_compatible=False)
-        self.stats.connections_dialled += 1
-        async with stream:
-            while True:
-                await self._wake[dest].wait()
-                self._wake[dest] = anyio.Event()
-                batch, self._queues[dest] = self._queues[dest], []
-                if batch:
-                    data = b"".join(batch)
-                    await stream.send(data)
-                    self.stats.frames_sent += len(batch)
-                    self.stats.bytes_sent += len(data)
+        """Dial ``dest`` and write its queue as it fills; on a failed dial or a broken connection,
+        dial again after a growing pause (frames in a failed write are lost: anti-entropy resends)."""
+        delay = 0.05
+        while True:
+            while dest not in self.directory:
+                await anyio.sleep(0.05)
+            host, port = self.directory[dest]
+            try:
+                stream = await anyio.connect_tcp(host, port, ssl_context=self._client_ctx,
+                                                 tls_hostname=f"{dest}.swarm", tls_standard_compatible=False)
+                self.stats.connections_dialled += 1
+                delay = 0.05
+                async with stream:
+                    while True:
+                        await self._wake[dest].wait()
+                        self._wake[dest] = anyio.Event()
+                        batch, self._queues[dest] = self._queues[dest], []
+                        if batch:
+                            data = b"".join(batch)
+                            await stream.send(data)
+                            self.stats.frames_sent += len(batch)
+                            self.stats.bytes_sent += len(data)
+            except (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream) as e:
+                log.info("%s: connection to %s failed (%s); redialling in %.2f s", self.node, dest, e, delay)
+                await anyio.sleep(delay)
+                delay = min(5.0, delay * 2)
 
     async def _serve(self, stream: TLSStream) -> None:
         der = stream.extra(TLSAttribute.peer_certificate_binary, None)
