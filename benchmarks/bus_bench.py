@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from swarm.gossip import GossipConfig, GossipNode, PatternsReceived  # noqa: E402
+from swarm.gossip.membership import DEAD  # noqa: E402
 from swarm.kernel import AnyioKernel  # noqa: E402
 from swarm.memory.models import Pattern, make_pattern_id  # noqa: E402
 from swarm.orchestrator import QUIC_GOSSIP, SwarmConfig  # noqa: E402
@@ -60,8 +61,9 @@ def batch(n: int, seed: int = 0) -> list[Pattern]:
 def gossip_config() -> GossipConfig:
     """The swarm's gossip on real sockets, with its interval in wall seconds."""
     swarm = SwarmConfig()
+    # membership timers in wall seconds, generous: dozens of pure-Python endpoints share a core here
     return GossipConfig(dim=DIM, fanout=swarm.fanout, gossip_interval=swarm.gossip_interval * swarm.time_scale,
-                        **{**QUIC_GOSSIP, "probe_interval": 0.5, "ack_timeout": 0.25, "suspect_timeout": 5.0})
+                        **{**QUIC_GOSSIP, "probe_interval": 1.0, "ack_timeout": 0.5, "suspect_timeout": 10.0})
 
 
 # ---- a worker process: some of the nodes, on one event loop ---------------------------------------
@@ -128,7 +130,10 @@ async def _worker(conn: Connection, job: dict[str, Any]) -> None:
     conn.send(("figures", {"arrivals": arrivals, "held": held, "cpu": cpu,
                            "frames_sent": sum(ep.stats.frames_sent for ep in endpoints),
                            "bytes_sent": sum(ep.stats.bytes_sent for ep in endpoints),
-                           "duplicate_entries": sum(node.stats.entries_duplicate for node in nodes)}))
+                           "duplicate_entries": sum(node.stats.entries_duplicate for node in nodes),
+                           "pulls_expired": sum(node.stats.pulls_expired for node in nodes),
+                           "false_deaths": sum(1 for node in nodes for m in node.membership.members.values()
+                                               if m.status == DEAD)}))
 
 
 def worker_main(fd: int) -> None:
@@ -213,7 +218,9 @@ def replicate(transport: str, n: int, patterns: int = 1000, timeout: float = 300
             "cpu_us_per_pattern": round(cpu / max(1, copies) * 1e6, 1),
             "frames_sent": sum(f["frames_sent"] for f in figures),
             "bytes_sent": sum(f["bytes_sent"] for f in figures),
-            "duplicate_entries": sum(f["duplicate_entries"] for f in figures)}
+            "duplicate_entries": sum(f["duplicate_entries"] for f in figures),
+            "pulls_expired": sum(f["pulls_expired"] for f in figures),
+            "members_marked_dead": sum(f["false_deaths"] for f in figures)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,6 +69,9 @@ class GossipConfig:
     # pull requests in flight at once (0: no limit). When answers take longer than a gossip
     # interval (real sockets under load), every peer asked sends the same writes; a limit stops that
     max_pulls: int = 0
+    # back off when answers are slow: an unanswered ask, or writes sent to a peer again before its
+    # digest showed them, doubles that wait (up to 64 times); an answer brings it back down
+    backoff: bool = False
     space: str = ""  # embedding-space fingerprint; a joiner from another space is refused
     limits: Limits = field(default_factory=Limits)
 
@@ -109,6 +112,7 @@ class NodeStats:
     rejected: int = 0  # malformed frames
     entries_received: int = 0  # pattern writes that came in
     entries_duplicate: int = 0  # ...of which this node already held (the price of anti-entropy)
+    pulls_expired: int = 0  # asks for writes that went unanswered in time (each one doubles the wait)
 
 
 class GossipNode:
@@ -134,6 +138,8 @@ class GossipNode:
         self._pushed = 0  # log arrival number up to which writes were pushed
         self._sent: dict[str, dict[tuple[str, int], float]] = {}  # peer -> write -> when sent (in flight)
         self._pulls: dict[str, float] = {}  # peer asked for writes -> when (while max_pulls limits them)
+        self._pull_wait = config.resend_after * config.gossip_interval  # how long an ask stays in flight
+        self._resend_wait: dict[str, float] = {}  # peer -> how long writes sent to it count as in flight
         self._known: dict[str, dict[str, int]] = {}  # peer -> the last digest it sent
         self._now = now
         # start the periodic timers at a random phase so nodes do not move in lockstep
@@ -312,9 +318,12 @@ class GossipNode:
         """What may go to ``peer`` now: what the share rule allows, minus writes already sent to
         it less than ``resend_after`` gossip intervals ago (still in flight: sending them again
         only duplicates them; after that they count as lost and go again)."""
+        c = self.config
         share = self.share
         sent = self._sent.setdefault(peer, {})
-        fresh_after = self._now - self.config.resend_after * self.config.gossip_interval
+        base = c.resend_after * c.gossip_interval
+        wait = self._resend_wait.get(peer, base)
+        fresh_after = self._now - wait
 
         def allow(e: Entry) -> bool:
             if share is not None and not share(peer, e):
@@ -322,27 +331,50 @@ class GossipNode:
             at = sent.get((e.origin, e.seq))
             if at is not None and at > fresh_after:
                 return False
+            if at is not None and c.backoff:  # sent before and still not in its digest: slower next time
+                self._resend_wait[peer] = min(2 * wait, 64 * base)
             sent[(e.origin, e.seq)] = self._now
             return True
 
         return allow
 
     def _may_pull(self, peer: str) -> bool:
-        """Whether asking ``peer`` for writes now stays within ``max_pulls`` (an unanswered ask
-        expires after ``resend_after`` gossip intervals)."""
-        limit = self.config.max_pulls
-        if not limit:
+        """Whether asking ``peer`` for writes now stays within ``max_pulls``. An unanswered ask
+        expires after ``resend_after`` gossip intervals; with ``backoff`` that wait doubles with
+        each expiry and falls back with each answer, as TCP's retransmission timer does: when
+        answers are slow because the network is loaded, asking more peers only adds duplicate
+        answers to the load."""
+        c = self.config
+        if not c.max_pulls:
             return True
-        horizon = self._now - self.config.resend_after * self.config.gossip_interval
-        for p in [p for p, at in self._pulls.items() if at <= horizon]:
+        expired = [p for p, at in self._pulls.items() if at <= self._now - self._pull_wait]
+        for p in expired:
             del self._pulls[p]
-        return peer not in self._pulls and len(self._pulls) < limit
+        if expired:
+            self.stats.pulls_expired += len(expired)
+            if c.backoff:
+                self._pull_wait = min(2 * self._pull_wait, 64 * c.resend_after * c.gossip_interval)
+        return peer not in self._pulls and len(self._pulls) < c.max_pulls
+
+    def _answered(self, peer: str, now: float) -> None:
+        """``peer`` sent writes: an ask to it is answered; the wait follows how long that took."""
+        asked = self._pulls.pop(peer, None)
+        if asked is not None:
+            c = self.config
+            if c.backoff:
+                self._pull_wait = min(max(c.resend_after * c.gossip_interval, 2 * (now - asked)), self._pull_wait)
 
     def _forget_acknowledged(self, peer: str, digest: dict[str, int] | None) -> None:
         """Drop in-flight records the peer's digest shows it now holds."""
         sent = self._sent.get(peer)
         if sent and digest is not None:
-            for key in [k for k in sent if k[1] <= digest.get(k[0], 0)]:
+            acked = [k for k in sent if k[1] <= digest.get(k[0], 0)]
+            if acked and self.config.backoff and peer in self._resend_wait:
+                c = self.config  # the peer confirmed: wait about twice as long as that took
+                took = self._now - min(sent[k] for k in acked)
+                self._resend_wait[peer] = min(self._resend_wait[peer],
+                                              max(c.resend_after * c.gossip_interval, 2 * took))
+            for key in acked:
                 del sent[key]
 
     def _accept(self, sender: str, entries: Sequence[Entry]) -> None:
@@ -395,7 +427,7 @@ class GossipNode:
         self._now = now
         self._forget_acknowledged(msg.sender, msg.digest)
         if msg.entries:
-            self._pulls.pop(msg.sender, None)  # the answer to an ask (or news anyway): ask again
+            self._answered(msg.sender, now)  # the answer to an ask (or news anyway): ask again
         if msg.digest is not None:
             self._known[msg.sender] = msg.digest
         self._accept(msg.sender, msg.entries)
