@@ -142,35 +142,44 @@ def test_lognormal_latency_has_a_long_tail_and_bad_profiles_are_refused():
             LinkProfile(**bad)
 
 
-def _slow_link_replication(max_pulls: int) -> tuple[list[int], int]:
-    """Six nodes on links slower than the gossip interval; one writes 400 patterns. Returns each
-    node's pattern count and the duplicate writes received over all nodes."""
+def _replicate(link: LinkProfile, cfg, nodes: int, patterns: int, seconds: float):  # type: ignore[no-untyped-def]
+    """``nodes`` gossip nodes on ``link``; n0 writes ``patterns`` patterns; run ``seconds``.
+    Returns the nodes."""
     import numpy as np
 
-    from swarm.gossip import GossipConfig, GossipNode
+    from swarm.gossip import GossipNode
     from swarm.memory.models import Pattern
     from swarm.transport import GossipBus
 
     k = VirtualKernel()
-    net = SimNetwork(k, 5, LinkProfile(latency=3.0, jitter=0.5))
-    cfg = GossipConfig(dim=4, fanout=2, resend_after=10.0, max_pulls=max_pulls, probe_interval=10.0,
-                       ack_timeout=8.0, suspect_timeout=100.0)
-    nodes = {f"n{i}": GossipNode(f"n{i}", cfg, seed=3) for i in range(6)}
-    for node in nodes.values():
-        node.bootstrap(nodes, 0.0)
-    nodes["n0"].publish([Pattern(id=f"p{i}", title="t", description="", content="", domain="d", kind="strategy",
+    net = SimNetwork(k, 5, link)
+    group = {f"n{i}": GossipNode(f"n{i}", cfg, seed=3) for i in range(nodes)}
+    for node in group.values():
+        node.bootstrap(group, 0.0)
+    group["n0"].publish([Pattern(id=f"p{i}", title="t", description="", content="", domain="d", kind="strategy",
                                  action="x", embedding=np.array([1, 0, 0, 0], np.float32), created_at=float(i))
-                         for i in range(400)], 0.0)
+                         for i in range(patterns)], 0.0)
 
     async def main():
         async with k.task_group() as tg:
-            for n, node in nodes.items():
+            for n, node in group.items():
                 tg.start_soon(GossipBus(k, node, net.endpoint(n)).run)
-            await k.sleep(80)
+            await k.sleep(seconds)
             tg.cancel()
 
     k.run(main)
-    return [len(n.patterns) for n in nodes.values()], sum(n.stats.entries_duplicate for n in nodes.values())
+    return list(group.values())
+
+
+def _slow_link_replication(max_pulls: int) -> tuple[list[int], int]:
+    """Six nodes on links slower than the gossip interval; one writes 400 patterns. Returns each
+    node's pattern count and the duplicate writes received over all nodes."""
+    from swarm.gossip import GossipConfig
+
+    cfg = GossipConfig(dim=4, fanout=2, resend_after=10.0, max_pulls=max_pulls, probe_interval=10.0,
+                       ack_timeout=8.0, suspect_timeout=100.0)
+    nodes = _replicate(LinkProfile(latency=3.0, jitter=0.5), cfg, 6, 400, 80)
+    return [len(n.patterns) for n in nodes], sum(n.stats.entries_duplicate for n in nodes)
 
 
 def test_on_slow_links_one_pull_at_a_time_replicates_everything_with_fewer_duplicates():
@@ -183,33 +192,13 @@ def test_on_slow_links_one_pull_at_a_time_replicates_everything_with_fewer_dupli
 def _very_slow_link(backoff: bool) -> tuple[list[int], int, int]:
     """Two nodes whose answers take 12 s while an ask expires after 5 s; one writes 300 patterns.
     Returns pattern counts, expired asks and duplicate writes received."""
-    import numpy as np
+    from swarm.gossip import GossipConfig
 
-    from swarm.gossip import GossipConfig, GossipNode
-    from swarm.memory.models import Pattern
-    from swarm.transport import GossipBus
-
-    k = VirtualKernel()
-    net = SimNetwork(k, 5, LinkProfile(latency=6.0, jitter=0.0))
     cfg = GossipConfig(dim=4, fanout=1, resend_after=5.0, max_pulls=1, backoff=backoff, max_batch=64,
                        piggyback_entries=0, probe_interval=30.0, ack_timeout=20.0, suspect_timeout=500.0)
-    nodes = {f"n{i}": GossipNode(f"n{i}", cfg, seed=3) for i in range(2)}
-    for node in nodes.values():
-        node.bootstrap(nodes, 0.0)
-    nodes["n0"].publish([Pattern(id=f"p{i}", title="t", description="", content="", domain="d", kind="strategy",
-                                 action="x", embedding=np.array([1, 0, 0, 0], np.float32), created_at=float(i))
-                         for i in range(300)], 0.0)
-
-    async def main():
-        async with k.task_group() as tg:
-            for n, node in nodes.items():
-                tg.start_soon(GossipBus(k, node, net.endpoint(n)).run)
-            await k.sleep(200)
-            tg.cancel()
-
-    k.run(main)
-    return ([len(n.patterns) for n in nodes.values()], sum(n.stats.pulls_expired for n in nodes.values()),
-            sum(n.stats.entries_duplicate for n in nodes.values()))
+    nodes = _replicate(LinkProfile(latency=6.0, jitter=0.0), cfg, 2, 300, 200)
+    return ([len(n.patterns) for n in nodes], sum(n.stats.pulls_expired for n in nodes),
+            sum(n.stats.entries_duplicate for n in nodes))
 
 
 def test_when_answers_are_slower_than_the_wait_backoff_stops_asking_and_resending_again_and_again():
