@@ -138,7 +138,9 @@ class GossipNode:
         self._pushed = 0  # log arrival number up to which writes were pushed
         self._sent: dict[str, dict[tuple[str, int], float]] = {}  # peer -> write -> when sent (in flight)
         self._pulls: dict[str, float] = {}  # peer asked for writes -> when (while max_pulls limits them)
-        self._pull_wait = config.resend_after * config.gossip_interval  # how long an ask stays in flight
+        # how long an ask, or writes sent to a peer, count as in flight (before any backoff)
+        self._base_wait = config.resend_after * config.gossip_interval
+        self._pull_wait = self._base_wait  # how long an ask stays in flight now
         self._resend_wait: dict[str, float] = {}  # peer -> how long writes sent to it count as in flight
         self._known: dict[str, dict[str, int]] = {}  # peer -> the last digest it sent
         self._now = now
@@ -321,7 +323,7 @@ class GossipNode:
         c = self.config
         share = self.share
         sent = self._sent.setdefault(peer, {})
-        base = c.resend_after * c.gossip_interval
+        base = self._base_wait
         wait = self._resend_wait.get(peer, base)
         fresh_after = self._now - wait
 
@@ -353,16 +355,15 @@ class GossipNode:
         if expired:
             self.stats.pulls_expired += len(expired)
             if c.backoff:
-                self._pull_wait = min(2 * self._pull_wait, 64 * c.resend_after * c.gossip_interval)
+                self._pull_wait = min(2 * self._pull_wait, 64 * self._base_wait)
         return peer not in self._pulls and len(self._pulls) < c.max_pulls
 
     def _answered(self, peer: str, now: float) -> None:
         """``peer`` sent writes: an ask to it is answered; the wait follows how long that took."""
         asked = self._pulls.pop(peer, None)
         if asked is not None:
-            c = self.config
-            if c.backoff:
-                self._pull_wait = min(max(c.resend_after * c.gossip_interval, 2 * (now - asked)), self._pull_wait)
+            if self.config.backoff:
+                self._pull_wait = min(max(self._base_wait, 2 * (now - asked)), self._pull_wait)
 
     def _forget_acknowledged(self, peer: str, digest: dict[str, int] | None) -> None:
         """Drop in-flight records the peer's digest shows it now holds."""
@@ -370,10 +371,8 @@ class GossipNode:
         if sent and digest is not None:
             acked = [k for k in sent if k[1] <= digest.get(k[0], 0)]
             if acked and self.config.backoff and peer in self._resend_wait:
-                c = self.config  # the peer confirmed: wait about twice as long as that took
-                took = self._now - min(sent[k] for k in acked)
-                self._resend_wait[peer] = min(self._resend_wait[peer],
-                                              max(c.resend_after * c.gossip_interval, 2 * took))
+                took = self._now - min(sent[k] for k in acked)  # the peer confirmed: wait about twice that
+                self._resend_wait[peer] = min(self._resend_wait[peer], max(self._base_wait, 2 * took))
             for key in acked:
                 del sent[key]
 
