@@ -81,6 +81,7 @@ class Kernel(Protocol):
 
     def now(self) -> float: ...
     async def sleep(self, seconds: float) -> None: ...
+    async def sleep_until(self, when: float) -> None: ...
     def channel(self, capacity: int | None = None) -> Channel[Any]: ...
     def event(self) -> Event: ...
     def task_group(self) -> TaskGroup: ...
@@ -668,6 +669,10 @@ class AsyncioKernel:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
+    async def sleep_until(self, when: float) -> None:
+        """Sleep to a point on this clock, so a schedule does not drift when a wake comes late."""
+        await asyncio.sleep(max(0.0, when - self.now()))
+
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)
 
@@ -836,6 +841,10 @@ class AnyioKernel:
         import anyio
 
         await anyio.sleep(max(0.0, seconds) * self.time_scale)  # a late caller (real time moved on) just yields
+
+    async def sleep_until(self, when: float) -> None:
+        """Sleep to a point on this clock, so a schedule does not drift when a wake comes late."""
+        await self.sleep(when - self.now())
 
     async def checkpoint(self) -> None:
         import anyio

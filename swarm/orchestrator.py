@@ -313,8 +313,12 @@ class SwarmAgent:
                 await k.sleep(self.spec.start - k.now())
             interval = self.swarm.config.trade_interval
             credit = 0.0
+            slot = k.now()
             while self.cursor < len(self.decisions) and not self.retired:
-                await k.sleep(interval)
+                # slots are fixed on the clock: a late wake on a busy event loop is caught up, not
+                # lost (sleeping ``interval`` after each wake made full-quota agents trade 13% less)
+                slot += interval
+                await k.sleep_until(slot)
                 credit += self.quota
                 while credit >= 1.0 and self.cursor < len(self.decisions):
                     credit -= 1.0
