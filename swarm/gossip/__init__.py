@@ -4,7 +4,7 @@ Nothing here reads a socket or a clock: :class:`GossipNode` takes ``now`` and by
 frames to send and events. ``swarm.transport`` drives it over a simulated network or QUIC.
 """
 
-from .codec import Entry, Limits, Message, ProtocolError, Update, decode, encode, FrameReader
+from .codec import Entry, FrameReader, Limits, Message, ProtocolError, Revision, Update, decode, encode
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
 from .node import Contacts, Event, GossipConfig, GossipNode, NodeStats, PatternsReceived
 from .replication import ReplicaLog
@@ -12,5 +12,5 @@ from .replication import ReplicaLog
 __all__ = [
     "ALIVE", "DEAD", "LEFT", "SUSPECT", "Contacts", "Entry", "Event", "FrameReader", "GossipConfig", "GossipNode",
     "Limits", "MemberChanged", "Membership", "Message", "NodeStats", "PatternsReceived", "ProtocolError",
-    "ReplicaLog", "Update", "decode", "encode",
+    "ReplicaLog", "Revision", "Update", "decode", "encode",
 ]

@@ -2,7 +2,9 @@
 
 A frame is ``MAGIC (2 bytes) | version (1) | kind (1) | length (4, big-endian) | payload`` and the
 payload is one UTF-8 JSON object. Patterns travel as export records (embedding in base64 float32)
-and are validated exactly as an imported pack is. Every malformed input — bad magic, unknown
+and are validated exactly as an imported pack is; a version that only recorded outcomes may
+travel as a :class:`Revision` (its statistics and the digest of a body the receiver holds: about
+a tenth of the bytes). Every malformed input — bad magic, unknown
 version or kind, truncated or oversized frame, bad JSON, a field of the wrong type — raises
 :class:`ProtocolError` and nothing else. Hand-written rather than a schema library because the
 frame layer is eight bytes of ``struct`` and the message checks are a dozen field tests.
@@ -16,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..memory.errors import ImportValidationError
-from ..memory.models import Pattern
-from ..memory.transfer import ImportLimits, pattern_from_record, pattern_to_record
+from ..memory.models import REVISION_FIELDS, Pattern
+from ..memory.transfer import ImportLimits, pattern_from_record, pattern_to_record, revision_from_record
 
 MAGIC = b"SG"
-VERSION = 1
+VERSION = 2  # 2: entries may be revisions
 HEADER = struct.Struct(">2sBBI")
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
 
@@ -29,6 +31,10 @@ PING, ACK, PING_REQ, JOIN, DIGEST, DELTA, LEAVE = 1, 2, 3, 4, 5, 6, 7
 KIND_NAMES = {PING: "ping", ACK: "ack", PING_REQ: "ping-req", JOIN: "join", DIGEST: "digest",
               DELTA: "delta", LEAVE: "leave"}
 STATUSES = ("alive", "suspect", "dead", "left")
+
+
+#: A revision on the wire is a list of these, in this order (a list: key names would double its size).
+_REVISION_KEYS = ("id", *REVISION_FIELDS)
 
 
 class ProtocolError(Exception):
@@ -45,12 +51,27 @@ class Update:
 
 
 @dataclass(frozen=True, slots=True)
+class Revision:
+    """A pattern version as its :data:`~swarm.memory.models.REVISION_FIELDS` (validated, with
+    ``id``) over a body, named by :meth:`~swarm.memory.models.Pattern.body_digest`, that the
+    receiver already holds; the receiver's replica log rebuilds the pattern."""
+
+    body: str
+    fields: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.fields["id"])
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """One replicated write: the ``seq``-th write by ``origin``, carrying a pattern version."""
+    """One replicated write: the ``seq``-th write by ``origin``, carrying a pattern version
+    (a :class:`Revision` only on the wire: replica logs hold whole patterns)."""
 
     origin: str
     seq: int
-    pattern: Pattern
+    pattern: Pattern | Revision
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +111,9 @@ def encode(msg: Message) -> bytes:
         if msg.digest is not None:
             body["digest"] = msg.digest
         if msg.entries:
-            body["entries"] = [[e.origin, e.seq, pattern_to_record(e.pattern)] for e in msg.entries]
+            body["entries"] = [[e.origin, e.seq, [e.pattern.fields[k] for k in _REVISION_KEYS], e.pattern.body]
+                               if isinstance(e.pattern, Revision) else [e.origin, e.seq, pattern_to_record(e.pattern)]
+                               for e in msg.entries]
         body["reply"] = msg.reply
     payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     return HEADER.pack(MAGIC, VERSION, msg.kind, len(payload)) + payload
@@ -253,13 +276,22 @@ def _entries(raw: Any, dim: int, name: str, limits: Limits) -> tuple[Entry, ...]
         raise ProtocolError(f"{name}: 'entries' must be a list of at most {limits.max_entries}")
     out = []
     for e in raw:
-        if not isinstance(e, list) or len(e) != 3:
-            raise ProtocolError(f"{name}: an entry must be [origin, seq, pattern]")
+        if not isinstance(e, list) or len(e) not in (3, 4):
+            raise ProtocolError(f"{name}: an entry must be [origin, seq, pattern] or [origin, seq, revision, body]")
         seq = _int(e[1], "seq", name)
         if seq < 1:
             raise ProtocolError(f"{name}: entry sequence numbers start at 1")
+        pattern: Pattern | Revision
         try:
-            pattern = pattern_from_record(e[2], dim, ImportLimits(), where=f"{name} entry")
+            if len(e) == 3:
+                pattern = pattern_from_record(e[2], dim, ImportLimits(), where=f"{name} entry")
+            else:
+                if not isinstance(e[3], str) or len(e[3]) != 32 or not all(c in "0123456789abcdef" for c in e[3]):
+                    raise ProtocolError(f"{name}: a revision's body must be a 32-digit hex digest")
+                if not isinstance(e[2], list) or len(e[2]) != len(_REVISION_KEYS):
+                    raise ProtocolError(f"{name}: a revision must list {', '.join(_REVISION_KEYS)}")
+                fields = revision_from_record(dict(zip(_REVISION_KEYS, e[2])), ImportLimits(), where=f"{name} revision")
+                pattern = Revision(e[3], fields)
         except ImportValidationError as err:
             raise ProtocolError(str(err)) from None
         out.append(Entry(_ident(e[0], "origin", name, limits), seq, pattern))

@@ -39,6 +39,7 @@ from .codec import (
     Limits,
     Message,
     ProtocolError,
+    Revision,
     Update,
     decode,
     encode,
@@ -72,6 +73,8 @@ class GossipConfig:
     # back off when answers are slow: an unanswered ask, or writes sent to a peer again before its
     # digest showed them, doubles that wait (up to 64 times); an answer brings it back down
     backoff: bool = False
+    # send a version whose body the peer holds as its statistics only (a Revision, ~1/10 the bytes)
+    revisions: bool = True
     space: str = ""  # embedding-space fingerprint; a joiner from another space is refused
     limits: Limits = field(default_factory=Limits)
 
@@ -113,6 +116,8 @@ class NodeStats:
     entries_received: int = 0  # pattern writes that came in
     entries_duplicate: int = 0  # ...of which this node already held (the price of anti-entropy)
     pulls_expired: int = 0  # asks for writes that went unanswered in time (each one doubles the wait)
+    revisions_sent: int = 0  # writes sent as statistics over a body the peer holds
+    revisions_unresolved: int = 0  # ...received without that body here (dropped; asked for again)
 
 
 class GossipNode:
@@ -376,11 +381,18 @@ class GossipNode:
             for key in acked:
                 del sent[key]
 
+    def _missing(self, peer: str, digest: dict[str, int]) -> list[Entry]:
+        """What to send ``peer``, whose digest is ``digest``: one batch of the writes it lacks."""
+        out = self.log.missing_for(digest, self.config.max_batch, self._allow(peer), self.config.revisions)
+        self.stats.revisions_sent += sum(isinstance(e.pattern, Revision) for e in out)
+        return out
+
     def _accept(self, sender: str, entries: Sequence[Entry]) -> None:
-        held = self.log.writes
+        held, unresolved = self.log.writes, self.log.unresolved
         changed = self.log.apply(entries)
         self.stats.entries_received += len(entries)
-        self.stats.entries_duplicate += len(entries) - (self.log.writes - held)
+        self.stats.revisions_unresolved += self.log.unresolved - unresolved
+        self.stats.entries_duplicate += len(entries) - (self.log.writes - held) - (self.log.unresolved - unresolved)
         if changed:
             self._events.append(PatternsReceived(sender, tuple(changed)))
 
@@ -417,7 +429,7 @@ class GossipNode:
         if want and self.config.max_pulls:
             self._pulls[msg.sender] = now
         # reply=False: the sender is at its pull limit and wants nothing sent; it may still be asked
-        missing = self.log.missing_for(msg.digest, self.config.max_batch, self._allow(msg.sender)) if msg.reply else []
+        missing = self._missing(msg.sender, msg.digest) if msg.reply else []
         if missing or want:
             self._send(msg.sender, Message(DELTA, self.id, digest=self.log.digest() if want else None,
                                            entries=tuple(missing), reply=want))
@@ -431,7 +443,7 @@ class GossipNode:
             self._known[msg.sender] = msg.digest
         self._accept(msg.sender, msg.entries)
         if msg.reply and msg.digest is not None:
-            missing = self.log.missing_for(msg.digest, self.config.max_batch, self._allow(msg.sender))
+            missing = self._missing(msg.sender, msg.digest)
             if missing:
                 self._send(msg.sender, Message(DELTA, self.id, entries=tuple(missing)))
 

@@ -4,17 +4,22 @@ Every write a node makes (a new pattern, or a new version of one) gets the next 
 that node, its *origin*. A node's digest is, per origin, the highest sequence number up to which it
 holds every write (a high-water mark), so a digest costs one integer per origin however many
 patterns there are. Given a peer's digest, :meth:`ReplicaLog.missing_for` lists what the peer
-lacks. Concurrent versions of one pattern resolve by :func:`swarm.memory.models.merge`, a total
-order, so replicas that saw the same writes agree whatever order they arrived in.
+lacks. A write whose body (all but the outcome statistics) the peer's digest shows it already
+holds, from an earlier write of that pattern, goes as a :class:`~.codec.Revision`, and
+:meth:`ReplicaLog.apply` rebuilds the pattern from the body it holds. Concurrent versions of one
+pattern resolve by :func:`swarm.memory.models.merge`, a total order, so replicas that saw the same
+writes agree whatever order they arrived in.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Callable, Iterable, Mapping
 
 from ..memory.models import Pattern, merge
-from .codec import Entry
+from ..memory.transfer import revision_to_record
+from .codec import Entry, Revision
 
 
 class ReplicaLog:
@@ -23,7 +28,10 @@ class ReplicaLog:
     def __init__(self, node_id: str, recent: int = 64) -> None:
         self.node_id = node_id
         self.patterns: dict[str, Pattern] = {}
-        self._log: dict[str, dict[int, Pattern]] = {}
+        self._log: dict[str, dict[int, tuple[Pattern, str]]] = {}  # origin -> seq -> (pattern, body digest)
+        self._bodies: dict[str, Pattern] = {}  # body digest -> a held pattern with that body
+        self._carriers: dict[str, dict[str, int]] = {}  # body digest -> origin -> its first write carrying it
+        self.unresolved = 0  # revisions whose body this log did not hold (dropped: asked for again)
         self._hwm: dict[str, int] = {}
         self._above: dict[str, set[int]] = {}  # sequence numbers held above the high-water mark
         self._own = 0
@@ -60,23 +68,34 @@ class ReplicaLog:
         return any(seq > self._hwm.get(origin, 0) for origin, seq in digest.items())
 
     def missing_for(self, digest: Mapping[str, int], limit: int,
-                    allow: Callable[[Entry], bool] | None = None) -> list[Entry]:
+                    allow: Callable[[Entry], bool] | None = None, revisions: bool = True) -> list[Entry]:
         """Writes a peer with ``digest`` lacks (and ``allow`` lets it have), oldest first per
-        origin, at most ``limit``."""
+        origin, at most ``limit``. With ``revisions``, a write whose body the peer holds (its
+        digest covers a write that carried it) or gets earlier in this batch goes as a Revision."""
         out: list[Entry] = []
+        sent_bodies: set[str] = set()
         for origin in sorted(self._log):
             have = digest.get(origin, 0)
             log = self._log[origin]
             if self._hwm.get(origin, 0) <= have and not self._above.get(origin):
                 continue
             for seq in sorted(s for s in log if s > have):
-                entry = Entry(origin, seq, log[seq])
+                pattern, body = log[seq]
+                entry = Entry(origin, seq, pattern)
                 if allow is not None and not allow(entry):
                     continue
+                if revisions and (body in sent_bodies or self._holds(digest, body)):
+                    entry = Entry(origin, seq, Revision(body, revision_to_record(pattern)))
+                sent_bodies.add(body)
                 out.append(entry)
                 if len(out) >= limit:
                     return out
         return out
+
+    def _holds(self, digest: Mapping[str, int], body: str) -> bool:
+        """Whether a peer with ``digest`` holds a write carrying ``body`` (so holds the body: a
+        log keeps every write it took, and takes a revision only over a body it holds)."""
+        return any(digest.get(origin, 0) >= seq for origin, seq in self._carriers.get(body, {}).items())
 
     def recent(self, n: int, since: int = 0) -> list[Entry]:
         """Up to the last ``n`` writes this node learned of (local or not) after arrival number
@@ -91,6 +110,13 @@ class ReplicaLog:
         for e in entries:
             if e.seq <= self._hwm.get(e.origin, 0) or e.seq in self._above.get(e.origin, ()):
                 continue  # already held
+            if isinstance(e.pattern, Revision):
+                base = self._bodies.get(e.pattern.body)
+                if base is None or base.id != e.pattern.id:  # the sender was wrong (or this node restarted)
+                    self.unresolved += 1
+                    continue
+                fields = {k: v for k, v in e.pattern.fields.items() if k != "id"}
+                e = Entry(e.origin, e.seq, replace(base, **fields))
             if e.origin == self.node_id:
                 self._own = max(self._own, e.seq)  # our own writes from before a restart
             before = self.patterns.get(e.pattern.id)
@@ -101,7 +127,12 @@ class ReplicaLog:
         return list(changed.values())
 
     def _store(self, e: Entry) -> None:
-        self._log.setdefault(e.origin, {})[e.seq] = e.pattern
+        assert isinstance(e.pattern, Pattern)  # revisions are rebuilt before they are stored
+        body = e.pattern.body_digest()
+        self._log.setdefault(e.origin, {})[e.seq] = (e.pattern, body)
+        self._bodies.setdefault(body, e.pattern)
+        carriers = self._carriers.setdefault(body, {})
+        carriers[e.origin] = min(carriers.get(e.origin, e.seq), e.seq)
         hwm = self._hwm.get(e.origin, 0)
         above = self._above.setdefault(e.origin, set())
         if e.seq == hwm + 1:

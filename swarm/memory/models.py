@@ -7,6 +7,7 @@ Everything here is pure: no clock, no I/O. Times are plain floats handed in by t
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Mapping, Sequence
@@ -32,6 +33,12 @@ class Source:
 
     def to_dict(self) -> dict[str, str]:
         return {"agent": self.agent, "trajectory": self.trajectory, "outcome": self.outcome}
+
+
+#: The fields that using a pattern changes (its outcome statistics and version); the rest is its
+#: body, which :func:`apply_outcome` leaves alone (see :meth:`Pattern.body_digest`).
+REVISION_FIELDS = ("confidence", "uses", "successes", "failures", "total_reward", "last_used_at",
+                   "version", "updated_by")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -101,6 +108,19 @@ class Pattern:
         for part in (self.title, self.description, self.content, self.domain, self.kind,
                      self.action, "\x1f".join(self.tags), repr(self.confidence),
                      repr((self.uses, self.successes, self.failures, self.total_reward))):
+            h.update(part.encode())
+            h.update(b"\x1e")
+        h.update(self.embedding.tobytes())
+        return h.hexdigest()
+
+    def body_digest(self) -> str:
+        """A hash of everything but :data:`REVISION_FIELDS`: the same for every version of a
+        pattern that only recorded outcomes, so a peer holding one can rebuild the others."""
+        h = hashlib.blake2b(digest_size=16)
+        for part in (self.id, self.title, self.description, self.content, self.domain, self.kind,
+                     self.action, "\x1f".join(self.tags), repr(self.created_at), self.source.agent,
+                     self.source.trajectory, self.source.outcome,
+                     json.dumps(self.provenance, sort_keys=True, default=str)):
             h.update(part.encode())
             h.update(b"\x1e")
         h.update(self.embedding.tobytes())

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Literal
 import numpy as np
 
 from .errors import ImportValidationError
-from .models import KINDS, Pattern, Source, merge
+from .models import KINDS, REVISION_FIELDS, Pattern, Source, merge
 from .store import PatternStore
 
 FORMAT = "reasoningbank-patterns"
@@ -98,6 +98,20 @@ def pattern_to_record(p: Pattern) -> dict[str, Any]:
 def pattern_from_record(rec: Any, dim: int, limits: ImportLimits = ImportLimits(), where: str = "record") -> Pattern:
     """Validate one record as written by :func:`pattern_to_record`; raises ImportValidationError."""
     return _Reader(where, limits).pattern(rec, dim)
+
+
+def revision_to_record(p: Pattern) -> dict[str, Any]:
+    """A pattern's :data:`~swarm.memory.models.REVISION_FIELDS` (and id) as a JSON-ready dict."""
+    rec = _pattern_record(p)
+    return {"id": p.id, **{k: rec[k] for k in REVISION_FIELDS}}
+
+
+def revision_from_record(rec: Any, limits: ImportLimits = ImportLimits(), where: str = "record") -> dict[str, Any]:
+    """Validate a record written by :func:`revision_to_record`: its id and revision fields, ready
+    for ``dataclasses.replace`` on a copy of the pattern's body. Raises ImportValidationError."""
+    r = _Reader(where, limits)
+    fields = r.revision(rec)  # first: it checks that the record is an object
+    return {"id": r.text(rec, "id", allow_empty=False), **fields}
 
 
 def export_patterns(patterns: Iterable[Pattern], path: str | os.PathLike[str], dim: int,
@@ -184,24 +198,29 @@ class _Reader:
             raise self.fail("embedding has non-finite values")
         if float(np.linalg.norm(emb)) == 0.0:
             raise self.fail("embedding is all zeros")
+        return Pattern(
+            id=self.text(rec, "id", allow_empty=False), title=self.text(rec, "title"),
+            description=self.text(rec, "description"), content=self.text(rec, "content"),
+            domain=self.text(rec, "domain", allow_empty=False), tags=tuple(tags), kind=kind,
+            action=self.text(rec, "action"), created_at=self.number(rec, "created_at"),
+            source=Source(src.get("agent", ""), src.get("trajectory", ""), src.get("outcome", "")),
+            provenance=tuple(prov), embedding=emb, **self.revision(rec),
+        )
+
+    def revision(self, rec: Any) -> dict[str, Any]:
+        """The :data:`~swarm.memory.models.REVISION_FIELDS` of a record, validated."""
+        if not isinstance(rec, dict):
+            raise self.fail("a revision must be a JSON object")
         uses = self.number(rec, "uses", 0, integer=True)
         successes = self.number(rec, "successes", 0, integer=True)
         failures = self.number(rec, "failures", 0, integer=True)
         if successes + failures > uses:
             raise self.fail(f"successes + failures ({successes + failures}) exceed uses ({uses})")
-        return Pattern(
-            id=self.text(rec, "id", allow_empty=False), title=self.text(rec, "title"),
-            description=self.text(rec, "description"), content=self.text(rec, "content"),
-            domain=self.text(rec, "domain", allow_empty=False), tags=tuple(tags), kind=kind,
-            action=self.text(rec, "action"), confidence=self.number(rec, "confidence", 0.0, 1.0),
-            uses=uses, successes=successes, failures=failures,
-            total_reward=self.number(rec, "total_reward"),
-            created_at=self.number(rec, "created_at"),
-            last_used_at=self.number(rec, "last_used_at", optional=True),
-            source=Source(src.get("agent", ""), src.get("trajectory", ""), src.get("outcome", "")),
-            version=self.number(rec, "version", 0, integer=True),
-            updated_by=self.text(rec, "updated_by"), provenance=tuple(prov), embedding=emb,
-        )
+        return {"confidence": self.number(rec, "confidence", 0.0, 1.0), "uses": uses, "successes": successes,
+                "failures": failures, "total_reward": self.number(rec, "total_reward"),
+                "last_used_at": self.number(rec, "last_used_at", optional=True),
+                "version": self.number(rec, "version", 0, integer=True),
+                "updated_by": self.text(rec, "updated_by")}
 
 
 def read_patterns(path: str | os.PathLike[str], dim: int,

@@ -9,7 +9,7 @@ from swarm.gossip import (
     ALIVE, DEAD, LEFT, SUSPECT, GossipConfig, GossipNode, MemberChanged, Message, PatternsReceived, ProtocolError,
     decode, encode,
 )
-from swarm.gossip.codec import DIGEST, HEADER, PING, Entry, FrameReader, Limits, Update
+from swarm.gossip.codec import DIGEST, HEADER, PING, VERSION, Entry, FrameReader, Limits, Update
 from swarm.memory.models import Pattern, apply_outcome, make_pattern_id
 
 DIM = 8
@@ -91,6 +91,63 @@ def test_concurrent_versions_converge_to_the_same_copy():
     copies = {n: node.patterns[base.id] for n, node in net.nodes.items()}
     assert len({(p.version, p.updated_by, p.confidence) for p in copies.values()}) == 1
     assert copies["n0"].updated_by == "n2"  # the merge order: version, then updater, then digest
+
+
+def _versions(p: Pattern, n: int, by: str) -> list[Pattern]:
+    out = []
+    for i in range(n):
+        p = apply_outcome(p, i % 3 != 0, 0.01 * (i - 2), now=float(i), by=by)
+        out.append(p)
+    return out
+
+
+def _replicate_versions(revisions: bool) -> tuple[Net, list[Pattern], int]:
+    """20 patterns replicated to 3 nodes, then used 5 times each at n0 (one write per use):
+    the net, the latest versions, and the bytes the updates cost."""
+    net = cluster(3, revisions=revisions)
+    a = net.nodes["n0"]
+    originals = [pattern(i) for i in range(20)]
+    a.publish(originals, 0.0)
+    net.run(3.0)
+    before = sum(n.stats.bytes_sent for n in net.nodes.values())
+    latest = []
+    for p in originals:
+        versions = _versions(p, 5, by="n0")
+        for v in versions:
+            a.publish([v], net.now)
+        latest.append(versions[-1])
+    net.run(net.now + 6.0)
+    return net, latest, sum(n.stats.bytes_sent for n in net.nodes.values()) - before
+
+
+def test_new_versions_of_a_held_pattern_travel_as_revisions():
+    results = {r: _replicate_versions(r) for r in (True, False)}
+    for revisions, (net, latest, _) in results.items():
+        for node in net.nodes.values():  # every replica holds exactly the latest version
+            for want in latest:
+                got = node.patterns[want.id]
+                assert (got.version, got.uses, got.confidence, got.total_reward) == \
+                    (want.version, want.uses, want.confidence, want.total_reward)
+                assert got.digest() == want.digest() and np.array_equal(got.embedding, want.embedding)
+        assert len({tuple(sorted(n.digest().items())) for n in net.nodes.values()}) == 1
+        revised = sum(n.stats.revisions_sent for n in net.nodes.values())
+        assert revised >= 2 * 100 * 0.9 if revisions else revised == 0  # 100 writes, 2 peers
+        assert all(n.stats.revisions_unresolved == 0 for n in net.nodes.values())
+    assert results[True][2] < 0.7 * results[False][2]
+
+
+def test_a_revision_over_a_body_not_held_is_dropped_until_the_whole_pattern_comes():
+    config = GossipConfig(dim=DIM)
+    sender, fresh = GossipNode("s", config, seed=1), GossipNode("f", config, seed=1)
+    p = pattern(3)
+    v2 = _versions(p, 1, by="s")[0]
+    sender.publish([p, v2], 0.0)
+    told_it_holds_p = sender.log.missing_for({"s": 1}, 10)  # a digest claiming the first write
+    assert [type(e.pattern).__name__ for e in told_it_holds_p] == ["Revision"]
+    fresh.receive(encode(Message(DIGEST, "s", entries=tuple(told_it_holds_p))), 0.0, sender="s")
+    assert fresh.stats.revisions_unresolved == 1 and fresh.digest() == {} and not fresh.patterns
+    fresh.receive(encode(Message(DIGEST, "s", entries=tuple(sender.log.missing_for({}, 10)))), 0.1, sender="s")
+    assert fresh.digest() == {"s": 2} and fresh.patterns[p.id].version == v2.version
 
 
 def test_membership_join_spreads_to_everyone():
@@ -197,7 +254,7 @@ def test_codec_round_trip():
     assert np.array_equal(back.entries[0].pattern.embedding, pattern(3).embedding)
 
 
-def _frame(kind: int, body: bytes, version: int = 1, magic: bytes = b"SG") -> bytes:
+def _frame(kind: int, body: bytes, version: int = VERSION, magic: bytes = b"SG") -> bytes:
     return HEADER.pack(magic, version, kind, len(body)) + body
 
 
@@ -214,6 +271,10 @@ def _frame(kind: int, body: bytes, version: int = 1, magic: bytes = b"SG") -> by
     (_frame(PING, b'{"from":"x","probe":-1}'), "non-negative"),
     (_frame(PING, b'{"from":"x","probe":1,"u":[["y","zombie",1]]}'), "membership update"),
     (_frame(DIGEST, b'{"from":"x","entries":[["x",1,{"kind":"strategy"}]]}'), "entry"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,["p",0.5,1,1,0,0.1,2.0,2,"x"],"not-a-digest"]]}'), "body"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,["p",0.5,-1,1,0,0.1,2.0,2,"x"],"' + b"0" * 32 + b'"]]}'), "uses"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,{"id":"p"},"' + b"0" * 32 + b'"]]}'), "revision must list"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,["p"],"' + b"0" * 32 + b'",5]]}'), "entry must be"),
     (_frame(PING, b'{"from":"x","probe":1}') + b"extra", "does not match"),
 ])
 def test_malformed_frames_raise_one_protocol_error(data, why):
