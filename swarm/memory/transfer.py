@@ -102,8 +102,7 @@ def pattern_from_record(rec: Any, dim: int, limits: ImportLimits = ImportLimits(
 
 def revision_to_record(p: Pattern) -> dict[str, Any]:
     """A pattern's :data:`~swarm.memory.models.REVISION_FIELDS` (and id) as a JSON-ready dict."""
-    rec = _pattern_record(p)
-    return {"id": p.id, **{k: rec[k] for k in REVISION_FIELDS}}
+    return {"id": p.id, **{k: getattr(p, k) for k in REVISION_FIELDS}}  # all plain JSON values
 
 
 def revision_from_record(rec: Any, limits: ImportLimits = ImportLimits(), where: str = "record") -> dict[str, Any]:
