@@ -116,19 +116,23 @@ class ReplicaLog:
                     self.unresolved += 1
                     continue
                 fields = {k: v for k, v in e.pattern.fields.items() if k != "id"}
+                body: str | None = e.pattern.body
                 e = Entry(e.origin, e.seq, replace(base, **fields))
+            else:
+                body = None
             if e.origin == self.node_id:
                 self._own = max(self._own, e.seq)  # our own writes from before a restart
             before = self.patterns.get(e.pattern.id)
-            self._store(e)
+            self._store(e, body)
             after = self.patterns[e.pattern.id]
             if after is not before:
                 changed[after.id] = after
         return list(changed.values())
 
-    def _store(self, e: Entry) -> None:
+    def _store(self, e: Entry, body: str | None = None) -> None:
+        """Keep a write; ``body`` is its pattern's body digest when already known."""
         assert isinstance(e.pattern, Pattern)  # revisions are rebuilt before they are stored
-        body = e.pattern.body_digest()
+        body = body or e.pattern.body_digest()
         self._log.setdefault(e.origin, {})[e.seq] = (e.pattern, body)
         self._bodies.setdefault(body, e.pattern)
         carriers = self._carriers.setdefault(body, {})
