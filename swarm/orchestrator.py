@@ -222,7 +222,7 @@ class SwarmAgent:
         """Switch the agent's learner to another policy version over the same memory (rollouts)."""
         seed = self.swarm.config.seed * 1000 + self.index * 10 + self.boots
         policy = MemoryPolicy(self.policy.bank, replace(config, seed=seed), name=self.id)
-        policy._explore.decisions = self.policy._explore.decisions  # keep its experience
+        policy.decisions = self.policy.decisions  # keep its experience
         self.policy = policy
         self.learner = LearningAgent(self.id, self.spec.wrap(policy) if self.spec.wrap else policy)
 

@@ -6,15 +6,26 @@ trade -> distill it into a pattern -> store it -> ``record_outcome`` on the patt
 informed the choice. The policy touches no clock: the bank's clock reads the virtual time of
 the context being decided.
 
-Evidence: a retrieved pattern about strategy ``a`` votes ``s = +/-(2 * confidence - 1)`` (a
-strategy for, a lesson against; confidence is the chance its advice holds) with weight
-``w = similarity ** sharpness * (1 + successes) ** use_weight`` (times a recency factor if a half-life
-is set). The value of ``a`` is ``sum(w * s) / (sum(w) + prior)``, shrunk towards zero when
-evidence is thin; unexplored strategies get an optimism bonus that decays with local evidence.
+What the memory keeps: every trade becomes a pattern (a strategy if it made money, a lesson if
+it lost) whose ``source.reward`` is what its action earned in its context, so the memory holds the
+size of outcomes, not only wins and losses. Patterns that informed a choice also record the
+outcome (uses, successes, total reward) for consolidation and for readers of the bank.
+
+How it weighs: for each strategy ``a``, the retrieved patterns about ``a`` give a kernel-weighted
+mean reward ``mean_a = sum(w * r) / (sum(w) + prior)`` with ``w = similarity ** sharpness``
+(times a recency factor if a half-life is set; the prior shrinks thin evidence towards zero,
+what ``flat`` earns), and a spread ``s_a`` (weighted deviation of those rewards, starting from
+``prior_sd``). The value of ``a`` is ``mean_a - risk_aversion * s_a**2``: a mean-variance rule,
+so a strategy that earns the same with wilder swings is worth less (Sharpe, not win rate).
+
+How it explores: Thompson sampling. Each decision draws ``value_a + explore_scale * s_a /
+sqrt(1 + sum(w)) * N(0, 1)`` and plays the largest draw, so a strategy is tried in proportion to
+the chance it is the best here, and exploration fades where evidence is dense.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,13 +33,18 @@ from typing import Sequence
 
 import numpy as np
 
-from ..market import FEATURE_NAMES, FEATURE_SCALE, STRATEGIES
+from ..market import FEATURE_NAMES, STRATEGIES
 from ..memory import ContextEmbedder, OutcomeJudge, Pattern, ReasoningBank, Step, Trajectory
 from ..memory.consolidate import ConsolidationPolicy, ConsolidationReport
 from .episodes import Context, Outcome
-from .policies import N_ACTIONS, REWARD_SCALE, Choice, Exploration, _Explorer
+from .policies import N_ACTIONS, REWARD_SCALE, Choice, Exploration
 
 DOMAIN = "trading"
+
+#: How far apart two contexts are, per feature (FEATURE_NAMES order; inf = not compared). Tuned on
+#: seeds below 100 only: one- and five-bar returns are noise for what a strategy will earn, and
+#: the 20-bar return, volatility and the volatility index matter about as much as the rest.
+MEMORY_FEATURE_SCALE: tuple[float, ...] = (math.inf, math.inf, 0.1, 0.01, 1.0, 1.0, 1.0, 5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,33 +54,48 @@ class MemoryConfig:
     lr: float = 0.02  # record_outcome learning rate (confidence EMA)
     k: int = 32  # patterns retrieved per decision
     sharpness: float = 2.0  # similarity exponent: higher trusts only the nearest
-    use_weight: float = 0.5  # how much a pattern's record (times its advice held) adds to its weight
     prior: float = 0.5  # evidence mass that shrinks thin evidence towards zero
-    optimism: float = 0.3  # bonus for strategies with little local evidence
-    exploration: Exploration = Exploration()
+    prior_sd: float = 3.0  # reward spread assumed before evidence (units of REWARD_SCALE)
+    risk_aversion: float = 0.04  # value = mean - risk_aversion * spread**2
+    explore_scale: float = 0.2  # Thompson sampling width, in standard errors
+    exploration: Exploration | None = None  # extra epsilon-greedy random play on top (None: Thompson only)
     half_life: float | None = None  # virtual seconds; None = no recency decay
     capacity: int | None = None  # most patterns kept; when full, the oldest unconsolidated go first
     long_term_share: float = 0.75  # share of ``capacity`` consolidation may keep as long-term memory
-    update_top: int = 8  # informing patterns whose outcome is recorded per decision
+    update_top: int = 2  # informing patterns whose outcome is recorded per decision
     judge_scale: float = 2 * REWARD_SCALE  # a trade this far from 0 is judged with confidence ~0.88
-    feature_scale: tuple[float, ...] = FEATURE_SCALE  # per-feature distance unit; larger = matters less
+    feature_scale: tuple[float, ...] = MEMORY_FEATURE_SCALE  # per-feature distance unit; larger = matters less
     embed_dim: int = 64
     bandwidth: float = 2.0
     embed_seed: int = 0  # fixes the embedding space: agents that share patterns must share it
+    retrieval: bool = True  # False: decide without looking at memory (the ablation that proves it helps)
     allowed: tuple[str, ...] | None = None  # strategies this agent may trade (None: all); specialists
     seed: int = 0  # exploration
 
     def __post_init__(self) -> None:
         if not 0 < self.lr <= 1:
             raise ValueError("lr must be in (0, 1]")
-        if self.k < 1 or self.update_top < 0 or self.prior < 0 or self.optimism < 0:
-            raise ValueError("k >= 1, update_top >= 0, prior >= 0 and optimism >= 0 are required")
+        if self.k < 1 or self.update_top < 0 or self.prior < 0 or self.prior_sd <= 0:
+            raise ValueError("k >= 1, update_top >= 0, prior >= 0 and prior_sd > 0 are required")
+        if self.risk_aversion < 0 or self.explore_scale < 0:
+            raise ValueError("risk_aversion and explore_scale must be >= 0")
         if self.capacity is not None and self.capacity < 1:
             raise ValueError("capacity must be >= 1")
         if not 0 < self.long_term_share < 1:
             raise ValueError("long_term_share must be in (0, 1)")
         if self.allowed is not None and (not self.allowed or set(self.allowed) - set(STRATEGIES)):
             raise ValueError(f"allowed must be a non-empty subset of {STRATEGIES}")
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Per strategy (STRATEGIES order): estimated reward here, its spread, and the evidence mass;
+    plus the hits behind them as ``(pattern, weight, similarity)``."""
+
+    mean: np.ndarray
+    spread: np.ndarray
+    mass: np.ndarray
+    hits: list[tuple[Pattern, float, float]]
 
 
 @dataclass(slots=True)
@@ -95,9 +126,9 @@ class MemoryPolicy:
         self.lr = config.lr
         bank.outcome_lr = config.lr
         bank.judge = OutcomeJudge(threshold=0.0, scale=config.judge_scale)
-        self._explore = _Explorer(config.exploration, config.seed)
+        self._rng = np.random.default_rng(config.seed)
         self._trades = 0
-        self._started = False
+        self.decisions = 0  # made so far: the epsilon schedule of ``exploration`` runs on it
         self._short_term: deque[str] | None = None  # unconsolidated pattern ids, oldest first
         self._allowed = None if config.allowed is None else [STRATEGIES.index(a) for a in config.allowed]
 
@@ -113,46 +144,64 @@ class MemoryPolicy:
 
     # ---- deciding --------------------------------------------------------------------------
 
-    def evidence(self, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[Pattern, float, float]]]:
-        """Per strategy: net evidence value and evidence mass; plus the hits behind them as
-        ``(pattern, weight, similarity)``."""
+    def evidence(self, embedding: np.ndarray) -> Evidence:
+        """What the retrieved patterns say each strategy earns here: kernel-weighted mean reward,
+        its spread, and the evidence mass behind it (see the module docstring)."""
         c = self.config
-        hits = self.bank.store.search(embedding, c.k, domain=DOMAIN)
-        num, mass = np.zeros(N_ACTIONS), np.zeros(N_ACTIONS)
+        hits = self.bank.store.search(embedding, c.k, domain=DOMAIN) if c.retrieval else []
+        total, mass = np.zeros(N_ACTIONS), np.zeros(N_ACTIONS)
+        square, weight = np.zeros(N_ACTIONS), np.zeros(N_ACTIONS)
         weighted = []
+        rows = []
         for p, sim in hits:
-            if p.action not in STRATEGIES or sim <= 0:
+            if p.action not in STRATEGIES or sim <= 0 or p.source.reward is None:
                 continue
-            w = sim ** c.sharpness * (1.0 + p.successes) ** c.use_weight
+            w = sim ** c.sharpness
             if c.half_life is not None:
                 last = p.last_used_at if p.last_used_at is not None else p.created_at
                 w *= 0.5 ** (max(0.0, self._now - last) / c.half_life)
-            s = (1.0 if p.kind == "strategy" else -1.0) * (2.0 * p.confidence - 1.0)
             i = STRATEGIES.index(p.action)
-            num[i] += w * s
+            m = p.source.reward / REWARD_SCALE
+            total[i] += w * m
             mass[i] += w
+            weight[i] += w
+            rows.append((i, w, m))
             weighted.append((p, w, sim))
-        return num / (mass + c.prior), mass, weighted
+        mean = total / (mass + c.prior)
+        for i, w, m in rows:
+            square[i] += w * (m - mean[i]) ** 2
+        spread = np.sqrt((square + c.prior * c.prior_sd ** 2) / (weight + c.prior))
+        return Evidence(mean, spread, mass, weighted)
 
     def choose(self, context: Context) -> Choice:
         self._now = context.time
-        if not self._started:
-            # exploration decays with experience, and a preloaded bank *is* experience: a warm
-            # agent starts with the exploration rate of one that made that many trades itself
-            self._started = True
-            self._explore.decisions += len(self.bank.store)
         emb = self.bank.embedder.embed(context.features)
-        value, mass, weighted = self.evidence(emb)
-        score = value + self.config.optimism / np.sqrt(1.0 + mass)
-        i, explored = self._explore.pick(score, self._allowed)
-        informers = sorted((h for h in weighted if h[0].action == STRATEGIES[i]), key=lambda h: -h[1])
-        ids = tuple(p.id for p, _, _ in informers[: self.config.update_top])
-        return Choice(STRATEGIES[i], explored, tuple(float(v) for v in score), ids)
+        ev = self.evidence(emb)
+        c = self.config
+        value = ev.mean - c.risk_aversion * ev.spread ** 2
+        # Thompson sampling: draw each strategy's value from its estimate's uncertainty, so a
+        # strategy is tried in proportion to the chance that it is the best one here
+        sd = c.explore_scale * ev.spread / np.sqrt(1.0 + ev.mass)
+        draw = value + sd * self._rng.standard_normal(N_ACTIONS)
+        if self._allowed is not None:
+            mask = np.isin(np.arange(N_ACTIONS), self._allowed)
+            draw, value = np.where(mask, draw, -np.inf), np.where(mask, value, -np.inf)
+        i = int(np.argmax(draw))
+        eps = 0.0 if c.exploration is None else c.exploration.epsilon(self.decisions)
+        self.decisions += 1
+        if eps > 0 and self._rng.random() < eps:
+            pool = self._allowed if self._allowed is not None else range(N_ACTIONS)
+            i = int(list(pool)[int(self._rng.integers(len(pool)))])
+        explored = bool(i != int(np.argmax(value)))
+        informers = sorted((h for h in ev.hits if h[0].action == STRATEGIES[i]), key=lambda h: -h[1])
+        ids = tuple(p.id for p, _, _ in informers[: c.update_top])
+        return Choice(STRATEGIES[i], explored, tuple(float(v) for v in value), ids)
 
     def preference(self, context: Context) -> np.ndarray:
         """Net evidence per strategy for ``context``, without exploring or recording anything:
         what this agent would vote for."""
-        value, _, _ = self.evidence(self.bank.embedder.embed(context.features))
+        ev = self.evidence(self.bank.embedder.embed(context.features))
+        value = ev.mean - self.config.risk_aversion * ev.spread ** 2
         if self._allowed is not None:
             value = np.where(np.isin(np.arange(value.size), self._allowed), value, -np.inf)
         return value

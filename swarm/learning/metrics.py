@@ -128,3 +128,32 @@ def latency_ms(samples_s: Sequence[float]) -> dict[str, float]:
     if s.size == 0:
         return {"p50": float("nan"), "p95": float("nan"), "mean": float("nan")}
     return {"p50": float(np.percentile(s, 50)), "p95": float(np.percentile(s, 95)), "mean": float(s.mean())}
+
+
+# two-sided 95% Student-t quantiles by degrees of freedom (1..30); beyond 30 the normal 1.96 is
+# within 2%. A table, because scipy would be a whole dependency for one number.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042)
+
+
+def t95(dof: int) -> float:
+    """The two-sided 95% Student-t quantile for ``dof`` degrees of freedom."""
+    if dof < 1:
+        raise ValueError("a t interval needs at least one degree of freedom")
+    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+
+
+def mean_ci(values: Sequence[float | None]) -> dict[str, float | int | None]:
+    """Mean and 95% t-interval over seeds of the finite ``values`` (None and NaN are left out).
+
+    ``ci_low``/``ci_high`` are None with fewer than two values: one seed gives no interval.
+    """
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    mean = float(x.mean())
+    if x.size < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "n": 1}
+    half = t95(x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": int(x.size)}

@@ -126,10 +126,18 @@ class FixedPolicy:
 
 
 def best_fixed_strategy(decisions: Sequence[Decision]) -> str:
-    """The single strategy with the largest total P&L over ``decisions``, known only in hindsight."""
+    """The single strategy with the best risk-adjusted return (mean / sd of its trades) over
+    ``decisions``, known only in hindsight; ``flat`` when no strategy makes money on average.
+
+    Ranked by Sharpe, not total P&L: the headline figure, so the baseline is the strongest fixed
+    choice on the figure it is compared on.
+    """
     if not decisions:
         raise ValueError("no decisions")
-    return STRATEGIES[_argmax(np.sum([d.pnl for d in decisions], axis=0))]
+    pnl = np.vstack([d.pnl for d in decisions])
+    mean, sd = pnl.mean(axis=0), pnl.std(axis=0)
+    ratio = np.where((sd > 0) & (mean > 0), mean / np.where(sd > 0, sd, 1.0), -np.inf)
+    return STRATEGIES[_argmax(ratio)] if np.isfinite(ratio.max()) else "flat"
 
 
 class HindsightOracle:
@@ -301,3 +309,28 @@ class LinearActorCritic:
         grad = -pi[:, None] * x[None, :]
         grad[a] += x
         self.theta += self.lr_actor * delta * grad
+
+
+class RegimeRule:
+    """Knows each decision's hidden regime and plays the strategy with the best mean P&L in that
+    regime over ``decisions`` (chosen in hindsight): the context ceiling, what a learner that read
+    the regime perfectly from its features could earn with one strategy per regime."""
+
+    def __init__(self, decisions: Sequence[Decision]) -> None:
+        self.name = "regime-rule"
+        known = [d for d in decisions if d.regime >= 0]
+        if not known:
+            raise ValueError("the regime rule needs decisions whose regime is known (synthetic markets)")
+        by_regime: dict[int, list[np.ndarray]] = {}
+        for d in known:
+            by_regime.setdefault(d.regime, []).append(d.pnl)
+        self.per_regime = {r: _argmax(np.mean(rows, axis=0)) for r, rows in sorted(by_regime.items())}
+        self._regime: Mapping[tuple[str, int, float], int] = {
+            (d.context.symbol, d.context.bar, d.context.time): d.regime for d in known}
+
+    def choose(self, context: Context) -> Choice:
+        regime = self._regime[(context.symbol, context.bar, context.time)]
+        return Choice(STRATEGIES[self.per_regime[regime]])
+
+    def update(self, outcome: Outcome) -> None:
+        pass

@@ -27,13 +27,15 @@ class RunLog:
     choices: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     correct: list[bool] = field(default_factory=list)
+    tied: list[bool] = field(default_factory=list)  # more than one strategy was hindsight-best
+    regrets: list[float] = field(default_factory=list)  # best strategy's P&L minus the chosen one's
     explored: list[bool] = field(default_factory=list)
     regimes: list[int] = field(default_factory=list)
     decide_s: list[float] = field(default_factory=list)
     learn_s: list[float] = field(default_factory=list)
 
     def extend(self, other: "RunLog") -> None:
-        for name in ("choices", "rewards", "correct", "explored", "regimes", "decide_s", "learn_s"):
+        for name in ("choices", "rewards", "correct", "tied", "regrets", "explored", "regimes", "decide_s", "learn_s"):
             getattr(self, name).extend(getattr(other, name))
 
     def __len__(self) -> int:
@@ -60,7 +62,10 @@ def step(agent: LearningAgent, decision: Decision, log: RunLog, *, learn: bool =
     t2 = clock()
     log.choices.append(i)
     log.rewards.append(reward)
-    log.correct.append(bool(i in decision.best))
+    best = decision.best
+    log.correct.append(bool(i in best))
+    log.tied.append(bool(best.size > 1))
+    log.regrets.append(float(decision.pnl.max()) - reward)
     log.explored.append(choice.explored)
     log.regimes.append(decision.regime)
     log.decide_s.append(t1 - t0)

@@ -31,15 +31,21 @@ def _finite(x: float) -> float | None:
 
 
 def summarise(log: RunLog, scoring: Scoring = Scoring()) -> dict[str, Any]:
-    """Accuracy, convergence, win rate, return, Sharpe (annualised by ``252 / horizon``),
-    drawdown and timings of one run. Undefined figures (e.g. Sharpe of one trade) are None."""
+    """Accuracy (on decisions with a single best strategy; ``tie_share`` is the rest), regret to
+    the oracle (mean P&L per decision given up), convergence, win rate, return, Sharpe (annualised
+    by ``252 / horizon``), drawdown and timings of one run. Undefined figures are None."""
     ep = m.episode_accuracy(log.correct, scoring.trades_per_episode) if len(log) else np.zeros(0)
     conv = m.convergence_episode(ep, scoring.target, scoring.window)
     tail = ep[-scoring.window:] if ep.size else ep
+    single = np.asarray(log.correct, dtype=bool)[~np.asarray(log.tied, dtype=bool)] if len(log) else np.zeros(0)
     return {
         "decisions": len(log),
         "episodes": int(ep.size),
-        "accuracy": _finite(float(np.mean(log.correct))) if len(log) else None,
+        # accuracy counts only decisions with one best strategy: where several tie, any of them is
+        # "right" and a learner that favours tie-prone strategies would look better than it trades
+        "accuracy": _finite(float(np.mean(single))) if single.size else None,
+        "tie_share": _finite(float(np.mean(log.tied))) if len(log) else None,
+        "regret": _finite(float(np.mean(log.regrets))) if len(log) else None,
         "final_accuracy": _finite(float(tail.mean())) if tail.size else None,
         "convergence_episode": conv.to_json(),
         "win_rate": _finite(m.win_rate(log.rewards)),

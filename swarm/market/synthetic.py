@@ -27,7 +27,7 @@ BARS_PER_YEAR = 252
 @dataclass(frozen=True, slots=True)
 class MarketConfig:
     n_bars: int = 3000
-    persistence: float = 0.99
+    persistence: float = 0.995
     drift: float = 0.0025
     trend_noise: float = 0.004
     reversion: float = 0.3
@@ -35,9 +35,10 @@ class MarketConfig:
     anchor_noise: float = 0.001
     volatile_noise: float = 0.01
     burst_persistence: float = 0.93
-    burst_shock: float = 0.015
+    burst_shock: float = 0.004
     vix_window: int = 20
     vix_noise: float = 0.1
+    vix_lead: float = 1.0  # weight of the regime's own volatility in the index (forward-looking), vs realised
     start_price: float = 100.0
     regime_mix: tuple[float, float, float, float] | None = None  # stationary weights; None = uniform
 
@@ -48,12 +49,20 @@ class MarketConfig:
             raise ValueError("n_bars must be >= 50")
         if not 0.0 <= self.reversion < 2.0:
             raise ValueError("reversion must be in [0, 2) (outside it the range explodes)")
+        if not 0.0 <= self.vix_lead <= 1.0:
+            raise ValueError("vix_lead must be in [0, 1]")
         if not 0.0 <= self.persistence < 1.0:
             raise ValueError("persistence must be in [0, 1)")
         if self.regime_mix is not None:
             mix = np.asarray(self.regime_mix, dtype=float)
             if mix.shape != (len(REGIMES),) or np.any(mix < 0) or mix.sum() <= 0:
                 raise ValueError(f"regime_mix needs {len(REGIMES)} non-negative weights")
+
+    def regime_variance(self) -> np.ndarray:
+        """Each regime's stationary variance of one bar's log return (REGIMES order)."""
+        burst = self.burst_shock ** 2 / (1.0 - self.burst_persistence ** 2)
+        ranging = self.range_noise ** 2 * 2.0 / (2.0 - self.reversion) if self.reversion > 0 else self.range_noise ** 2
+        return np.array([self.trend_noise ** 2, self.trend_noise ** 2, ranging, self.volatile_noise ** 2 + burst])
 
     def transition_matrix(self) -> np.ndarray:
         """Stay with ``persistence``; otherwise move to another regime in proportion to the mix."""
@@ -132,7 +141,9 @@ def generate_path(config: MarketConfig, seed: int, symbol: str = "SYN") -> Price
     realised = np.sqrt(
         np.convolve(rets ** 2, np.ones(config.vix_window) / config.vix_window, mode="full")[:n]
         * BARS_PER_YEAR) * 100.0
-    vix = realised * np.exp(config.vix_noise * rng.standard_normal(n))
+    implied = np.sqrt(config.regime_variance()[regime] * BARS_PER_YEAR) * 100.0
+    blend = config.vix_lead * implied + (1.0 - config.vix_lead) * realised
+    vix = blend * np.exp(config.vix_noise * rng.standard_normal(n))
     return PricePath(symbol, np.exp(logp), regime, vix, config)
 
 

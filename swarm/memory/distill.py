@@ -32,7 +32,7 @@ def _pattern(t: Trajectory, v: Verdict, index: int, *, title: str, description: 
         title=title[:300], description=description[:2000], content=content[:20000],
         embedding=embedding, kind=kind, domain=t.domain, action=action,
         tags=tuple(x for x in dict.fromkeys((*tags, f"action:{action}" if action else "", v.label)) if x),
-        confidence=v.confidence, created_at=now, source=Source(t.agent, t.id, v.label),
+        confidence=v.confidence, created_at=now, source=Source(t.agent, t.id, v.label, float(t.reward)),
         updated_by=t.agent,
     )
 

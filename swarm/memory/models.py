@@ -25,14 +25,16 @@ DEFAULT_OUTCOME_LR = 0.1
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where a pattern came from: the agent, the trajectory it was distilled from, and its outcome."""
+    """Where a pattern came from: the agent, the trajectory it was distilled from, and its outcome
+    (the judge's label, and the reward the trajectory earned: the size of what it teaches)."""
 
     agent: str = ""
     trajectory: str = ""
     outcome: str = ""  # "success" / "failure" / "" when written by hand
+    reward: float | None = None  # the trajectory's reward; None when written by hand
 
-    def to_dict(self) -> dict[str, str]:
-        return {"agent": self.agent, "trajectory": self.trajectory, "outcome": self.outcome}
+    def to_dict(self) -> dict[str, str | float | None]:
+        return {"agent": self.agent, "trajectory": self.trajectory, "outcome": self.outcome, "reward": self.reward}
 
 
 #: The fields that using a pattern changes (its outcome statistics and version); the rest is its
@@ -89,6 +91,8 @@ class Pattern:
         for name in ("uses", "successes", "failures", "version"):
             if getattr(self, name) < 0:
                 raise ValueError(f"pattern {self.id!r}: {name} must be >= 0")
+        if self.source.reward is not None and not math.isfinite(self.source.reward):
+            raise ValueError(f"pattern {self.id!r}: source reward must be finite")
         if not math.isfinite(self.total_reward):
             raise ValueError(f"pattern {self.id!r}: total_reward must be finite")
 
@@ -119,7 +123,7 @@ class Pattern:
         h = hashlib.blake2b(digest_size=16)
         for part in (self.id, self.title, self.description, self.content, self.domain, self.kind,
                      self.action, "\x1f".join(self.tags), repr(self.created_at), self.source.agent,
-                     self.source.trajectory, self.source.outcome,
+                     self.source.trajectory, self.source.outcome, repr(self.source.reward),
                      json.dumps(self.provenance, sort_keys=True, default=str)):
             h.update(part.encode())
             h.update(b"\x1e")

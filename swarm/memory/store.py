@@ -34,7 +34,7 @@ from .models import Pattern, Source, apply_outcome, merge
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -96,12 +96,17 @@ def _migrate_2(db: sqlite3.Connection) -> None:
     )
 
 
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2}
+def _migrate_3(db: sqlite3.Connection) -> None:
+    """v3: the reward of the trajectory a pattern was distilled from (NULL for older rows)."""
+    db.execute("ALTER TABLE patterns ADD COLUMN source_reward REAL")
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3}
 
 _COLUMNS = (
     "id, title, description, content, domain, tags, kind, action, confidence, uses, successes, "
     "failures, total_reward, created_at, last_used_at, source_agent, source_trajectory, "
-    "source_outcome, version, updated_by, embedding, provenance"
+    "source_outcome, version, updated_by, embedding, provenance, source_reward"
 )
 _PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
 _INSERT = f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?)"
@@ -120,7 +125,7 @@ def _encode(p: Pattern) -> tuple[Any, ...]:
         p.action, p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.created_at,
         p.last_used_at, p.source.agent, p.source.trajectory, p.source.outcome, p.version,
         p.updated_by, p.embedding.astype("<f4", copy=False).tobytes(),
-        _json_list(p.provenance),
+        _json_list(p.provenance), p.source.reward,
     )
 
 
@@ -130,7 +135,7 @@ def _decode(row: Sequence[Any]) -> Pattern:
         tags=tuple(json.loads(row[5])), kind=row[6], action=row[7], confidence=row[8],
         uses=row[9], successes=row[10], failures=row[11], total_reward=row[12],
         created_at=row[13], last_used_at=row[14],
-        source=Source(agent=row[15], trajectory=row[16], outcome=row[17]),
+        source=Source(agent=row[15], trajectory=row[16], outcome=row[17], reward=row[22]),
         version=row[18], updated_by=row[19],
         embedding=np.frombuffer(row[20], dtype="<f4").copy(),
         provenance=tuple(json.loads(row[21])),

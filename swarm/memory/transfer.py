@@ -183,6 +183,7 @@ class _Reader:
         src = rec.get("source")
         if not isinstance(src, dict) or not all(isinstance(src.get(k, ""), str) for k in ("agent", "trajectory", "outcome")):
             raise self.fail("'source' must be an object of strings (agent, trajectory, outcome)")
+        src_reward = self.number(src, "reward", optional=True)
         prov = rec.get("provenance", [])
         if not isinstance(prov, list) or not all(isinstance(x, dict) for x in prov):
             raise self.fail("'provenance' must be a list of objects")
@@ -202,7 +203,7 @@ class _Reader:
             description=self.text(rec, "description"), content=self.text(rec, "content"),
             domain=self.text(rec, "domain", allow_empty=False), tags=tuple(tags), kind=kind,
             action=self.text(rec, "action"), created_at=self.number(rec, "created_at"),
-            source=Source(src.get("agent", ""), src.get("trajectory", ""), src.get("outcome", "")),
+            source=Source(src.get("agent", ""), src.get("trajectory", ""), src.get("outcome", ""), src_reward),
             provenance=tuple(prov), embedding=emb, **self.revision(rec),
         )
 
