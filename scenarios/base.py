@@ -16,29 +16,42 @@ from swarm.learning.policies import (
     Policy,
     QLearning,
     RandomPolicy,
+    RegimeRule,
     Sarsa,
     best_fixed_strategy,
 )
-from swarm.learning.session import RunLog, run
+from swarm.learning import bandit
+from swarm.learning.session import RunLog, merge_in_time, run
 from swarm.learning.summary import Scoring, summarise
-from swarm.market import MarketConfig, TradeRules, generate_market
+from swarm.market import STRATEGIES, MarketConfig, TradeRules, generate_market
 
 SYMBOLS: tuple[str, ...] = ("AAA", "BBB", "CCC")
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One pass/fail statement about a run, with the measured numbers behind it."""
+    """One pass/fail statement about a run, with the measured numbers behind it.
+
+    A check that compares two learners carries ``delta``: how much better the one it vouches for
+    did on the headline figure (risk-adjusted return or regret; positive = better), so runs over
+    several seeds can judge the comparison by its confidence interval, not by a vote.
+    """
 
     name: str
     passed: bool
     detail: str
+    delta: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "passed", bool(self.passed))  # never a truthy list or numpy bool
+        if self.delta is not None:
+            object.__setattr__(self, "delta", round(float(self.delta), 6))
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+        out: dict[str, Any] = {"name": self.name, "passed": self.passed, "detail": self.detail}
+        if self.delta is not None:
+            out["delta"] = self.delta
+        return out
 
 
 @dataclass(slots=True)
@@ -111,25 +124,62 @@ def evaluate(policy: Policy, decisions: Sequence[Decision]) -> float:
     return float(log.correct_array.mean()) if len(log) else float("nan")
 
 
-def baselines(decisions: Sequence[Decision], seed: int, scoring: Scoring, lr: float) -> dict[str, dict[str, Any]]:
-    """Random, best fixed (in hindsight), no-memory bandit, tabular and linear learners, oracle."""
-    policies: list[Policy] = [
+def _baseline_policies(stream: Sequence[Decision], pooled: Sequence[Decision], seed: int,
+                       lr: float) -> list[Policy]:
+    """The baselines one agent's decisions are replayed with (hindsight choices over ``pooled``)."""
+    out: list[Policy] = [
         RandomPolicy(seed),
-        FixedPolicy(best_fixed_strategy(decisions), name="best-fixed"),
+        FixedPolicy(best_fixed_strategy(pooled), name="best-fixed"),
+        *(FixedPolicy(s, name=f"always-{s}") for s in STRATEGIES if s != "flat"),
         ContextFreeBandit(lr=max(lr, 0.02), seed=seed),
         QLearning(seed=seed),
         Sarsa(seed=seed),
         LinearActorCritic(seed=seed),
-        HindsightOracle(decisions),
+        HindsightOracle(stream),
     ]
-    out = {}
-    for p in policies:
-        s = summarise(run_policy(p, decisions), scoring)
+    if all(d.regime >= 0 for d in pooled):
+        rule = RegimeRule(pooled)
+        rule.add(stream)
+        out.append(rule)
+    if bandit.available():
+        out.append(bandit.ContextualBandit(seed))
+    return out
+
+
+def baselines(decisions: Sequence[Decision] | Sequence[Sequence[Decision]], seed: int, scoring: Scoring,
+              lr: float) -> dict[str, dict[str, Any]]:
+    """Every baseline on exactly the decisions a learner's figure covers.
+
+    ``decisions`` is one agent's stream, or one stream per agent: then each agent's seat is
+    replayed by a fresh copy of the baseline and the trades are pooled in time order, as the
+    swarm's own figure is. Baselines: random, best fixed (in hindsight, by Sharpe), every
+    always-<strategy> that trades, the no-memory bandit, tabular and linear learners, the Vowpal
+    Wabbit contextual bandit, the regime rule (context ceiling; synthetic markets only) and the
+    oracle. A baseline that cannot run here is ``{"null_reason": ...}``.
+    """
+    streams = ([list(decisions)] if decisions and isinstance(decisions[0], Decision)
+               else [list(s) for s in decisions])  # type: ignore[arg-type]
+    streams = [s for s in streams if s]
+    pooled = [d for s in streams for d in s]
+    logs: dict[str, list[RunLog]] = {}
+    fixed: dict[str, str] = {}
+    for k, stream in enumerate(streams):
+        for p in _baseline_policies(stream, pooled, seed * 1000 + k if k else seed, lr):
+            logs.setdefault(p.name, []).append(run_policy(p, stream))
+            if isinstance(p, FixedPolicy):
+                fixed[p.name] = p.strategy
+    out: dict[str, dict[str, Any]] = {}
+    for name, parts in logs.items():
+        s = summarise(merge_in_time(parts) if len(parts) > 1 else parts[0], scoring)
         for key in ("episode_accuracy", "decision_latency_ms", "learning_overhead_ms"):
             s.pop(key)  # wall-clock timings belong to the performance section only
-        if isinstance(p, FixedPolicy):
-            s["strategy"] = p.strategy
-        out[p.name] = s
+        if name in fixed:
+            s["strategy"] = fixed[name]
+        out[name] = s
+    if not bandit.available():
+        out["contextual-bandit"] = {"null_reason": "vowpalwabbit is not installed (pip install '.[dev]')"}
+    if "regime-rule" not in out:
+        out["regime-rule"] = {"null_reason": "the hidden regime is unknown (real price data)"}
     return out
 
 

@@ -7,7 +7,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from swarm.learning import metrics as m
-from swarm.learning.session import RunLog
+from swarm.learning.episodes import Decision
+from swarm.learning.session import RunLog, merge_in_time
 from swarm.learning.summary import Scoring, summarise
 from swarm.orchestrator import Swarm, SwarmAgent
 
@@ -15,11 +16,25 @@ from .base import baselines
 
 
 def pooled_log(agents: Sequence[SwarmAgent]) -> RunLog:
-    """All agents' decisions in one log, episode by episode (agent order within an episode)."""
-    out = RunLog("swarm")
-    for a in agents:
-        out.extend(a.log)
-    return out
+    """All agents' decisions in one log, in time order (agent order on ties): the swarm's book."""
+    return merge_in_time([a.log for a in agents])
+
+
+def traded_decisions(agents: Sequence[SwarmAgent]) -> list[list[Decision]]:
+    """Per agent, the decisions it actually traded (what its figures cover)."""
+    return [a.decisions[: len(a.log)] for a in agents if len(a.log)]
+
+
+def mean_sharpe(agents: Sequence[SwarmAgent], scoring: Scoring) -> float:
+    """The swarm's risk-adjusted return: Sharpe of all agents' trades pooled in time order."""
+    log = pooled_log([a for a in agents if len(a.log)])
+    return m.sharpe_ratio(log.rewards, scoring.periods_per_year) if len(log) else float("nan")
+
+
+def mean_regret(agents: Sequence[SwarmAgent]) -> float:
+    """Mean P&L per decision the agents gave up to the hindsight-best strategy."""
+    regrets = [r for a in agents for r in a.log.regrets]
+    return float(np.mean(regrets)) if regrets else float("nan")
 
 
 def mean_episode_accuracy(agents: Sequence[SwarmAgent], per_episode: int) -> list[float]:
@@ -46,12 +61,14 @@ def swarm_figures(swarm: Swarm, scoring: Scoring) -> tuple[dict[str, Any], dict[
     learning = {
         "agents": len(agents),
         "decisions": pooled["decisions"],
-        "accuracy": round(mean_accuracy(agents), 4),
+        "accuracy": _round(pooled["accuracy"]),
+        "tie_share": _round(pooled["tie_share"]),
+        "regret": _round(pooled["regret"], 6),
         "accuracy_per_agent": {a.id: round(float(np.mean(a.log.correct)), 4) for a in agents if a.log.correct},
         "convergence_episodes": conv.to_json(),
         "final_accuracy": round(float(np.mean(curve[-scoring.window:])), 4) if curve else None,
         "pattern_count": int(np.mean([len(a.store) for a in live])) if live else 0,
-        "memory_size_bytes": int(sum(a.store.size_bytes() for a in live)),
+        **_memory_bytes(live),
         "replication_consistency": round(swarm.replication_consistency(), 4),
     }
     trading = {k: pooled[k] for k in ("win_rate", "avg_return", "sharpe_ratio", "max_drawdown")}
@@ -70,16 +87,33 @@ def swarm_figures(swarm: Swarm, scoring: Scoring) -> tuple[dict[str, Any], dict[
 
 def swarm_baselines(swarm: Swarm, seed: int, scoring: Scoring, lr: float,
                     isolated: Swarm | None = None) -> dict[str, dict[str, Any]]:
-    """The standard baselines on the decisions of the first agent that traded; plus the same
-    agents without sharing, when that run exists."""
-    first = next(a for a in swarm.agents.values() if a.log.correct)
-    out = baselines(first.decisions[: len(first.log)], seed, scoring, lr)
+    """The standard baselines on exactly the decisions the swarm's figures cover (every agent's,
+    pooled in time order); plus the same agents without sharing, when that run exists."""
+    out = baselines(traded_decisions(list(swarm.agents.values())), seed, scoring, lr)
     if isolated is not None:
         agents = list(isolated.agents.values())
+        alone = summarise(pooled_log(agents), scoring)
         out["isolated agents (no sharing)"] = {
-            "accuracy": round(mean_accuracy(agents), 4),
+            "accuracy": _round(alone["accuracy"]), "regret": _round(alone["regret"], 6),
+            "sharpe_ratio": _round(alone["sharpe_ratio"]), "avg_return": _round(alone["avg_return"], 6),
             "accuracy_per_agent": {a.id: round(float(np.mean(a.log.correct)), 4) for a in agents if a.log.correct},
             "episode_accuracy": mean_episode_accuracy(agents, scoring.trades_per_episode),
         }
     return out
 
+
+
+def _round(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None else round(float(x), digits)
+
+
+def _memory_bytes(agents: Sequence[SwarmAgent]) -> dict[str, int]:
+    """The stores' real footprint: database files after a checkpoint, and the WAL reported apart."""
+    db = wal = 0
+    for a in agents:
+        a.store.checkpoint()
+        size = a.store.size_bytes()
+        wal_size = a.store.wal_bytes()
+        db += size - wal_size
+        wal += wal_size
+    return {"memory_size_bytes": int(db), "memory_wal_bytes": int(wal)}

@@ -325,8 +325,12 @@ class RegimeRule:
         for d in known:
             by_regime.setdefault(d.regime, []).append(d.pnl)
         self.per_regime = {r: _argmax(np.mean(rows, axis=0)) for r, rows in sorted(by_regime.items())}
-        self._regime: Mapping[tuple[str, int, float], int] = {
-            (d.context.symbol, d.context.bar, d.context.time): d.regime for d in known}
+        self._regime: dict[tuple[str, int, float], int] = {}
+        self.add(known)
+
+    def add(self, decisions: Sequence[Decision]) -> None:
+        """Learn the hidden regime of ``decisions`` too (a stream it will be asked to play)."""
+        self._regime.update({(d.context.symbol, d.context.bar, d.context.time): d.regime for d in decisions})
 
     def choose(self, context: Context) -> Choice:
         regime = self._regime[(context.symbol, context.bar, context.time)]

@@ -31,11 +31,12 @@ class RunLog:
     regrets: list[float] = field(default_factory=list)  # best strategy's P&L minus the chosen one's
     explored: list[bool] = field(default_factory=list)
     regimes: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # virtual time of each decision
     decide_s: list[float] = field(default_factory=list)
     learn_s: list[float] = field(default_factory=list)
 
     def extend(self, other: "RunLog") -> None:
-        for name in ("choices", "rewards", "correct", "tied", "regrets", "explored", "regimes", "decide_s", "learn_s"):
+        for name in ("choices", "rewards", "correct", "tied", "regrets", "explored", "regimes", "times", "decide_s", "learn_s"):
             getattr(self, name).extend(getattr(other, name))
 
     def __len__(self) -> int:
@@ -68,6 +69,7 @@ def step(agent: LearningAgent, decision: Decision, log: RunLog, *, learn: bool =
     log.regrets.append(float(decision.pnl.max()) - reward)
     log.explored.append(choice.explored)
     log.regimes.append(decision.regime)
+    log.times.append(decision.context.time)
     log.decide_s.append(t1 - t0)
     log.learn_s.append(t2 - t1)
     return choice
@@ -83,3 +85,17 @@ def run(agent: LearningAgent, decisions: Sequence[Decision], *, learn: bool = Tr
     if learn and callable(finish):
         finish()
     return log
+
+
+def merge_in_time(logs: Sequence[RunLog], name: str = "swarm") -> RunLog:
+    """Every log's decisions in one log, in time order (ties keep the order of ``logs``): the
+    trades of a swarm as one book, so its equity curve, Sharpe and drawdown follow the clock
+    instead of running one agent's trades after another's."""
+    order = sorted((t, k, i) for k, log in enumerate(logs) for i, t in enumerate(log.times))
+    out = RunLog(name)
+    fields = ("choices", "rewards", "correct", "tied", "regrets", "explored", "regimes", "times",
+              "decide_s", "learn_s")
+    for _, k, i in order:
+        for f in fields:
+            getattr(out, f).append(getattr(logs[k], f)[i])
+    return out

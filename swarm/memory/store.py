@@ -558,6 +558,12 @@ class PatternStore:
             return int(self._pragma("page_count")) * int(self._pragma("page_size"))
         return sum(os.path.getsize(self.path + s) for s in ("", "-wal") if os.path.exists(self.path + s))
 
+    def wal_bytes(self) -> int:
+        """Bytes in the write-ahead log not yet folded into the database (0 in memory)."""
+        if self._in_memory or not os.path.exists(self.path + "-wal"):
+            return 0
+        return os.path.getsize(self.path + "-wal")
+
     def checkpoint(self) -> None:
         """Fold the WAL back into the database file."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

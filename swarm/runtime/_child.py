@@ -199,9 +199,10 @@ class _Child:
         if op == "stop":
             host.stop.set()
             return None
-        if op == "store":  # read-only store calls: len, iter_patterns, get_many, size_bytes, sequence
+        if op == "store":  # read-only store calls (and a checkpoint, which changes no pattern)
             method, *rest = args
-            if method not in ("__len__", "iter_patterns", "get_many", "size_bytes", "sequence"):
+            if method not in ("__len__", "iter_patterns", "get_many", "size_bytes", "wal_bytes", "sequence",
+                              "checkpoint"):
                 raise ValueError(f"store.{method} is not readable remotely")
             value = getattr(agent.store, method)
             return list(value(*rest)) if method == "iter_patterns" else value(*rest) if callable(value) else value

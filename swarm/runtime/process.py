@@ -371,6 +371,12 @@ class _RemoteStore:
     def size_bytes(self) -> int:
         return int(self.agent.request("store", "size_bytes"))
 
+    def wal_bytes(self) -> int:
+        return int(self.agent.request("store", "wal_bytes"))
+
+    def checkpoint(self) -> None:
+        self.agent.request("store", "checkpoint")
+
     @property
     def sequence(self) -> int:
         return int(self.agent.request("store", "sequence"))
