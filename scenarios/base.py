@@ -146,6 +146,28 @@ def _baseline_policies(stream: Sequence[Decision], pooled: Sequence[Decision], s
     return out
 
 
+def held_out_figures(policy: Policy, decisions: Sequence[Decision], scoring: Scoring) -> dict[str, Any]:
+    """How ``policy`` trades ``decisions`` without learning from them: Sharpe, regret, return,
+    accuracy (a held-out test; no wall-clock figures)."""
+    s = summarise(run_policy(policy, decisions, learn=False), scoring)
+    return {k: s[k] for k in ("sharpe_ratio", "regret", "avg_return", "accuracy", "decisions")}
+
+
+def figure(x: float | None, digits: int = 3) -> str:
+    """A figure for a check's detail: rounded, or "n/a" when it could not be measured."""
+    return "n/a" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def bp(x: float | None) -> str:
+    """A per-decision return or regret in basis points, for a check's detail."""
+    return "n/a" if x is None or x != x else f"{x * 1e4:.1f} bp"
+
+
+def better(a: float | None, b: float | None) -> float | None:
+    """``a - b`` when both were measured (the delta of a comparison check), else None."""
+    return None if a is None or b is None or a != a or b != b else float(a - b)
+
+
 def baselines(decisions: Sequence[Decision] | Sequence[Sequence[Decision]], seed: int, scoring: Scoring,
               lr: float) -> dict[str, dict[str, Any]]:
     """Every baseline on exactly the decisions a learner's figure covers.
@@ -171,7 +193,7 @@ def baselines(decisions: Sequence[Decision] | Sequence[Sequence[Decision]], seed
     out: dict[str, dict[str, Any]] = {}
     for name, parts in logs.items():
         s = summarise(merge_in_time(parts) if len(parts) > 1 else parts[0], scoring)
-        for key in ("episode_accuracy", "decision_latency_ms", "learning_overhead_ms"):
+        for key in ("episode_accuracy", "episode_regret", "decision_latency_ms", "learning_overhead_ms"):
             s.pop(key)  # wall-clock timings belong to the performance section only
         if name in fixed:
             s["strategy"] = fixed[name]
@@ -188,7 +210,13 @@ TIMINGS = ("decision_latency_ms", "learning_overhead_ms")
 
 def without_timings(summary: dict[str, Any]) -> dict[str, Any]:
     """A run summary fit for a deterministic section: no wall-clock figures, no per-episode series."""
-    return {k: v for k, v in summary.items() if k not in TIMINGS and k != "episode_accuracy"}
+    return {k: v for k, v in summary.items() if k not in TIMINGS and k not in ("episode_accuracy", "episode_regret")}
+
+
+def early_regret(summary: dict[str, Any], episodes: int) -> float | None:
+    """Mean regret per decision over a run's first ``episodes`` episodes: how fast it learned."""
+    first = summary["episode_regret"][:episodes]
+    return float(sum(first) / len(first)) if first else None
 
 
 def memory_figures(policy: MemoryPolicy) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Continual learning: a long run whose regime parameters drift; accuracy must recover after each drift.
+"""Continual learning: a long run whose regime parameters drift; the learner must recover after each drift.
 
 The run is ``days`` episodes ("days") of ``trades_per_day`` trades. At each drift day the market's
 regime process changes: which regimes it visits (the transition weights) and how strong they are
@@ -8,10 +8,11 @@ agent uses (0.005), and its evidence decays with a recency half-life so new expe
 outvote old.
 
 Recovery after a drift is judged against what the new market allows, not against the old one (a
-harder market can never give back the old accuracy): an *adapted reference* learner trained on
+harder market can never give back the old returns): an *adapted reference* learner trained on
 ``reference_trades`` of the new phase's market (other seeds) trades the same days without learning,
-and the learner has recovered when its rolling accuracy over the last ``window`` days of the phase
-is at least ``recovery`` times the reference's over those days. Every figure is a mean over
+and the learner has recovered when, over the last ``window`` days of the phase, its regret (P&L
+per decision given up to the hindsight-best strategy) is at most the reference's divided by
+``recovery``. Every figure is a mean over
 ``runs`` markets, so one lucky path cannot pass or fail the check.
 """
 
@@ -32,6 +33,9 @@ from .base import (
     Check,
     ScenarioResult,
     baselines,
+    better,
+    bp,
+    figure,
     memory_figures,
     phased_decisions,
     run_policy,
@@ -58,8 +62,8 @@ class ContinualConfig:
     phases: tuple[tuple[str, MarketConfig], ...] = DEFAULT_PHASES  # one more than drift_days
     lr: float = 0.005
     half_life_bars: float | None = 300.0  # recency half-life of evidence, in bars (None = no decay)
-    window: int = 5  # days in the rolling accuracy
-    recovery: float = 0.75  # end-of-phase rolling accuracy / the adapted reference's must reach this
+    window: int = 5  # days in the rolling regret
+    recovery: float = 0.75  # adapted reference's end-of-phase regret / the learner's must reach this
     reference_trades: int = 600  # the adapted reference's training on each phase's market
     runs: int = 5  # markets averaged over
     learn_after_first_phase: bool = True  # False freezes learning at the first drift (the check must fail)
@@ -111,7 +115,7 @@ REFERENCE_SEED_OFFSET = 3_000
 
 
 def _reference_daily(config: ContinualConfig, phases: list[list[Decision]], run: int) -> np.ndarray:
-    """Daily accuracy, phase by phase, of learners already adapted to each phase's parameters
+    """Daily regret, phase by phase, of learners already adapted to each phase's parameters
     (NaN in the first phase, where there is no drift to recover from)."""
     days = [np.full(len(phases[0]) // config.trades_per_day, np.nan)]
     for i, ((_, market), phase) in enumerate(zip(config.phases[1:], phases[1:]), start=1):
@@ -127,22 +131,24 @@ def _reference_daily(config: ContinualConfig, phases: list[list[Decision]], run:
 
 
 def _daily(log: RunLog, per_day: int) -> np.ndarray:
-    c = np.asarray(log.correct, dtype=float)
+    """Mean regret per decision of each day (P&L given up to the hindsight-best strategy)."""
+    c = np.asarray(log.regrets, dtype=float)
     return c[: c.size // per_day * per_day].reshape(-1, per_day).mean(axis=1)
 
 
 def recovery_table(daily: np.ndarray, reference: np.ndarray, drift_days: tuple[int, ...], window: int,
                    days: int) -> list[dict[str, Any]]:
-    """Per drift: rolling accuracy before it, just after it, and at the end of its phase, beside
-    the adapted reference's at the end of the phase; ``ratio`` is learner / reference there."""
+    """Per drift: rolling regret before it, just after it, and at the end of its phase, beside
+    the adapted reference's at the end of the phase; ``ratio`` is reference / learner there
+    (1 = the learner gives up no more than a learner adapted to the new market; higher is better)."""
     ends = (*drift_days[1:], days)
     out = []
     for d, end in zip(drift_days, ends):
         post, ref = float(daily[end - window:end].mean()), float(reference[end - window:end].mean())
-        out.append({"drift_day": d, "before": round(float(daily[d - window:d].mean()), 4),
-                    "first_days_after": round(float(daily[d:d + window].mean()), 4),
-                    "end_of_phase": round(post, 4), "adapted_reference": round(ref, 4),
-                    "ratio": round(post / ref, 4) if ref > 0 else None})
+        out.append({"drift_day": d, "before": round(float(daily[d - window:d].mean()), 6),
+                    "first_days_after": round(float(daily[d:d + window].mean()), 6),
+                    "end_of_phase": round(post, 6), "adapted_reference": round(ref, 6),
+                    "ratio": round(ref / post, 4) if post > 0 else None})
     return out
 
 
@@ -160,21 +166,22 @@ def run(config: ContinualConfig = ContinualConfig()) -> ScenarioResult:
     summary = summarise(first_log, config.scoring)
     learning, trading, performance = split_summary(summary)
     learning.update(figures)
-    learning.update({"recovery": table, "daily_accuracy_mean_over_runs": [round(float(x), 4) for x in daily],
-                     "accuracy_mean_over_runs": round(float(daily.mean()), 4), "runs": config.runs,
+    learning.update({"recovery": table, "daily_regret_mean_over_runs": [round(float(x), 6) for x in daily],
+                     "regret_mean_over_runs": round(float(daily.mean()), 6), "runs": config.runs,
                      "phases": [name for name, _ in config.phases]})
     checks = []
     for row in table:
         ok = row["ratio"] is not None and row["ratio"] >= config.recovery
         checks.append(Check(f"recovers after the drift at day {row['drift_day']}", ok,
-                            f"rolling accuracy {row['before']:.3f} before, {row['first_days_after']:.3f} just after, "
-                            f"{row['end_of_phase']:.3f} at the end of the phase vs {row['adapted_reference']:.3f} "
-                            f"for an adapted learner (ratio {row['ratio']}, needs >= {config.recovery}; "
+                            f"rolling regret {bp(row['before'])} before, {bp(row['first_days_after'])} just after, "
+                            f"{bp(row['end_of_phase'])} at the end of the phase vs {bp(row['adapted_reference'])} "
+                            f"for an adapted learner (ratio {figure(row['ratio'])}, needs >= {config.recovery}; "
                             f"mean of {config.runs} markets)"))
     after_first = slice(config.drift_days[0], None)
     learned, still = float(daily[after_first].mean()), float(frozen_daily[after_first].mean())
-    checks.append(Check("keeps learning beats learning frozen at the first drift", learned > still,
-                        f"accuracy after day {config.drift_days[0]}: {learned:.3f} learning vs {still:.3f} frozen"))
+    checks.append(Check("keeps learning beats learning frozen at the first drift", learned < still,
+                        f"regret per decision after day {config.drift_days[0]}: {bp(learned)} learning vs "
+                        f"{bp(still)} frozen", better(still, learned)))
 
     all_decisions = [d for phase in markets[0] for d in phase]
     base = baselines(all_decisions, config.seed, config.scoring, config.lr)
@@ -184,10 +191,10 @@ def run(config: ContinualConfig = ContinualConfig()) -> ScenarioResult:
     cfg = asdict(config)
     cfg["phases"] = [{"name": name, **asdict(m)} for name, m in config.phases]
     return ScenarioResult(PATTERN, config.seed, cfg, checks, learning, trading, performance, base,
-                          {"daily_accuracy": [round(float(x), 4) for x in daily],
-                           "frozen_daily_accuracy": [round(float(x), 4) for x in frozen_daily],
-                           "adapted_reference_daily_accuracy": [None if np.isnan(x) else round(float(x), 4)
-                                                                for x in reference],
+                          {"daily_regret": [round(float(x), 6) for x in daily],
+                           "frozen_daily_regret": [round(float(x), 6) for x in frozen_daily],
+                           "adapted_reference_daily_regret": [None if np.isnan(x) else round(float(x), 6)
+                                                              for x in reference],
                            "episode_accuracy": summary["episode_accuracy"]})
 
 

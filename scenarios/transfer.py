@@ -16,6 +16,8 @@ from .base import (
     ScenarioResult,
     baselines,
     bars_for,
+    better,
+    bp,
     market_decisions,
     memory_figures,
     run_policy,
@@ -94,12 +96,17 @@ def run(config: TransferConfig = TransferConfig()) -> ScenarioResult:
                      "cold_start_convergence_episode": cold["convergence_episode"],
                      "mean_convergence_episode": {k: round(v, 2) for k, v in conv.items()},
                      "convergence_per_target": {k: [r["convergence_episode"] for r in v] for k, v in runs.items()}})
+    regret = {k: sum(r["regret"] for r in v) / len(v) for k, v in runs.items()}
+    learning["mean_regret_over_targets"] = regret
+    gain_full, gain_sel = better(regret["cold"], regret["full"]), better(regret["cold"], regret["selective"])
     checks = [
-        Check("full transfer converges faster than cold start", conv["full"] < conv["cold"],
-              f"mean episode {conv['full']:.1f} vs {conv['cold']:.1f} cold over {config.targets} markets "
-              f"of {config.episodes} episodes (not reached = {config.episodes + 1})"),
-        Check("selective transfer converges faster than cold start", conv["selective"] < conv["cold"],
-              f"mean episode {conv['selective']:.1f} vs {conv['cold']:.1f} cold"),
+        Check("full transfer learns faster than cold start", gain_full is not None and gain_full > 0,
+              f"regret per decision {bp(regret['full'])} with the imported memory vs {bp(regret['cold'])} cold, "
+              f"over {config.targets} new markets of {config.episodes} episodes (mean convergence episode "
+              f"{conv['full']:.1f} vs {conv['cold']:.1f}; not reached = {config.episodes + 1})", gain_full),
+        Check("selective transfer learns faster than cold start", gain_sel is not None and gain_sel > 0,
+              f"regret per decision {bp(regret['selective'])} vs {bp(regret['cold'])} cold (mean convergence "
+              f"episode {conv['selective']:.1f} vs {conv['cold']:.1f})", gain_sel),
         Check("selective import takes a confident subset", 0 < n_sel < n_full,
               f"{n_sel} of {n_full} patterns (confidence >= {config.selective_min_confidence})"),
     ]

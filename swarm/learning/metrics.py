@@ -122,6 +122,14 @@ def episode_accuracy(correct: Sequence[bool], per_episode: int) -> np.ndarray:
     return np.array([c[i:i + per_episode].mean() for i in range(0, c.size, per_episode)])
 
 
+def episode_mean(values: Sequence[float], per_episode: int) -> np.ndarray:
+    """Mean of each consecutive block of ``per_episode`` values (last may be short)."""
+    v = np.asarray(values, dtype=float)
+    if per_episode < 1:
+        raise ValueError("per_episode must be >= 1")
+    return np.array([v[i:i + per_episode].mean() for i in range(0, v.size, per_episode)])
+
+
 def latency_ms(samples_s: Sequence[float]) -> dict[str, float]:
     """p50, p95 and mean of timings given in seconds, in milliseconds (NaN when empty)."""
     s = np.asarray(samples_s, dtype=float) * 1e3

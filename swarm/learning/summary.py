@@ -56,4 +56,5 @@ def summarise(log: RunLog, scoring: Scoring = Scoring()) -> dict[str, Any]:
         "decision_latency_ms": m.latency_ms(log.decide_s),
         "learning_overhead_ms": m.latency_ms(log.learn_s),
         "episode_accuracy": [round(float(x), 4) for x in ep],
+        "episode_regret": [round(float(x), 6) for x in m.episode_mean(log.regrets, scoring.trades_per_episode)],
     }
