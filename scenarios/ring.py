@@ -80,6 +80,9 @@ def run(config: RingConfig = RingConfig()) -> ScenarioResult:
         alone_curve = mean_episode_accuracy(list(alone.agents.values()), config.scoring.trades_per_episode)
         after = slice(config.handoff_every, None)
         acc_ring, acc_alone = float(np.mean(curve[after])), float(np.mean(alone_curve[after]))
+        start = config.handoff_every * config.scoring.trades_per_episode
+        regret_ring, regret_alone = (float(np.mean([r for a in s.agents.values() for r in a.log.regrets[start:]]))
+                                     for s in (ring, alone))
         refined, travelled = 0, 0
         for agent_id, got in info["imported"].items():
             now = ring.agents[agent_id].store.get_many(list(got))
@@ -89,17 +92,21 @@ def run(config: RingConfig = RingConfig()) -> ScenarioResult:
         origins_held = {a.id: len({ring.first_seen[p][0] for p in a.pattern_ids() if p in ring.first_seen})
                         for a in ring.agents.values()}
         union = info["union"] + [len(set().union(*(a.pattern_ids() for a in ring.agents.values())))]
-    base["ring without hand-offs"] = {"accuracy_after_first_handoff": round(acc_alone, 4), "episode_accuracy": alone_curve}
-    learning.update({"accuracy_after_first_handoff": round(acc_ring, 4), "handoffs": len(info["handoffs"]),
+    base["ring without hand-offs"] = {"accuracy_after_first_handoff": round(acc_alone, 4),
+                                      "regret_after_first_handoff": round(regret_alone, 6), "episode_accuracy": alone_curve}
+    learning.update({"accuracy_after_first_handoff": round(acc_ring, 4),
+                     "regret_after_first_handoff": round(regret_ring, 6), "handoffs": len(info["handoffs"]),
                      "patterns_imported": sum(h["imported"] for h in info["handoffs"]),
                      "travelled_patterns": travelled, "refined_downstream": refined,
                      "origins_held_per_agent": origins_held, "distinct_patterns_per_lap": union})
     n = config.agents
     growth = [b - a for a, b in zip(union, union[1:])]
     checks = [
-        Check("pipeline learning", acc_ring > acc_alone and bool(info["handoffs"]),
-              f"mean accuracy after the first hand-off {acc_ring:.3f} with hand-offs vs {acc_alone:.3f} without; "
-              f"{len(info['handoffs'])} hand-offs"),
+        Check("pipeline learning", regret_ring < regret_alone and bool(info["handoffs"]),
+              f"after the first hand-off the agents give up {regret_ring * 1e4:.1f} bp per decision to the "
+              f"hindsight-best strategy with hand-offs vs {regret_alone * 1e4:.1f} bp without, on the same decisions "
+              f"(accuracy {acc_ring:.3f} vs {acc_alone:.3f}); {len(info['handoffs'])} hand-offs",
+              regret_alone - regret_ring),
         Check("incremental refinement", travelled > 0 and refined / travelled >= 0.2,
               f"{refined} of {travelled} patterns received from the previous agent were refined (used and scored) "
               f"by the agent that received them"),

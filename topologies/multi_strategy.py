@@ -13,7 +13,7 @@ from swarm.learning.policies import Choice
 from swarm.orchestrator import AgentSpec
 
 SPECIALISTS = ("momentum", "mean_reversion", "breakout")
-ROTATE_EVERY = 10  # trades
+ROTATE_EVERY = 3  # trades (every 30 bars: well inside a regime, which lasts ~200 bars)
 META = "meta-learner"
 #: The conditions the meta-learner maps to strategies, by hidden regime.
 CONDITIONS = {"trend_up": "trending", "trend_down": "trending", "ranging": "ranging", "volatile": "volatile"}
