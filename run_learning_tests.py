@@ -2,7 +2,7 @@
 """Run the learning-pattern suite and write its metrics and comparison report.
 
     python run_learning_tests.py                 # every pattern, results in results/
-    python run_learning_tests.py -k mesh         # one topology (pytest -k syntax)
+    python run_learning_tests.py -k mesh         # one pattern (whole words; and, or, not, parentheses)
     python run_learning_tests.py --list          # what there is to run
     python run_learning_tests.py --quick --jobs 2 --out /tmp/r
     python run_learning_tests.py --transport quic          # swarms gossip over real QUIC
@@ -18,7 +18,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent
 SUITE = [str(ROOT / "tests" / "patterns")]
@@ -32,7 +32,9 @@ class UsageError(Exception):
 
 def parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="run_learning_tests.py", description=__doc__.splitlines()[0])
-    ap.add_argument("-k", dest="keyword", default=None, help="select patterns/behaviours (pytest -k expression)")
+    ap.add_argument("-k", dest="keyword", default=None,
+                    help="select by whole words: a pattern id, module or behaviour, or a part of one split at "
+                         "- or _, combined with and, or, not, parentheses (e.g. -k 'mesh and fault')")
     ap.add_argument("--list", action="store_true", help="list the patterns and behaviours, run nothing")
     ap.add_argument("--out", default="results", help="directory for metrics JSON and the report (default results/)")
     ap.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
@@ -51,6 +53,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         raise UsageError("--seed must be >= 0")
     if args.jobs < 1:
         raise UsageError("--jobs must be >= 1")
+    args.keyword = (args.keyword or "").strip() or None
+    if args.keyword is not None:
+        _compile(args.keyword)  # a malformed -k is a usage error before anything runs
     if args.transport is not None and args.transport not in TRANSPORTS:
         raise UsageError(f"--transport must be one of {', '.join(TRANSPORTS)}, not {args.transport!r}")
     if args.runtime not in RUNTIMES:
@@ -64,6 +69,101 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
     return args
+
+
+def _compile(keyword: str) -> Any:
+    """The -k expression compiled by pytest's own parser (identifiers with and, or, not, parentheses).
+
+    ``_pytest.mark.expression`` is private pytest API: it is used here only, so a pytest upgrade that moves
+    it breaks this one function. Its errors (ParseError before pytest 8.4, SyntaxError since) become a
+    UsageError, which the runner prints as one line and exits 2.
+    """
+    from _pytest.mark import expression
+
+    errors = (SyntaxError, getattr(expression, "ParseError", SyntaxError))
+    try:
+        compiled = expression.Expression.compile(keyword)
+    except errors as e:
+        message = getattr(e, "msg", None) or getattr(e, "message", None) or str(e)
+        column = getattr(e, "offset", None) or getattr(e, "column", None)
+        where = f" at column {column}" if column else ""
+        raise UsageError(f"bad -k expression {keyword!r}{where}: {message}".replace("\n", " ")) from None
+    # pytest's grammar also has name(arg=value) calls; a valid expression holds "=" only in one of them
+    if "=" in keyword:
+        raise UsageError(f"bad -k expression {keyword!r}: -k takes no name(arg=value) calls")
+    return compiled
+
+
+class _Test(NamedTuple):
+    """What a collected test is about: the pattern id it checks, its module's short name, its behaviour."""
+
+    pattern: str
+    module: str
+    behaviour: str
+
+
+def _describe(item: Any) -> _Test:
+    """A test's pattern id (its ``pattern`` marker, else its ``pattern`` parameter, else its module),
+    module short name (test_auto_scale.py -> auto_scale) and behaviour (test_hub_relay -> hub_relay)."""
+    module = Path(str(item.path)).stem.removeprefix("test_")
+    marker = item.get_closest_marker("pattern")
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    pattern = marker.args[0] if marker and marker.args else params.get("pattern", module.replace("_", "-"))
+    behaviour = getattr(item, "originalname", item.name).removeprefix("test_")
+    return _Test(str(pattern), module, behaviour)
+
+
+def _norm(word: str) -> str:
+    """Words compare case-insensitively, with "-" and "_" alike."""
+    return word.lower().replace("_", "-")
+
+
+def _words(test: _Test) -> frozenset[str]:
+    """The words a -k identifier may equal: the pattern id, module and behaviour, each whole and in parts."""
+    return frozenset(part for name in test for part in (_norm(name), *_norm(name).split("-")) if part)
+
+
+def _selects(expression: Any, test: _Test) -> bool:
+    """Whether the compiled -k expression holds for this test, each identifier matching a whole word."""
+    words = _words(test)
+    return bool(expression.evaluate(lambda name, /, **kwargs: _norm(name) in words))
+
+
+class _Select:
+    """pytest plugin: keep only the tests the -k expression selects (by whole words, see _words)."""
+
+    def __init__(self, keyword: str) -> None:
+        self.expression = _compile(keyword)
+
+    def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
+        keep, drop = [], []
+        for item in items:
+            (keep if _selects(self.expression, _describe(item)) else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+
+# This module is also loaded into pytest with `-p run_learning_tests`, so that xdist workers (--jobs),
+# which collect for themselves, apply the same selection: the runner hands them -k as --swarm-keyword.
+def pytest_addoption(parser: Any) -> None:
+    parser.addoption("--swarm-keyword", default=None, help="run_learning_tests.py -k: select by whole words")
+
+
+def pytest_configure(config: Any) -> None:
+    keyword = config.getoption("swarm_keyword")
+    if keyword:
+        config.pluginmanager.register(_Select(keyword), "swarm-select")
+
+
+class _Listing:
+    """pytest plugin: the pattern id, module and behaviour of each selected test, for --list."""
+
+    def __init__(self) -> None:
+        self.tests: list[_Test] = []
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        self.tests = [_describe(item) for item in session.items]
 
 
 class _Progress:
@@ -126,34 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     import pytest
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     # a log file or CI step gets a wide table instead of the 80 columns rich assumes without a terminal
     console = Console() if sys.stdout.isatty() else Console(width=160)
     out = Path(args.out)
     pytest_args = [*SUITE, "-p", "no:cacheprovider", "--swarm-seed", str(args.seed),
                    "--swarm-transport", args.transport, "--swarm-runtime", args.runtime,
-                   "-o", "addopts=-p reports.plugin --strict-markers"]
+                   "-o", "addopts=-p reports.plugin --strict-markers", "-p", "run_learning_tests"]
     if args.keyword:
-        pytest_args += ["-k", args.keyword]
+        pytest_args += ["--swarm-keyword", args.keyword]
     if args.quick:
         pytest_args.append("--swarm-quick")
     progress = _Progress(console)
 
     if args.list:
-        code = pytest.main([*pytest_args, "--collect-only", "-p", "no:terminal"], plugins=[progress])
-        if code != 0 or not progress.collected:
-            print("run_learning_tests.py: error: no test matches -k " + repr(args.keyword), file=sys.stderr)
-            return 2
-        table = Table(title="pattern suite")
-        table.add_column("pattern module")
-        table.add_column("behaviour")
-        for nodeid in progress.collected:
-            path, _, name = nodeid.partition("::")
-            table.add_row(Path(path).stem.removeprefix("test_"), escape(name))
-        console.print(table)
-        return 0
+        return _list(console, pytest_args, args.keyword, progress)
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("*-metrics.json"), out / "LEARNING_PATTERNS_COMPARISON.md", *out.glob("charts/*.png")]:
@@ -178,6 +265,37 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _summary(console, out, progress, wall)
     return 0 if code == 0 else 1
+
+
+def _list(console: Any, pytest_args: list[str], keyword: str | None, progress: _Progress) -> int:
+    """Print the selected pattern ids, one row each with their behaviours; collect only, run nothing."""
+    import pytest
+    from rich.markup import escape
+    from rich.table import Table
+
+    listing = _Listing()
+    code = pytest.main([*pytest_args, "--collect-only", "-p", "no:terminal"], plugins=[progress, listing])
+    if code not in (0, 5):
+        print(f"run_learning_tests.py: error: pytest stopped with status {code} collecting the suite",
+              file=sys.stderr)
+        return 2
+    if not listing.tests:
+        print("run_learning_tests.py: error: no test matches -k " + repr(keyword), file=sys.stderr)
+        return 2
+    rows: dict[str, tuple[list[str], list[str]]] = {}
+    for test in listing.tests:
+        modules, behaviours = rows.setdefault(test.pattern, ([], []))
+        for names, name in ((modules, test.module), (behaviours, test.behaviour)):
+            if name not in names:
+                names.append(name)
+    table = Table(title="pattern suite", caption="-k matches whole words of these names")
+    table.add_column("pattern", no_wrap=True)
+    table.add_column("module", no_wrap=True)
+    table.add_column("behaviours")
+    for pattern, (modules, behaviours) in rows.items():
+        table.add_row(escape(pattern), escape(", ".join(modules)), escape(", ".join(behaviours)))
+    console.print(table)
+    return 0
 
 
 def _summary(console: Any, out: Path, progress: _Progress, wall: float) -> None:

@@ -96,7 +96,7 @@ def test_runner_bad_usage_exits_2_with_one_clear_line(args, message, tmp_path):
 
 def test_runner_lists_and_runs_a_selection(tmp_path):
     listed = runner("--list")
-    assert listed.returncode == 0 and "test_staged_rollout" in listed.stdout and "mesh" in listed.stdout
+    assert listed.returncode == 0 and "staged_rollout" in listed.stdout and "mesh" in listed.stdout
     out = tmp_path / "results"
     (out).mkdir()
     (out / "stale-pattern-metrics.json").write_text("{}")  # a previous run's file must not leak in
