@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from swarm.learning.memory_policy import MemoryConfig
+from swarm.learning.metrics import skill
 from swarm.learning.summary import Scoring
 from swarm.market import FEATURE_NAMES
 from swarm.memory.consolidate import ConsolidationPolicy
@@ -39,13 +40,15 @@ class AutoScaleConfig:
 
 
 def _recent(agent: Any, trades: int) -> tuple[float | None, float | None]:
-    """Accuracy and mean volatility index over an agent's last ``trades`` decisions."""
-    if not agent.log.correct:
+    """Skill (1 - regret / a random pick's regret; see :func:`skill`) and mean volatility index
+    over an agent's last ``trades`` decisions."""
+    if not agent.log.regrets:
         return None, None
-    n = min(trades, len(agent.log.correct))
-    acc = float(np.mean(agent.log.correct[-n:]))
-    vix = float(np.mean([d.context.features[VIX] for d in agent.decisions[agent.cursor - n:agent.cursor]]))
-    return acc, vix
+    n = min(trades, len(agent.log.regrets))
+    done = agent.decisions[agent.cursor - n:agent.cursor]
+    score = skill(agent.log.regrets[-n:], [float(d.pnl.max() - d.pnl.mean()) for d in done])
+    vix = float(np.mean([d.context.features[VIX] for d in done]))
+    return score, vix
 
 
 def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
@@ -64,7 +67,7 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
             recent = {a.id: _recent(a, per) for a in live}
             # learning rate follows each agent's volatility index
             for a in live:
-                acc, vix = recent[a.id]
+                _, vix = recent[a.id]
                 lr = topo.learning_rate(config.memory.lr, vix, rules)
                 a.set_learning_rate(lr)
                 log["lr"].append((vix, lr))
@@ -97,10 +100,10 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
                     if "trades_after" not in row:
                         row["trades_after"] = len(swarm.agents[row["agent"]].log.correct) - row["trades_before"]
             if e % rules.allocate_every == 0 and e < config.episodes:
-                accs = {a.id: recent[a.id][0] for a in live if not a.retired}
-                quotas = topo.quotas(accs, rules)
+                skills = {a.id: recent[a.id][0] for a in live if not a.retired}
+                quotas = topo.quotas(skills, rules)
                 for aid, q in quotas.items():
-                    log["alloc"].append({"episode": e, "agent": aid, "recent_accuracy": accs[aid], "quota": q,
+                    log["alloc"].append({"episode": e, "agent": aid, "recent_skill": skills[aid], "quota": q,
                                          "trades_before": len(swarm.agents[aid].log.correct)})
                     swarm.agents[aid].quota = q
             log["size"].append(len(swarm.live()))
@@ -117,31 +120,33 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
     closed = [r for r in log["alloc"] if "trades_after" in r]  # windows the run saw to their end
     full = [r for r in closed if r["quota"] == 1.0]
     half = [r for r in closed if r["quota"] < 1.0]
-    acc_full = float(np.mean([r["recent_accuracy"] for r in full])) if full else float("nan")
-    acc_half = float(np.mean([r["recent_accuracy"] for r in half])) if half else float("nan")
+    skill_full = float(np.mean([r["recent_skill"] for r in full])) if full else float("nan")
+    skill_half = float(np.mean([r["recent_skill"] for r in half])) if half else float("nan")
     tr_full = float(np.mean([r["trades_after"] for r in full])) if full else 0.0
     tr_half = float(np.mean([r["trades_after"] for r in half])) if half else 0.0
     learning.update({"agents_over_time": log["size"], "scale_ups": log["up"], "scale_downs": log["down"],
                      "peak_agents": max(log["size"]) if log["size"] else rules.start,
                      "lr_vix_correlation": round(corr, 4),
                      "lr_range": [round(float(lr.min()), 5), round(float(lr.max()), 5)] if lr.size else None})
-    performance["allocation"] = {"full_quota_recent_accuracy": round(acc_full, 4), "half_quota_recent_accuracy":
-                                 round(acc_half, 4), "full_quota_trades_after": round(tr_full, 2),
+    performance["allocation"] = {"full_quota_recent_skill": round(skill_full, 4), "half_quota_recent_skill":
+                                 round(skill_half, 4), "full_quota_trades_after": round(tr_full, 2),
                                  "half_quota_trades_after": round(tr_half, 2)}
     by_patterns = [u for u in log["up"] if u["trigger"] == "patterns"]
     checks = [
         Check("scale up on patterns", bool(by_patterns) and max(log["size"]) > rules.start,
-              f"{len(by_patterns)} scale-ups triggered by >= {rules.scale_up_patterns} new patterns "
-              f"(first: {by_patterns[0] if by_patterns else None}); peak {max(log['size']) if log['size'] else 0} agents"),
+              f"{len(by_patterns)} scale-ups triggered by >= {rules.scale_up_patterns} new patterns"
+              + (f" (first at episode {by_patterns[0]['episode']}, {by_patterns[0]['new_patterns']} new patterns)"
+                 if by_patterns else "") + f"; peak {max(log['size']) if log['size'] else 0} agents"),
         Check("scale down on consolidation", bool(log["down"]) and all(d["shrink"] >= rules.shrink_down for d in log["down"]),
               f"{len(log['down'])} scale-downs after consolidations that shrank memory by >= "
-              f"{rules.shrink_down:.0%}: {log['down'][:3]}"),
+              f"{rules.shrink_down:.0%}: " + "; ".join(f"episode {d['episode']} (shrank {d['shrink']:.0%}, retired "
+                                                      f"{d['retired']})" for d in log["down"][:3])),
         Check("VIX-based adaptation", corr >= 0.9 and lr.size > 0 and lr.max() > lr.min(),
               f"rank correlation of learning rate with the volatility index {corr:.3f} over {lr.size} agent-episodes; "
               f"learning rate from {lr.min() if lr.size else 0:.4f} to {lr.max() if lr.size else 0:.4f}"),
-        Check("performance allocation", bool(full) and bool(half) and acc_full > acc_half and tr_full > 0
+        Check("performance allocation", bool(full) and bool(half) and skill_full > skill_half and tr_full > 0
               and abs(tr_half / tr_full - rules.low_quota) <= 0.1,
-              f"agents given full trading had recent accuracy {acc_full:.3f} vs {acc_half:.3f} for those given "
+              f"agents given full trading had recent skill (1 - regret / a random pick's regret) {skill_full:.3f} vs {skill_half:.3f} for those given "
               f"{rules.low_quota}; in the {rules.allocate_every} episodes that followed they made {tr_full:.1f} "
               f"vs {tr_half:.1f} trades (ratio {tr_half / tr_full if tr_full else float('nan'):.2f})"),
     ]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from swarm.learning.metrics import sharpe_ratio
 from swarm.learning.summary import Scoring
 from swarm.memory import ImportPolicy
 from swarm.orchestrator import Swarm, SwarmConfig, agent_decisions
@@ -30,7 +31,6 @@ class BlueGreenConfig:
     episodes: int = 30
     green_starts_after: int = 10  # episodes of blue alone before green starts
     early_episodes: int = 5  # green's first episodes, compared with a cold green
-    alpha: float = 0.05
     transfer: bool = True  # False: green starts cold (the transfer check must then fail)
     scoring: Scoring = field(default_factory=Scoring)
 
@@ -74,25 +74,24 @@ def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
         base = swarm_baselines(swarm, config.seed, config.scoring, 0.02)
         greens = [a for a in swarm.agents.values() if a.spec.role == "green"]
         cold_greens = [a for a in cold.agents.values() if a.spec.role == "green"]
+        early_regret = float(np.mean([r for a in greens for r in a.log.regrets[:early]]))
+        early_cold = float(np.mean([r for a in cold_greens for r in a.log.regrets[:early]]))
         early_acc = float(np.mean([np.mean(a.log.correct[:early]) for a in greens]))
-        early_cold = float(np.mean([np.mean(a.log.correct[:early]) for a in cold_greens]))
         # A/B: blue and green on the very same decisions (blue's after green started)
-        a_only = b_only = n = 0
-        acc_blue, acc_green = [], []
+        diffs: list[float] = []
+        blue_pnl: list[float] = []
+        green_pnl: list[float] = []
         for i in range(topo.PER_COLOUR):
-            b = np.array(swarm.agents[f"blue-{i}"].log.correct[start:], dtype=bool)
-            g = np.array(swarm.agents[f"green-{i}"].log.correct, dtype=bool)
-            m = min(b.size, g.size)
-            b, g = b[:m], g[:m]
-            a_only += int(np.sum(b & ~g))
-            b_only += int(np.sum(g & ~b))
-            n += m
-            acc_blue.append(b.mean())
-            acc_green.append(g.mean())
-        p = topo.mcnemar(a_only, b_only)
-        blue_acc, green_acc = float(np.mean(acc_blue)), float(np.mean(acc_green))
-        promote = p < config.alpha and green_acc > blue_acc
-        decision = "promote green" if promote else "roll back to blue"
+            b = swarm.agents[f"blue-{i}"].log.rewards[start:]
+            g = swarm.agents[f"green-{i}"].log.rewards
+            m = min(len(b), len(g))
+            diffs += [gg - bb for gg, bb in zip(g[:m], b[:m])]
+            blue_pnl += b[:m]
+            green_pnl += g[:m]
+        n = len(diffs)
+        decision, ci = topo.promotion(diffs)
+        ppy = config.scoring.periods_per_year
+        blue_sharpe, green_sharpe = sharpe_ratio(blue_pnl, ppy), sharpe_ratio(green_pnl, ppy)
         # rollback: blue keeps serving and takes in everything green learned
         green_made = {pid for pid, (o, _) in swarm.first_seen.items() if o.startswith("green-")}
         for i in range(topo.PER_COLOUR):
@@ -101,19 +100,21 @@ def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
             swarm.agents[f"blue-{i}"].import_pack(pack, ImportPolicy(on_conflict="merge"))
         kept = min(len(green_made & swarm.agents[f"blue-{i}"].pattern_ids()) / max(1, len(green_made))
                    for i in range(topo.PER_COLOUR))
-    ab = {"decisions_per_arm": n, "blue_accuracy": round(blue_acc, 4), "green_accuracy": round(green_acc, 4),
-          "only_blue_right": a_only, "only_green_right": b_only, "p_value": round(p, 6), "alpha": config.alpha,
-          "decision": decision}
-    learning.update({"green_early_accuracy": round(early_acc, 4), "green_early_accuracy_cold": round(early_cold, 4),
+    ab = {"paired_decisions": n, "blue_sharpe": round(blue_sharpe, 4), "green_sharpe": round(green_sharpe, 4),
+          "green_minus_blue_pnl": ci, "decision": decision}
+    learning.update({"green_early_regret": round(early_regret, 6), "green_early_regret_cold": round(early_cold, 6),
+                     "green_early_accuracy": round(early_acc, 4),
                      "handed_off": info["handoff"], "ab_test": ab, "green_patterns_kept_by_blue": round(kept, 4)})
-    base["cold green (no hand-off)"] = {"early_accuracy": round(early_cold, 4)}
+    base["cold green (no hand-off)"] = {"early_regret": round(early_cold, 6)}
+    lo, hi = (ci["ci_low"] or 0.0) * 1e4, (ci["ci_high"] or 0.0) * 1e4
     checks = [
-        Check("blue-to-green transfer", early_acc > early_cold and sum(info["handoff"]) > 0,
-              f"green's first {config.early_episodes} episodes: accuracy {early_acc:.3f} with blue's "
-              f"{sum(info['handoff'])} patterns vs {early_cold:.3f} starting cold"),
-        Check("A/B testing", n >= 100 and 0.0 <= p <= 1.0 and a_only + b_only > 0,
-              f"{n} paired decisions per arm: blue {blue_acc:.3f}, green {green_acc:.3f}; only-blue-right {a_only}, "
-              f"only-green-right {b_only}; McNemar p = {p:.4f} at alpha {config.alpha} -> {decision}"),
+        Check("blue-to-green transfer", early_regret < early_cold and sum(info["handoff"]) > 0,
+              f"green's first {config.early_episodes} episodes: {early_regret * 1e4:.1f} bp per decision given up "
+              f"to the hindsight-best strategy with blue's {sum(info['handoff'])} patterns vs "
+              f"{early_cold * 1e4:.1f} bp starting cold", early_cold - early_regret),
+        Check("A/B testing", n >= 100 and ci["n"] == len(diffs),
+              f"{n} paired decisions (blue and green on the same market, bar by bar): Sharpe blue {blue_sharpe:.3f}, green {green_sharpe:.3f}; green - blue "
+              f"P&L per decision {(ci['mean'] or 0.0) * 1e4:.1f} bp, 95% CI [{lo:.1f}, {hi:.1f}] -> {decision}"),
         Check("rollback preservation", kept >= 0.999,
               f"after rolling back, each blue agent holds {kept:.1%} of the {len(green_made)} patterns green learned"),
     ]

@@ -17,7 +17,7 @@ from swarm.learning.summary import Scoring
 from swarm.orchestrator import Swarm, SwarmConfig
 from topologies import canary as topo
 
-from .base import Check, ScenarioResult
+from .base import Check, ScenarioResult, figure
 from .swarm_base import swarm_baselines, swarm_figures
 
 PATTERN = "canary-incremental-learning"
@@ -29,12 +29,19 @@ class CanaryConfig:
     agents: int = topo.AGENTS
     warmup_episodes: int = 5  # everyone on v1 first
     stage_episodes: int = 5
-    tolerance: float = 0.05
+    tolerance: float = topo.Gate().tolerance  # skill the canary may lose against stable
     scoring: Scoring = field(default_factory=Scoring)
 
     @property
     def episodes(self) -> int:
         return self.warmup_episodes + self.stage_episodes * (len(topo.STAGES) + 1)
+
+
+def _window(agent: Any, start: int, n: int) -> tuple[list[float], list[float]]:
+    """An agent's regrets over ``n`` trades from ``start``, and a random pick's regrets there."""
+    regrets = agent.log.regrets[start:start + n]
+    decisions = agent.decisions[start:start + len(regrets)]
+    return regrets, [float(d.pnl.max() - d.pnl.mean()) for d in decisions]
 
 
 def _rollout(config: CanaryConfig, v2: MemoryConfig, episodes: int) -> tuple[Swarm, dict[str, Any]]:
@@ -52,17 +59,17 @@ def _rollout(config: CanaryConfig, v2: MemoryConfig, episodes: int) -> tuple[Swa
             canary = ids[: topo.on_canary(len(ids), share)]
             for a in canary:
                 swarm.agents[a].use_memory_config(v2)
-            marks = {a: len(swarm.agents[a].log.correct) for a in ids}
+            marks = {a: len(swarm.agents[a].log.regrets) for a in ids}
             swarm.log_event("stage", share=share, canary=len(canary))
             t += config.stage_episodes
             await k.sleep(t * cfg.episode_seconds + 0.5 - k.now())
-            window = {a: swarm.agents[a].log.correct[marks[a]:marks[a] + per] for a in ids}
-            c_acc = float(np.mean([x for a in canary for x in window[a]]))
-            stable = [x for a in ids if a not in canary for x in window[a]]
-            s_acc = float(np.mean(stable)) if stable else float("nan")
-            ok = share == 1.0 or gate.healthy(c_acc, s_acc)
-            log["stages"].append({"share": share, "canary_agents": len(canary), "canary_accuracy": round(c_acc, 4),
-                                  "stable_accuracy": None if not stable else round(s_acc, 4), "passed_gate": ok})
+            window = {a: _window(swarm.agents[a], marks[a], per) for a in ids}
+            c_skill = topo.skill(*(sum((window[a][j] for a in canary), []) for j in (0, 1)))
+            stable = [a for a in ids if a not in canary]
+            s_skill = topo.skill(*(sum((window[a][j] for a in stable), []) for j in (0, 1))) if stable else None
+            ok = share == 1.0 or (s_skill is not None and gate.healthy(c_skill, s_skill))
+            log["stages"].append({"share": share, "canary_agents": len(canary), "canary_skill": round(c_skill, 4),
+                                  "stable_skill": None if s_skill is None else round(s_skill, 4), "passed_gate": ok})
             if not ok:
                 for a in canary:
                     swarm.agents[a].use_memory_config(topo.STABLE)
@@ -88,15 +95,17 @@ def run(config: CanaryConfig = CanaryConfig()) -> ScenarioResult:
         memory_kept = min(len(a.store) for a in broken.agents.values())
     learning.update({"healthy_rollout": hlog, "broken_rollout": blog})
     reached = [s["share"] for s in hlog["stages"] if s["passed_gate"]]
-    first = blog["stages"][0] if blog["stages"] else {}
+    first = blog["stages"][-1] if blog["stages"] else {}  # the stage that decided
     checks = [
         Check("staged rollout", not hlog["rolled_back"] and reached == list(topo.STAGES),
               f"healthy v2 went through {reached} of {list(topo.STAGES)}; gates: "
-              + "; ".join(f"{s['share']:.0%}: canary {s['canary_accuracy']} vs stable {s['stable_accuracy']}"
-                          for s in hlog["stages"])),
+              + "; ".join(f"{s['share']:.0%}: skill canary {figure(s['canary_skill'])} vs stable "
+                          f"{figure(s['stable_skill'])}" for s in hlog["stages"])
+              + f" (skill = 1 - regret / a random pick's regret; tolerance {config.tolerance})"),
         Check("automatic rollback", blog["rolled_back"] and blog["share"][-1] == 0.0 and on_v2 == 0 and memory_kept > 0,
-              f"broken v2 at {first.get('share', 0):.0%}: canary accuracy {first.get('canary_accuracy')} vs stable "
-              f"{first.get('stable_accuracy')} (tolerance {config.tolerance}) -> rolled back: {blog['rolled_back']}; "
+              f"broken v2 at {first.get('share', 0):.0%}: skill canary {figure(first.get('canary_skill'))} vs stable "
+              f"{figure(first.get('stable_skill'))} (tolerance {config.tolerance}) -> rolled back: "
+              f"{'yes' if blog['rolled_back'] else 'no'}; "
               f"agents left on v2: {on_v2}; every agent kept its memory (>= {memory_kept} patterns)"),
     ]
     return ScenarioResult(PATTERN, config.seed, {**asdict(config), "episodes": config.episodes}, checks, learning,

@@ -48,8 +48,8 @@ def should_scale_up(new_patterns: int, vix: float, live: int, rules: ScalingRule
     return None
 
 
-def quotas(recent_accuracy: dict[str, float], rules: ScalingRules) -> dict[str, float]:
-    """Full trading for the better half (ties by id), ``low_quota`` for the rest."""
-    ranked = sorted(recent_accuracy, key=lambda a: (-recent_accuracy[a], a))
+def quotas(recent_skill: dict[str, float], rules: ScalingRules) -> dict[str, float]:
+    """Full trading for the better half by recent skill (ties by id), ``low_quota`` for the rest."""
+    ranked = sorted(recent_skill, key=lambda a: (-recent_skill[a], a))
     top = set(ranked[: (len(ranked) + 1) // 2])
     return {a: (1.0 if a in top else rules.low_quota) for a in ranked}

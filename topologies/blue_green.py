@@ -4,10 +4,10 @@ merges what green learned into blue, so nothing green learned is lost."""
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 from swarm.learning.memory_policy import MemoryConfig
+from swarm.learning.metrics import mean_ci
 from swarm.orchestrator import AgentSpec
 
 PER_COLOUR = 2
@@ -29,12 +29,9 @@ def contacts(me: str, live: Sequence[str]) -> list[str]:
     return [m for m in live if m.split("-")[0] == colour]
 
 
-def mcnemar(a_only: int, b_only: int) -> float:
-    """Two-sided p-value of McNemar's test (continuity-corrected) on paired right/wrong outcomes:
-    ``a_only`` decisions only A got right, ``b_only`` only B. Chi-square with 1 degree of freedom,
-    whose tail is ``erfc(sqrt(x / 2))``; written out because it is two lines, not a dependency."""
-    n = a_only + b_only
-    if n == 0:
-        return 1.0
-    stat = (abs(a_only - b_only) - 1) ** 2 / n
-    return float(math.erfc(math.sqrt(max(stat, 0.0) / 2)))
+def promotion(pnl_difference: Sequence[float]) -> tuple[str, dict[str, float | int | None]]:
+    """Promote green only if it earns more than blue on the very same decisions, with confidence:
+    the 95% t-interval of the paired P&L differences (green - blue) lies above zero."""
+    ci = mean_ci(list(pnl_difference))
+    promote = ci["ci_low"] is not None and ci["ci_low"] > 0
+    return ("promote green" if promote else "roll back to blue"), ci

@@ -107,6 +107,14 @@ def convergence_episode(episode_accuracy: Sequence[float], target: float = 0.7, 
     return Convergence(int(hits[0]) + 1 if hits.size else None, target, window)
 
 
+def skill(regrets: Sequence[float], random_regrets: Sequence[float]) -> float:
+    """``1 - sum(regret) / sum(regret of a uniformly random pick)`` over the same decisions: 1 is
+    the hindsight-best strategy every time, 0 no better than random. Unlike raw regret it can be
+    compared between agents trading markets of different difficulty. NaN if random gives up nothing."""
+    base = float(np.sum(random_regrets))
+    return 1.0 - float(np.sum(regrets)) / base if base > 0 else float("nan")
+
+
 def retention_rate(accuracy_after: float, accuracy_before: float) -> float:
     """How much of an earlier skill survives later learning: ``after / before`` (1 = all of it)."""
     if not accuracy_before > 0:

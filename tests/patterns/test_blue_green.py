@@ -27,8 +27,9 @@ def test_rollback_preservation(result):
     assert_check(result, "rollback preservation")
 
 
-def test_mcnemar_by_hand():
-    from topologies.blue_green import mcnemar
-    assert mcnemar(0, 0) == 1.0
-    assert mcnemar(10, 10) == pytest.approx(0.8231, abs=1e-3)  # (|0| - 1)^2 / 20 = 0.05
-    assert mcnemar(30, 5) < 0.001
+def test_promotion_needs_a_confident_paired_gain():
+    from topologies.blue_green import promotion
+    assert promotion([0.001])[0] == "roll back to blue"  # one decision: no interval, no claim
+    assert promotion([0.002, 0.001, 0.003, 0.002, 0.0015] * 20)[0] == "promote green"
+    assert promotion([0.01, -0.01] * 50)[0] == "roll back to blue"  # a tie
+    assert promotion([-0.002, -0.001, -0.003] * 20)[0] == "roll back to blue"
