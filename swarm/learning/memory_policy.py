@@ -44,7 +44,7 @@ DOMAIN = "trading"
 #: How far apart two contexts are, per feature (FEATURE_NAMES order; inf = not compared). Tuned on
 #: seeds below 100 only: one- and five-bar returns are noise for what a strategy will earn, and
 #: the 20-bar return, volatility and the volatility index matter about as much as the rest.
-MEMORY_FEATURE_SCALE: tuple[float, ...] = (math.inf, math.inf, 0.1, 0.01, 1.0, 1.0, 1.0, 5.0)
+MEMORY_FEATURE_SCALE: tuple[float, ...] = (math.inf, math.inf, 0.1, 0.01, 1.0, 1.0, 1.0, 2.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class MemoryConfig:
     k: int = 32  # patterns retrieved per decision
     sharpness: float = 2.0  # similarity exponent: higher trusts only the nearest
     prior: float = 0.5  # evidence mass that shrinks thin evidence towards zero
-    prior_sd: float = 3.0  # reward spread assumed before evidence (units of REWARD_SCALE)
+    prior_sd: float = 1.5  # reward spread assumed before evidence (units of REWARD_SCALE)
     risk_aversion: float = 0.04  # value = mean - risk_aversion * spread**2
     explore_scale: float = 0.2  # Thompson sampling width, in standard errors
     exploration: Exploration | None = None  # extra epsilon-greedy random play on top (None: Thompson only)
