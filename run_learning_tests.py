@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent
 SUITE = [str(ROOT / "tests" / "patterns")]
 TRANSPORTS = ("sim", "quic")
 RUNTIMES = ("in-process", "process")
+DEFAULT_SEEDS = 3  # the fewest that give a confidence interval worth printing
 
 
 class UsageError(Exception):
@@ -37,7 +38,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                          "- or _, combined with and, or, not, parentheses (e.g. -k 'mesh and fault')")
     ap.add_argument("--list", action="store_true", help="list the patterns and behaviours, run nothing")
     ap.add_argument("--out", default="results", help="directory for metrics JSON and the report (default results/)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    ap.add_argument("--seed", type=int, default=0, help="first seed of every pattern (default 0)")
+    ap.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                    help=f"seeds per pattern: figures are means with 95%% CIs over them (default {DEFAULT_SEEDS})")
     ap.add_argument("--quick", action="store_true", help="shorter runs: fewer episodes and markets")
     ap.add_argument("--transport", default=None,
                     help=f"gossip bus: {', '.join(TRANSPORTS)} (default sim; quic with --runtime process)")
@@ -51,6 +54,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.seed < 0:
         raise UsageError("--seed must be >= 0")
+    if args.seeds < 1:
+        raise UsageError("--seeds must be >= 1")
     if args.jobs < 1:
         raise UsageError("--jobs must be >= 1")
     args.keyword = (args.keyword or "").strip() or None
@@ -230,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     # a log file or CI step gets a wide table instead of the 80 columns rich assumes without a terminal
     console = Console() if sys.stdout.isatty() else Console(width=160)
     out = Path(args.out)
-    pytest_args = [*SUITE, "-p", "no:cacheprovider", "--swarm-seed", str(args.seed),
+    pytest_args = [*SUITE, "-p", "no:cacheprovider", "--swarm-seed", str(args.seed), "--swarm-seeds", str(args.seeds),
                    "--swarm-transport", args.transport, "--swarm-runtime", args.runtime,
                    "-o", "addopts=-p reports.plugin --strict-markers", "-p", "run_learning_tests"]
     if args.keyword:
@@ -303,22 +308,19 @@ def _summary(console: Any, out: Path, progress: _Progress, wall: float) -> None:
 
     from reports.metrics import read_metrics
 
-    table = Table(title=f"learning patterns ({wall:.0f} s)")
-    table.add_column("pattern", no_wrap=True)
-    for col in ("status", "checks", "accuracy", "no-memory", "oracle", "convergence", "sync p50 ms"):
-        table.add_column(col)
-    for d in read_metrics(out):
-        lr = d["learning"]
-        conv = lr.get("convergence_episodes", lr.get("convergence_episode"))
-        acc = lr.get("accuracy")
-        nomem = d["baselines"].get("no-memory", {}).get("accuracy")
-        sync = (d["performance"].get("sync_latency_ms") or {}).get("p50")
-        ok = sum(c["passed"] for c in d["checks"])
+    from reports.summary import ROW_HEADER, row
+
+    docs = read_metrics(out)
+    seeds = sorted({s for d in docs for s in d["seeds"]})
+    table = Table(title=f"learning patterns ({wall:.0f} s, seeds {', '.join(map(str, seeds))}; "
+                        f"mean [95% CI] over seeds)")
+    for col in ROW_HEADER:
+        table.add_column(col, no_wrap=col == "pattern")
+    for d in docs:
+        cells = row(d)
         style = "green" if d["status"] == "passed" else "red"
-        table.add_row(d["pattern"], f"[{style}]{d['status']}[/]", f"{ok}/{len(d['checks'])}",
-                      "—" if acc is None else f"{acc:.3f}", "—" if nomem is None else f"{nomem:.3f}",
-                      f"{d['baselines'].get('oracle', {}).get('accuracy', 1.0):.2f}", str(conv),
-                      "—" if sync is None else f"{sync:.0f}")
+        cells[1] = f"[{style}]{cells[1]}[/]"
+        table.add_row(*cells)
     console.print(table)
     failed = [o for o in progress.outcomes if o[1] == "failed"]
     for nodeid, _, _, detail in failed:

@@ -1,35 +1,48 @@
-"""``LEARNING_PATTERNS_COMPARISON.md``: every figure in it is read from this run's metrics files."""
+"""``LEARNING_PATTERNS_COMPARISON.md``: every figure in it is read from this run's metrics files.
+
+Headline figures are the ones a user acts on: risk-adjusted return (Sharpe of the swarm's trades
+pooled in time order) and regret to the hindsight oracle, each a mean with its 95% CI over the
+run's seeds, beside the baselines on exactly the same decisions. Patterns are ranked by them, and
+called "tied" where their intervals overlap.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from . import charts
+from .aggregate import is_figure, value
 from .metrics import read_metrics
 
 REPORT_NAME = "LEARNING_PATTERNS_COMPARISON.md"
 LEARNING_SCENARIOS = ("cold-start", "warm-start", "transfer-learning", "continual-learning", "catastrophic-forgetting")
-BASELINES = ("random", "best-fixed", "no-memory", "oracle")
+#: Baselines shown beside each learner, by their name in the metrics files.
+BASELINES = (("best-fixed", "best fixed"), ("no-memory", "no-memory"), ("contextual-bandit", "VW bandit"),
+             ("regime-rule", "regime rule"), ("oracle", "oracle"))
 
 
-def _f(x: Any, digits: int = 3) -> str:
+def _num(x: Any, digits: int = 2, scale: float = 1.0) -> str:
+    """A figure as ``mean [low, high]`` (or the bare mean from one seed); "—" when not measured."""
     if x is None:
         return "—"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
+    if is_figure(x):
+        if x["mean"] is None:
+            return "—"
+        m = f"{x['mean'] * scale:.{digits}f}"
+        if x["ci_low"] is None:
+            return m
+        return f"{m} [{x['ci_low'] * scale:.{digits}f}, {x['ci_high'] * scale:.{digits}f}]"
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return f"{x * scale:.{digits}f}"
     return str(x)
 
 
-def _acc(doc: dict[str, Any], name: str) -> Any:
-    return (doc["baselines"].get(name) or {}).get("accuracy")
-
-
-def _conv(doc: dict[str, Any]) -> Any:
-    lr = doc["learning"]
-    return lr.get("convergence_episodes", lr.get("convergence_episode"))
+def _base(doc: dict[str, Any], name: str, key: str = "sharpe_ratio") -> Any:
+    b = doc["baselines"].get(name) or {}
+    return b.get(key)
 
 
 def _table(header: Sequence[str], rows: list[list[str]]) -> list[str]:
@@ -38,36 +51,87 @@ def _table(header: Sequence[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def _checks(doc: dict[str, Any]) -> str:
+    return f"{sum(c['passed'] for c in doc['checks'])}/{len(doc['checks'])}"
+
+
+def _budget(doc: dict[str, Any]) -> str:
+    b = doc["budget"]
+    agents = b.get("agents")
+    episodes = b.get("episodes")
+    per = f"{agents} x {episodes}" if agents and episodes else "—"
+    return f"{per} ({value(b.get('decisions')) or '—'} decisions)"
+
+
+def _sync(doc: dict[str, Any]) -> str:
+    s = doc["performance"].get("sync_latency_ms")
+    if not isinstance(s, dict) or s.get("p50") is None:
+        return "—"
+    unit = "virtual ms" if s.get("clock") == "virtual" else "ms"
+    return f"{_num(s['p50'], 0)} {unit}"
+
+
+def _bytes_per_decision(doc: dict[str, Any]) -> Any:
+    sent, dec = value(doc["performance"].get("bytes_sent")), value(doc["learning"].get("decisions"))
+    return sent / dec if sent and dec else None
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two figures' 95% intervals overlap (one seed: only equal means "overlap")."""
+    if a.get("ci_low") is None or b.get("ci_low") is None:
+        return a.get("mean") == b.get("mean")
+    return a["ci_low"] <= b["ci_high"] and b["ci_low"] <= a["ci_high"]
+
+
+def _rank(docs: list[dict[str, Any]], label: str, get: Any, *, low: bool = False, fmt: Any = _num) -> list[str]:
+    """One guide line: the best pattern on a figure, and every pattern tied with it."""
+    scored = [(get(d), d["pattern"]) for d in docs]
+    scored = [(f, name) for f, name in scored if is_figure(f) and f["mean"] is not None]
+    if not scored:
+        return []
+    scored.sort(key=lambda t: t[0]["mean"], reverse=not low)
+    top, name = scored[0]
+    tied = [n for f, n in scored[1:] if _overlap(f, top)]
+    line = f"- **{label}:** {name} ({fmt(top)})"
+    if tied:
+        line += f"; tied with {', '.join(tied)} (95% intervals overlap)"
+    elif len(scored) > 1:
+        line += f"; clearly ahead of {scored[1][1]} ({fmt(scored[1][0])})"
+    return [line + "."]
+
+
 def _guide(patterns: list[dict[str, Any]]) -> list[str]:
-    """Recommendations ranked from the measured figures of the deployment patterns."""
+    """Recommendations from the measured figures, P&L and regret first; failed patterns apart."""
     ok = [d for d in patterns if d["status"] == "passed"]
     lines: list[str] = []
-
-    def best(label: str, key: Callable[[dict[str, Any]], Any], fmt: Callable[[Any], str], low: bool = False) -> None:
-        scored = [(key(d), d["pattern"]) for d in ok if key(d) is not None]
-        if not scored:
-            return
-        scored.sort(key=lambda t: t[0], reverse=not low)
-        value, name = scored[0]
-        runner = f"; next: {scored[1][1]} ({fmt(scored[1][0])})" if len(scored) > 1 else ""
-        lines.append(f"- **{label}:** {name} ({fmt(value)}){runner}.")
-
-    best("Highest learning accuracy", lambda d: d["learning"].get("accuracy"), lambda v: f"accuracy {v:.3f}")
-    best("Fastest convergence", lambda d: _conv(d) if isinstance(_conv(d), int) else None,
-         lambda v: f"episode {v}", low=True)
-    best("Best risk-adjusted trading", lambda d: d["trading"].get("sharpe_ratio"), lambda v: f"Sharpe {v:.2f}")
-    best("Fastest pattern sync", lambda d: (d["performance"].get("sync_latency_ms") or {}).get("p50"),
-         lambda v: f"p50 {v:.0f} virtual ms", low=True)
-    best("Least network traffic per decision",
-         lambda d: (d["performance"].get("bytes_sent") / d["learning"]["decisions"])
-         if d["performance"].get("bytes_sent") and d["learning"].get("decisions") else None,
-         lambda v: f"{v:,.0f} bytes per decision", low=True)
-    failed = [d["pattern"] for d in patterns if d["status"] != "passed"]
-    if failed:
-        lines.append(f"- **Failed a check in this run (see below before choosing):** {', '.join(failed)}.")
-    if not lines:
+    lines += _rank(ok, "Best risk-adjusted return (Sharpe)", lambda d: d["trading"].get("sharpe_ratio"))
+    lines += _rank(ok, "Least regret to the oracle (bp per decision)", lambda d: d["learning"].get("regret"),
+                   low=True, fmt=lambda f: _num(f, 1, 1e4))
+    clocks = {(d["performance"].get("sync_latency_ms") or {}).get("clock") for d in ok} - {None}
+    unit = "virtual ms" if clocks == {"virtual"} else "ms" if clocks == {"wall"} else "ms (virtual and wall mixed)"
+    lines += _rank(ok, "Fastest pattern sync (p50)",
+                   lambda d: (d["performance"].get("sync_latency_ms") or {}).get("p50"), low=True,
+                   fmt=lambda f: f"{_num(f, 0)} {unit}")
+    cheap = [(_bytes_per_decision(d), d["pattern"]) for d in ok if _bytes_per_decision(d)]
+    if cheap:
+        cheap.sort()
+        lines.append(f"- **Least network traffic:** {cheap[0][1]} ({cheap[0][0]:,.0f} bytes per decision).")
+    bad = [f"{d['pattern']} ({d['status']})" for d in patterns if d["status"] != "passed"]
+    if bad:
+        lines.append(f"- **Not recommended from this run (a check failed or a run crashed):** {', '.join(bad)}.")
+    if not ok:
         lines.append("- No deployment pattern passed all its checks in this run, so none is recommended.")
     return lines
+
+
+def _learning_rows(docs: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for d in docs:
+        lr, tr = d["learning"], d["trading"]
+        rows.append([d["pattern"], d["status"], _checks(d), _budget(d), _num(tr.get("sharpe_ratio")),
+                     _num(lr.get("regret"), 1, 1e4), *(_num(_base(d, b)) for b, _ in BASELINES),
+                     _num(lr.get("accuracy")), _num(lr.get("tie_share"))])
+    return rows
 
 
 def write_report(out: str | os.PathLike[str], *, seed: int | None = None, command: str = "") -> Path:
@@ -77,57 +141,59 @@ def write_report(out: str | os.PathLike[str], *, seed: int | None = None, comman
     learning = [d for d in docs if d["pattern"] in LEARNING_SCENARIOS]
     patterns = [d for d in docs if d["pattern"] not in LEARNING_SCENARIOS]
     env = docs[0]["environment"] if docs else {}
+    seeds = sorted({s for d in docs for s in d["seeds"]})
     passed = sum(d["status"] == "passed" for d in docs)
+    crashed = [d["pattern"] for d in docs if d["status"] == "crashed"]
     lines = ["# Learning patterns comparison", ""]
     lines.append(f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
-                 + (f" by `{command}`" if command else "") + (f", seed {seed}" if seed is not None else "")
-                 + f"; transport {env.get('transport', '—')}, runtime {env.get('runtime', '—')}, "
-                 f"Python {env.get('python', '—')}, {env.get('cpus', '—')} CPUs.")
-    lines += ["", f"**{passed} of {len(docs)} patterns passed all their checks.** Every figure below was "
-              "measured in this run; accuracy is the share of decisions that picked the hindsight-best "
-              "strategy, and each learner stands beside the random, best-fixed, no-memory and oracle baselines "
-              "on the same decisions.", ""]
+                 + (f" by `{command}`" if command else "")
+                 + f"; seeds {', '.join(map(str, seeds)) or '—'}; transport {env.get('transport', '—')}, runtime "
+                 f"{env.get('runtime', '—')}, Python {env.get('python', '—')}, {env.get('cpus', '—')} CPUs.")
+    lines += ["", f"**{passed} of {len(docs)} patterns passed all their checks**"
+              + (f"; crashed: {', '.join(crashed)}" if crashed else "") + ". "
+              "Every figure below was measured in this run. Figures are means over the seeds with their 95% "
+              "confidence interval in brackets (a t-interval; none from a single seed). Sharpe is the annualised "
+              "risk-adjusted return of all agents' trades pooled in time order; regret is the P&L per decision "
+              "given up to the hindsight-best strategy (basis points); accuracy counts only decisions with a single "
+              "best strategy (ties are their own share). Every baseline ran on exactly the decisions the learner's "
+              "figure covers.", ""]
+    header = ["status", "checks", "agents x episodes", "Sharpe", "regret (bp)",
+              *(f"{label} Sharpe" for _, label in BASELINES), "accuracy", "tie share"]
     if patterns:
         lines += ["## Deployment patterns", ""]
-        rows = []
-        for d in patterns:
-            lr, tr, pf = d["learning"], d["trading"], d["performance"]
-            ok = sum(c["passed"] for c in d["checks"])
-            rows.append([d["pattern"], d["status"], f"{ok}/{len(d['checks'])}", _f(lr.get("accuracy")),
-                         *(_f(_acc(d, b)) for b in BASELINES), _f(lr.get("final_accuracy")), _f(_conv(d)),
-                         _f(tr.get("sharpe_ratio"), 2), _f(tr.get("win_rate")),
-                         _f((pf.get("sync_latency_ms") or {}).get("p50"), 0), _f(lr.get("replication_consistency"))])
-        lines += _table(["pattern", "status", "checks", "accuracy", "random", "best fixed", "no-memory", "oracle",
-                         "final acc.", "convergence ep.", "Sharpe", "win rate", "sync p50 (virtual ms)",
-                         "replication"], rows)
+        rows = _learning_rows(patterns)
+        for row, d in zip(rows, patterns):
+            row += [_sync(d), _num(d["learning"].get("replication_consistency"), 3)]
+        lines += _table(["pattern", *header, "sync p50", "replication"], rows)
         lines.append("")
     if learning:
         lines += ["## Learning scenarios", ""]
-        rows = []
-        for d in learning:
-            lr, tr = d["learning"], d["trading"]
-            key = lr.get("retention_rate", lr.get("accuracy_mean_over_runs"))
-            rows.append([d["pattern"], d["status"], f"{sum(c['passed'] for c in d['checks'])}/{len(d['checks'])}",
-                         _f(lr.get("accuracy")), *(_f(_acc(d, b)) for b in BASELINES), _f(_conv(d)),
-                         _f(tr.get("sharpe_ratio"), 2), _f(key)])
-        lines += _table(["scenario", "status", "checks", "accuracy", "random", "best fixed", "no-memory", "oracle",
-                         "convergence ep.", "Sharpe", "retention / mean over runs"], rows)
+        lines += _table(["scenario", *header], _learning_rows(learning))
         lines.append("")
-    lines += ["## Pattern selection guide", "", "Ranked from this run's figures (patterns that passed all checks):",
-              ""] + _guide(patterns) + [""]
+    lines += ["## Pattern selection guide", "",
+              "Ranked from this run's figures, among the deployment patterns that passed every check:", ""]
+    lines += _guide(patterns) + [""]
     chart_dir = out / "charts"
-    made = [("Learning curves", charts.learning_curves(docs, chart_dir / "learning_curves.png")),
+    made = [("Learning curves (regret per decision, mean and 95% band over seeds)",
+             charts.learning_curves(docs, chart_dir / "learning_curves.png")),
+            ("Risk-adjusted return beside the baselines", charts.sharpe_bars(docs, chart_dir / "sharpe.png")),
             ("Convergence", charts.convergence(docs, chart_dir / "convergence.png")),
             ("Sync latency", charts.sync_latency(docs, chart_dir / "sync_latency.png"))]
     made = [(t, p) for t, p in made if p is not None]
     if made:
         lines += ["## Charts", ""] + [f"![{t}](charts/{p.name})" for t, p in made] + [""]
-    lines += ["## Checks", ""]
+    lines += ["## Checks", "", "A check that compares two learners passes over several seeds only when its "
+              "improvement's 95% interval lies above zero (\"better\"); otherwise it reads \"tied\" or \"worse\". "
+              "Other checks must pass on every seed.", ""]
     for d in docs:
         lines.append(f"### {d['pattern']} — {d['status']}")
         lines.append("")
+        for c in d["crashed"]:
+            lines.append(f"- CRASHED on seed {c['seed']}: {c['error']}")
         for c in d["checks"]:
-            lines.append(f"- {'PASS' if c['passed'] else 'FAIL'} **{c['name']}**: {c['detail']}")
+            tag = "PASS" if c["passed"] else "FAIL"
+            lines.append(f"- {tag} **{c['name']}** ({c['passed_seeds']}/{c['seeds']} seeds, {c['verdict']}): "
+                         f"{c['detail']}")
         lines.append("")
     path = out / REPORT_NAME
     path.write_text("\n".join(lines))

@@ -1,8 +1,10 @@
 """Per-pattern metrics files: ``<out>/<pattern-id>-metrics.json``, validated by a shipped schema.
 
-Learning, trading and baseline figures are deterministic for a seed in the simulated mode;
-wall-clock figures live only in ``performance`` (and ``environment`` names the machine), so two
-runs with one seed write byte-identical ``learning`` sections.
+One file per pattern holds every seed it ran (``per_seed``) and their summary (means with 95%
+CIs, check verdicts; see :mod:`reports.aggregate`). Learning, trading and baseline figures are
+deterministic for a seed in the simulated mode; wall-clock figures live only in ``performance``
+(and ``environment`` names the machine), so two runs with the same seeds write identical
+``learning`` sections.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import os
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jsonschema
 
 from scenarios.base import ScenarioResult
 
-SCHEMA_VERSION = 1
+from .aggregate import summarise_runs
+
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("schema") / "metrics.schema.json"
 PACKAGES = ("numpy", "pandas", "aioquic", "matplotlib", "pytest", "usearch")
 
@@ -54,21 +58,29 @@ def environment(transport: str = "sim", runtime: str = "in-process") -> dict[str
             "transport": transport, "runtime": runtime, "versions": versions}
 
 
-def to_metrics(result: ScenarioResult, env: dict[str, Any]) -> dict[str, Any]:
+def seed_json(result: ScenarioResult) -> dict[str, Any]:
+    """One seed's result as plain JSON values."""
     return jsonable({
-        "schema_version": SCHEMA_VERSION,
-        "pattern": result.pattern,
+        "seed": result.seed,
         "status": result.status,
         "checks": [c.to_json() for c in result.checks],
         "config": result.config,
-        "seed": result.seed,
-        "environment": env,
         "learning": result.learning,
         "trading": result.trading,
         "performance": result.performance,
         "baselines": result.baselines,
         "series": result.series,
     })
+
+
+def to_metrics(results: ScenarioResult | Sequence[ScenarioResult], env: dict[str, Any], *,
+               crashes: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The metrics document of one pattern over its seeds (one result is one seed)."""
+    runs = [results] if isinstance(results, ScenarioResult) else list(results)
+    pattern = runs[0].pattern if runs else str(crashes[0]["pattern"])
+    doc = summarise_runs(pattern, [seed_json(r) for r in runs],
+                         [{"seed": c["seed"], "error": str(c["error"])} for c in crashes], env)
+    return jsonable({"schema_version": SCHEMA_VERSION, **doc})
 
 
 def schema() -> dict[str, Any]:
@@ -80,13 +92,14 @@ def validate(doc: dict[str, Any]) -> None:
     jsonschema.validate(doc, schema())
 
 
-def write_metrics(result: ScenarioResult, out: str | os.PathLike[str], env: dict[str, Any]) -> Path:
+def write_metrics(results: ScenarioResult | Sequence[ScenarioResult], out: str | os.PathLike[str],
+                  env: dict[str, Any], *, crashes: Sequence[dict[str, Any]] = ()) -> Path:
     """Validate and write one pattern's metrics file (atomically); returns its path."""
-    doc = to_metrics(result, env)
+    doc = to_metrics(results, env, crashes=crashes)
     validate(doc)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{result.pattern}-metrics.json"
+    path = out / f"{doc['pattern']}-metrics.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n")
     os.replace(tmp, path)

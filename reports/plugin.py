@@ -1,9 +1,11 @@
-"""pytest plugin: runs each pattern once per session, writes its metrics file as soon as it has
-run (so parallel workers each write their own), and writes the comparison report at the end.
+"""pytest plugin: runs each pattern once per session on each seed, writes its metrics file as soon
+as it has run (so parallel workers each write their own), and writes the comparison report at the end.
 
 Options: ``--swarm-out DIR`` (write metrics and the report there; nothing is written without it),
-``--swarm-seed N``, ``--swarm-quick``, ``--swarm-transport sim|quic``, ``--swarm-runtime
-in-process|process``. Tests ask for ``pattern_result("mesh-distributed-learning")``.
+``--swarm-seed N`` (the first seed), ``--swarm-seeds K`` (seeds N .. N+K-1), ``--swarm-quick``,
+``--swarm-transport sim|quic``, ``--swarm-runtime in-process|process``. Tests ask for
+``pattern_result("mesh-distributed-learning")``: the first seed's figures, and the checks' verdicts
+over all seeds.
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ from typing import Any, Callable
 
 import pytest
 
-from scenarios.base import ScenarioResult
+from scenarios.base import Check, ScenarioResult
 from swarm.orchestrator import deployed
 
 from .markdown import write_report
-from .metrics import environment, write_metrics
+from .metrics import environment, to_metrics, write_metrics
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("swarm", "ReasoningBank swarm harness")
     g.addoption("--swarm-out", default=None, help="write per-pattern metrics JSON and the comparison report here")
-    g.addoption("--swarm-seed", type=int, default=0, help="seed of every pattern run (default 0)")
+    g.addoption("--swarm-seed", type=int, default=0, help="first seed of every pattern run (default 0)")
+    g.addoption("--swarm-seeds", type=int, default=1, help="seeds per pattern (default 1)")
     g.addoption("--swarm-quick", action="store_true", help="shorter runs (fewer episodes and markets)")
     g.addoption("--swarm-transport", default="sim", choices=("sim", "quic"),
                 help="gossip bus of the swarms: simulated network (sim) or real QUIC on loopback (quic)")
@@ -36,32 +39,64 @@ def pytest_configure(config: pytest.Config) -> None:
     config._swarm_results = {}  # type: ignore[attr-defined]
 
 
+class PatternRuns:
+    """A pattern run on several seeds: the first seed's figures (``learning``, ``trading``...,
+    for tests that look at one run's detail) and the checks as judged over all seeds."""
+
+    def __init__(self, pattern: str, runs: list[ScenarioResult], doc: dict[str, Any]) -> None:
+        self.pattern = pattern
+        self.runs = runs
+        self.seeds = doc["seeds"]
+        self.status = doc["status"]
+        self.checks = [Check(c["name"], c["passed"], c["detail"]) for c in doc["checks"]]
+        first = runs[0]
+        self.seed, self.config = first.seed, first.config
+        self.learning, self.trading, self.performance = first.learning, first.trading, first.performance
+        self.baselines, self.series = first.baselines, first.series
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
 @pytest.fixture(scope="session")
-def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], ScenarioResult]:
-    """``pattern_result(id)`` -> that pattern's result, run once per session with the suite options."""
+def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRuns]:
+    """``pattern_result(id)`` -> that pattern over the session's seeds, run once per session."""
     from scenarios.registry import run_pattern
 
     config = request.config
-    cache: dict[str, ScenarioResult] = config._swarm_results  # type: ignore[attr-defined]
+    cache: dict[str, PatternRuns] = config._swarm_results  # type: ignore[attr-defined]
     out = config.getoption("--swarm-out")
-    seed = config.getoption("--swarm-seed")
+    first = config.getoption("--swarm-seed")
+    seeds = range(first, first + max(1, config.getoption("--swarm-seeds")))
     quick = config.getoption("--swarm-quick")
 
     runtime = config.getoption("--swarm-runtime")
     transport = "quic" if runtime == "process" else config.getoption("--swarm-transport")
 
-    def get(pattern: str) -> ScenarioResult:
+    def get(pattern: str) -> PatternRuns:
         if pattern not in cache:
-            with deployed(transport, runtime):
-                cache[pattern] = run_pattern(pattern, seed=seed, quick=quick)
+            env = environment(transport, runtime)
+            runs: list[ScenarioResult] = []
+            crashes: list[dict[str, Any]] = []
+            for seed in seeds:
+                try:
+                    with deployed(transport, runtime):
+                        runs.append(run_pattern(pattern, seed=seed, quick=quick))
+                except Exception as e:  # a crashed run fails the pattern: recorded, then raised
+                    crashes.append({"pattern": pattern, "seed": seed, "error": f"{type(e).__name__}: {e}"})
+                    if out:
+                        write_metrics(runs, out, env, crashes=crashes)
+                    raise
             if out:
-                write_metrics(cache[pattern], out, environment(transport, runtime))
+                write_metrics(runs, out, env)
+            cache[pattern] = PatternRuns(pattern, runs, to_metrics(runs, env))
         return cache[pattern]
 
     return get
 
 
-def assert_check(result: ScenarioResult, name: str) -> None:
+def assert_check(result: ScenarioResult | PatternRuns, name: str) -> None:
     """The named check exists and passed; the failure message carries its measured detail."""
     found = [c for c in result.checks if c.name == name]
     assert found, f"{result.pattern} has no check {name!r}; it has {[c.name for c in result.checks]}"

@@ -7,25 +7,48 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+from .aggregate import is_figure
 from .metrics import read_metrics
+
+
+#: The summary's columns: headline figures first (risk-adjusted return, regret), then cost.
+ROW_HEADER = ("pattern", "status", "checks", "agents x episodes", "Sharpe", "best fixed", "no-memory",
+              "VW bandit", "regret (bp)", "sync p50")
+
+
+def _fig(x: Any, digits: int = 2, scale: float = 1.0) -> str:
+    if not is_figure(x) or x["mean"] is None:
+        return "—"
+    m = f"{x['mean'] * scale:.{digits}f}"
+    return m if x["ci_low"] is None else f"{m} [{x['ci_low'] * scale:.{digits}f}, {x['ci_high'] * scale:.{digits}f}]"
+
+
+def row(d: dict[str, Any]) -> list[str]:
+    """One pattern's summary cells (a crashed pattern counts as failed, and says so)."""
+    b = d["budget"]
+    sync = d["performance"].get("sync_latency_ms")
+    sync_cell = "—"
+    if isinstance(sync, dict) and is_figure(sync.get("p50")):
+        sync_cell = f"{_fig(sync['p50'], 0)} {'virtual ms' if sync.get('clock') == 'virtual' else 'ms'}"
+    base = {k: (d["baselines"].get(k) or {}).get("sharpe_ratio") for k in ("best-fixed", "no-memory", "contextual-bandit")}
+    return [d["pattern"], d["status"], f"{sum(c['passed'] for c in d['checks'])}/{len(d['checks'])}",
+            f"{b.get('agents') or '—'} x {b.get('episodes') or '—'}", _fig(d["trading"].get("sharpe_ratio")),
+            _fig(base["best-fixed"]), _fig(base["no-memory"]), _fig(base["contextual-bandit"]),
+            _fig(d["learning"].get("regret"), 1, 1e4), sync_cell]
 
 
 def summary_markdown(out: str | Path) -> str:
     docs = read_metrics(out)
-    lines = ["| pattern | status | checks | accuracy | no-memory | random | convergence |", "|---|---|---|---|---|---|---|"]
-    for d in docs:
-        lr = d["learning"]
-        conv = lr.get("convergence_episodes", lr.get("convergence_episode"))
-        acc = lr.get("accuracy")
-        nm = d["baselines"].get("no-memory", {}).get("accuracy")
-        rnd = d["baselines"].get("random", {}).get("accuracy")
-        ok = sum(c["passed"] for c in d["checks"])
-        lines.append(f"| {d['pattern']} | {d['status']} | {ok}/{len(d['checks'])} | "
-                     f"{'—' if acc is None else f'{acc:.3f}'} | {'—' if nm is None else f'{nm:.3f}'} | "
-                     f"{'—' if rnd is None else f'{rnd:.3f}'} | {conv} |")
+    lines = ["| " + " | ".join(ROW_HEADER) + " |", "|" + "---|" * len(ROW_HEADER)]
+    lines += ["| " + " | ".join(row(d)) + " |" for d in docs]
     passed = sum(d["status"] == "passed" for d in docs)
-    return f"### Learning patterns: {passed}/{len(docs)} passed\n\n" + "\n".join(lines) + "\n"
+    crashed = [d["pattern"] for d in docs if d["status"] == "crashed"]
+    seeds = sorted({s for d in docs for s in d["seeds"]})
+    head = f"### Learning patterns: {passed}/{len(docs)} passed" + (f" ({len(crashed)} crashed)" if crashed else "")
+    return (f"{head}\n\nSeeds {', '.join(map(str, seeds))}; figures are means with 95% CIs over seeds.\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

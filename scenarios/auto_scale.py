@@ -23,7 +23,7 @@ from swarm.orchestrator import Swarm, SwarmConfig
 from topologies import auto_scale as topo
 
 from .base import Check, ScenarioResult
-from .swarm_base import swarm_baselines, swarm_figures
+from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
 PATTERN = "auto-scale-adaptive-learning"
 VIX = FEATURE_NAMES.index("vix")
@@ -112,6 +112,7 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
     with Swarm(cfg, specs, controller=controller) as swarm:
         swarm.run()
         learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
+        regret_curve = mean_episode_regret(list(swarm.agents.values()), config.scoring.trades_per_episode)
         base = swarm_baselines(swarm, config.seed, config.scoring, config.memory.lr)
     vix, lr = (np.array([x[0] for x in log["lr"]]), np.array([x[1] for x in log["lr"]])) if log["lr"] else (np.zeros(0),) * 2
     # rank correlation: the rule is monotone but clipped, so Spearman is the honest measure
@@ -151,4 +152,4 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
               f"vs {tr_half:.1f} trades (ratio {tr_half / tr_full if tr_full else float('nan'):.2f})"),
     ]
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
-                          {"episode_accuracy": curve, "agents": [float(x) for x in log["size"]]})
+                          {"episode_accuracy": curve, "episode_regret": regret_curve, "agents": [float(x) for x in log["size"]]})

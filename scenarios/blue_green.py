@@ -20,7 +20,7 @@ from swarm.orchestrator import Swarm, SwarmConfig, agent_decisions
 from topologies import blue_green as topo
 
 from .base import Check, ScenarioResult
-from .swarm_base import swarm_baselines, swarm_figures
+from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
 PATTERN = "blue-green-knowledge-transfer"
 
@@ -71,6 +71,7 @@ def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
     early = config.early_episodes * per
     with swarm, cold:
         learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
+        regret_curve = mean_episode_regret(list(swarm.agents.values()), config.scoring.trades_per_episode)
         base = swarm_baselines(swarm, config.seed, config.scoring, 0.02)
         greens = [a for a in swarm.agents.values() if a.spec.role == "green"]
         cold_greens = [a for a in cold.agents.values() if a.spec.role == "green"]
@@ -119,4 +120,4 @@ def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
               f"after rolling back, each blue agent holds {kept:.1%} of the {len(green_made)} patterns green learned"),
     ]
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
-                          {"episode_accuracy": curve})
+                          {"episode_accuracy": curve, "episode_regret": regret_curve})

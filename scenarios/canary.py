@@ -18,7 +18,7 @@ from swarm.orchestrator import Swarm, SwarmConfig
 from topologies import canary as topo
 
 from .base import Check, ScenarioResult, figure
-from .swarm_base import swarm_baselines, swarm_figures
+from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
 PATTERN = "canary-incremental-learning"
 
@@ -90,6 +90,7 @@ def run(config: CanaryConfig = CanaryConfig()) -> ScenarioResult:
     broken, blog = _rollout(config, topo.BROKEN, config.warmup_episodes + 2 * config.stage_episodes)
     with healthy, broken:
         learning, trading, performance, curve = swarm_figures(healthy, config.scoring)
+        regret_curve = mean_episode_regret(list(healthy.agents.values()), config.scoring.trades_per_episode)
         base = swarm_baselines(healthy, config.seed, config.scoring, 0.02)
         on_v2 = sum(1 for a in broken.agents.values() if a.memory_config.exploration != topo.STABLE.exploration)
         memory_kept = min(len(a.store) for a in broken.agents.values())
@@ -110,5 +111,5 @@ def run(config: CanaryConfig = CanaryConfig()) -> ScenarioResult:
     ]
     return ScenarioResult(PATTERN, config.seed, {**asdict(config), "episodes": config.episodes}, checks, learning,
                           trading, performance, base,
-                          {"episode_accuracy": curve, "healthy_canary_share": hlog["share"],
+                          {"episode_accuracy": curve, "episode_regret": regret_curve, "healthy_canary_share": hlog["share"],
                            "broken_canary_share": blog["share"]})

@@ -78,4 +78,4 @@ def run(config: ColdStartConfig = ColdStartConfig()) -> ScenarioResult:
     ]
     cfg = asdict(config)
     return ScenarioResult(PATTERN, config.seed, cfg, checks, learning, trading, performance, base,
-                          {"episode_accuracy": ep})
+                          {"episode_accuracy": ep, "episode_regret": summary["episode_regret"]})

@@ -195,7 +195,8 @@ def run(config: ContinualConfig = ContinualConfig()) -> ScenarioResult:
                            "frozen_daily_regret": [round(float(x), 6) for x in frozen_daily],
                            "adapted_reference_daily_regret": [None if np.isnan(x) else round(float(x), 6)
                                                               for x in reference],
-                           "episode_accuracy": summary["episode_accuracy"]})
+                           "episode_accuracy": summary["episode_accuracy"],
+                           "episode_regret": summary["episode_regret"]})
 
 
 __all__ = ["ContinualConfig", "DEFAULT_PHASES", "PATTERN", "drifting_market", "recovery_table", "run"]

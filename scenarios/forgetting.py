@@ -182,4 +182,4 @@ def run(config: ForgettingConfig = ForgettingConfig()) -> ScenarioResult:
     base["memory without consolidation"] = _brief(fifo)
     base["memory, unbounded"] = _brief(unbounded)
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
-                          {"episode_accuracy": summary["episode_accuracy"]})
+                          {"episode_accuracy": summary["episode_accuracy"], "episode_regret": summary["episode_regret"]})

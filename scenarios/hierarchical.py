@@ -22,7 +22,7 @@ from swarm.orchestrator import Swarm, SwarmConfig
 from topologies import hierarchical as topo
 
 from .base import Check, ScenarioResult
-from .swarm_base import swarm_baselines, swarm_figures
+from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
 PATTERN = "hierarchical-centralized-learning"
 
@@ -79,6 +79,7 @@ def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
     with swarm:
         workers = [a for a in swarm.agents.values() if a.spec.role == "worker"]
         learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
+        regret_curve = mean_episode_regret(list(swarm.agents.values()), config.scoring.trades_per_episode)
         base = swarm_baselines(swarm, config.seed, config.scoring, config.memory.lr)
         aggregated = _aggregated(swarm, info)
         created = [pid for pid, (origin, _) in swarm.first_seen.items() if origin != topo.LEADER]
@@ -132,4 +133,4 @@ def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
               f"{scale['leader_frames_per_episode']}; the leader aggregated {scale['leader_aggregated_share']}"),
     ]
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
-                          {"episode_accuracy": curve})
+                          {"episode_accuracy": curve, "episode_regret": regret_curve})

@@ -21,7 +21,7 @@ from swarm.orchestrator import Swarm, SwarmConfig, agent_decisions
 from topologies import mesh
 
 from .base import HELD_OUT, Check, ScenarioResult
-from .swarm_base import mean_accuracy, mean_regret, mean_sharpe, swarm_baselines, swarm_figures
+from .swarm_base import mean_accuracy, mean_episode_regret, mean_regret, mean_sharpe, swarm_baselines, swarm_figures
 
 PATTERN = "mesh-distributed-learning"
 CONSENSUS_TOLERANCE = 0.01
@@ -78,6 +78,7 @@ def run(config: MeshScenarioConfig = MeshScenarioConfig()) -> ScenarioResult:
         shared.run()
         isolated.run()
         learning, trading, performance, curve = swarm_figures(shared, config.scoring)
+        regret_curve = mean_episode_regret(list(shared.agents.values()), config.scoring.trades_per_episode)
         base = swarm_baselines(shared, config.seed, config.scoring, config.memory.lr, isolated)
         sharpe_shared = mean_sharpe(list(shared.agents.values()), config.scoring)
         sharpe_alone = mean_sharpe(list(isolated.agents.values()), config.scoring)
@@ -139,7 +140,7 @@ def run(config: MeshScenarioConfig = MeshScenarioConfig()) -> ScenarioResult:
             f"{_latency(performance['sync_latency_ms'])}",
             delta=sharpe_shared - sharpe_alone))
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
-                          {"episode_accuracy": curve, "isolated_episode_accuracy": alone["episode_accuracy"],
+                          {"episode_accuracy": curve, "episode_regret": regret_curve, "isolated_episode_accuracy": alone["episode_accuracy"],
                            "consensus_accuracy_by_episode": _by_episode(ballots, config.episodes)})
 
 

@@ -22,7 +22,7 @@ from swarm.orchestrator import Swarm, SwarmConfig
 from topologies import multi_strategy as topo
 
 from .base import Check, ScenarioResult
-from .swarm_base import swarm_baselines, swarm_figures
+from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
 PATTERN = "multi-strategy-meta-learning"
 
@@ -67,6 +67,7 @@ def run(config: MultiStrategyConfig = MultiStrategyConfig()) -> ScenarioResult:
     shared, alone = _run(config, True), _run(config, False)
     with shared, alone:
         learning, trading, performance, curve = swarm_figures(shared, config.scoring)
+        regret_curve = mean_episode_regret(list(shared.agents.values()), config.scoring.trades_per_episode)
         base = swarm_baselines(shared, config.seed, config.scoring, config.memory.lr)
         meta, rot = _meta(shared)
         meta_alone, _ = _meta(alone)
@@ -123,4 +124,4 @@ def run(config: MultiStrategyConfig = MultiStrategyConfig()) -> ScenarioResult:
               f"(Sharpe {sharpe_meta:.3f} vs {sharpe_alone:.3f})", regret_alone - regret_meta),
     ]
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
-                          {"episode_accuracy": curve})
+                          {"episode_accuracy": curve, "episode_regret": regret_curve})

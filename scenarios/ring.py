@@ -20,7 +20,7 @@ from swarm.orchestrator import Swarm, SwarmConfig
 from topologies import ring as topo
 
 from .base import Check, ScenarioResult
-from .swarm_base import mean_episode_accuracy, swarm_baselines, swarm_figures
+from .swarm_base import mean_episode_accuracy, mean_episode_regret, swarm_baselines, swarm_figures
 
 PATTERN = "ring-sequential-learning"
 
@@ -76,6 +76,7 @@ def run(config: RingConfig = RingConfig()) -> ScenarioResult:
     alone, info_alone = _run(config, handoffs=False)
     with ring, alone:
         learning, trading, performance, curve = swarm_figures(ring, config.scoring)
+        regret_curve = mean_episode_regret(list(ring.agents.values()), config.scoring.trades_per_episode)
         base = swarm_baselines(ring, config.seed, config.scoring, config.memory.lr)
         alone_curve = mean_episode_accuracy(list(alone.agents.values()), config.scoring.trades_per_episode)
         after = slice(config.handoff_every, None)
@@ -115,4 +116,4 @@ def run(config: RingConfig = RingConfig()) -> ScenarioResult:
               f"patterns across the ring per lap {union}"),
     ]
     return ScenarioResult(PATTERN, config.seed, {**asdict(config), "episodes": config.episodes}, checks, learning,
-                          trading, performance, base, {"episode_accuracy": curve, "no_handoff_episode_accuracy": alone_curve})
+                          trading, performance, base, {"episode_accuracy": curve, "episode_regret": regret_curve, "no_handoff_episode_accuracy": alone_curve})

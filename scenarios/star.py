@@ -16,7 +16,7 @@ from swarm.orchestrator import Swarm, SwarmConfig
 from topologies import star as topo
 
 from .base import Check, ScenarioResult
-from .swarm_base import mean_accuracy, swarm_baselines, swarm_figures
+from .swarm_base import mean_accuracy, mean_episode_regret, swarm_baselines, swarm_figures
 
 PATTERN = "star-hub-learning"
 
@@ -42,6 +42,7 @@ def run(config: StarConfig = StarConfig()) -> ScenarioResult:
     with Swarm(cfg, specs, contacts=topo.contacts, decisions={topo.HUB: []}) as swarm:
         swarm.run()
         learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
+        regret_curve = mean_episode_regret(list(swarm.agents.values()), config.scoring.trades_per_episode)
         base = swarm_baselines(swarm, config.seed, config.scoring, config.memory.lr)
         spokes = [a for a in swarm.agents.values() if a.spec.role == "spoke"]
         spoke_ids = {a.id for a in spokes}
@@ -63,7 +64,7 @@ def run(config: StarConfig = StarConfig()) -> ScenarioResult:
               f"{outage['lost']}; spoke replication afterwards {outage['spoke_replication_after']:.4f}"),
     ]
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
-                          {"episode_accuracy": curve})
+                          {"episode_accuracy": curve, "episode_regret": regret_curve})
 
 
 def _hub_failure(config: StarConfig) -> dict[str, Any]:

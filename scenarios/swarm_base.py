@@ -46,6 +46,16 @@ def mean_episode_accuracy(agents: Sequence[SwarmAgent], per_episode: int) -> lis
     return [round(float(np.mean([c[i] for c in curves if i < len(c)])), 4) for i in range(n)]
 
 
+def mean_episode_regret(agents: Sequence[SwarmAgent], per_episode: int) -> list[float]:
+    """Per episode, the mean regret per decision over all agents' trades in it (the learning curve
+    in what a decision costs, not in how often it was right)."""
+    curves = [m.episode_mean(a.log.regrets, per_episode) for a in agents if a.log.regrets]
+    if not curves:
+        return []
+    n = max(len(c) for c in curves)
+    return [round(float(np.mean([c[i] for c in curves if i < len(c)])), 6) for i in range(n)]
+
+
 def mean_accuracy(agents: Sequence[SwarmAgent]) -> float:
     accs = [float(np.mean(a.log.correct)) for a in agents if a.log.correct]
     return float(np.mean(accs)) if accs else float("nan")

@@ -113,6 +113,6 @@ def run(config: TransferConfig = TransferConfig()) -> ScenarioResult:
     base = baselines(target, config.seed, config.scoring, config.lr)
     base["cold-start memory"] = without_timings(cold)
     return ScenarioResult(PATTERN, config.seed, asdict(config), checks, learning, trading, performance, base,
-                          {"episode_accuracy": full["episode_accuracy"],
+                          {"episode_accuracy": full["episode_accuracy"], "episode_regret": full["episode_regret"],
                            "selective_episode_accuracy": sel["episode_accuracy"],
                            "cold_episode_accuracy": cold["episode_accuracy"]})
