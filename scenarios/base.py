@@ -228,7 +228,8 @@ def memory_figures(policy: MemoryPolicy) -> dict[str, Any]:
 
 def split_summary(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Split :func:`summarise` output into the report's learning, trading and performance sections."""
-    learning = {k: summary[k] for k in ("decisions", "episodes", "accuracy", "final_accuracy", "exploration_share")}
+    learning = {k: summary[k] for k in ("decisions", "episodes", "accuracy", "tie_share", "regret", "final_accuracy",
+                                        "exploration_share")}
     learning["convergence_episodes"] = summary["convergence_episode"]  # the report's name for it
     trading = {k: summary[k] for k in ("win_rate", "avg_return", "sharpe_ratio", "max_drawdown")}
     performance = {k: summary[k] for k in ("decision_latency_ms", "learning_overhead_ms")}
