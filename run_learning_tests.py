@@ -14,8 +14,11 @@ Exit status: 0 every check passed, 1 some check failed, 2 bad usage or input.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
+import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -174,12 +177,16 @@ class _Listing:
 class _Progress:
     """pytest plugin: a rich progress bar over the selected tests, and the outcome of each."""
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Any, watch: Path | None = None) -> None:
         self.console = console
         self.outcomes: list[tuple[str, str, float, str]] = []
         self.progress: Any = None
         self.task: Any = None
         self.collected: list[str] = []
+        self.watch = watch  # where the plugin's progress files appear (one per worker process)
+        self.live: Any = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def pytest_collection_finish(self, session: Any) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -191,6 +198,27 @@ class _Progress:
                                  TimeElapsedColumn(), console=self.console, transient=False)
         self.progress.start()
         self.task = self.progress.add_task("patterns", total=len(session.items))
+        if self.watch is not None:
+            self.live = self.progress.add_task("starting", total=None)
+            self._watcher = threading.Thread(target=self._follow, name="progress", daemon=True)
+            self._watcher.start()
+
+    def _follow(self) -> None:
+        """Every half second, show what each worker is running: pattern, seed, episode."""
+        from rich.markup import escape
+
+        while not self._stop.wait(0.5):
+            states = []
+            for f in sorted(self.watch.glob("*.json")) if self.watch and self.watch.is_dir() else []:
+                try:
+                    states.append(json.loads(f.read_text()))
+                except (OSError, ValueError):
+                    continue  # being replaced right now: read it next time
+            if states:
+                line = "  |  ".join(
+                    f"{s['pattern']} seed {s['seed_index']}/{s['seeds']} episode {s['episode']}/{s['episodes'] or '?'}"
+                    for s in states)
+                self.progress.update(self.live, description=escape(line))
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         if self.progress is not None:
@@ -206,6 +234,9 @@ class _Progress:
                 self.progress.advance(self.task)
 
     def pytest_sessionfinish(self, session: Any) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
         if self.progress is not None:
             self.progress.update(self.task, description="done")
             self.progress.stop()
@@ -250,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("*-metrics.json"), out / "LEARNING_PATTERNS_COMPARISON.md", *out.glob("charts/*.png")]:
         stale.unlink(missing_ok=True)  # the report must show this run only
-    pytest_args += ["--swarm-out", str(out), "-p", "no:terminal"]
+    live = out / ".progress"  # each worker's latest pattern, seed and episode (see reports.plugin)
+    shutil.rmtree(live, ignore_errors=True)
+    progress.watch = live
+    pytest_args += ["--swarm-out", str(out), "--swarm-progress", str(live), "-p", "no:terminal"]
     if args.jobs > 1:
         pytest_args += ["-n", str(args.jobs), "--dist", "loadfile"]
     t0 = time.perf_counter()
@@ -260,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         def pytest_configure(self, config: Any) -> None:
             config._swarm_command = command.strip()
 
-    code = pytest.main(pytest_args, plugins=[progress, _Command()])
+    try:
+        code = pytest.main(pytest_args, plugins=[progress, _Command()])
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
     wall = time.perf_counter() - t0
     if code == 5:
         print("run_learning_tests.py: error: no test matches -k " + repr(args.keyword), file=sys.stderr)

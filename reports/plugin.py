@@ -10,12 +10,15 @@ over all seeds.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 from scenarios.base import Check, ScenarioResult
+from swarm import progress
 from swarm.orchestrator import deployed
 
 from .markdown import write_report
@@ -27,11 +30,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--swarm-out", default=None, help="write per-pattern metrics JSON and the comparison report here")
     g.addoption("--swarm-seed", type=int, default=0, help="first seed of every pattern run (default 0)")
     g.addoption("--swarm-seeds", type=int, default=1, help="seeds per pattern (default 1)")
+    g.addoption("--swarm-progress", default=None, help="directory where each process writes its live progress")
     g.addoption("--swarm-quick", action="store_true", help="shorter runs (fewer episodes and markets)")
     g.addoption("--swarm-transport", default="sim", choices=("sim", "quic"),
                 help="gossip bus of the swarms: simulated network (sim) or real QUIC on loopback (quic)")
     g.addoption("--swarm-runtime", default="in-process", choices=("in-process", "process"),
                 help="agents as tasks of one process, or one OS process each (needs quic)")
+
+
+class _Beacon:
+    """A progress sink: the latest (pattern, seed, episode) of this process, as a small JSON file in
+    ``--swarm-progress DIR`` that the runner's display reads (parallel workers each write their own)."""
+
+    def __init__(self, config: pytest.Config, pattern: str, seed: int, seeds: range) -> None:
+        directory = config.getoption("--swarm-progress")
+        self.path = None if not directory else Path(directory) / f"{os.getpid()}.json"
+        self.state = {"pattern": pattern, "seed": seed, "seed_index": seeds.index(seed) + 1, "seeds": len(seeds),
+                      "episode": 0, "episodes": None}
+        self.last: tuple[int, int] | None = None
+        self(0, 0)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.path is None or (done, total) == self.last:
+            return
+        self.last = (done, total)
+        self.state.update(episode=done, episodes=total or None)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.state))
+            os.replace(tmp, self.path)
+        except OSError:  # progress is a courtesy: never fail a run over it
+            self.path = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,7 +111,7 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
             crashes: list[dict[str, Any]] = []
             for seed in seeds:
                 try:
-                    with deployed(transport, runtime):
+                    with deployed(transport, runtime), progress.reporting(_Beacon(config, pattern, seed, seeds)):
                         runs.append(run_pattern(pattern, seed=seed, quick=quick))
                 except Exception as e:  # a crashed run fails the pattern: recorded, then raised
                     crashes.append({"pattern": pattern, "seed": seed, "error": f"{type(e).__name__}: {e}"})

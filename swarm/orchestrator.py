@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, Iterator, Sequence
 
 import numpy as np
 
+from . import progress
 from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived
 from .gossip.node import Contacts, Share
 from .kernel import AnyioKernel, VirtualKernel
@@ -195,8 +196,10 @@ class SwarmAgent:
         self.cursor += 1
         choice = step(self.learner, d, self.log, learn=self.spec.learn)
         self.informed_by.append(choice.informed_by)
-        if self.cursor % self.swarm.config.trades_per_episode == 0:
+        per = self.swarm.config.trades_per_episode
+        if self.cursor % per == 0:
             self.publish()
+            progress.report(self.cursor // per, len(self.decisions) // per)
 
     def publish(self) -> None:
         """Hand the store's writes since the last call to the gossip node, as one batch (several

@@ -13,10 +13,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import progress
 from ..market import STRATEGIES
 from .agent import LearningAgent
 from .episodes import Decision, Outcome
 from .policies import Choice
+
+
+#: Decisions per episode in progress reports of :func:`run` (the scorers' default episode).
+EPISODE_DECISIONS = 10
 
 
 @dataclass(slots=True)
@@ -79,8 +84,11 @@ def run(agent: LearningAgent, decisions: Sequence[Decision], *, learn: bool = Tr
         log: RunLog | None = None) -> RunLog:
     """Every decision in order; returns (or extends) the log."""
     log = log if log is not None else RunLog(agent.name)
-    for d in decisions:
+    per, total = EPISODE_DECISIONS, len(decisions) // EPISODE_DECISIONS
+    for i, d in enumerate(decisions, start=1):
         step(agent, d, log, learn=learn)
+        if i % per == 0:
+            progress.report(i // per, total)
     finish = getattr(agent.policy, "finish", None)
     if learn and callable(finish):
         finish()
