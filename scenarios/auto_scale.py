@@ -117,14 +117,14 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
     vix, lr = (np.array([x[0] for x in log["lr"]]), np.array([x[1] for x in log["lr"]])) if log["lr"] else (np.zeros(0),) * 2
     # rank correlation: the rule is monotone but clipped, so Spearman is the honest measure
     corr = (float(np.corrcoef(pd.Series(vix).rank(), pd.Series(lr).rank())[0, 1])
-            if vix.size > 2 and lr.std() > 0 else 0.0)
+            if vix.size > 2 and lr.std() > 0 else float("nan"))  # not measurable: null in the metrics
     closed = [r for r in log["alloc"] if "trades_after" in r]  # windows the run saw to their end
     full = [r for r in closed if r["quota"] == 1.0]
     half = [r for r in closed if r["quota"] < 1.0]
     skill_full = float(np.mean([r["recent_skill"] for r in full])) if full else float("nan")
     skill_half = float(np.mean([r["recent_skill"] for r in half])) if half else float("nan")
-    tr_full = float(np.mean([r["trades_after"] for r in full])) if full else 0.0
-    tr_half = float(np.mean([r["trades_after"] for r in half])) if half else 0.0
+    tr_full = float(np.mean([r["trades_after"] for r in full])) if full else float("nan")
+    tr_half = float(np.mean([r["trades_after"] for r in half])) if half else float("nan")
     learning.update({"agents_over_time": log["size"], "scale_ups": log["up"], "scale_downs": log["down"],
                      "peak_agents": max(log["size"]) if log["size"] else rules.start,
                      "lr_vix_correlation": round(corr, 4),

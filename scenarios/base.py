@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 from swarm.learning.agent import LearningAgent
-from swarm.learning.episodes import SECONDS_PER_BAR, Context, Decision, interleave
+from swarm.learning.episodes import SECONDS_PER_BAR, Context, Decision
 from swarm.learning.memory_policy import MemoryPolicy
 from swarm.learning.policies import (
     ContextFreeBandit,
@@ -23,7 +23,8 @@ from swarm.learning.policies import (
 from swarm.learning import bandit
 from swarm.learning.session import RunLog, merge_in_time, run
 from swarm.learning.summary import Scoring, summarise
-from swarm.market import STRATEGIES, MarketConfig, TradeRules, generate_market
+from swarm.market import STRATEGIES, MarketConfig, TradeRules
+from swarm.market import source as market_source
 
 SYMBOLS: tuple[str, ...] = ("AAA", "BBB", "CCC")
 
@@ -79,9 +80,14 @@ class ScenarioResult:
 
 def market_decisions(seed: int, n_bars: int, symbols: Sequence[str] = SYMBOLS,
                      market: MarketConfig | None = None, rules: TradeRules = TradeRules()) -> list[Decision]:
-    """The decisions of a seeded synthetic market, all assets interleaved in time order."""
+    """The decisions of the seeded market, all assets interleaved in time order.
+
+    The market comes from the active source (:func:`swarm.market.source.active`): the synthetic
+    market with ``market`` (or ``n_bars`` bars per asset), or windows of real files (see
+    :mod:`swarm.market.source`; there only ``n_bars`` of ``market`` applies).
+    """
     cfg = market or MarketConfig(n_bars=n_bars)
-    return interleave(generate_market(cfg, seed, tuple(symbols)), rules)
+    return market_source.active().decisions(cfg, seed, tuple(symbols), rules)
 
 
 def bars_for(trades: int, n_symbols: int = len(SYMBOLS), rules: TradeRules = TradeRules()) -> int:
@@ -96,7 +102,26 @@ def phased_decisions(seed: int, phases: Sequence[tuple[MarketConfig, int]], *, g
     Phase ``i`` draws its paths from seed ``seed + i`` and its clock starts ``gap_bars`` after the
     previous phase ends (the first at ``start``, in virtual seconds), so virtual time (and with
     it recency) runs on across the phases.
+
+    On real data (a CSV source) the phases are consecutive stretches of one window for ``seed``
+    (the phases' market settings cannot apply; the run's market notes say so), on one clock from
+    ``start``; when the window holds fewer decisions than the phases ask for, each phase gets its
+    share of what there is.
     """
+    source = market_source.active()
+    if not isinstance(source, market_source.SyntheticSource):
+        market_source.note("phases", "phases are consecutive stretches of the real data; their market settings "
+                                     "(regime mix, drift...) do not apply")
+        wanted = [trades for _, trades in phases]
+        total = sum(wanted)
+        pooled = source.decisions(MarketConfig(n_bars=bars_for(total, len(symbols))), seed, tuple(symbols))
+        counts = wanted if len(pooled) >= total else [trades * len(pooled) // max(total, 1) for trades in wanted]
+        out, at = [], 0
+        for n in counts:
+            out.append([Decision(Context(d.context.symbol, d.context.bar, start + d.context.time, d.context.features),
+                                 d.pnl, d.regime) for d in pooled[at:at + n]])
+            at += n
+        return out
     out: list[list[Decision]] = []
     for i, (cfg, trades) in enumerate(phases):
         cfg = replace(cfg, n_bars=bars_for(trades, len(symbols)))

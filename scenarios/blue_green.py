@@ -19,7 +19,7 @@ from swarm.memory import ImportPolicy
 from swarm.orchestrator import Swarm, SwarmConfig, agent_decisions
 from topologies import blue_green as topo
 
-from .base import Check, ScenarioResult
+from .base import Check, ScenarioResult, bp
 from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
 PATTERN = "blue-green-knowledge-transfer"
@@ -107,7 +107,8 @@ def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
                      "green_early_accuracy": round(early_acc, 4),
                      "handed_off": info["handoff"], "ab_test": ab, "green_patterns_kept_by_blue": round(kept, 4)})
     base["cold green (no hand-off)"] = {"early_regret": round(early_cold, 6)}
-    lo, hi = (ci["ci_low"] or 0.0) * 1e4, (ci["ci_high"] or 0.0) * 1e4
+    interval = ("no interval" if ci["ci_low"] is None
+                else f"95% CI [{ci['ci_low'] * 1e4:.1f}, {ci['ci_high'] * 1e4:.1f}]")
     checks = [
         Check("blue-to-green transfer", early_regret < early_cold and sum(info["handoff"]) > 0,
               f"green's first {config.early_episodes} episodes: {early_regret * 1e4:.1f} bp per decision given up "
@@ -115,7 +116,7 @@ def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
               f"{early_cold * 1e4:.1f} bp starting cold", early_cold - early_regret),
         Check("A/B testing", n >= 100 and ci["n"] == len(diffs),
               f"{n} paired decisions (blue and green on the same market, bar by bar): Sharpe blue {blue_sharpe:.3f}, green {green_sharpe:.3f}; green - blue "
-              f"P&L per decision {(ci['mean'] or 0.0) * 1e4:.1f} bp, 95% CI [{lo:.1f}, {hi:.1f}] -> {decision}"),
+              f"P&L per decision {bp(ci['mean'])}, {interval} -> {decision}"),
         Check("rollback preservation", kept >= 0.999,
               f"after rolling back, each blue agent holds {kept:.1%} of the {len(green_made)} patterns green learned"),
     ]

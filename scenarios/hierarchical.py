@@ -88,13 +88,13 @@ def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
         for w in workers:
             copies = w.store.get_many(list(info["leader_versions"]))
             down += [pid in copies and copies[pid].version >= v for pid, v in info["leader_versions"].items()]
-        top_down = float(np.mean(down)) if down else 0.0
+        top_down = float(np.mean(down)) if down else float("nan")
         # specialisation: share of the patterns informing a worker's decisions that its own asset produced
         own_share = {}
         for w in workers:
             ids = [pid for ids in w.informed_by for pid in ids]
             origins = [swarm.first_seen.get(pid, ("?", 0.0))[0] for pid in ids]
-            own_share[w.id] = round(sum(o == w.id for o in origins) / len(origins), 4) if origins else 0.0
+            own_share[w.id] = round(sum(o == w.id for o in origins) / len(origins), 4) if origins else float("nan")
         consolidated_held = min(sum(1 for p in w.store.iter_patterns() if p.updated_by == topo.LEADER) for w in workers)
         raw_foreign = max(sum(1 for p in w.store.iter_patterns()
                               if swarm.first_seen.get(p.id, (w.id,))[0] not in (w.id, topo.LEADER)

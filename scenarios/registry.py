@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from swarm.market.source import MarketSource, using
+
 from .base import ScenarioResult
 
 Runner = Callable[[int, bool], ScenarioResult]
@@ -91,9 +93,17 @@ PATTERNS: dict[str, Runner] = {
 }
 
 
-def run_pattern(pattern: str, seed: int = 0, quick: bool = False) -> ScenarioResult:
+def run_pattern(pattern: str, seed: int = 0, quick: bool = False,
+                market: MarketSource | str | None = None) -> ScenarioResult:
+    """Run ``pattern`` for ``seed`` on ``market``: a source, a ``--market`` value (``synthetic``,
+    ``csv:PATH[,PATH...]``) or None for the active one (synthetic unless a ``using`` block says
+    otherwise). The result's config records the market (``"market"``: ``synthetic`` or
+    ``csv:<files>``; for real data ``market_detail``: the files and what did not apply to them)."""
     try:
         runner = PATTERNS[pattern]
     except KeyError:
         raise KeyError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}") from None
-    return runner(seed, quick)
+    with using(market) as use:
+        result = runner(seed, quick)
+    result.config.update(use.describe())
+    return result

@@ -76,6 +76,9 @@ class GossipConfig:
     # send a version whose body the peer holds as its statistics only (a Revision, ~1/10 the bytes)
     revisions: bool = True
     space: str = ""  # embedding-space fingerprint; a joiner from another space is refused
+    # every this many seconds, ping one member believed dead (never one that left), telling it so:
+    # after a partition both sides think the other dead and would never talk again (0: never)
+    reconnect_interval: float = 5.0
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -152,6 +155,7 @@ class GossipNode:
         # start the periodic timers at a random phase so nodes do not move in lockstep
         self._next_gossip = now + self._rng.uniform(0, config.gossip_interval)
         self._next_probe = now + self._rng.uniform(0, config.probe_interval)
+        self._next_reconnect = now + config.reconnect_interval
 
     # ---- the driver's calls ------------------------------------------------------------------
 
@@ -221,6 +225,10 @@ class GossipNode:
             self._start_probe(now)
             while self._next_probe <= now:
                 self._next_probe += c.probe_interval
+        if c.reconnect_interval > 0 and now >= self._next_reconnect:
+            self._reconnect()
+            while self._next_reconnect <= now:
+                self._next_reconnect += c.reconnect_interval
         for no, p in list(self._probes.items()):
             if p.relay_for is None and not p.indirect_sent and now >= p.started + c.ack_timeout:
                 p.indirect_sent = True
@@ -242,6 +250,8 @@ class GossipNode:
             return None
         c = self.config
         times = [self._next_gossip, self._next_probe]
+        if c.reconnect_interval > 0:
+            times.append(self._next_reconnect)
         for p in self._probes.values():
             if p.relay_for is None and not p.indirect_sent:
                 times.append(p.started + c.ack_timeout)
@@ -398,7 +408,25 @@ class GossipNode:
 
     # handlers, one per message kind
 
+    def _reconnect(self) -> None:
+        """Ping one member believed dead with that rumour and this node's own state: if it is
+        alive (a healed partition), it refutes and answers, and both sides take each other back."""
+        dead = [n for n, m in self.membership.members.items() if m.status == DEAD]
+        if self.contacts is not None:
+            dead = list(self.contacts(self.id, dead))
+        if not dead:
+            return
+        target = dead[self._rng.randrange(len(dead))]
+        m = self.membership.members[target]
+        told = (Update(target, DEAD, m.incarnation), Update(self.id, ALIVE, self.membership.incarnation))
+        self._send(target, Message(PING, self.id, told, probe=0))
+
     def _on_ping(self, msg: Message, now: float) -> None:
+        m = self.membership.members.get(msg.sender)
+        if m is not None and m.status == DEAD:  # tell it, so it refutes and this node takes it back
+            told = (Update(msg.sender, DEAD, m.incarnation), Update(self.id, ALIVE, self.membership.incarnation))
+            self._send(msg.sender, Message(ACK, self.id, told, probe=msg.probe))
+            return
         self._send(msg.sender, Message(ACK, self.id, probe=msg.probe))
 
     def _on_ack(self, msg: Message, now: float) -> None:

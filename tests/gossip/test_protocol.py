@@ -169,6 +169,35 @@ def test_a_crashed_node_is_suspected_then_declared_dead_everywhere():
             assert DEAD in changes
 
 
+def _split_then_heal(**cfg) -> Net:
+    """Two halves cut off long enough to declare each other dead, then the cut heals; each half
+    keeps writing, so only talking again can bring the digests together."""
+    net = cluster(4, suspect_timeout=2.0, **cfg)
+    net.run(2.0)
+    left, right = ("n0", "n1"), ("n2", "n3")
+    net.partitioned |= {frozenset((a, b)) for a in left for b in right}
+    for i, name in enumerate(("n0", "n2")):
+        net.nodes[name].publish([pattern(i, origin=name)], net.now)
+    net.run(20.0)
+    assert net.nodes["n0"].membership.status("n2") == DEAD and net.nodes["n2"].membership.status("n0") == DEAD
+    net.partitioned.clear()
+    net.run(60.0)
+    return net
+
+
+def test_halves_declared_dead_by_a_partition_find_each_other_again():
+    net = _split_then_heal()
+    for node in net.nodes.values():
+        assert sorted(node.live_members()) == sorted(n for n in net.nodes if n != node.id)
+    digests = {tuple(sorted(n.digest().items())) for n in net.nodes.values()}
+    assert len(digests) == 1 and len(next(iter(digests))) == 2  # both halves' writes everywhere
+
+
+def test_without_reconnecting_a_healed_partition_stays_split():
+    net = _split_then_heal(reconnect_interval=0)
+    assert net.nodes["n0"].membership.status("n2") == DEAD  # what the reconnect pings repair
+
+
 def test_indirect_probes_save_a_node_behind_one_broken_link():
     net = cluster(4)
     net.run(3.0)
