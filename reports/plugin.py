@@ -36,6 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="gossip bus of the swarms: simulated network (sim) or real QUIC on loopback (quic)")
     g.addoption("--swarm-runtime", default="in-process", choices=("in-process", "process"),
                 help="agents as tasks of one process, or one OS process each (needs quic)")
+    g.addoption("--swarm-market", default="synthetic",
+                help="prices: synthetic (default) or csv:PATH[,PATH...], real OHLCV files (swarm.market.source)")
 
 
 class _Beacon:
@@ -78,7 +80,8 @@ class PatternRuns:
         self.runs = runs
         self.seeds = doc["seeds"]
         self.status = doc["status"]
-        self.checks = [Check(c["name"], c["passed"], c["detail"]) for c in doc["checks"]]
+        self.checks = [Check(c["name"], c["passed"], c["detail"], c["delta"]["mean"] if c["delta"] else None)
+                       for c in doc["checks"]]
         first = runs[0]
         self.seed, self.config = first.seed, first.config
         self.learning, self.trading, self.performance = first.learning, first.trading, first.performance
@@ -112,7 +115,8 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
             for seed in seeds:
                 try:
                     with deployed(transport, runtime), progress.reporting(_Beacon(config, pattern, seed, seeds)):
-                        runs.append(run_pattern(pattern, seed=seed, quick=quick))
+                        runs.append(run_pattern(pattern, seed=seed, quick=quick,
+                                                market=config.getoption("--swarm-market")))
                 except Exception as e:  # a crashed run fails the pattern: recorded, then raised
                     crashes.append({"pattern": pattern, "seed": seed, "error": f"{type(e).__name__}: {e}"})
                     if out:

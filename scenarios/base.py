@@ -116,6 +116,10 @@ def phased_decisions(seed: int, phases: Sequence[tuple[MarketConfig, int]], *, g
         total = sum(wanted)
         pooled = source.decisions(MarketConfig(n_bars=bars_for(total, len(symbols))), seed, tuple(symbols))
         counts = wanted if len(pooled) >= total else [trades * len(pooled) // max(total, 1) for trades in wanted]
+        if not all(counts):
+            raise market_source.MarketDataError(
+                f"{source.label}: {len(pooled)} decisions for seed {seed} are too few for {len(phases)} market phases "
+                f"of {', '.join(map(str, wanted))} trades; use longer files")
         out, at = [], 0
         for n in counts:
             out.append([Decision(Context(d.context.symbol, d.context.bar, start + d.context.time, d.context.features),
