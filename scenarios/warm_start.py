@@ -63,7 +63,7 @@ def run(config: WarmStartConfig = WarmStartConfig()) -> ScenarioResult:
     learning.update(figures)
     learning["patterns_preloaded"] = imported
     learning["cold_start_convergence_episode"] = cold["convergence_episode"]
-    w = config.scoring.window
+    w = config.early_episodes
     early_w, early_c = early_regret(warm, w), early_regret(cold, w)
     learning["early_regret"] = {"warm": early_w, "cold": early_c, "episodes": w}
     n_early = config.early_episodes * config.scoring.trades_per_episode

@@ -41,9 +41,9 @@ from .policies import N_ACTIONS, REWARD_SCALE, Choice, Exploration
 
 DOMAIN = "trading"
 
-#: How far apart two contexts are, per feature (FEATURE_NAMES order; inf = not compared). Tuned on
-#: seeds below 100 only: one- and five-bar returns are noise for what a strategy will earn, and
-#: the 20-bar return, volatility and the volatility index matter about as much as the rest.
+#: How far apart two contexts are, per feature (FEATURE_NAMES order; inf = not compared; smaller =
+#: matters more). Tuned on seeds below 100 only: one- and five-bar returns are noise for what a
+#: 10-bar trade will earn, and the volatility index tells the regime apart best.
 MEMORY_FEATURE_SCALE: tuple[float, ...] = (math.inf, math.inf, 0.1, 0.01, 1.0, 1.0, 1.0, 2.5)
 
 
@@ -149,8 +149,7 @@ class MemoryPolicy:
         its spread, and the evidence mass behind it (see the module docstring)."""
         c = self.config
         hits = self.bank.store.search(embedding, c.k, domain=DOMAIN) if c.retrieval else []
-        total, mass = np.zeros(N_ACTIONS), np.zeros(N_ACTIONS)
-        square, weight = np.zeros(N_ACTIONS), np.zeros(N_ACTIONS)
+        total, mass, square = np.zeros(N_ACTIONS), np.zeros(N_ACTIONS), np.zeros(N_ACTIONS)
         weighted = []
         rows = []
         for p, sim in hits:
@@ -164,13 +163,12 @@ class MemoryPolicy:
             m = p.source.reward / REWARD_SCALE
             total[i] += w * m
             mass[i] += w
-            weight[i] += w
             rows.append((i, w, m))
             weighted.append((p, w, sim))
         mean = total / (mass + c.prior)
         for i, w, m in rows:
             square[i] += w * (m - mean[i]) ** 2
-        spread = np.sqrt((square + c.prior * c.prior_sd ** 2) / (weight + c.prior))
+        spread = np.sqrt((square + c.prior * c.prior_sd ** 2) / (mass + c.prior))
         return Evidence(mean, spread, mass, weighted)
 
     def choose(self, context: Context) -> Choice:

@@ -19,7 +19,8 @@ weekdays in a row (holidays, exceptional closures); a week or more is refused.
 
 The volatility index is realised volatility annualised with ``252 * bars per day`` bars a year
 for intraday data (bars per day is the median count of bars per calendar day) and ``252 / weekdays
-per bar`` for daily or coarser data (252 for daily bars, as for the synthetic market).
+per bar`` for daily or coarser data (252 for daily bars, as for the synthetic market); the path
+carries it as ``bars_per_year``.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def load_ohlcv(path: str | os.PathLike[str], symbol: str | None = None, max_gap:
     close = values["close"]
     rets = np.zeros_like(close)
     rets[1:] = np.diff(np.log(close))
-    vix = np.sqrt(pd.Series(rets ** 2).rolling(vix_window, min_periods=1).mean().to_numpy()
-                  * (bars_per_year or inferred)) * 100.0
+    per_year = float(bars_per_year or inferred)
+    vix = np.sqrt(pd.Series(rets ** 2).rolling(vix_window, min_periods=1).mean().to_numpy() * per_year) * 100.0
     return PricePath(symbol or p.stem.upper(), close, np.full(close.shape[0], -1, dtype=np.int8), vix,
-                     MarketConfig(n_bars=max(50, close.shape[0])))
+                     MarketConfig(n_bars=max(50, close.shape[0])), per_year)

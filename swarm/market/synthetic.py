@@ -16,7 +16,7 @@ own path from a seed derived from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -82,13 +82,26 @@ class MarketConfig:
 
 @dataclass(frozen=True, slots=True)
 class PricePath:
-    """One asset's bars: close prices, the hidden regime of each bar, and the volatility index."""
+    """One asset's bars: close prices, the hidden regime of each bar, and the volatility index.
+
+    ``bars_per_year`` is the bar spacing as an annualisation (252 for daily bars, the synthetic
+    market; a CSV file's is inferred from its dates, e.g. ``252 * 7`` for hourly stock bars).
+    """
 
     symbol: str
     close: np.ndarray
-    regime: np.ndarray  # index into REGIMES
+    regime: np.ndarray  # index into REGIMES; -1 = unknown (real data)
     vix: np.ndarray
     config: MarketConfig = field(repr=False, default=MarketConfig())
+    bars_per_year: float = BARS_PER_YEAR
+
+    def window(self, start: int, stop: int, symbol: str | None = None) -> "PricePath":
+        """Bars ``[start, stop)`` as a path of their own (optionally renamed)."""
+        if not 0 <= start < stop <= len(self):
+            raise ValueError(f"window [{start}, {stop}) is outside the {len(self)} bars of {self.symbol}")
+        return PricePath(symbol or self.symbol, self.close[start:stop], self.regime[start:stop],
+                         self.vix[start:stop], replace(self.config, n_bars=max(50, stop - start)),
+                         self.bars_per_year)
 
     def __len__(self) -> int:
         return int(self.close.shape[0])
