@@ -55,6 +55,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "wild-bursts": {"burst_shock": 0.006},
     "noisy-trends": {"trend_noise": 0.006, "range_noise": 0.01},
     "trend-heavy": {"regime_mix": (2.0, 2.0, 1.0, 1.0)},
+    # the world before 2026-11-29: short regimes, bursts that dwarf every other regime's P&L, and a
+    # volatility index that only lags realised volatility (kept to show every baseline before/after)
+    "previous-default": {"persistence": 0.99, "burst_shock": 0.015, "vix_lead": 0.0},
 }
 TRADING = tuple(s for s in STRATEGIES if s != "flat")  # flat never trades: no Sharpe to compare
 

@@ -30,10 +30,10 @@ from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived
 from .gossip.node import Contacts, Share
 from .kernel import AnyioKernel, VirtualKernel
 from .learning.agent import LearningAgent
-from .learning.episodes import Decision, interleave
+from .learning.episodes import Decision
 from .learning.memory_policy import MemoryConfig, MemoryPolicy, make_embedder
 from .learning.session import RunLog, step
-from .market import MarketConfig, TradeRules, generate_market
+from .market import MarketConfig, TradeRules
 from .memory.embedders import fingerprint_of
 from .transport import GossipBus, LinkProfile, SimNetwork
 

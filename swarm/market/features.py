@@ -57,5 +57,6 @@ def compute_features(path: PricePath) -> np.ndarray:
     return feats
 
 
-def annualised(vol_per_bar: float) -> float:
-    return float(vol_per_bar * np.sqrt(BARS_PER_YEAR))
+def annualised(vol_per_bar: float, bars_per_year: float = BARS_PER_YEAR) -> float:
+    """Per-bar volatility as a yearly figure (``PricePath.bars_per_year``: 252 for daily bars)."""
+    return float(vol_per_bar * np.sqrt(bars_per_year))

@@ -19,9 +19,11 @@ the symbols reading the file (as the synthetic market seeds its paths), so diffe
 markets (seeds >= :data:`HELD_OUT_SEED`, the harness's ``seed + HELD_OUT``) draw only from the last
 quarter of each file and every other seed only from the rest, so a held-out test is never on bars
 a learner trained on (a held-out window reaches up to ``WARMUP`` bars back for its features; no
-trade's outcome crosses the cut). Phased markets are consecutive stretches of one window. Real
-data has no hidden regime (``regime == -1``), and a :class:`MarketConfig`'s regime settings do not
-apply to it: the run's :meth:`MarketUse.describe` records that.
+trade's outcome crosses the cut; swarm agents' ``market_seed`` is ``seed * 100 + i``, so this holds
+for run seeds below 100). Phased markets are consecutive stretches of one window. Real data has no
+hidden regime (``regime == -1``), and a :class:`MarketConfig`'s regime settings do not apply to it.
+The run's :meth:`MarketUse.describe` records all of that, and flags seeds whose windows overlapped
+(a file shorter than the windows: a pack's or a peer's "other market" is then partly the same bars).
 """
 
 from __future__ import annotations
@@ -144,6 +146,7 @@ class CsvSource(MarketSource):
                 note(f"short:{f}", f"{self.files[f].name}: windows are capped at the data ({len(self.series[f])} bars, "
                                    f"{HELD_OUT_SHARE:.0%} of them held out); runs that asked for more get fewer "
                                    "decisions")
+            _read(self.files[f].name, seed, start + WARMUP, stop)
             path = self.series[f].window(start, stop)
             for j, d in enumerate(decisions_for(path, rules)):
                 name = names[j % len(names)]
@@ -179,17 +182,36 @@ class MarketUse:
 
     source: MarketSource
     notes: dict[str, str] = field(default_factory=dict)
+    reads: dict[str, set[tuple[int, int, int]]] = field(default_factory=dict)  # file -> (seed, first, stop) bars traded
 
     @property
     def label(self) -> str:
         return self.source.label
 
+    def shared(self) -> list[tuple[str, int, int]]:
+        """``(file, seed, other seed)`` for every two seeds whose trades cover some of the same bars: markets
+        a scenario treats as independent (a pack's, a transfer source's, another peer's) that share data."""
+        out = []
+        for name, reads in self.reads.items():
+            rs = sorted(reads)
+            pairs = {(a[0], b[0]) for i, a in enumerate(rs) for b in rs[i + 1:]
+                     if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]}
+            out += [(name, x, y) for x, y in sorted(pairs)]
+        return out
+
     def describe(self) -> dict[str, Any]:
         """What a result's config records: ``{"market": label}``, and for real data its files and notes."""
         out: dict[str, Any] = {"market": self.label}
         detail = self.source.describe()
-        if detail or self.notes:
-            out["market_detail"] = {**detail, "notes": list(self.notes.values())}
+        notes = list(self.notes.values())
+        shared = self.shared()
+        if shared:
+            name, x, y = shared[0]
+            notes.append(f"{len(shared)} pairs of seeds traded overlapping bars (e.g. seeds {x} and {y} on {name}): "
+                         "markets the scenario treats as independent (packs, transfer sources, peers) share data, "
+                         "so figures comparing or pooling them can be optimistic; longer or more files avoid it")
+        if detail or notes:
+            out["market_detail"] = {**detail, "notes": notes}
         return out
 
 
@@ -206,6 +228,13 @@ def note(key: str, text: str) -> None:
     use = _USE.get()
     if not isinstance(use.source, SyntheticSource):
         use.notes.setdefault(key, text)
+
+
+def _read(name: str, seed: int, first: int, stop: int) -> None:
+    """Record that ``seed`` traded bars ``[first, stop)`` of file ``name`` (decisions and their outcomes)."""
+    use = _USE.get()
+    if not isinstance(use.source, SyntheticSource):
+        use.reads.setdefault(name, set()).add((seed, first, stop))
 
 
 @contextmanager

@@ -113,6 +113,18 @@ def test_short_data_gives_fewer_decisions_and_says_so(files):
     assert use.describe()["market"] == "csv:msft.csv"
 
 
+def test_seeds_that_share_bars_are_flagged(goog):
+    with ms.using(goog) as use:
+        market_decisions(0, 2500)
+        market_decisions(HELD_OUT, 2500)  # held out: a disjoint part of the file
+    assert use.shared() == [] and not any("overlapping" in n for n in use.describe()["market_detail"]["notes"])
+    with ms.using(goog) as use:
+        market_decisions(0, 2500)
+        market_decisions(1000, 2500)  # a pack's market: on a short file, the same bars
+    assert use.shared() == [("goog.csv", 0, 1000)]
+    assert any("seeds 0 and 1000" in n for n in use.describe()["market_detail"]["notes"])
+
+
 def test_phases_are_consecutive_stretches_of_real_data(goog):
     phases = [(MarketConfig(regime_mix=(1, 1, 0, 0)), 30), (MarketConfig(regime_mix=(0, 0, 1, 1)), 30)]
     with ms.using(goog) as use:
