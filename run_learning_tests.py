@@ -54,7 +54,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                     help=f"parallel worker processes (default {DEFAULT_JOBS}: one per core, at most 4)")
     ap.add_argument("--market", default="synthetic",
                     help="prices: synthetic (default) or csv:PATH[,PATH...], real OHLCV files (validated before "
-                         "anything runs; see swarm/market/source.py for which stretch each seed and symbol reads)")
+                         "anything runs; see swarm/learning/markets.py for which stretch each seed and symbol reads)")
 
     def error(message: str) -> Any:
         raise UsageError(message)
@@ -86,7 +86,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if args.market != "synthetic":  # load and validate the files now: a bad one is one line and exit 2
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
-        from swarm.market.source import CsvSource, parse as parse_market
+        from swarm.learning.markets import CsvSource, parse as parse_market
 
         try:
             source = parse_market(args.market)

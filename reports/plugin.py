@@ -37,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--swarm-runtime", default="in-process", choices=("in-process", "process"),
                 help="agents as tasks of one process, or one OS process each (needs quic)")
     g.addoption("--swarm-market", default="synthetic",
-                help="prices: synthetic (default) or csv:PATH[,PATH...], real OHLCV files (swarm.market.source)")
+                help="prices: synthetic (default) or csv:PATH[,PATH...], real OHLCV files (swarm.learning.markets)")
 
 
 class _Beacon:

@@ -24,7 +24,7 @@ from swarm.learning import bandit
 from swarm.learning.session import RunLog, merge_in_time, run
 from swarm.learning.summary import Scoring, summarise
 from swarm.market import STRATEGIES, MarketConfig, TradeRules
-from swarm.market import source as market_source
+from swarm.learning import markets as market_source
 
 SYMBOLS: tuple[str, ...] = ("AAA", "BBB", "CCC")
 
@@ -82,9 +82,9 @@ def market_decisions(seed: int, n_bars: int, symbols: Sequence[str] = SYMBOLS,
                      market: MarketConfig | None = None, rules: TradeRules = TradeRules()) -> list[Decision]:
     """The decisions of the seeded market, all assets interleaved in time order.
 
-    The market comes from the active source (:func:`swarm.market.source.active`): the synthetic
+    The market comes from the active source (:func:`swarm.learning.markets.active`): the synthetic
     market with ``market`` (or ``n_bars`` bars per asset), or windows of real files (see
-    :mod:`swarm.market.source`; there only ``n_bars`` of ``market`` applies).
+    :mod:`swarm.learning.markets`; there only ``n_bars`` of ``market`` applies).
     """
     cfg = market or MarketConfig(n_bars=n_bars)
     return market_source.active().decisions(cfg, seed, tuple(symbols), rules)

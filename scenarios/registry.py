@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from swarm.market.source import MarketSource, using
+from swarm.learning.markets import MarketSource, using
 
 from .base import ScenarioResult
 

@@ -31,6 +31,7 @@ from .gossip.node import Contacts, Share
 from .kernel import AnyioKernel, VirtualKernel
 from .learning.agent import LearningAgent
 from .learning.episodes import Decision
+from .learning.markets import active
 from .learning.memory_policy import MemoryConfig, MemoryPolicy, make_embedder
 from .learning.session import RunLog, step
 from .market import MarketConfig, TradeRules
@@ -145,9 +146,7 @@ class SwarmConfig:
 def agent_decisions(spec: AgentSpec, config: SwarmConfig, n: int | None = None) -> list[Decision]:
     """The decisions an agent faces: its market (seed and symbols), ``n`` of them (fewer when the
     market is real data shorter than that). The market comes from the active source
-    (:func:`swarm.market.source.active`: synthetic with ``config.market``, or windows of CSV files)."""
-    from .market.source import active
-
+    (:func:`swarm.learning.markets.active`: synthetic with ``config.market``, or windows of CSV files)."""
     n = config.trades if n is None else n
     bars = max(50, 21 + 10 * (n // len(spec.symbols) + 2) + 10)
     return active().decisions(replace(config.market, n_bars=bars), spec.market_seed, spec.symbols, TradeRules())[:n]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from swarm.learning.memory_policy import MemoryConfig
-from swarm.learning.metrics import skill
 from swarm.learning.policies import Exploration
 from swarm.orchestrator import AgentSpec
 

@@ -9,7 +9,7 @@ from swarm.learning.episodes import Context, Decision
 from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
 from swarm.learning.metrics import mean_ci, sharpe_ratio
 from swarm.learning.policies import FixedPolicy, RandomPolicy, RegimeRule, best_fixed_strategy
-from swarm.learning.session import RunLog, run
+from swarm.learning.session import run
 from swarm.learning.agent import LearningAgent
 from swarm.learning.summary import summarise
 from swarm.market import STRATEGIES

@@ -12,7 +12,7 @@ import pytest
 from scenarios.base import HELD_OUT, SYMBOLS, market_decisions, phased_decisions
 from swarm.learning.episodes import interleave
 from swarm.market import MarketConfig, MarketDataError, compute_features, generate_market, load_ohlcv
-from swarm.market import source as ms
+from swarm.learning import markets as ms
 from swarm.market.features import WARMUP
 from swarm.orchestrator import AgentSpec, SwarmConfig, agent_decisions
 from tests import realdata

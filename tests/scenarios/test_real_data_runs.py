@@ -14,7 +14,7 @@ import pytest
 
 import run_learning_tests as runner
 from scenarios.registry import run_pattern
-from swarm.market import source as ms
+from swarm.learning import markets as ms
 from tests import realdata
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -33,17 +33,14 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .csv_loader import MarketDataError, load_ohlcv
-from .features import WARMUP
-from .strategies import TradeRules
-from .synthetic import MarketConfig, PricePath, generate_market
-
-if TYPE_CHECKING:
-    from ..learning.episodes import Decision
+from ..market import MarketConfig, PricePath, TradeRules, generate_market
+from ..market.csv_loader import MarketDataError, load_ohlcv
+from ..market.features import WARMUP
+from .episodes import Context, Decision, decisions_for, interleave
 
 #: Seeds from here on are held-out markets (``scenarios.base.HELD_OUT``): they read the held-out part.
 HELD_OUT_SEED = 10_000
@@ -72,7 +69,6 @@ class SyntheticSource(MarketSource):
 
     def decisions(self, config: MarketConfig, seed: int, symbols: Sequence[str],
                   rules: TradeRules = TradeRules()) -> list["Decision"]:
-        from ..learning.episodes import interleave
 
         return interleave(generate_market(config, seed, tuple(symbols)), rules)
 
@@ -128,7 +124,6 @@ class CsvSource(MarketSource):
 
     def decisions(self, config: MarketConfig, seed: int, symbols: Sequence[str],
                   rules: TradeRules = TradeRules()) -> list["Decision"]:
-        from ..learning.episodes import Context, Decision, decisions_for
 
         symbols = tuple(symbols)
         if len(set(symbols)) != len(symbols) or not symbols:
