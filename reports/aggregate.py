@@ -7,8 +7,9 @@ value every seed agrees on stays as it is, and values that differ and cannot be 
 as ``{"per_seed": [...]}``. Series (learning curves) get a mean and a band per point.
 
 Checks: one that compares two learners carries a per-seed ``delta`` (how much better the learner
-it vouches for did); over two or more seeds it passes only when the delta's 95% CI lies above zero
-("better"), and reads "tied" or "worse" otherwise, whatever a single seed said. Any other check
+it vouches for did); over two or more seeds it passes only when the delta's one-sided 95% lower
+confidence bound is above zero ("better": the claim is directional, so the bound is one-sided),
+and reads "tied" or "worse" otherwise, whatever a single seed said. Any other check
 passes only when it passed on every seed. A seed whose run crashed fails the pattern.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from swarm.learning.metrics import mean_ci
+from swarm.learning.metrics import mean_ci, one_sided_bounds
 
 FIGURE_KEYS = frozenset({"mean", "ci_low", "ci_high", "n"})
 
@@ -67,14 +68,16 @@ def combine_series(series: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def verdict(delta: dict[str, Any]) -> str:
-    """"better", "worse" or "tied" from a delta's interval ("better"/"worse" from one seed's sign)."""
+    """"better" when the improvement's one-sided 95% lower bound is above zero, "worse" when its
+    upper bound is below zero, "tied" otherwise (one seed: its sign, with no confidence claimed)."""
     if delta["n"] == 0 or delta["mean"] is None:
         return "not measured"
-    if delta["ci_low"] is None:  # one seed: its sign, no confidence to speak of
+    bounds = one_sided_bounds(delta)
+    if bounds is None:
         return "better" if delta["mean"] > 0 else "worse"
-    if delta["ci_low"] > 0:
+    if bounds[0] > 0:
         return "better"
-    return "worse" if delta["ci_high"] < 0 else "tied"
+    return "worse" if bounds[1] < 0 else "tied"
 
 
 def combine_checks(per_seed: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -109,8 +112,10 @@ def _detail(entry: dict[str, Any], runs: Sequence[dict[str, Any] | None]) -> str
     head = f"passed on {entry['passed_seeds']} of {entry['seeds']} seeds"
     d = entry.get("delta")
     if d is not None and d["mean"] is not None:
-        ci = "" if d["ci_low"] is None else f" [{d['ci_low']:.4g}, {d['ci_high']:.4g}]"
-        head += f"; improvement {d['mean']:.4g}{ci} (95% CI over {d['n']} seeds) -> {entry['verdict']}"
+        bounds = one_sided_bounds(d)
+        ci = "" if bounds is None else (f", 95% lower bound {bounds[0]:.4g} (one-sided; two-sided 95% CI "
+                                         f"[{d['ci_low']:.4g}, {d['ci_high']:.4g}])")
+        head += f"; improvement {d['mean']:.4g}{ci} over {d['n']} seeds -> {entry['verdict']}"
     first = next((c["detail"] for c in runs if c is not None), "")
     return f"{head}. First seed: {first}"
 

@@ -183,8 +183,8 @@ def write_report(out: str | os.PathLike[str], *, seed: int | None = None, comman
     if made:
         lines += ["## Charts", ""] + [f"![{t}](charts/{p.name})" for t, p in made] + [""]
     lines += ["## Checks", "", "A check that compares two learners passes over several seeds only when its "
-              "improvement's 95% interval lies above zero (\"better\"); otherwise it reads \"tied\" or \"worse\". "
-              "Other checks must pass on every seed.", ""]
+              "improvement's one-sided 95% lower confidence bound lies above zero (\"better\"); otherwise it reads "
+              "\"tied\" or \"worse\". Other checks must pass on every seed.", ""]
     for d in docs:
         lines.append(f"### {d['pattern']} — {d['status']}")
         lines.append("")

@@ -153,6 +153,29 @@ _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
         2.052, 2.048, 2.045, 2.042)
 
 
+# one-sided 95% Student-t quantiles (1..30 degrees of freedom); beyond 30 the normal 1.645
+_T95_ONE_SIDED = (6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782, 1.771,
+                  1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725, 1.721, 1.717, 1.714, 1.711, 1.708, 1.706,
+                  1.703, 1.701, 1.699, 1.697)
+
+
+def t95_one_sided(dof: int) -> float:
+    """The one-sided 95% Student-t quantile for ``dof`` degrees of freedom."""
+    if dof < 1:
+        raise ValueError("a t bound needs at least one degree of freedom")
+    return _T95_ONE_SIDED[dof - 1] if dof <= len(_T95_ONE_SIDED) else 1.645
+
+
+def one_sided_bounds(figure: dict[str, float | int | None]) -> tuple[float, float] | None:
+    """The one-sided 95% lower and upper confidence bounds of a :func:`mean_ci` figure's mean (what
+    a directional claim, "better" or "worse", needs); None with fewer than two values."""
+    n, mean, low = figure["n"], figure["mean"], figure["ci_low"]
+    if mean is None or low is None or not isinstance(n, int) or n < 2:
+        return None
+    margin = (float(mean) - float(low)) * t95_one_sided(n - 1) / t95(n - 1)
+    return float(mean) - margin, float(mean) + margin
+
+
 def t95(dof: int) -> float:
     """The two-sided 95% Student-t quantile for ``dof`` degrees of freedom."""
     if dof < 1:

@@ -18,7 +18,8 @@ def test_pattern_sharing(result):
     # regret of the peers' trades with gossip vs the same peers alone, on the same decisions
     assert result.learning["regret"] < result.learning["regret_isolated"]
     check = next(c for c in result.checks if c.name == "pattern sharing")
-    assert check.delta == pytest.approx(result.learning["regret_isolated"] - result.learning["regret"], abs=1e-5)
+    gains = [r.learning["regret_isolated"] - r.learning["regret"] for r in result.runs]
+    assert check.delta == pytest.approx(sum(gains) / len(gains), abs=1e-5)  # mean over the seeds run
     assert "Sharpe of all peers' trades" in check.detail
 
 

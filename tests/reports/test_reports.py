@@ -68,6 +68,15 @@ def test_figures_are_means_with_intervals_and_comparisons_need_their_interval_ab
     assert clear["checks"][1]["verdict"] == "better" and clear["status"] == "passed"
 
 
+def test_one_sided_bounds_follow_the_two_sided_interval():
+    from swarm.learning.metrics import mean_ci, one_sided_bounds
+    fig = mean_ci([0.5, 0.4, 0.6])  # mean 0.5, sd 0.1, n 3
+    low, high = one_sided_bounds(fig)
+    assert low == pytest.approx(0.5 - 2.920 * 0.1 / 3 ** 0.5, abs=1e-3) and high == pytest.approx(1.0 - low)
+    assert fig["ci_low"] < low  # a one-sided bound is tighter than the two-sided interval's end
+    assert one_sided_bounds(mean_ci([0.5])) is None
+
+
 def test_a_crashed_seed_fails_the_pattern(tmp_path):
     path = write_metrics([fake("star-hub-learning", 2.0)], tmp_path, environment(),
                          crashes=[{"seed": 1, "error": "RuntimeError: boom"}])
