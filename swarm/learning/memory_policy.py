@@ -15,8 +15,11 @@ How it weighs: for each strategy ``a``, the retrieved patterns about ``a`` give 
 mean reward ``mean_a = sum(w * r) / (sum(w) + prior)`` with ``w = similarity ** sharpness``
 (times a recency factor if a half-life is set; the prior shrinks thin evidence towards zero,
 what ``flat`` earns), and a spread ``s_a`` (weighted deviation of those rewards, starting from
-``prior_sd``). The value of ``a`` is ``mean_a - risk_aversion * s_a**2``: a mean-variance rule,
-so a strategy that earns the same with wilder swings is worth less (Sharpe, not win rate).
+``prior_sd``). The value of ``a`` is ``mean_a - risk_aversion * s_a``: a strategy that earns the
+same with wilder swings is worth less (Sharpe, not win rate). Linear in the spread, so scaling
+every reward (another market, another asset) scales every value and changes no choice; a
+mean-variance rule (``s_a**2``) did as well on the default market but fell to a Sharpe of 1.09 on
+the previous one, whose bursts are four times larger.
 
 How it explores: Thompson sampling. Each decision draws ``value_a + explore_scale * s_a /
 sqrt(1 + sum(w)) * N(0, 1)`` and plays the largest draw, so a strategy is tried in proportion to
@@ -56,7 +59,7 @@ class MemoryConfig:
     sharpness: float = 2.0  # similarity exponent: higher trusts only the nearest
     prior: float = 0.5  # evidence mass that shrinks thin evidence towards zero
     prior_sd: float = 1.5  # reward spread assumed before evidence (units of REWARD_SCALE)
-    risk_aversion: float = 0.04  # value = mean - risk_aversion * spread**2
+    risk_aversion: float = 0.1  # value = mean - risk_aversion * spread (scales with the rewards)
     explore_scale: float = 0.2  # Thompson sampling width, in standard errors
     exploration: Exploration | None = None  # extra epsilon-greedy random play on top (None: Thompson only)
     half_life: float | None = None  # virtual seconds; None = no recency decay
@@ -176,7 +179,7 @@ class MemoryPolicy:
         emb = self.bank.embedder.embed(context.features)
         ev = self.evidence(emb)
         c = self.config
-        value = ev.mean - c.risk_aversion * ev.spread ** 2
+        value = ev.mean - c.risk_aversion * ev.spread
         # Thompson sampling: draw each strategy's value from its estimate's uncertainty, so a
         # strategy is tried in proportion to the chance that it is the best one here
         sd = c.explore_scale * ev.spread / np.sqrt(1.0 + ev.mass)
@@ -199,7 +202,7 @@ class MemoryPolicy:
         """Net evidence per strategy for ``context``, without exploring or recording anything:
         what this agent would vote for."""
         ev = self.evidence(self.bank.embedder.embed(context.features))
-        value = ev.mean - self.config.risk_aversion * ev.spread ** 2
+        value = ev.mean - self.config.risk_aversion * ev.spread
         if self._allowed is not None:
             value = np.where(np.isin(np.arange(value.size), self._allowed), value, -np.inf)
         return value
