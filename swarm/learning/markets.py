@@ -37,7 +37,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..market import MarketConfig, PricePath, TradeRules, generate_market
+from ..market import BARS_PER_YEAR, MarketConfig, PricePath, TradeRules, generate_market
 from ..market.csv_loader import MarketDataError, load_ohlcv
 from ..market.features import WARMUP
 from .episodes import Context, Decision, decisions_for, interleave
@@ -53,6 +53,7 @@ class MarketSource:
     """Makes the decisions of a market: ``seed`` picks it, ``symbols`` names its assets."""
 
     label = "?"
+    bars_per_year: float = BARS_PER_YEAR  # what annualises its Sharpe ratios
 
     def decisions(self, config: MarketConfig, seed: int, symbols: Sequence[str],
                   rules: TradeRules = TradeRules()) -> list["Decision"]:
@@ -69,7 +70,6 @@ class SyntheticSource(MarketSource):
 
     def decisions(self, config: MarketConfig, seed: int, symbols: Sequence[str],
                   rules: TradeRules = TradeRules()) -> list["Decision"]:
-
         return interleave(generate_market(config, seed, tuple(symbols)), rules)
 
     def __repr__(self) -> str:
@@ -90,6 +90,8 @@ class CsvSource(MarketSource):
         self.series: tuple[PricePath, ...] = tuple(
             load_ohlcv(p, max_gap=max_gap, bars_per_year=bars_per_year) for p in self.files)
         self.label = "csv:" + ",".join(f.name for f in self.files)
+        # hourly bars trade 7x as often as daily ones: Sharpe ratios annualise by the data's own clock
+        self.bars_per_year = float(np.median([s.bars_per_year for s in self.series]))
         for f, s in zip(self.files, self.series):
             need = self.min_bars(rules)
             if len(s) < need:

@@ -16,8 +16,8 @@ mean reward ``mean_a = sum(w * r) / (sum(w) + prior)`` with ``w = similarity ** 
 (times a recency factor if a half-life is set; the prior shrinks thin evidence towards zero,
 what ``flat`` earns), and a spread ``s_a`` (weighted deviation of those rewards, starting from
 ``prior_sd``). The value of ``a`` is ``mean_a - risk_aversion * s_a``: a strategy that earns the
-same with wilder swings is worth less (Sharpe, not win rate). Linear in the spread, so scaling
-every reward (another market, another asset) scales every value and changes no choice; a
+same with wilder swings is worth less (Sharpe, not win rate). Linear in the spread, so rescaled
+rewards (another market, another asset) barely move a choice once evidence outweighs the prior; a
 mean-variance rule (``s_a**2``) did as well on the default market but fell to a Sharpe of 1.09 on
 the previous one, whose bursts are four times larger.
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..market import BARS_PER_YEAR
+from . import markets
 from . import metrics as m
 from .session import RunLog
 
@@ -23,7 +23,9 @@ class Scoring:
 
     @property
     def periods_per_year(self) -> float:
-        return BARS_PER_YEAR / self.horizon_bars
+        """Trades a year: the active market's bars a year (252 for daily bars, the synthetic
+        market's clock; more for intraday files) over the bars one trade lasts."""
+        return markets.active().bars_per_year / self.horizon_bars
 
 
 def _finite(x: float) -> float | None:

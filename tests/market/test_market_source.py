@@ -145,6 +145,10 @@ def test_hourly_file_with_closures_trades_and_annualises_by_its_spacing(files):
     assert got and {d.regime for d in got} == {-1}
     vix = np.array([d.context.features[-1] for d in got])
     assert 5 < np.median(vix) < 20  # 0.4% an hour is ~17% a year on 1764 bars a year, not ~6% on 252
+    from swarm.learning.summary import Scoring
+    assert Scoring().periods_per_year == 252 / 10  # the synthetic market's clock outside the block
+    with ms.using(src):
+        assert Scoring().periods_per_year == 252 * 7 / 10  # Sharpe annualises by the file's own bars
 
 
 def test_bad_values_are_one_line_errors(tmp_path, files):
