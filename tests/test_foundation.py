@@ -35,7 +35,7 @@ def _imports(paths, top_level_only: bool = False) -> set[str]:
 
 def _undeclared(files, declared, top_level_only: bool = False) -> set[str]:
     dist_of = md.packages_distributions()
-    local = set(PACKAGES) | {"tests", "benchmarks"}
+    local = set(PACKAGES) | {"tests", "benchmarks", "run_learning_tests"}
     missing = set()
     for mod in _imports(files, top_level_only):
         if mod in sys.stdlib_module_names or mod in local or mod == "__future__":
