@@ -147,12 +147,6 @@ def run_policy(policy: Policy, decisions: Sequence[Decision], *, learn: bool = T
 HELD_OUT = 10_000
 
 
-def evaluate(policy: Policy, decisions: Sequence[Decision]) -> float:
-    """Accuracy over ``decisions`` without learning from them (a held-out test)."""
-    log = run_policy(policy, decisions, learn=False)
-    return float(log.correct_array.mean()) if len(log) else float("nan")
-
-
 def _baseline_policies(stream: Sequence[Decision], pooled: Sequence[Decision], seed: int,
                        lr: float) -> list[Policy]:
     """The baselines one agent's decisions are replayed with (hindsight choices over ``pooled``)."""
@@ -263,10 +257,3 @@ def split_summary(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     trading = {k: summary[k] for k in ("win_rate", "avg_return", "sharpe_ratio", "max_drawdown")}
     performance = {k: summary[k] for k in ("decision_latency_ms", "learning_overhead_ms")}
     return learning, trading, performance
-
-
-def faster(a: int | str, b: int | str) -> bool:
-    """Whether convergence ``a`` came strictly before ``b`` ("not reached" is never)."""
-    if a == "not reached":
-        return False
-    return b == "not reached" or int(a) < int(b)

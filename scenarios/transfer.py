@@ -1,5 +1,5 @@
 """Transfer: train a source agent, export its memory, import it ("full" or "selective") into a
-new agent, and continue on a new market; it must converge faster than a cold start there."""
+new agent, and continue on a new market; it must give up less (regret) than a cold start there."""
 
 from __future__ import annotations
 

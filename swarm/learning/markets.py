@@ -29,6 +29,7 @@ The run's :meth:`MarketUse.describe` records all of that, and flags seeds whose 
 from __future__ import annotations
 
 import contextvars
+from abc import ABC, abstractmethod
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -49,15 +50,16 @@ HELD_OUT_SHARE = 0.25
 _DEFAULT_REGIMES = MarketConfig()
 
 
-class MarketSource:
+class MarketSource(ABC):
     """Makes the decisions of a market: ``seed`` picks it, ``symbols`` names its assets."""
 
     label = "?"
     bars_per_year: float = BARS_PER_YEAR  # what annualises its Sharpe ratios
 
+    @abstractmethod
     def decisions(self, config: MarketConfig, seed: int, symbols: Sequence[str],
                   rules: TradeRules = TradeRules()) -> list["Decision"]:
-        raise NotImplementedError
+        """The market's decisions, all assets interleaved in time order."""
 
     def describe(self) -> dict[str, Any]:
         return {}
