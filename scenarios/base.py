@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
+from swarm.learning import bandit
+from swarm.learning import markets as market_source
 from swarm.learning.agent import LearningAgent
 from swarm.learning.episodes import SECONDS_PER_BAR, Context, Decision
 from swarm.learning.memory_policy import MemoryPolicy
@@ -20,11 +22,9 @@ from swarm.learning.policies import (
     Sarsa,
     best_fixed_strategy,
 )
-from swarm.learning import bandit
 from swarm.learning.session import RunLog, merge_in_time, run
 from swarm.learning.summary import Scoring, summarise
 from swarm.market import STRATEGIES, MarketConfig, TradeRules
-from swarm.learning import markets as market_source
 
 SYMBOLS: tuple[str, ...] = ("AAA", "BBB", "CCC")
 
@@ -174,6 +174,11 @@ def held_out_figures(policy: Policy, decisions: Sequence[Decision], scoring: Sco
     accuracy (a held-out test; no wall-clock figures)."""
     s = summarise(run_policy(policy, decisions, learn=False), scoring)
     return {k: s[k] for k in ("sharpe_ratio", "regret", "avg_return", "accuracy", "decisions")}
+
+
+def rounded(x: float | None, digits: int = 4) -> float | None:
+    """A figure for the metrics: rounded, and None when it could not be measured (None or NaN)."""
+    return None if x is None or x != x else round(float(x), digits)
 
 
 def figure(x: float | None, digits: int = 3) -> str:

@@ -16,7 +16,12 @@ from typing import Any
 from swarm.learning.episodes import SECONDS_PER_BAR, Decision
 from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
 from swarm.learning.metrics import retention_rate
-from swarm.learning.policies import ContextFreeBandit, LinearActorCritic, Policy, QLearning
+from swarm.learning.policies import (
+    ContextFreeBandit,
+    LinearActorCritic,
+    Policy,
+    QLearning,
+)
 from swarm.learning.session import RunLog
 from swarm.learning.summary import Scoring, summarise
 from swarm.market import MarketConfig
@@ -32,6 +37,7 @@ from .base import (
     held_out_figures,
     memory_figures,
     phased_decisions,
+    rounded,
     run_policy,
     split_summary,
 )
@@ -127,17 +133,14 @@ def _retention(policy: Policy, m: _Markets, scoring: Scoring) -> dict[str, Any]:
     run_policy(policy, m.b)
     after = held_out_figures(policy, m.test_a, scoring)
     return {**_skill("a_after_a", before), **_skill("a_after_b", after),
-            "retention": _round(_retention_of(after, before))}
+            "retention": rounded(_retention_of(after, before))}
 
-
-def _round(x: float | None, digits: int = 4) -> float | None:
-    return None if x is None or x != x else round(float(x), digits)
 
 
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
     keys = ("return_a_after_a", "return_a_after_b", "return_b_after_b", "sharpe_b_after_b", "regret_b_after_b",
             "retention")
-    out = {k: _round(run[k], 6) for k in keys}
+    out = {k: rounded(run[k], 6) for k in keys}
     out.update(pattern_count=run["figures"]["pattern_count"], evicted=run["evicted"],
                consolidations=run["consolidations"])
     return out

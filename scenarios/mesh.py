@@ -20,8 +20,15 @@ from swarm.learning.summary import Scoring
 from swarm.orchestrator import Swarm, SwarmConfig, agent_decisions
 from topologies import mesh
 
-from .base import HELD_OUT, Check, ScenarioResult
-from .swarm_base import mean_accuracy, mean_episode_regret, mean_regret, mean_sharpe, swarm_baselines, swarm_figures
+from .base import HELD_OUT, Check, ScenarioResult, rounded
+from .swarm_base import (
+    mean_accuracy,
+    mean_episode_regret,
+    mean_regret,
+    mean_sharpe,
+    swarm_baselines,
+    swarm_figures,
+)
 
 PATTERN = "mesh-distributed-learning"
 CONSENSUS_TOLERANCE = 0.01
@@ -100,9 +107,9 @@ def run(config: MeshScenarioConfig = MeshScenarioConfig()) -> ScenarioResult:
     if fault is not None:
         performance["fault_tolerance"] = fault
     alone = base[ISOLATED]
-    learning["sharpe_shared"] = _round(sharpe_shared)
-    learning["sharpe_isolated"] = _round(sharpe_alone)
-    learning["regret_isolated"] = _round(regret_alone, 6)
+    learning["sharpe_shared"] = rounded(sharpe_shared)
+    learning["sharpe_isolated"] = rounded(sharpe_alone)
+    learning["regret_isolated"] = rounded(regret_alone, 6)
     learning["accuracy_isolated"] = alone["accuracy"]  # pooled, as learning["accuracy"] is
     replicated = learning["replication_consistency"]
     # judged by regret: both runs trade the very same decisions, so the paired difference in P&L
@@ -153,10 +160,6 @@ def _latency(lat: dict[str, Any] | None) -> str:
     unit = "virtual ms" if lat["clock"] == "virtual" else "ms"
     return f"p50 {lat['p50']:.0f} {unit}, p99 {lat['p99']:.0f} {unit} over {lat['samples']} arrivals"
 
-
-def _round(x: float, digits: int = 4) -> float | None:
-    """A figure for JSON: rounded, and None when it is not a number (no trades)."""
-    return None if not np.isfinite(x) else round(float(x), digits)
 
 
 def _num(x: float | None, digits: int) -> str:

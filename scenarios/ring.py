@@ -20,7 +20,12 @@ from swarm.orchestrator import Swarm, SwarmConfig
 from topologies import ring as topo
 
 from .base import Check, ScenarioResult
-from .swarm_base import mean_episode_accuracy, mean_episode_regret, swarm_baselines, swarm_figures
+from .swarm_base import (
+    mean_episode_accuracy,
+    mean_episode_regret,
+    swarm_baselines,
+    swarm_figures,
+)
 
 PATTERN = "ring-sequential-learning"
 

@@ -16,7 +16,12 @@ from swarm.orchestrator import Swarm, SwarmConfig
 from topologies import star as topo
 
 from .base import Check, ScenarioResult
-from .swarm_base import mean_accuracy, mean_episode_regret, swarm_baselines, swarm_figures
+from .swarm_base import (
+    mean_accuracy,
+    mean_episode_regret,
+    swarm_baselines,
+    swarm_figures,
+)
 
 PATTERN = "star-hub-learning"
 

@@ -12,7 +12,7 @@ from swarm.learning.session import RunLog, merge_in_time
 from swarm.learning.summary import Scoring, summarise
 from swarm.orchestrator import Swarm, SwarmAgent
 
-from .base import baselines
+from .base import baselines, rounded
 
 
 def pooled_log(agents: Sequence[SwarmAgent]) -> RunLog:
@@ -71,9 +71,9 @@ def swarm_figures(swarm: Swarm, scoring: Scoring) -> tuple[dict[str, Any], dict[
     learning = {
         "agents": len(agents),
         "decisions": pooled["decisions"],
-        "accuracy": _round(pooled["accuracy"]),
-        "tie_share": _round(pooled["tie_share"]),
-        "regret": _round(pooled["regret"], 6),
+        "accuracy": rounded(pooled["accuracy"]),
+        "tie_share": rounded(pooled["tie_share"]),
+        "regret": rounded(pooled["regret"], 6),
         "accuracy_per_agent": {a.id: round(float(np.mean(a.log.correct)), 4) for a in agents if a.log.correct},
         "convergence_episodes": conv.to_json(),
         "final_accuracy": round(float(np.mean(curve[-scoring.window:])), 4) if curve else None,
@@ -104,17 +104,13 @@ def swarm_baselines(swarm: Swarm, seed: int, scoring: Scoring, lr: float,
         agents = list(isolated.agents.values())
         alone = summarise(pooled_log(agents), scoring)
         out["isolated agents (no sharing)"] = {
-            "accuracy": _round(alone["accuracy"]), "regret": _round(alone["regret"], 6),
-            "sharpe_ratio": _round(alone["sharpe_ratio"]), "avg_return": _round(alone["avg_return"], 6),
+            "accuracy": rounded(alone["accuracy"]), "regret": rounded(alone["regret"], 6),
+            "sharpe_ratio": rounded(alone["sharpe_ratio"]), "avg_return": rounded(alone["avg_return"], 6),
             "accuracy_per_agent": {a.id: round(float(np.mean(a.log.correct)), 4) for a in agents if a.log.correct},
             "episode_accuracy": mean_episode_accuracy(agents, scoring.trades_per_episode),
         }
     return out
 
-
-
-def _round(x: float | None, digits: int = 4) -> float | None:
-    return None if x is None else round(float(x), digits)
 
 
 def _memory_bytes(agents: Sequence[SwarmAgent]) -> dict[str, int]:

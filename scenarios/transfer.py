@@ -14,8 +14,8 @@ from swarm.memory import ImportPolicy
 from .base import (
     Check,
     ScenarioResult,
-    baselines,
     bars_for,
+    baselines,
     better,
     bp,
     market_decisions,

@@ -6,8 +6,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from swarm.learning.metrics import sharpe_ratio
 from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
+from swarm.learning.metrics import sharpe_ratio
 from swarm.learning.summary import Scoring, summarise
 
 from .base import (

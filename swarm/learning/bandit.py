@@ -41,7 +41,7 @@ class ContextualBandit:
         self.rng = np.random.default_rng(seed)
         self.scale = np.asarray(feature_scale, dtype=float)
         self.used = [i for i, s in enumerate(feature_scale) if np.isfinite(s)]
-        self._last: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._pmf: dict[str, np.ndarray] = {}  # symbol -> the distribution its open trade was drawn from
 
     def _features(self, context: Context) -> np.ndarray:
         """The features the memory compares, on its scale, clipped to +-5 (NaN as 0)."""
@@ -58,19 +58,21 @@ class ContextualBandit:
         return lines
 
     def choose(self, context: Context) -> Choice:
-        x = self._features(context)
-        pmf = np.asarray(self.vw.predict(self._example(x)), dtype=float)
+        """Draw a strategy from VW's exploration distribution for this context."""
+        pmf = np.asarray(self.vw.predict(self._example(self._features(context))), dtype=float)
         pmf = pmf / pmf.sum()
         i = int(self.rng.choice(len(STRATEGIES), p=pmf))
-        self._last[context.symbol] = (self._example(x), pmf)
+        self._pmf[context.symbol] = pmf
         return Choice(STRATEGIES[i], bool(i != int(np.argmax(pmf))), tuple(float(p) for p in pmf))
 
     def update(self, outcome: Outcome) -> None:
-        _, pmf = self._last.pop(outcome.context.symbol)
+        """Learn the played strategy's cost with the probability it was played with."""
+        pmf = self._pmf.pop(outcome.context.symbol)
         i = STRATEGIES.index(outcome.strategy)
         x = self._features(outcome.context)
         cost = -outcome.reward / REWARD_SCALE  # VW minimises cost
         self.vw.learn(self._example(x, (i, cost, float(pmf[i]))))
 
     def finish(self) -> None:
+        """Release the VW workspace (the driver calls this after the last decision)."""
         self.vw.finish()
