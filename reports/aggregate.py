@@ -33,6 +33,21 @@ def value(x: Any) -> Any:
     return x["mean"] if is_figure(x) else x
 
 
+def show(x: Any, digits: int = 2, scale: float = 1.0) -> str:
+    """A figure as ``mean [low, high]`` (the bare mean from one seed), a plain number as itself;
+    "—" when not measured."""
+    if is_figure(x):
+        if x["mean"] is None:
+            return "—"
+        m = f"{x['mean'] * scale:.{digits}f}"
+        return m if x["ci_low"] is None else f"{m} [{x['ci_low'] * scale:.{digits}f}, {x['ci_high'] * scale:.{digits}f}]"
+    if x is None:
+        return "—"
+    if _number(x):
+        return f"{x * scale:.{digits}f}"
+    return str(x)
+
+
 def _number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 

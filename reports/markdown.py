@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import charts
-from .aggregate import is_figure, value
+from .aggregate import is_figure, show, value
 from .metrics import read_metrics
 
 REPORT_NAME = "LEARNING_PATTERNS_COMPARISON.md"
@@ -22,22 +22,6 @@ LEARNING_SCENARIOS = ("cold-start", "warm-start", "transfer-learning", "continua
 #: Baselines shown beside each learner, by their name in the metrics files.
 BASELINES = (("best-fixed", "best fixed"), ("no-memory", "no-memory"), ("contextual-bandit", "VW bandit"),
              ("regime-rule", "regime rule"), ("oracle", "oracle"))
-
-
-def _num(x: Any, digits: int = 2, scale: float = 1.0) -> str:
-    """A figure as ``mean [low, high]`` (or the bare mean from one seed); "—" when not measured."""
-    if x is None:
-        return "—"
-    if is_figure(x):
-        if x["mean"] is None:
-            return "—"
-        m = f"{x['mean'] * scale:.{digits}f}"
-        if x["ci_low"] is None:
-            return m
-        return f"{m} [{x['ci_low'] * scale:.{digits}f}, {x['ci_high'] * scale:.{digits}f}]"
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
-        return f"{x * scale:.{digits}f}"
-    return str(x)
 
 
 def _base(doc: dict[str, Any], name: str, key: str = "sharpe_ratio") -> Any:
@@ -68,7 +52,7 @@ def _sync(doc: dict[str, Any]) -> str:
     if not isinstance(s, dict) or s.get("p50") is None:
         return "—"
     unit = "virtual ms" if s.get("clock") == "virtual" else "ms"
-    return f"{_num(s['p50'], 0)} {unit}"
+    return f"{show(s['p50'], 0)} {unit}"
 
 
 def _bytes_per_decision(doc: dict[str, Any]) -> Any:
@@ -83,7 +67,7 @@ def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a["ci_low"] <= b["ci_high"] and b["ci_low"] <= a["ci_high"]
 
 
-def _rank(docs: list[dict[str, Any]], label: str, get: Any, *, low: bool = False, fmt: Any = _num) -> list[str]:
+def _rank(docs: list[dict[str, Any]], label: str, get: Any, *, low: bool = False, fmt: Any = show) -> list[str]:
     """One guide line: the best pattern on a figure, and every pattern tied with it."""
     scored = [(get(d), d["pattern"]) for d in docs]
     scored = [(f, name) for f, name in scored if is_figure(f) and f["mean"] is not None]
@@ -106,12 +90,12 @@ def _guide(patterns: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     lines += _rank(ok, "Best risk-adjusted return (Sharpe)", lambda d: d["trading"].get("sharpe_ratio"))
     lines += _rank(ok, "Least regret to the oracle (bp per decision)", lambda d: d["learning"].get("regret"),
-                   low=True, fmt=lambda f: _num(f, 1, 1e4))
+                   low=True, fmt=lambda f: show(f, 1, 1e4))
     clocks = {(d["performance"].get("sync_latency_ms") or {}).get("clock") for d in ok} - {None}
     unit = "virtual ms" if clocks == {"virtual"} else "ms" if clocks == {"wall"} else "ms (virtual and wall mixed)"
     lines += _rank(ok, "Fastest pattern sync (p50)",
                    lambda d: (d["performance"].get("sync_latency_ms") or {}).get("p50"), low=True,
-                   fmt=lambda f: f"{_num(f, 0)} {unit}")
+                   fmt=lambda f: f"{show(f, 0)} {unit}")
     cheap = [(_bytes_per_decision(d), d["pattern"]) for d in ok if _bytes_per_decision(d)]
     if cheap:
         cheap.sort()
@@ -128,9 +112,9 @@ def _learning_rows(docs: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for d in docs:
         lr, tr = d["learning"], d["trading"]
-        rows.append([d["pattern"], d["status"], _checks(d), _budget(d), _num(tr.get("sharpe_ratio")),
-                     _num(lr.get("regret"), 1, 1e4), *(_num(_base(d, b)) for b, _ in BASELINES),
-                     _num(lr.get("accuracy")), _num(lr.get("tie_share"))])
+        rows.append([d["pattern"], d["status"], _checks(d), _budget(d), show(tr.get("sharpe_ratio")),
+                     show(lr.get("regret"), 1, 1e4), *(show(_base(d, b)) for b, _ in BASELINES),
+                     show(lr.get("accuracy")), show(lr.get("tie_share"))])
     return rows
 
 
@@ -163,7 +147,7 @@ def write_report(out: str | os.PathLike[str], *, seed: int | None = None, comman
         lines += ["## Deployment patterns", ""]
         rows = _learning_rows(patterns)
         for row, d in zip(rows, patterns):
-            row += [_sync(d), _num(d["learning"].get("replication_consistency"), 3)]
+            row += [_sync(d), show(d["learning"].get("replication_consistency"), 3)]
         lines += _table(["pattern", *header, "sync p50", "replication"], rows)
         lines.append("")
     if learning:

@@ -95,7 +95,11 @@ def validate(doc: dict[str, Any]) -> None:
 def write_metrics(results: ScenarioResult | Sequence[ScenarioResult], out: str | os.PathLike[str],
                   env: dict[str, Any], *, crashes: Sequence[dict[str, Any]] = ()) -> Path:
     """Validate and write one pattern's metrics file (atomically); returns its path."""
-    doc = to_metrics(results, env, crashes=crashes)
+    return save_metrics(to_metrics(results, env, crashes=crashes), out)
+
+
+def save_metrics(doc: dict[str, Any], out: str | os.PathLike[str]) -> Path:
+    """Validate and write a :func:`to_metrics` document (atomically); returns its path."""
     validate(doc)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

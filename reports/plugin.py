@@ -22,7 +22,7 @@ from swarm import progress
 from swarm.orchestrator import deployed
 
 from .markdown import write_report
-from .metrics import environment, to_metrics, write_metrics
+from .metrics import environment, save_metrics, to_metrics, write_metrics
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -122,9 +122,10 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
                     if out:
                         write_metrics(runs, out, env, crashes=crashes)
                     raise
+            doc = to_metrics(runs, env)
             if out:
-                write_metrics(runs, out, env)
-            cache[pattern] = PatternRuns(pattern, runs, to_metrics(runs, env))
+                save_metrics(doc, out)
+            cache[pattern] = PatternRuns(pattern, runs, doc)
         return cache[pattern]
 
     return get

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .aggregate import is_figure
+from .aggregate import is_figure, show
 from .metrics import read_metrics
 
 
@@ -18,25 +18,18 @@ ROW_HEADER = ("pattern", "status", "checks", "agents x episodes", "Sharpe", "bes
               "VW bandit", "regret (bp)", "sync p50")
 
 
-def _fig(x: Any, digits: int = 2, scale: float = 1.0) -> str:
-    if not is_figure(x) or x["mean"] is None:
-        return "—"
-    m = f"{x['mean'] * scale:.{digits}f}"
-    return m if x["ci_low"] is None else f"{m} [{x['ci_low'] * scale:.{digits}f}, {x['ci_high'] * scale:.{digits}f}]"
-
-
 def row(d: dict[str, Any]) -> list[str]:
     """One pattern's summary cells (a crashed pattern counts as failed, and says so)."""
     b = d["budget"]
     sync = d["performance"].get("sync_latency_ms")
     sync_cell = "—"
     if isinstance(sync, dict) and is_figure(sync.get("p50")):
-        sync_cell = f"{_fig(sync['p50'], 0)} {'virtual ms' if sync.get('clock') == 'virtual' else 'ms'}"
+        sync_cell = f"{show(sync['p50'], 0)} {'virtual ms' if sync.get('clock') == 'virtual' else 'ms'}"
     base = {k: (d["baselines"].get(k) or {}).get("sharpe_ratio") for k in ("best-fixed", "no-memory", "contextual-bandit")}
     return [d["pattern"], d["status"], f"{sum(c['passed'] for c in d['checks'])}/{len(d['checks'])}",
-            f"{b.get('agents') or '—'} x {b.get('episodes') or '—'}", _fig(d["trading"].get("sharpe_ratio")),
-            _fig(base["best-fixed"]), _fig(base["no-memory"]), _fig(base["contextual-bandit"]),
-            _fig(d["learning"].get("regret"), 1, 1e4), sync_cell]
+            f"{b.get('agents') or '—'} x {b.get('episodes') or '—'}", show(d["trading"].get("sharpe_ratio")),
+            show(base["best-fixed"]), show(base["no-memory"]), show(base["contextual-bandit"]),
+            show(d["learning"].get("regret"), 1, 1e4), sync_cell]
 
 
 def summary_markdown(out: str | Path) -> str:
