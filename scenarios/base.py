@@ -241,12 +241,6 @@ def without_timings(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k not in TIMINGS and k not in ("episode_accuracy", "episode_regret")}
 
 
-def early_regret(summary: dict[str, Any], episodes: int) -> float | None:
-    """Mean regret per decision over a run's first ``episodes`` episodes: how fast it learned."""
-    first = summary["episode_regret"][:episodes]
-    return float(sum(first) / len(first)) if first else None
-
-
 def memory_figures(policy: MemoryPolicy) -> dict[str, Any]:
     """Pattern count and bytes of the policy's bank."""
     st = policy.bank.stats()

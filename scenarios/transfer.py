@@ -35,7 +35,7 @@ class TransferConfig:
     seed: int = 0
     source_bars: int = 4000
     episodes: int = 30  # the new agent continues this many episodes on the target market
-    targets: int = 3  # target markets (seeds) averaged over, so one easy market cannot decide
+    targets: int = 4  # target markets (seeds) averaged over, so one easy market cannot decide
     lr: float = 0.02
     selective_min_confidence: float = 0.6  # "selective" imports only confident patterns
     transfer: bool = True  # False: import nothing (the checks must then fail)
@@ -61,7 +61,7 @@ def _merge(results: list[dict]) -> dict:
 def run(config: TransferConfig = TransferConfig()) -> ScenarioResult:
     n_target = config.episodes * config.scoring.trades_per_episode
     targets = [market_decisions(config.seed + 100 * i, bars_for(n_target))[:n_target] for i in range(config.targets)]
-    mem = replace(config.memory, lr=config.lr, seed=config.seed)
+    mem = replace(config.memory, lr=config.lr)
     modes = {"full": ImportPolicy(), "selective": ImportPolicy(mode="selective", domains=(DOMAIN,),
                                                               min_confidence=config.selective_min_confidence)}
     runs: dict[str, list] = {"full": [], "selective": [], "cold": []}
@@ -70,9 +70,10 @@ def run(config: TransferConfig = TransferConfig()) -> ScenarioResult:
         source = train_memory(config.seed + SOURCE_SEED_OFFSET, config.source_bars, config.memory)
         exported = source.bank.export(Path(tmp) / "source.jsonl")
         source.close()
-        for target in targets:
+        for i, target in enumerate(targets):
             for label in runs:
-                policy = MemoryPolicy.open(":memory:", mem, name=label)
+                # The three starts draw the same exploration on one target (paired); targets differ.
+                policy = MemoryPolicy.open(":memory:", replace(mem, seed=config.seed + 100 * i), name=label)
                 try:
                     if label != "cold" and config.transfer:
                         counts[label] = policy.bank.import_(Path(tmp) / "source.jsonl", modes[label]).imported
