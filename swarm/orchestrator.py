@@ -28,7 +28,7 @@ import numpy as np
 from . import progress
 from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived
 from .gossip.node import Contacts, Share
-from .kernel import AnyioKernel, VirtualKernel
+from .kernel import AnyioKernel, Kernel, VirtualKernel
 from .learning.agent import LearningAgent
 from .learning.episodes import Decision
 from .learning.markets import active
@@ -347,7 +347,7 @@ class Swarm:
         config = config.resolved()
         self.config = config
         self.share = share
-        self.kernel: Any
+        self.kernel: Kernel
         self.net: Any
         if config.runtime == "process":
             from .runtime.process import ProcessNetwork

@@ -27,6 +27,7 @@ from typing import Any, Iterator, Sequence
 import anyio
 from cryptography.hazmat.primitives import serialization
 
+from ..kernel import Kernel
 from ..learning.episodes import Decision
 from ..learning.memory_policy import MemoryConfig, MemoryPolicy
 from ..learning.session import RunLog
@@ -334,7 +335,7 @@ class ProcessAgent:
 _OFFLINE = frozenset({"vote", "export_pack", "import_pack"})
 
 
-async def launch(agents: Sequence[ProcessAgent], kernel: Any) -> None:
+async def launch(agents: Sequence[ProcessAgent], kernel: Kernel) -> None:
     """Spawn every agent process, wait until all have started up, then start the swarm clock
     (``kernel.epoch``) for all at once (a process takes about a second to import what it needs)."""
     for a in agents:

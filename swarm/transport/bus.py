@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..gossip import Event, GossipNode, ProtocolError
-from ..kernel import EndOfChannel
+from ..kernel import EndOfChannel, Kernel
 from .base import Endpoint
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class BusStats:
 class GossipBus:
     """Runs one node until cancelled (or until its endpoint closes)."""
 
-    def __init__(self, kernel: Any, node: GossipNode, endpoint: Endpoint,
+    def __init__(self, kernel: Kernel, node: GossipNode, endpoint: Endpoint,
                  on_event: Callable[[Event], None] | None = None) -> None:
         self.kernel = kernel
         self.node = node
