@@ -16,7 +16,8 @@ passes only when it passed on every seed. A seed whose run crashed fails the pat
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from swarm.learning.metrics import mean_ci, one_sided_bounds
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import ticker
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from .aggregate import is_figure  # noqa: E402
+from .aggregate import is_figure
 
 Doc = dict[str, Any]
 #: Baselines drawn beside each pattern's Sharpe bar: (name in the metrics file, legend label, marker).
@@ -378,7 +379,7 @@ def sync_latency(docs: Sequence[Doc], path: Path) -> Path | None:
     for y, r in zip(ys, rows):
         if r.p99 is not None:
             ax.plot([r.p50, r.p99], [y, y], color="#bbbbbb", linewidth=1, zorder=1)
-        for (name, marker, colour), v, ci in zip(marks, (r.p50, r.p99), (r.p50_ci, r.p99_ci)):
+        for (_name, marker, colour), v, ci in zip(marks, (r.p50, r.p99), (r.p50_ci, r.p99_ci)):
             if v is None:
                 continue
             err = None if ci is None else [[v - ci[0]], [ci[1] - v]]

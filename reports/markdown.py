@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from . import charts
 from .aggregate import is_figure, show, value
@@ -129,7 +130,7 @@ def write_report(out: str | os.PathLike[str], *, seed: int | None = None, comman
     passed = sum(d["status"] == "passed" for d in docs)
     crashed = [d["pattern"] for d in docs if d["status"] == "crashed"]
     lines = ["# Learning patterns comparison", ""]
-    lines.append(f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    lines.append(f"Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
                  + (f" by `{command}`" if command else "")
                  + f"; seeds {', '.join(map(str, seeds)) or '—'}; transport {env.get('transport', '—')}, runtime "
                  f"{env.get('runtime', '—')}, Python {env.get('python', '—')}, {env.get('cpus', '—')} CPUs.")

@@ -16,7 +16,8 @@ import os
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import jsonschema
 

@@ -63,9 +63,9 @@ def _rollout(config: CanaryConfig, v2: MemoryConfig, episodes: int) -> tuple[Swa
             t += config.stage_episodes
             await k.sleep(t * cfg.episode_seconds + 0.5 - k.now())
             window = {a: _window(swarm.agents[a], marks[a], per) for a in ids}
-            c_skill = skill(*(sum((window[a][j] for a in canary), []) for j in (0, 1)))
+            c_skill = skill(*([x for a in canary for x in window[a][j]] for j in (0, 1)))
             stable = [a for a in ids if a not in canary]
-            s_skill = skill(*(sum((window[a][j] for a in stable), []) for j in (0, 1))) if stable else None
+            s_skill = skill(*([x for a in stable for x in window[a][j]] for j in (0, 1))) if stable else None
             ok = share == 1.0 or (s_skill is not None and gate.healthy(c_skill, s_skill))
             log["stages"].append({"share": share, "canary_agents": len(canary), "canary_skill": round(c_skill, 4),
                                   "stable_skill": None if s_skill is None else round(s_skill, 4), "passed_gate": ok})

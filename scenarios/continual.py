@@ -199,4 +199,4 @@ def run(config: ContinualConfig = ContinualConfig()) -> ScenarioResult:
                            "episode_regret": summary["episode_regret"]})
 
 
-__all__ = ["ContinualConfig", "DEFAULT_PHASES", "PATTERN", "drifting_market", "recovery_table", "run"]
+__all__ = ["DEFAULT_PHASES", "PATTERN", "ContinualConfig", "drifting_market", "recovery_table", "run"]

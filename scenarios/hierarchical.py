@@ -101,7 +101,7 @@ def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
                               and p.updated_by != topo.LEADER and p.id not in info["leader_versions"]) for w in workers)
     big, bi = _run(config, config.scale_workers, config.scale_episodes)
     small, si = _run(config, config.workers, config.scale_episodes)
-    with big, small:  # noqa: SIM117
+    with big, small:
         def per_worker(s: Swarm) -> float:
             ws = [a.id for a in s.agents.values() if a.spec.role == "worker"]
             return sum(s.frames_sent_by(w) for w in ws) / len(ws) / config.scale_episodes

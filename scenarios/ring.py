@@ -78,7 +78,7 @@ def _run(config: RingConfig, handoffs: bool) -> tuple[Swarm, dict[str, Any]]:
 
 def run(config: RingConfig = RingConfig()) -> ScenarioResult:
     ring, info = _run(config, handoffs=True)
-    alone, info_alone = _run(config, handoffs=False)
+    alone, _ = _run(config, handoffs=False)
     with ring, alone:
         learning, trading, performance, curve = swarm_figures(ring, config.scoring)
         regret_curve = mean_episode_regret(list(ring.agents.values()), config.scoring.trades_per_episode)

@@ -21,7 +21,8 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, Sequence
+from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class Deployment:
     runtime: str = "in-process"
 
 
-_DEPLOYMENT: ContextVar[Deployment] = ContextVar("swarm_deployment", default=Deployment())
+_DEPLOYMENT: ContextVar[Deployment] = ContextVar("swarm_deployment", default=Deployment())  # noqa: B039 (frozen)
 
 
 @contextlib.contextmanager
@@ -124,7 +125,7 @@ class SwarmConfig:
         if self.backend not in ("asyncio", "trio"):
             raise ValueError(f"backend must be 'asyncio' or 'trio', not {self.backend!r}")
 
-    def resolved(self) -> "SwarmConfig":
+    def resolved(self) -> SwarmConfig:
         """This config with transport and runtime filled in from the ambient deployment. A swarm
         without gossip has no traffic to put on a wire, so it always runs simulated, in-process."""
         if not self.sync:
@@ -397,7 +398,7 @@ class Swarm:
 
     # ---- running -----------------------------------------------------------------------------
 
-    def run(self) -> "Swarm":
+    def run(self) -> Swarm:
         t0 = time.perf_counter()
         if self.config.transport == "quic":
             try:
@@ -560,7 +561,7 @@ class Swarm:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def __enter__(self) -> "Swarm":
+    def __enter__(self) -> Swarm:
         return self
 
     def __exit__(self, *exc: object) -> None:

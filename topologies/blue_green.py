@@ -4,7 +4,7 @@ merges what green learned into blue, so nothing green learned is lost."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.metrics import mean_ci

@@ -3,7 +3,7 @@ consolidates, and its consolidated patterns flow back down. Workers specialise b
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from swarm.gossip import Entry
 from swarm.learning.memory_policy import MemoryConfig

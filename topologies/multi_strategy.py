@@ -37,7 +37,7 @@ class RotatingPolicy:
         self._active: dict[str, str] = {}
         self.picks: list[tuple[int, str, str]] = []  # (trade number, symbol, strategy chosen at a rotation)
 
-    def report(self) -> "RotationReport":
+    def report(self) -> RotationReport:
         """What the rotator did, as plain data (an agent process sends it to its orchestrator)."""
         return RotationReport(list(self.picks))
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from ..memory.errors import ImportValidationError
 from ..memory.models import REVISION_FIELDS, Pattern

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import ClassVar
 
 from ..memory.models import Pattern
 from .codec import (
@@ -376,9 +377,8 @@ class GossipNode:
     def _answered(self, peer: str, now: float) -> None:
         """``peer`` sent writes: an ask to it is answered; the wait follows how long that took."""
         asked = self._pulls.pop(peer, None)
-        if asked is not None:
-            if self.config.backoff:
-                self._pull_wait = min(max(self._base_wait, 2 * (now - asked)), self._pull_wait)
+        if asked is not None and self.config.backoff:
+            self._pull_wait = min(max(self._base_wait, 2 * (now - asked)), self._pull_wait)
 
     def _forget_acknowledged(self, peer: str, digest: dict[str, int] | None) -> None:
         """Drop in-flight records the peer's digest shows it now holds."""
@@ -480,7 +480,7 @@ class GossipNode:
         if m is not None:
             self._learn(Update(msg.sender, LEFT, m.incarnation), now)
 
-    _handlers: dict[int, Callable[["GossipNode", Message, float], None]] = {
+    _handlers: ClassVar[dict[int, Callable[[GossipNode, Message, float], None]]] = {
         PING: _on_ping, ACK: _on_ack, PING_REQ: _on_ping_req, JOIN: _on_join,
         DIGEST: _on_digest, DELTA: _on_delta, LEAVE: _on_leave,
     }

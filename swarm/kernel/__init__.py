@@ -16,7 +16,8 @@ Cancellation is delivered once, at the task's next wait (edge-triggered), as the
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+from collections.abc import Awaitable, Callable
 
 T = TypeVar("T")
 
@@ -87,7 +88,7 @@ class Kernel(Protocol):
     """What agent code may use. ``Cancelled`` is the kernel's cancellation exception type."""
 
     @property
-    def Cancelled(self) -> type[BaseException]: ...  # noqa: N802  (an exception type)
+    def Cancelled(self) -> type[BaseException]: ...
 
     def now(self) -> float: ...
     def sleep(self, seconds: float) -> Awaitable[None]: ...

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
 
 from . import Cancelled, EndOfChannel, WouldBlock
 from ._iterate import _IterateChannel
@@ -63,7 +64,7 @@ class _AnyioTaskGroup:
 
         self._tg = anyio.create_task_group()
 
-    async def __aenter__(self) -> "_AnyioTaskGroup":
+    async def __aenter__(self) -> _AnyioTaskGroup:
         await self._tg.__aenter__()
         return self
 
@@ -90,14 +91,14 @@ class _AnyioScope:
     def cancelled_caught(self) -> bool:
         return bool(self._scope is not None and self._scope.cancelled_caught)
 
-    def __enter__(self) -> "_AnyioScope":
+    def __enter__(self) -> _AnyioScope:
         self._scope = self._cm.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> bool | None:
         return self._cm.__exit__(*exc)
 
-    async def __aenter__(self) -> "_AnyioScope":
+    async def __aenter__(self) -> _AnyioScope:
         return self.__enter__()
 
     async def __aexit__(self, *exc: Any) -> bool | None:
@@ -122,7 +123,7 @@ class AnyioKernel:
         self.epoch = epoch
 
     @property
-    def Cancelled(self) -> type[BaseException]:  # noqa: N802  (the Kernel interface's name)
+    def Cancelled(self) -> type[BaseException]:
         """The running backend's cancellation (outside an event loop nothing can be cancelled, and the
         package's own :class:`Cancelled` stands in)."""
         import anyio

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Generic, TypeVar
+from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
 
 from . import EndOfChannel
 
@@ -15,7 +16,7 @@ class _IterateChannel(Generic[T]):
     __slots__ = ()
     recv: Callable[[], Awaitable[T]]  # each channel kind defines it
 
-    def __aiter__(self) -> "_IterateChannel[T]":
+    def __aiter__(self) -> _IterateChannel[T]:
         return self
 
     async def __anext__(self) -> T:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 from collections import deque
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
 
 from . import Cancelled, Deadlock, EndOfChannel, WouldBlock
 from ._iterate import _IterateChannel
@@ -38,10 +38,20 @@ _PARK = _Trap(None)
 class Task:
     """A coroutine the virtual kernel runs; owned by a task group (the root task by the kernel)."""
 
-    __slots__ = ("coro", "name", "group", "token", "done", "result", "error", "pending_cancel",
-                 "on_wake_cancel", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "coro",
+        "done",
+        "error",
+        "group",
+        "name",
+        "on_wake_cancel",
+        "pending_cancel",
+        "result",
+        "token",
+    )
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], name: str, group: "_VirtualTaskGroup | None") -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], name: str, group: _VirtualTaskGroup | None) -> None:
         self.coro = coro
         self.name = name
         self.group = group
@@ -84,30 +94,30 @@ class VirtualKernel:
         """Yield to every other task ready at this instant."""
         return _Trap(self._now)
 
-    def call_at(self, when: float, fn: Callable[[], None]) -> "_Timer":
+    def call_at(self, when: float, fn: Callable[[], None]) -> _Timer:
         """Run the plain function ``fn`` at virtual time ``when`` (not before now)."""
         timer = _Timer(fn)
         heapq.heappush(self._heap, (max(when, self._now), next(self._seq), timer, None))
         return timer
 
     # -- primitives --
-    def channel(self, capacity: int | None = None) -> "VirtualChannel[Any]":
+    def channel(self, capacity: int | None = None) -> VirtualChannel[Any]:
         return VirtualChannel(self, capacity)
 
-    def event(self) -> "VirtualEvent":
+    def event(self) -> VirtualEvent:
         return VirtualEvent(self)
 
-    def task_group(self) -> "_VirtualTaskGroup":
+    def task_group(self) -> _VirtualTaskGroup:
         return _VirtualTaskGroup(self)
 
-    def move_on_after(self, seconds: float) -> "_CancelScope":
+    def move_on_after(self, seconds: float) -> _CancelScope:
         return _CancelScope(self, self._now + seconds, raise_timeout=False)
 
-    def fail_after(self, seconds: float) -> "_CancelScope":
+    def fail_after(self, seconds: float) -> _CancelScope:
         return _CancelScope(self, self._now + seconds, raise_timeout=True)
 
     # -- scheduling --
-    def _spawn(self, coro: Awaitable[Any], name: str, group: "_VirtualTaskGroup | None") -> Task:
+    def _spawn(self, coro: Awaitable[Any], name: str, group: _VirtualTaskGroup | None) -> Task:
         if not hasattr(coro, "send"):  # a bare awaitable such as kernel.sleep(5): give it a frame
             coro = _await(coro)
         task = Task(coro, name, group)  # type: ignore[arg-type]
@@ -195,7 +205,7 @@ async def _await(awaitable: Awaitable[T]) -> T:
 
 
 class _Timer:
-    __slots__ = ("fn", "cancelled")
+    __slots__ = ("cancelled", "fn")
 
     def __init__(self, fn: Callable[[], None]) -> None:
         self.fn = fn
@@ -230,7 +240,7 @@ class VirtualChannel(_IterateChannel[T]):
     """A FIFO channel. ``capacity`` None: unbounded; n: ``send`` waits while n items are
     buffered; 0: ``send`` waits for a receiver."""
 
-    __slots__ = ("_k", "_capacity", "_items", "_receivers", "_senders", "_closed")
+    __slots__ = ("_capacity", "_closed", "_items", "_k", "_receivers", "_senders")
 
     def __init__(self, kernel: VirtualKernel, capacity: int | None = None) -> None:
         if capacity is not None and capacity < 0:
@@ -332,7 +342,7 @@ class _VirtualTaskGroup:
         self._cancelled = False
         self._waiters: deque[Task] = deque()
 
-    async def __aenter__(self) -> "_VirtualTaskGroup":
+    async def __aenter__(self) -> _VirtualTaskGroup:
         self._owner = self._k.current
         return self
 
@@ -410,7 +420,7 @@ class _CancelScope:
         self._active = False
         self.cancelled_caught = False
 
-    def __enter__(self) -> "_CancelScope":
+    def __enter__(self) -> _CancelScope:
         task = self._k.current
         self._active = True
 
@@ -435,7 +445,7 @@ class _CancelScope:
             return True
         return False
 
-    async def __aenter__(self) -> "_CancelScope":
+    async def __aenter__(self) -> _CancelScope:
         return self.__enter__()
 
     async def __aexit__(self, *exc: Any) -> bool:

@@ -10,7 +10,7 @@ so trades of one asset never overlap, and interleaved across assets in time orde
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 

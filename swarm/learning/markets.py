@@ -34,7 +34,8 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class MarketSource(ABC):
 
     @abstractmethod
     def decisions(self, config: MarketConfig, seed: int, symbols: Sequence[str],
-                  rules: TradeRules = TradeRules()) -> list["Decision"]:
+                  rules: TradeRules = TradeRules()) -> list[Decision]:
         """The market's decisions, all assets interleaved in time order."""
 
     def describe(self) -> dict[str, Any]:
@@ -71,7 +72,7 @@ class SyntheticSource(MarketSource):
     label = "synthetic"
 
     def decisions(self, config: MarketConfig, seed: int, symbols: Sequence[str],
-                  rules: TradeRules = TradeRules()) -> list["Decision"]:
+                  rules: TradeRules = TradeRules()) -> list[Decision]:
         return interleave(generate_market(config, seed, tuple(symbols)), rules)
 
     def __repr__(self) -> str:
@@ -127,7 +128,7 @@ class CsvSource(MarketSource):
         return start, start + w, asked
 
     def decisions(self, config: MarketConfig, seed: int, symbols: Sequence[str],
-                  rules: TradeRules = TradeRules()) -> list["Decision"]:
+                  rules: TradeRules = TradeRules()) -> list[Decision]:
 
         symbols = tuple(symbols)
         if len(set(symbols)) != len(symbols) or not symbols:
@@ -172,7 +173,7 @@ class CsvSource(MarketSource):
 
 def _cut(n: int) -> int:
     """First bar of a file's held-out part."""
-    return n - max(1, int(round(HELD_OUT_SHARE * n)))
+    return n - max(1, round(HELD_OUT_SHARE * n))
 
 
 @dataclass(slots=True)
@@ -214,7 +215,8 @@ class MarketUse:
         return out
 
 
-_USE: contextvars.ContextVar[MarketUse] = contextvars.ContextVar("market_source", default=MarketUse(SYNTHETIC))
+# The default use is never mutated: notes and reads are recorded only for non-synthetic sources.
+_USE: contextvars.ContextVar[MarketUse] = contextvars.ContextVar("market_source", default=MarketUse(SYNTHETIC))  # noqa: B039
 
 
 def active() -> MarketSource:
@@ -279,5 +281,17 @@ def _stamp(p: Path) -> tuple[int, int]:
     return (st.st_mtime_ns, st.st_size)
 
 
-__all__ = ["CsvSource", "HELD_OUT_SEED", "MarketDataError", "HELD_OUT_SHARE", "MarketSource", "MarketUse", "SYNTHETIC",
-           "SyntheticSource", "active", "note", "parse", "using"]
+__all__ = [
+    "HELD_OUT_SEED",
+    "HELD_OUT_SHARE",
+    "SYNTHETIC",
+    "CsvSource",
+    "MarketDataError",
+    "MarketSource",
+    "MarketUse",
+    "SyntheticSource",
+    "active",
+    "note",
+    "parse",
+    "using",
+]

@@ -32,7 +32,7 @@ import math
 import os
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -137,7 +137,7 @@ class MemoryPolicy:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] = ":memory:", config: MemoryConfig = MemoryConfig(),
-             name: str = "memory", **store_options: object) -> "MemoryPolicy":
+             name: str = "memory", **store_options: object) -> MemoryPolicy:
         """A policy over a bank at ``path`` (created if new), embedding contexts as :func:`make_embedder`."""
         bank = ReasoningBank.open(path, make_embedder(config), agent=name, **store_options)
         return cls(bank, config, name)

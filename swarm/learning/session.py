@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class RunLog:
     decide_s: list[float] = field(default_factory=list)
     learn_s: list[float] = field(default_factory=list)
 
-    def extend(self, other: "RunLog") -> None:
+    def extend(self, other: RunLog) -> None:
         for name in ("choices", "rewards", "correct", "tied", "regrets", "explored", "regimes", "times", "decide_s", "learn_s"):
             getattr(self, name).extend(getattr(other, name))
 

@@ -68,7 +68,7 @@ def _local_days(raw: pd.Series, utc: pd.Series) -> np.ndarray:
 
 def _span(ns: float) -> str:
     """A duration for a message: ``2h``, ``1h05m``, ``1m30s``, ``3d4h``."""
-    s = int(round(ns / 1e9))
+    s = round(ns / 1e9)
     d, rem = divmod(s, 86_400)
     h, rem = divmod(rem, 3600)
     m, sec = divmod(rem, 60)

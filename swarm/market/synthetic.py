@@ -95,7 +95,7 @@ class PricePath:
     config: MarketConfig = field(repr=False, default=MarketConfig())
     bars_per_year: float = BARS_PER_YEAR
 
-    def window(self, start: int, stop: int, symbol: str | None = None) -> "PricePath":
+    def window(self, start: int, stop: int, symbol: str | None = None) -> PricePath:
         """Bars ``[start, stop)`` as a path of their own (optionally renamed)."""
         if not 0 <= start < stop <= len(self):
             raise ValueError(f"window [{start}, {stop}) is outside the {len(self)} bars of {self.symbol}")

@@ -10,7 +10,8 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class Recommendation:
         return self.action is not None
 
     @classmethod
-    def none(cls, reason: str) -> "Recommendation":
+    def none(cls, reason: str) -> Recommendation:
         return cls(None, reason=reason)
 
 
@@ -100,7 +101,7 @@ class ReasoningBank:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] = ":memory:", embedder: Embedder | None = None,
-             **kwargs: Any) -> "ReasoningBank":
+             **kwargs: Any) -> ReasoningBank:
         """Open (or create) a bank at ``path``; the default embedder hashes text into 384 dims."""
         store_keys = {"index_mode", "ann_threshold", "synchronous", "busy_timeout_s"}
         store_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in store_keys}
@@ -110,7 +111,7 @@ class ReasoningBank:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "ReasoningBank":
+    def __enter__(self) -> ReasoningBank:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,7 +12,8 @@ import hashlib
 import sqlite3
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 from cachetools import TTLCache

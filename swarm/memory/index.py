@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -259,7 +260,7 @@ class VectorIndex:
         self._sync_ann()
         if not self.uses_ann:  # the build found the graph's recall too low
             return self._exact(q, k, mask)
-        fetch = k if flt.empty else int(math.ceil(k / selectivity * 1.5))
+        fetch = k if flt.empty else math.ceil(k / selectivity * 1.5)
         while True:
             slots = self._ann_candidates(q, fetch)
             tail = np.flatnonzero(self._alive[: self._n] & ~self._in_ann[: self._n])

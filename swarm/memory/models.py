@@ -10,7 +10,8 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -130,7 +131,7 @@ class Pattern:
         h.update(self.embedding.tobytes())
         return h.hexdigest()
 
-    def bumped(self, by: str, **changes: Any) -> "Pattern":
+    def bumped(self, by: str, **changes: Any) -> Pattern:
         """A copy with ``changes`` applied and the version advanced (a local edit)."""
         return replace(self, version=self.version + 1, updated_by=by, **changes)
 

@@ -17,7 +17,7 @@ MMR (Carbonell & Goldstein, 1998) picks, one at a time, the candidate maximising
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

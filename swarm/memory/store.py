@@ -18,7 +18,8 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
+from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -259,7 +260,7 @@ class PatternStore:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "PatternStore":
+    def __enter__(self) -> PatternStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -270,7 +271,7 @@ class PatternStore:
     class _Tx:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``on_commit`` effects run only after a commit."""
 
-        def __init__(self, store: "PatternStore") -> None:
+        def __init__(self, store: PatternStore) -> None:
             self.store = store
             self.on_commit: list[Callable[[], None]] = []
 
@@ -278,7 +279,7 @@ class PatternStore:
         def db(self) -> sqlite3.Connection:
             return self.store._db
 
-        def __enter__(self) -> "PatternStore._Tx":
+        def __enter__(self) -> PatternStore._Tx:
             self.db.execute("BEGIN IMMEDIATE")
             self.store._catch_up()  # index what other writers committed before we took the lock
             return self
@@ -300,7 +301,7 @@ class PatternStore:
             self.on_commit.append(lambda: setattr(self.store, "_seq", max(self.store._seq, seq)))
             return seq
 
-    def _tx(self) -> "PatternStore._Tx":
+    def _tx(self) -> PatternStore._Tx:
         return PatternStore._Tx(self)
 
     def refresh(self) -> bool:
@@ -345,7 +346,7 @@ class PatternStore:
                 raise DimensionMismatchError(
                     f"pattern {p.id!r} has a {p.dim}-d embedding, the store holds {self.dim}-d")
 
-    def _write_in_tx(self, tx: "PatternStore._Tx", patterns: Sequence[Pattern], sql: str,
+    def _write_in_tx(self, tx: PatternStore._Tx, patterns: Sequence[Pattern], sql: str,
                      insert_only: bool = False) -> None:
         self._check_dim(patterns)
         seq = tx.next_seq()
@@ -427,7 +428,7 @@ class PatternStore:
         with self._tx() as tx:
             return self._delete_in_tx(tx, ids)
 
-    def _delete_in_tx(self, tx: "PatternStore._Tx", ids: Sequence[str]) -> int:
+    def _delete_in_tx(self, tx: PatternStore._Tx, ids: Sequence[str]) -> int:
         seq = tx.next_seq()
         rows: list[tuple[int, str]] = []
         for chunk, marks in _id_chunks(ids):

@@ -14,7 +14,8 @@ import pickle
 from multiprocessing.connection import Connection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import anyio
 from cryptography import x509

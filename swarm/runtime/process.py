@@ -22,7 +22,8 @@ import time
 from multiprocessing.connection import Connection
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 import anyio
 from cryptography.hazmat.primitives import serialization

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ..gossip import Event, GossipNode, ProtocolError
 from ..kernel import EndOfChannel, Kernel

@@ -24,7 +24,8 @@ import logging
 import random
 import socket
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterable, Sequence
+from typing import Any
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import anyio
 from aioquic.buffer import Buffer
@@ -75,10 +76,10 @@ class SwarmCA:
         self.certificate = certificate
 
     @classmethod
-    def generate(cls, name: str = "swarm", days: int = 7) -> "SwarmCA":
+    def generate(cls, name: str = "swarm", days: int = 7) -> SwarmCA:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA")])
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
                 .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
                 .not_valid_after(now + dt.timedelta(days=days))
@@ -97,7 +98,7 @@ class SwarmCA:
     def issue(self, node: str, days: int = 7) -> NodeCredentials:
         """A certificate naming ``node`` (as DNS name ``<node>.swarm``), signed by this CA."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node)]))
                 .issuer_name(self.certificate.subject).public_key(key.public_key())
@@ -204,7 +205,7 @@ class QuicEndpoint:
 
     # ---- lifecycle ----
 
-    async def __aenter__(self) -> "QuicEndpoint":
+    async def __aenter__(self) -> QuicEndpoint:
         self._cm = self._lifecycle()
         return await self._cm.__aenter__()
 
@@ -212,7 +213,7 @@ class QuicEndpoint:
         return await self._cm.__aexit__(*exc)
 
     @contextlib.asynccontextmanager
-    async def _lifecycle(self) -> AsyncIterator["QuicEndpoint"]:
+    async def _lifecycle(self) -> AsyncIterator[QuicEndpoint]:
         """Bind, serve in a task group while the block runs; then send what is queued, wait (up to
         ``close_grace``) for it to be acknowledged, say goodbye and close. A killed endpoint skips
         the goodbye (that is what a crash looks like to its peers)."""

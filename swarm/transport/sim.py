@@ -83,7 +83,7 @@ class SimNetwork:
         self._groups: dict[str, int] | None = None  # partition: node -> group number
 
     # -- membership of the network --
-    def endpoint(self, node: str) -> "SimEndpoint":
+    def endpoint(self, node: str) -> SimEndpoint:
         """The node's attachment to the network (a fresh inbox if the node restarts)."""
         old = self._inboxes.get(node)
         if old is not None:
@@ -198,7 +198,7 @@ class SimEndpoint:
     def close(self) -> None:
         self._inbox.close()
 
-    async def __aenter__(self) -> "SimEndpoint":
+    async def __aenter__(self) -> SimEndpoint:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

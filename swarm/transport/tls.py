@@ -12,7 +12,8 @@ import logging
 import ssl
 import tempfile
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
+from collections.abc import AsyncIterator
 
 import anyio
 import anyio.abc
@@ -63,7 +64,7 @@ class TlsEndpoint:
         self._inbox_send: Any = None
         self._inbox: Any = None
 
-    async def __aenter__(self) -> "TlsEndpoint":
+    async def __aenter__(self) -> TlsEndpoint:
         self._cm = self._lifecycle()
         return await self._cm.__aenter__()
 
@@ -71,7 +72,7 @@ class TlsEndpoint:
         return await self._cm.__aexit__(*exc)
 
     @contextlib.asynccontextmanager
-    async def _lifecycle(self) -> AsyncIterator["TlsEndpoint"]:
+    async def _lifecycle(self) -> AsyncIterator[TlsEndpoint]:
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes]](float("inf"))
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=0)
         self.address = listener.extra(anyio.abc.SocketAttribute.local_address)[:2]
