@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test bench run clean
+.PHONY: test lint bench run clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# Lint first: a broken layer contract or a type error fails CI before the slow suite runs.
+test: lint
 	$(PY) -m pytest -q
+
+# Style and bug patterns (ruff), types (mypy), the layer contract (import-linter); settings in pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check swarm topologies scenarios reports
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	@for b in benchmarks/*_bench.py benchmarks/learning_validity.py; do echo "# $$b" >&2; $(PY) $$b || exit 1; done
@@ -25,4 +32,4 @@ run: $(STAMP)
 	$(PY) run_learning_tests.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) results bench-results .pytest_cache
+	rm -rf $(VENV) results bench-results .pytest_cache .mypy_cache .ruff_cache

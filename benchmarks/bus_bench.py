@@ -39,7 +39,8 @@ from swarm.gossip import GossipConfig, GossipNode, PatternsReceived  # noqa: E40
 from swarm.gossip.membership import DEAD  # noqa: E402
 from swarm.kernel import AnyioKernel  # noqa: E402
 from swarm.memory.models import Pattern, make_pattern_id  # noqa: E402
-from swarm.orchestrator import QUIC_GOSSIP, SwarmConfig  # noqa: E402
+from swarm.agent import QUIC_GOSSIP  # noqa: E402
+from swarm.specs import SwarmConfig  # noqa: E402
 from swarm.transport import GossipBus  # noqa: E402
 from swarm.transport.quic import SwarmCA  # noqa: E402
 

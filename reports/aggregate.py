@@ -71,8 +71,8 @@ def combine_series(series: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     names = list(dict.fromkeys(k for s in series for k in s))
     for name in names:
-        runs = [s.get(name) for s in series]
-        runs = [r for r in runs if isinstance(r, list)]
+        found = [s.get(name) for s in series]
+        runs: list[list[Any]] = [r for r in found if isinstance(r, list)]
         if not runs or not all(all(x is None or _number(x) for x in r) for r in runs):
             out[name] = runs[0] if len(runs) == 1 else {"per_seed": runs}
             continue

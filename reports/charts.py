@@ -28,7 +28,9 @@ Doc = dict[str, Any]
 #: Baselines drawn beside each pattern's Sharpe bar: (name in the metrics file, legend label, marker).
 SHARPE_BASELINES = (("best-fixed", "best fixed", "D"), ("no-memory", "no-memory", "s"),
                     ("contextual-bandit", "VW bandit", "^"), ("regime-rule", "regime rule", "v"))
-PALETTE = plt.get_cmap("tab10").colors  # qualitative: one colour per legend entry
+# qualitative: one colour per legend entry. The stubs type get_cmap() as the base Colormap (tab10 is a
+# ListedColormap, whose colors are a tuple of RGB tuples).
+PALETTE: tuple[tuple[float, float, float], ...] = plt.get_cmap("tab10").colors  # type: ignore[attr-defined]
 LEARNER = PALETTE[0]
 #: How a pattern without a Sharpe bar is marked: label -> (marker, colour).
 NO_BAR = {"not measured": ("o", PALETTE[5]), "crashed": ("X", PALETTE[7])}
@@ -351,11 +353,11 @@ def sync_rows(docs: Sequence[Doc]) -> list[Latency]:
     rows = []
     for d in docs:
         s = (d.get("performance") or {}).get("sync_latency_ms")
-        if not isinstance(s, dict) or _mean(s.get("p50")) is None:
+        if not isinstance(s, dict) or (p50 := _mean(s.get("p50"))) is None:
             continue
-        clock = s.get("clock") if isinstance(s.get("clock"), str) else ""
-        rows.append(Latency(d["pattern"], _mean(s["p50"]), _mean(s.get("p99")), _ci(s["p50"]), _ci(s.get("p99")),
-                            clock))
+        raw_clock = s.get("clock")
+        clock = raw_clock if isinstance(raw_clock, str) else ""
+        rows.append(Latency(d["pattern"], p50, _mean(s.get("p99")), _ci(s["p50"]), _ci(s.get("p99")), clock))
     return sorted(rows, key=lambda r: (r.p50, r.pattern))
 
 

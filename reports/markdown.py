@@ -164,9 +164,9 @@ def write_report(out: str | os.PathLike[str], *, seed: int | None = None, comman
             ("Risk-adjusted return beside the baselines", charts.sharpe_bars(docs, chart_dir / "sharpe.png")),
             ("Convergence", charts.convergence(docs, chart_dir / "convergence.png")),
             ("Sync latency", charts.sync_latency(docs, chart_dir / "sync_latency.png"))]
-    made = [(t, p) for t, p in made if p is not None]
-    if made:
-        lines += ["## Charts", ""] + [f"![{t}](charts/{p.name})" for t, p in made] + [""]
+    drawn = [(t, p) for t, p in made if p is not None]
+    if drawn:
+        lines += ["## Charts", ""] + [f"![{t}](charts/{p.name})" for t, p in drawn] + [""]
     lines += ["## Checks", "", "A check that compares two learners passes over several seeds only when its "
               "improvement's one-sided 95% lower confidence bound lies above zero (\"better\"); otherwise it reads "
               "\"tied\" or \"worse\". Other checks must pass on every seed.", ""]

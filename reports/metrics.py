@@ -49,7 +49,7 @@ def jsonable(x: Any) -> Any:
 
 
 def environment(transport: str = "sim", runtime: str = "in-process") -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

@@ -20,7 +20,7 @@ import pytest
 
 from scenarios.base import Check, ScenarioResult
 from swarm import progress
-from swarm.orchestrator import deployed
+from swarm.deployment import deployed
 
 from .markdown import write_report
 from .metrics import environment, save_metrics, to_metrics, write_metrics

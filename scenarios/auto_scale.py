@@ -19,7 +19,8 @@ from swarm.learning.metrics import skill
 from swarm.learning.summary import Scoring
 from swarm.market import FEATURE_NAMES
 from swarm.memory.consolidate import ConsolidationPolicy
-from swarm.orchestrator import Swarm, SwarmConfig
+from swarm.orchestrator import Swarm
+from swarm.specs import SwarmConfig
 from topologies import auto_scale as topo
 
 from .base import Check, ScenarioResult
@@ -64,7 +65,11 @@ def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
         for e in range(1, config.episodes + 1):
             await k.sleep(e * cfg.episode_seconds + 0.5 - k.now())
             live = [a for a in swarm.live() if a.log.correct]
-            recent = {a.id: _recent(a, per) for a in live}
+            recent: dict[str, tuple[float, float]] = {}
+            for a in live:
+                score, vix = _recent(a, per)
+                assert score is not None and vix is not None  # live agents have traded: their logs are not empty
+                recent[a.id] = score, vix
             # learning rate follows each agent's volatility index
             for a in live:
                 _, vix = recent[a.id]

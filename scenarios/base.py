@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 from collections.abc import Sequence
 
 from swarm.learning import bandit
@@ -68,7 +68,7 @@ class ScenarioResult:
     trading: dict[str, Any] = field(default_factory=dict)
     performance: dict[str, Any] = field(default_factory=dict)
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
-    series: dict[str, list[float]] = field(default_factory=dict)
+    series: dict[str, Sequence[float | None]] = field(default_factory=dict)  # None: a point not measured
 
     @property
     def passed(self) -> bool:
@@ -121,13 +121,14 @@ def phased_decisions(seed: int, phases: Sequence[tuple[MarketConfig, int]], *, g
             raise market_source.MarketDataError(
                 f"{source.label}: {len(pooled)} decisions for seed {seed} are too few for {len(phases)} market phases "
                 f"of {', '.join(map(str, wanted))} trades; use longer files")
-        out, at = [], 0
+        out: list[list[Decision]] = []
+        at = 0
         for n in counts:
             out.append([Decision(Context(d.context.symbol, d.context.bar, start + d.context.time, d.context.features),
                                  d.pnl, d.regime) for d in pooled[at:at + n]])
             at += n
         return out
-    out: list[list[Decision]] = []
+    out = []
     for i, (cfg, trades) in enumerate(phases):
         cfg = replace(cfg, n_bars=bars_for(trades, len(symbols)))
         phase = market_decisions(seed + i, cfg.n_bars, symbols, cfg)[:trades]
@@ -208,8 +209,11 @@ def baselines(decisions: Sequence[Decision] | Sequence[Sequence[Decision]], seed
     Wabbit contextual bandit, the regime rule (context ceiling; synthetic markets only) and the
     oracle. A baseline that cannot run here is ``{"null_reason": ...}``.
     """
-    streams = ([list(decisions)] if decisions and isinstance(decisions[0], Decision)
-               else [list(s) for s in decisions])  # type: ignore[arg-type]
+    # one stream when the first item is a Decision, else one per agent (the union cannot be
+    # narrowed by looking at an item)
+    streams: list[list[Decision]] = (
+        [list(cast("Sequence[Decision]", decisions))] if decisions and isinstance(decisions[0], Decision)
+        else [list(s) for s in cast("Sequence[Sequence[Decision]]", decisions)])
     streams = [s for s in streams if s]
     pooled = [d for s in streams for d in s]
     logs: dict[str, list[RunLog]] = {}

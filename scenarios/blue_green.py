@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
+from swarm.learning.episodes import Decision
 from swarm.learning.metrics import sharpe_ratio
 from swarm.learning.summary import Scoring
 from swarm.memory import ImportPolicy
-from swarm.orchestrator import Swarm, SwarmConfig, agent_decisions
+from swarm.agent import agent_decisions
+from swarm.orchestrator import Swarm
+from swarm.specs import SwarmConfig
 from topologies import blue_green as topo
 
 from .base import Check, ScenarioResult, bp
@@ -39,7 +43,7 @@ def _run(config: BlueGreenConfig, transfer: bool) -> tuple[Swarm, dict[str, Any]
     cfg = SwarmConfig(seed=config.seed, episodes=config.episodes, trades_per_episode=config.scoring.trades_per_episode)
     specs = topo.agents(config.seed)
     start = config.green_starts_after * cfg.trades_per_episode
-    decisions = {}
+    decisions: dict[str, Sequence[Decision]] = {}
     for s in specs:
         full = agent_decisions(s, cfg)
         decisions[s.id] = full[start:] if s.role == "green" else full
@@ -107,7 +111,7 @@ def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
                      "green_early_accuracy": round(early_acc, 4),
                      "handed_off": info["handoff"], "ab_test": ab, "green_patterns_kept_by_blue": round(kept, 4)})
     base["cold green (no hand-off)"] = {"early_regret": round(early_cold, 6)}
-    interval = ("no interval" if ci["ci_low"] is None
+    interval = ("no interval" if ci["ci_low"] is None or ci["ci_high"] is None  # mean_ci sets both or neither
                 else f"95% CI [{ci['ci_low'] * 1e4:.1f}, {ci['ci_high'] * 1e4:.1f}]")
     checks = [
         Check("blue-to-green transfer", early_regret < early_cold and sum(info["handoff"]) > 0,

@@ -13,7 +13,8 @@ from typing import Any
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.metrics import skill
 from swarm.learning.summary import Scoring
-from swarm.orchestrator import Swarm, SwarmConfig
+from swarm.orchestrator import Swarm
+from swarm.specs import SwarmConfig
 from topologies import canary as topo
 
 from .base import Check, ScenarioResult, figure

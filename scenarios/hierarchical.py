@@ -18,7 +18,8 @@ import numpy as np
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.summary import Scoring
 from swarm.memory.consolidate import ConsolidationPolicy
-from swarm.orchestrator import Swarm, SwarmConfig
+from swarm.orchestrator import Swarm
+from swarm.specs import SwarmConfig
 from topologies import hierarchical as topo
 
 from .base import Check, ScenarioResult
@@ -105,6 +106,7 @@ def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
         def per_worker(s: Swarm) -> float:
             ws = [a.id for a in s.agents.values() if a.spec.role == "worker"]
             return sum(s.frames_sent_by(w) for w in ws) / len(ws) / config.scale_episodes
+        scale: dict[str, list[float]]
         scale = {"workers": [config.workers, config.scale_workers],
                  "worker_frames_per_episode": [round(per_worker(small), 2), round(per_worker(big), 2)],
                  "leader_frames_per_episode": [round(s.frames_sent_by(topo.LEADER) / config.scale_episodes, 2)

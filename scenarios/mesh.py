@@ -17,7 +17,9 @@ import numpy as np
 
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.summary import Scoring
-from swarm.orchestrator import Swarm, SwarmConfig, agent_decisions
+from swarm.agent import agent_decisions
+from swarm.orchestrator import Swarm
+from swarm.specs import SwarmConfig
 from topologies import mesh
 
 from .base import HELD_OUT, Check, ScenarioResult, rounded

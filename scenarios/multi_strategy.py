@@ -18,7 +18,8 @@ from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.metrics import sharpe_ratio
 from swarm.learning.summary import Scoring
 from swarm.market import REGIMES, STRATEGIES
-from swarm.orchestrator import Swarm, SwarmConfig
+from swarm.orchestrator import Swarm
+from swarm.specs import SwarmConfig
 from topologies import multi_strategy as topo
 
 from .base import Check, ScenarioResult

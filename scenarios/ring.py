@@ -16,7 +16,8 @@ import numpy as np
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.summary import Scoring
 from swarm.memory import ImportPolicy
-from swarm.orchestrator import Swarm, SwarmConfig
+from swarm.orchestrator import Swarm
+from swarm.specs import SwarmConfig
 from topologies import ring as topo
 
 from .base import Check, ScenarioResult

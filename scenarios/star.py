@@ -12,7 +12,8 @@ from typing import Any
 
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.summary import Scoring
-from swarm.orchestrator import Swarm, SwarmConfig
+from swarm.orchestrator import Swarm
+from swarm.specs import SwarmConfig
 from topologies import star as topo
 
 from .base import Check, ScenarioResult

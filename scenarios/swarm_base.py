@@ -11,34 +11,35 @@ from swarm.learning import metrics as m
 from swarm.learning.episodes import Decision
 from swarm.learning.session import RunLog, merge_in_time
 from swarm.learning.summary import Scoring, summarise
-from swarm.orchestrator import Swarm, SwarmAgent
+from swarm.agent import AgentHandle
+from swarm.orchestrator import Swarm
 
 from .base import baselines, rounded
 
 
-def pooled_log(agents: Sequence[SwarmAgent]) -> RunLog:
+def pooled_log(agents: Sequence[AgentHandle]) -> RunLog:
     """All agents' decisions in one log, in time order (agent order on ties): the swarm's book."""
     return merge_in_time([a.log for a in agents])
 
 
-def traded_decisions(agents: Sequence[SwarmAgent]) -> list[list[Decision]]:
+def traded_decisions(agents: Sequence[AgentHandle]) -> list[list[Decision]]:
     """Per agent, the decisions it actually traded (what its figures cover)."""
     return [a.decisions[: len(a.log)] for a in agents if len(a.log)]
 
 
-def mean_sharpe(agents: Sequence[SwarmAgent], scoring: Scoring) -> float:
+def mean_sharpe(agents: Sequence[AgentHandle], scoring: Scoring) -> float:
     """The swarm's risk-adjusted return: Sharpe of all agents' trades pooled in time order."""
     log = pooled_log([a for a in agents if len(a.log)])
     return m.sharpe_ratio(log.rewards, scoring.periods_per_year) if len(log) else float("nan")
 
 
-def mean_regret(agents: Sequence[SwarmAgent]) -> float:
+def mean_regret(agents: Sequence[AgentHandle]) -> float:
     """Mean P&L per decision the agents gave up to the hindsight-best strategy."""
     regrets = [r for a in agents for r in a.log.regrets]
     return float(np.mean(regrets)) if regrets else float("nan")
 
 
-def mean_episode_accuracy(agents: Sequence[SwarmAgent], per_episode: int) -> list[float]:
+def mean_episode_accuracy(agents: Sequence[AgentHandle], per_episode: int) -> list[float]:
     """Per episode, the mean over agents of their episode accuracy (agents that traded it)."""
     curves = [m.episode_accuracy(a.log.correct, per_episode) for a in agents if a.log.correct]
     if not curves:
@@ -47,7 +48,7 @@ def mean_episode_accuracy(agents: Sequence[SwarmAgent], per_episode: int) -> lis
     return [round(float(np.mean([c[i] for c in curves if i < len(c)])), 4) for i in range(n)]
 
 
-def mean_episode_regret(agents: Sequence[SwarmAgent], per_episode: int) -> list[float]:
+def mean_episode_regret(agents: Sequence[AgentHandle], per_episode: int) -> list[float]:
     """Per episode, the mean regret per decision over all agents' trades in it (the learning curve
     in what a decision costs, not in how often it was right)."""
     curves = [m.episode_mean(a.log.regrets, per_episode) for a in agents if a.log.regrets]
@@ -57,7 +58,7 @@ def mean_episode_regret(agents: Sequence[SwarmAgent], per_episode: int) -> list[
     return [round(float(np.mean([c[i] for c in curves if i < len(c)])), 6) for i in range(n)]
 
 
-def mean_accuracy(agents: Sequence[SwarmAgent]) -> float:
+def mean_accuracy(agents: Sequence[AgentHandle]) -> float:
     accs = [float(np.mean(a.log.correct)) for a in agents if a.log.correct]
     return float(np.mean(accs)) if accs else float("nan")
 
@@ -114,7 +115,7 @@ def swarm_baselines(swarm: Swarm, seed: int, scoring: Scoring, lr: float,
 
 
 
-def _memory_bytes(agents: Sequence[SwarmAgent]) -> dict[str, int]:
+def _memory_bytes(agents: Sequence[AgentHandle]) -> dict[str, int]:
     """The stores' real footprint: database files after a checkpoint, and the WAL reported apart."""
     db = wal = 0
     for a in agents:

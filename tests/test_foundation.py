@@ -80,6 +80,18 @@ def test_makefile_has_the_three_targets():
         assert re.search(rf"^{target}", text, re.M), target
 
 
+def test_make_test_runs_the_lint_gates_first():
+    """CI runs ``make test``: it must run ruff, mypy and the layer contract, not only pytest."""
+    text = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test: lint\b", text, re.M)
+    lint = text.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    for tool in ("ruff check", "mypy", "lint-imports"):
+        assert tool in lint, tool
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for section in ("[tool.ruff", "[tool.mypy]", "[tool.importlinter]"):
+        assert section in pyproject, section
+
+
 def test_readme_opens_with_the_two_commands():
     head = (ROOT / "README.md").read_text()[:1500]
     assert "make run" in head and "make test" in head

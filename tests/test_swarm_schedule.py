@@ -1,8 +1,11 @@
 """An agent trades on a fixed schedule: wakes that come late are caught up, not lost."""
 
 from swarm import kernel as kernel_module
-from swarm import orchestrator
-from swarm.orchestrator import AgentSpec, Swarm, SwarmConfig
+from swarm.deployment import Environment
+from swarm.orchestrator import Swarm
+from swarm.specs import AgentSpec, SwarmConfig
+from swarm.runtime import InProcess
+from swarm.transport import SimNetwork
 
 LATE = 0.4  # every wake comes this many seconds after the time asked for (a busy event loop)
 
@@ -15,8 +18,7 @@ class LateKernel(kernel_module.VirtualKernel):
         return super().sleep_until(max(when, self.now()) + LATE)
 
 
-def test_late_wakes_do_not_cost_an_agent_its_trades(monkeypatch):
-    monkeypatch.setattr(orchestrator, "VirtualKernel", LateKernel)
+def test_late_wakes_do_not_cost_an_agent_its_trades():
     seen: list[tuple[float, dict[str, int]]] = []
 
     async def watch(swarm: Swarm) -> None:
@@ -26,7 +28,9 @@ def test_late_wakes_do_not_cost_an_agent_its_trades(monkeypatch):
 
     specs = [AgentSpec(f"a{i}", market_seed=i) for i in range(2)]
     cfg = SwarmConfig(episodes=3, transport="sim", settle=1.0)
-    with Swarm(cfg, specs, controller=watch) as swarm:
+    late = LateKernel()
+    env = Environment(late, SimNetwork(late, cfg.seed, cfg.link), InProcess())
+    with Swarm(cfg, specs, controller=watch, env=env) as swarm:
         swarm.run()
         assert all(len(a.log.correct) == 30 for a in swarm.agents.values())
     # slot n (every trade_interval = 1 s) woke at n + LATE: by time t, every slot up to t is traded;

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from swarm.learning.memory_policy import MemoryConfig
-from swarm.orchestrator import AgentSpec
+from swarm.specs import AgentSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.metrics import mean_ci
-from swarm.orchestrator import AgentSpec
+from swarm.specs import AgentSpec, rule
 
 PER_COLOUR = 2
 BLUE_MEMORY = MemoryConfig()  # v1
@@ -23,6 +23,7 @@ def agents(seed: int, per_colour: int = PER_COLOUR) -> list[AgentSpec]:
     return blue + green
 
 
+@rule
 def contacts(me: str, live: Sequence[str]) -> list[str]:
     """Each colour gossips within itself; knowledge crosses only by hand-off or rollback."""
     colour = me.split("-")[0]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.policies import Exploration
-from swarm.orchestrator import AgentSpec
+from swarm.specs import AgentSpec
 
 AGENTS = 10
 STAGES: tuple[float, ...] = (0.10, 0.25, 0.50, 1.00)

@@ -3,11 +3,11 @@ consolidates, and its consolidated patterns flow back down. Workers specialise b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from swarm.gossip import Entry
 from swarm.learning.memory_policy import MemoryConfig
-from swarm.orchestrator import AgentSpec
+from swarm.specs import AgentSpec, rule
 
 WORKERS = 4
 LEADER = "leader"
@@ -26,7 +26,8 @@ def agents(seed: int, workers: int = WORKERS, memory: MemoryConfig = MemoryConfi
     return out
 
 
-def share_rule(me: str):  # type: ignore[no-untyped-def]
+@rule
+def share_rule(me: str) -> Callable[[str, Entry], bool]:
     """What ``me`` may pass on: a worker, anything; the leader, only its own (consolidated)
     writes and a worker's own patterns back to it, so raw worker patterns never go sideways."""
     def share(peer: str, entry: Entry) -> bool:
@@ -36,6 +37,7 @@ def share_rule(me: str):  # type: ignore[no-untyped-def]
     return share
 
 
+@rule
 def contacts(me: str, live: Sequence[str]) -> list[str]:
     """Workers talk to the leader only; the leader talks to every worker."""
     if me == LEADER:

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from swarm.learning.memory_policy import MemoryConfig
-from swarm.orchestrator import AgentSpec
+from swarm.specs import AgentSpec
 
 AGENTS = 5
 CONSENSUS = 0.67

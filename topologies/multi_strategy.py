@@ -10,7 +10,7 @@ from functools import partial
 from swarm.learning.episodes import Context, Outcome
 from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
 from swarm.learning.policies import Choice
-from swarm.orchestrator import AgentSpec
+from swarm.specs import AgentSpec, rule
 
 SPECIALISTS = ("momentum", "mean_reversion", "breakout")
 ROTATE_EVERY = 3  # trades (every 30 bars: well inside a regime, which lasts ~200 bars)
@@ -25,6 +25,7 @@ class RotationReport:
     picks: list[tuple[int, str, str]]
 
 
+@rule
 class RotatingPolicy:
     """Per asset, holds one strategy for ``every`` trades, then asks the memory policy again."""
 

@@ -4,7 +4,7 @@ as a pack file (export, then validated import): a learning pipeline."""
 from __future__ import annotations
 
 from swarm.learning.memory_policy import MemoryConfig
-from swarm.orchestrator import AgentSpec
+from swarm.specs import AgentSpec
 
 AGENTS = 4
 HANDOFF_EVERY = 15  # episodes

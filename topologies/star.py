@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from swarm.learning.memory_policy import MemoryConfig
-from swarm.orchestrator import AgentSpec
+from swarm.specs import AgentSpec, rule
 
 HUB = "hub"
 SPOKES = 4
@@ -17,5 +17,6 @@ def agents(seed: int, spokes: int = SPOKES, memory: MemoryConfig = MemoryConfig(
         AgentSpec(f"spoke-{i}", role="spoke", market_seed=seed * 100 + i, memory=memory) for i in range(spokes)]
 
 
+@rule
 def contacts(me: str, live: Sequence[str]) -> list[str]:
     return list(live) if me == HUB else [m for m in live if m == HUB]

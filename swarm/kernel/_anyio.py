@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, TypeVar
-from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Coroutine
 
 from . import Cancelled, EndOfChannel, WouldBlock
 from ._iterate import _IterateChannel
@@ -47,7 +47,7 @@ class _AnyioChannel(_IterateChannel[T]):
         import anyio
 
         try:
-            return await self._receive.receive()  # type: ignore[no-any-return]
+            return await self._receive.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             raise EndOfChannel("channel closed") from None
 
@@ -72,7 +72,9 @@ class _AnyioTaskGroup:
         return await self._tg.__aexit__(*exc)
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
-        self._tg.start_soon(fn, *args, name=name)
+        # The kernel interface admits any awaitable-returning callable; anyio needs a coroutine
+        # function (and raises TypeError at run time otherwise), which is what callers pass here.
+        self._tg.start_soon(cast(Callable[..., Coroutine[Any, Any, Any]], fn), *args, name=name)
 
     def cancel(self) -> None:
         self._tg.cancel_scope.cancel()

@@ -11,13 +11,17 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from typing import Any, TypeVar
-from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 
 from . import Cancelled, Deadlock, EndOfChannel, WouldBlock
 from ._iterate import _IterateChannel
 
 T = TypeVar("T")
+
+# ``VirtualKernel.Cancelled`` (a class attribute) shadows the exception class inside that class body,
+# so annotations there use this alias.
+_Cancelled = Cancelled
 
 
 class _Trap:
@@ -28,7 +32,7 @@ class _Trap:
     def __init__(self, until: float | None) -> None:
         self.until = until  # None: park until someone reschedules the task
 
-    def __await__(self):  # type: ignore[no-untyped-def]
+    def __await__(self) -> Generator[_Trap, Any, Any]:
         return (yield self)
 
 
@@ -130,7 +134,7 @@ class VirtualKernel:
         task.on_wake_cancel = None
         heapq.heappush(self._heap, (self._now, next(self._seq), task, (task.token, value, error)))
 
-    def _cancel(self, task: Task, exc: Cancelled) -> None:
+    def _cancel(self, task: Task, exc: _Cancelled) -> None:
         """Deliver ``exc`` to ``task`` at its next wait (now, if it is waiting)."""
         if task.done:
             return
@@ -154,10 +158,10 @@ class VirtualKernel:
             if trap.__class__ is not _Trap:
                 self._wake(task, error=TypeError(f"task awaited {trap!r}, which is not a kernel operation"))
             elif task.pending_cancel is not None:
-                exc, task.pending_cancel = task.pending_cancel, None
+                pending, task.pending_cancel = task.pending_cancel, None
                 if task.on_wake_cancel is not None:
                     task.on_wake_cancel()
-                self._wake(task, error=exc)
+                self._wake(task, error=pending)
             elif trap.until is not None:
                 task.token += 1
                 heapq.heappush(self._heap, (trap.until, next(self._seq), task, (task.token, None, None)))
@@ -175,7 +179,7 @@ class VirtualKernel:
 
         With ``until``, stop at that virtual time and cancel whatever is still running.
         """
-        root = self._spawn(main(*args), getattr(main, "__name__", "main"), None)  # type: ignore[arg-type]
+        root = self._spawn(main(*args), getattr(main, "__name__", "main"), None)
         if until is not None:
             self.call_at(until, lambda: self._cancel(root, Cancelled("until")))
         heap = self._heap
@@ -298,7 +302,7 @@ class VirtualChannel(_IterateChannel[T]):
             return pending
         if self._closed:
             raise EndOfChannel("channel closed")
-        return await _park_on(self._k, self._receivers)  # type: ignore[no-any-return]
+        return await _park_on(self._k, self._receivers)
 
     def close(self) -> None:
         """No more sends; waiting receivers get :class:`EndOfChannel`."""
@@ -403,7 +407,8 @@ class _VirtualTaskGroup:
         errors = [e for e in self._errors if not isinstance(e, Cancelled)]
         if errors:
             raise BaseExceptionGroup("task group failed", errors) if any(
-                not isinstance(e, Exception) for e in errors) else ExceptionGroup("task group failed", errors)
+                not isinstance(e, Exception) for e in errors) else ExceptionGroup(
+                    "task group failed", cast(list[Exception], errors))  # every one is an Exception here
         if outer is not None and outer is not exc:
             raise outer
         return outer is None and exc is not None  # swallow only our own cancellation

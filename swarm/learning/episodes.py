@@ -64,7 +64,7 @@ def decisions_for(path: PricePath, rules: TradeRules = TradeRules(), *, start: i
     x = compute_features(path)
     pnl = trade_table(x, path.log_close, rules)
     ok = ~np.isnan(pnl).any(axis=1)
-    out = []
+    out: list[Decision] = []
     bars = np.flatnonzero(ok)
     bars = bars[(bars >= start) & (bars < (stop if stop is not None else len(path)))]
     if bars.size == 0:

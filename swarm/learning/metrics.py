@@ -69,7 +69,7 @@ def max_drawdown(returns: Sequence[float]) -> float:
     return float(np.max(1.0 - equity / peak))
 
 
-def rolling_mean(values: Sequence[float], window: int) -> np.ndarray:
+def rolling_mean(values: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
     """Trailing mean over ``window`` points (shorter at the start)."""
     v = np.asarray(values, dtype=float)
     if window < 1:
@@ -96,7 +96,8 @@ class Convergence:
         return self.episode if self.episode is not None else "not reached"
 
 
-def convergence_episode(episode_accuracy: Sequence[float], target: float = 0.7, window: int = 10) -> Convergence:
+def convergence_episode(episode_accuracy: Sequence[float] | np.ndarray, target: float = 0.7,
+                        window: int = 10) -> Convergence:
     """First episode (1-based) whose trailing ``window``-episode mean accuracy reaches ``target``.
 
     Only full windows count, so one lucky early episode cannot converge the run.

@@ -64,7 +64,7 @@ class Exploration:
         return max(self.floor, self.start * self.decay ** decisions)
 
 
-def _argmax(values: Sequence[float]) -> int:
+def _argmax(values: Sequence[float] | np.ndarray) -> int:
     """Index of the largest value; ties go to the first (deterministic)."""
     return int(np.argmax(np.asarray(values)))
 
@@ -77,7 +77,7 @@ class _Explorer:
         self.rng = np.random.default_rng(seed)
         self.decisions = 0
 
-    def pick(self, values: Sequence[float], allowed: Sequence[int] | None = None) -> tuple[int, bool]:
+    def pick(self, values: Sequence[float] | np.ndarray, allowed: Sequence[int] | None = None) -> tuple[int, bool]:
         """Epsilon-greedy over all actions, or over the ``allowed`` action indices only."""
         eps = self.exploration.epsilon(self.decisions)
         self.decisions += 1

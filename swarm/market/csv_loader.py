@@ -112,6 +112,7 @@ def load_ohlcv(path: str | os.PathLike[str], symbol: str | None = None, max_gap:
     missing = [c for c in REQUIRED if c not in df.columns] + ([] if date_col is not None else ["date"])
     if missing:
         raise fail(1, f"missing column(s) {', '.join(missing)}{unnamed_hint}")
+    assert date_col is not None  # otherwise "date" was missing and we raised above
     if len(df) < 2:
         raise fail(None, "needs at least two rows of prices")
     values = {}

@@ -291,6 +291,7 @@ class ReasoningBank:
             uses += u
         total = sum(by_kind.values())
         idx = self.store.index
+        assert idx is not None  # an opened store has built its index
         return {
             "patterns": total,
             "by_kind": dict(by_kind),
@@ -314,6 +315,7 @@ def consolidate_store(store: PatternStore, policy: ConsolidationPolicy, now: flo
     store.refresh()
     patterns = list(store.iter_patterns())
     rowids = store.rowid_of([p.id for p in patterns])
+    assert store.index is not None  # an opened store has built its index
     near = index_neighbours(store.index.search_many, [rowids[p.id] for p in patterns])
     changes = plan(patterns, near, policy, now, by=by)
     if changes.report.changed:

@@ -14,7 +14,7 @@ from .embedders import Embedder
 from .errors import LLMError
 from .judge import render_trajectory
 from .llm import ChatClient, parse_json_object
-from .models import Pattern, Source, Trajectory, Verdict, make_pattern_id
+from .models import Pattern, PatternKind, Source, Trajectory, Verdict, make_pattern_id
 
 MAX_PATTERNS = 3
 
@@ -26,7 +26,7 @@ class Distiller(Protocol):
 
 def _pattern(t: Trajectory, v: Verdict, index: int, *, title: str, description: str,
              content: str, action: str, tags: tuple[str, ...], embedding, now: float) -> Pattern:
-    kind = "strategy" if v.success else "lesson"
+    kind: PatternKind = "strategy" if v.success else "lesson"
     return Pattern(
         id=make_pattern_id(t.agent, t.id, str(index)),
         title=title[:300], description=description[:2000], content=content[:20000],
@@ -110,10 +110,12 @@ class LLMDistiller:
         for i, item in enumerate(items[: self.max_patterns]):
             if not isinstance(item, dict):
                 raise LLMError(f"{who}: pattern {i} is not an object")
-            fields = {k: item.get(k) for k in ("title", "description", "content")}
-            for k, val in fields.items():
+            fields: dict[str, str] = {}
+            for k in ("title", "description", "content"):
+                val = item.get(k)
                 if not isinstance(val, str) or not val.strip():
                     raise LLMError(f"{who}: pattern {i} needs a non-empty string '{k}'")
+                fields[k] = val
             action = item.get("action", "")
             tags = item.get("tags", [])
             if not isinstance(action, str) or not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from collections.abc import Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from usearch.index import Index
 
 IndexMode = Literal["exact", "ann", "auto"]
 
@@ -86,7 +89,7 @@ class VectorIndex:
         self._live = 0
         self._slot: dict[int, int] = {}
         self._domain_codes: dict[str, int] = {}
-        self._ann = None  # usearch.index.Index once built
+        self._ann: Index | None = None  # built on first ANN use
         self.audit_every = audit_every
         self.min_recall = min_recall
         #: why ``auto`` mode gave up the graph for the exact scan (recall below ``min_recall``)
@@ -160,6 +163,7 @@ class VectorIndex:
                 self._slot[key] = slot
                 self._live += 1
             elif self._in_ann[slot]:
+                assert self._ann is not None  # rows are marked in the graph only while it exists
                 self._ann.remove(int(key))
                 self._in_ann[slot] = False
             slots[i] = slot
@@ -183,6 +187,7 @@ class VectorIndex:
             self._alive[slot] = False
             self._live -= 1
             if self._in_ann[slot]:
+                assert self._ann is not None  # rows are marked in the graph only while it exists
                 self._ann.remove(int(key))
                 self._in_ann[slot] = False
         if self._n > 1024 and self._live < self._n // 2:
@@ -319,7 +324,8 @@ class VectorIndex:
     def _ann_candidates(self, q: np.ndarray, fetch: int) -> np.ndarray:
         if self._ann is None or len(self._ann) == 0:
             return np.zeros(0, np.int64)
-        self._ann.expansion_search = max(self.ef_search, fetch)
+        # usearch defines this property's setter apart from its getter, so mypy takes it as read-only
+        self._ann.expansion_search = max(self.ef_search, fetch)  # type: ignore[misc]
         found = self._ann.search(q, min(fetch, len(self._ann)))
         return np.fromiter((self._slot[int(k)] for k in found.keys if int(k) in self._slot),
                            dtype=np.int64)
@@ -337,6 +343,7 @@ class VectorIndex:
                               connectivity=self.connectivity,
                               expansion_add=self.ef_construction,
                               expansion_search=self.ef_search)
+        assert self._ann is not None  # it existed, or was just built
         if tail.size:
             self._ann.add(self._keys[tail], self._vecs[tail], threads=0)
             self._in_ann[tail] = True
@@ -356,7 +363,8 @@ class VectorIndex:
         rng = np.random.default_rng(in_ann.size)
         picks = rng.choice(in_ann, size=min(sample, in_ann.size), replace=False)
         mask = self._in_ann[: self._n].copy()
-        self._ann.expansion_search = self.ef_search
+        assert self._ann is not None  # rows are marked in the graph only while it exists
+        self._ann.expansion_search = self.ef_search  # type: ignore[misc]  # usearch's setter: see _ann_candidates
         hits = 0
         for slot in picks:
             q, own = self._vecs[slot], int(self._keys[slot])

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from .errors import LLMError
 from .llm import ChatClient, parse_json_object
-from .models import Trajectory, Verdict
+from .models import Trajectory, Verdict, VerdictLabel
 
 
 class Judge(Protocol):
@@ -34,7 +34,7 @@ class OutcomeJudge:
         if not math.isfinite(r):
             raise ValueError(f"trajectory {trajectory.id!r}: reward is not finite")
         margin = abs(r - self.threshold)
-        label = "success" if r > self.threshold else "failure"
+        label: VerdictLabel = "success" if r > self.threshold else "failure"
         conf = 0.5 + 0.5 * math.tanh(margin / self.scale)
         return Verdict(label, conf, (f"reward {r:.4g} {'>' if label == 'success' else '<='} "
                                      f"threshold {self.threshold:.4g}",))

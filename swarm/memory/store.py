@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -207,6 +208,12 @@ class PatternStore:
 
     # ---- opening -----------------------------------------------------------------------
 
+    @property
+    def _vindex(self) -> VectorIndex:
+        """The vector index, which ``__init__`` builds before anything reads or writes rows."""
+        assert self.index is not None
+        return self.index
+
     def _pragma(self, name: str) -> Any:
         return self._db.execute(f"PRAGMA {name}").fetchone()[0]
 
@@ -324,7 +331,7 @@ class PatternStore:
         gone = db.execute("SELECT prow, seq FROM deleted WHERE seq > ?", (seq,)).fetchall()
         top = int(db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
         if gone:
-            self.index.remove([r[0] for r in gone])
+            self._vindex.remove([r[0] for r in gone])
         if rows:
             self._index_rows(rows)
         self._seq = max(self._seq, top)
@@ -336,7 +343,7 @@ class PatternStore:
         vecs = np.frombuffer(b"".join(r[22] for r in rows), dtype="<f4").reshape(len(rows), -1)
         if vecs.shape[1] != self.dim:
             raise CorruptStoreError(f"{self.path}: an embedding has {vecs.shape[1]} dimensions, not {self.dim}")
-        self.index.upsert(keys, vecs, [r[6] for r in rows], [r[8] for r in rows], [r[10] for r in rows])
+        self._vindex.upsert(keys, vecs, [r[6] for r in rows], [r[8] for r in rows], [r[10] for r in rows])
 
     # ---- writes ------------------------------------------------------------------------
 
@@ -364,11 +371,11 @@ class PatternStore:
         """Copy committed rows into the vector index."""
         latest = {p.id: p for p in patterns}  # a batch may repeat an id: the last write wins
         if latest:
-            self.index.upsert([rowids[i] for i in latest],
-                              np.stack([p.embedding for p in latest.values()]),
-                              [p.domain for p in latest.values()],
-                              [p.kind for p in latest.values()],
-                              [p.confidence for p in latest.values()])
+            self._vindex.upsert([rowids[i] for i in latest],
+                                np.stack([p.embedding for p in latest.values()]),
+                                [p.domain for p in latest.values()],
+                                [p.kind for p in latest.values()],
+                                [p.confidence for p in latest.values()])
 
     @staticmethod
     def _last_rowid(db: sqlite3.Connection) -> int:
@@ -435,7 +442,7 @@ class PatternStore:
             rows += tx.db.execute(f"SELECT rowid, id FROM patterns WHERE id IN ({marks})", chunk).fetchall()
             tx.db.execute(f"DELETE FROM patterns WHERE id IN ({marks})", chunk)
         tx.db.executemany("INSERT INTO deleted VALUES (?, ?, ?)", [(pid, rowid, seq) for rowid, pid in rows])
-        tx.on_commit.append(lambda: self.index.remove([r[0] for r in rows]))
+        tx.on_commit.append(lambda: self._vindex.remove([r[0] for r in rows]))
         return len(rows)
 
     def record_outcome(self, pattern_id: str, success: bool, reward: float, now: float,
@@ -462,7 +469,7 @@ class PatternStore:
                     (updated.confidence, updated.uses, updated.successes, updated.failures,
                      updated.total_reward, updated.last_used_at, updated.version, updated.updated_by,
                      tx.next_seq(), rowid))
-                tx.on_commit.append(lambda r=rowid, c=updated.confidence: self.index.set_confidence(r, c))
+                tx.on_commit.append(functools.partial(self._vindex.set_confidence, rowid, updated.confidence))
                 out.append(updated)
         return out
 
@@ -496,7 +503,8 @@ class PatternStore:
     def iter_patterns(self, domain: str | None = None, kind: str | None = None,
                       min_confidence: float | None = None) -> Iterator[Pattern]:
         """Every pattern passing the filters, in insertion order."""
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[str | float] = []
         if domain is not None:
             clauses.append("domain = ?")
             args.append(domain)
@@ -517,7 +525,7 @@ class PatternStore:
         if q.shape[0] != self.dim:
             raise DimensionMismatchError(f"query has dimension {q.shape[0]}, the store holds {self.dim}")
         self.refresh()
-        keys, sims = self.index.search(q, k, Filter(domain, kind, min_confidence))
+        keys, sims = self._vindex.search(q, k, Filter(domain, kind, min_confidence))
         found = self._by_rowid(keys.tolist())
         return [(found[int(key)], float(s)) for key, s in zip(keys, sims) if int(key) in found]
 

@@ -164,6 +164,7 @@ class _Reader:
         ok = isinstance(v, int) if integer else isinstance(v, (int, float))
         if isinstance(v, bool) or not ok:
             raise self.fail(f"'{key}' must be {'an integer' if integer else 'a number'}, not {v!r}")
+        assert v is not None  # ``ok`` above: v is a number
         if not math.isfinite(v):
             raise self.fail(f"'{key}' must be finite")
         if not lo <= v <= hi:

@@ -1,7 +1,8 @@
 """Inside an agent process: one :class:`SwarmAgent` on its own event loop, QUIC endpoint and
 SQLite store, answering the orchestrator's requests on a control channel.
 
-The channel is a :mod:`multiprocessing` pipe (pickled request/response pairs, one at a time).
+The channel is a socket carrying the typed, versioned messages of :mod:`swarm.runtime.messages`
+(request/answer pairs, one at a time; never pickle).
 A thread blocks on it and runs each request on the event loop (SQLite connections belong to the
 loop's thread), so the agent keeps trading and gossiping while it waits for the next request.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from multiprocessing.connection import Connection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,40 +21,14 @@ import anyio
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ..kernel import AnyioKernel
-from ..learning.episodes import Decision
-from ..learning.memory_policy import MemoryConfig
-from ..learning.session import RunLog
-from ..orchestrator import AgentSpec, SwarmAgent, SwarmConfig
+from ..agent import SwarmAgent
+from ..gossip.node import Contacts, Share
+from ..kernel import AnyioKernel, Kernel
+from ..specs import SwarmConfig
 from ..transport.quic import NodeCredentials, QuicEndpoint
+from . import messages as msg
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class ChildSetup:
-    """Everything an agent process needs, sent (pickled) when it is spawned."""
-
-    spec: AgentSpec
-    decisions: Sequence[Decision]
-    config: SwarmConfig
-    index: int
-    boots: int
-    store_dir: str
-    space: str
-    contacts: Callable[..., Any] | None
-    share: Callable[[str], Any] | None
-    certificate_pem: bytes  # issued by the orchestrator's swarm CA; the CA key never leaves it
-    key_pem: bytes
-    ca_pem: bytes
-    members: list[str] = field(default_factory=list)  # the swarm's agents (a static member list)
-    seeds: list[str] = field(default_factory=list)  # live peers to rejoin through, after a restart
-    # where a restarted agent carries on: its trades so far (as last reported) and its settings
-    cursor: int = 0
-    log: RunLog | None = None
-    informed_by: list[tuple[str, ...]] = field(default_factory=list)
-    memory: MemoryConfig | None = None
-    quota: float = 1.0
 
 
 class _Net:
@@ -70,24 +44,13 @@ class _Net:
         return self.ep
 
 
-class _Host:
-    """What a :class:`SwarmAgent` needs of its swarm, inside an agent process: the records it
-    writes go back to the orchestrator in reports instead of into a shared swarm."""
+@dataclass(slots=True)
+class _Records:
+    """What the agent recorded, kept here until the orchestrator's next status request takes it."""
 
-    def __init__(self, setup: ChildSetup, kernel: AnyioKernel, net: _Net) -> None:
-        self.config = setup.config
-        self.kernel = kernel
-        self.net = net
-        self.contacts = setup.contacts
-        self.share = setup.share
-        self.space = setup.space
-        self.store_dir = Path(setup.store_dir)
-        self.agents: dict[str, Any] = {}
-        self.published: list[tuple[str, float]] = []  # (pattern id, when), own writes
-        self.arrived: list[tuple[str, float]] = []  # (pattern id, when), copies from peers
-        self.membership_log: list[tuple[float, str, str, str]] = []
-        self.done = False
-        self.stop = anyio.Event()
+    published: list[tuple[str, float]] = field(default_factory=list)  # (pattern id, when), own writes
+    arrived: list[tuple[str, float]] = field(default_factory=list)  # (pattern id, when), copies from peers
+    membership: list[tuple[float, str, str, str]] = field(default_factory=list)
 
     def record_publication(self, pattern_id: str, agent_id: str, at: float) -> None:
         self.published.append((pattern_id, at))
@@ -95,22 +58,71 @@ class _Host:
     def record_arrival(self, pattern_id: str, agent_id: str, at: float) -> None:
         self.arrived.append((pattern_id, at))
 
-    async def _finished_trading(self, agent_id: str) -> None:
+    def record_membership(self, at: float, agent_id: str, node: str, status: str) -> None:
+        self.membership.append((at, agent_id, node, status))
+
+
+class ChildHost:
+    """The agent's host inside its process (a :class:`swarm.agent.Host`): the swarm's settings
+    and rules from the setup, this process's clock and endpoint, and records the orchestrator
+    collects. Settling is the orchestrator's: once trading is done the agent waits to be stopped."""
+
+    def __init__(self, setup: msg.Setup, kernel: AnyioKernel, net: _Net) -> None:
+        self._setup = setup
+        self._kernel = kernel
+        self.net = net
+        self._records = _Records()
+        self.done = False
+        self.stop = anyio.Event()
+
+    @property
+    def config(self) -> SwarmConfig:
+        return self._setup.config
+
+    @property
+    def kernel(self) -> Kernel:
+        return self._kernel
+
+    @property
+    def records(self) -> _Records:
+        return self._records
+
+    @property
+    def store_dir(self) -> Path:
+        return Path(self._setup.store_dir)
+
+    @property
+    def space(self) -> str:
+        return self._setup.space
+
+    @property
+    def contacts(self) -> Contacts | None:
+        return self._setup.contacts
+
+    @property
+    def share(self) -> Callable[[str], Share] | None:
+        return self._setup.share
+
+    def endpoint(self, node: str) -> QuicEndpoint:
+        return self.net.endpoint(node)
+
+    async def finished_trading(self, agent_id: str) -> None:
         self.done = True  # the orchestrator polls this, settles the swarm, then says stop
         await self.stop.wait()
 
-    async def _settle(self) -> None:
+    async def settle(self) -> None:
         return None
 
 
 class _Child:
-    def __init__(self, conn: Any, setup: ChildSetup) -> None:
+    def __init__(self, conn: Any, setup: msg.Setup, trusted: Sequence[str]) -> None:
         self.conn = conn
         self.setup = setup
+        self.trusted = tuple(trusted)
         self.started = anyio.Event()
         self.epoch = 0.0
         self.agent: SwarmAgent | None = None
-        self.host: _Host | None = None
+        self.host: ChildHost | None = None
         self._sent = {"published": 0, "arrived": 0, "membership": 0}
 
     async def main(self) -> None:
@@ -122,7 +134,7 @@ class _Child:
                                     serialization.load_pem_private_key(s.key_pem, None),  # type: ignore[arg-type]
                                     s.ca_pem)
             kernel = AnyioKernel(s.config.time_scale, epoch=self.epoch)
-            self.host = _Host(s, kernel, _Net(creds))
+            self.host = ChildHost(s, kernel, _Net(creds))
             agent = SwarmAgent(self.host, s.spec, s.decisions, index=s.index, boots=s.boots)
             if s.boots:  # a restart: the store reopened with what was committed; rejoin and re-announce
                 agent.rejoin(s.members, s.seeds)
@@ -145,94 +157,99 @@ class _Child:
     def _serve(self) -> None:
         while True:
             try:
-                request = self.conn.recv()
+                data = self.conn.recv_bytes()
             except (EOFError, OSError):
                 return
-            # answered and pickled on the loop's thread: the reply is a snapshot, not objects the
+            # answered and encoded on the loop's thread: the reply is a snapshot, not objects the
             # loop goes on changing while this thread sends them
-            reply = anyio.from_thread.run_sync(self._answer, request)
+            reply = anyio.from_thread.run_sync(self._answer, data)
             try:
                 self.conn.send_bytes(reply)
             except (BrokenPipeError, OSError):
                 return
 
-    def _answer(self, request: tuple[Any, ...]) -> bytes:
+    def _answer(self, data: bytes) -> bytes:
         try:
-            reply: Any = ("ok", self._handle(*request))
-        except Exception as e:  # the orchestrator re-raises it as its own error
-            reply = ("error", f"{type(e).__name__}: {e}")
-        return pickle.dumps(reply)
+            request = msg.decode(data, self.trusted)
+            return msg.encode(msg.Ok(self._handle(request)))
+        except Exception as e:  # a bad request, or a failed one: the orchestrator re-raises it as its own error
+            return msg.encode(msg.Error(f"{type(e).__name__}: {e}"))
 
-    def _handle(self, op: str, *args: Any) -> Any:
-        if op == "hello":
+    def _handle(self, request: msg.Message) -> Any:
+        if isinstance(request, msg.Hello):
             return os.getpid()
-        if op == "start":
-            self.epoch = args[0]
+        if isinstance(request, msg.Start):
+            self.epoch = request.epoch
             self.started.set()
             return None
         agent, host = self.agent, self.host
         if agent is None or host is None:
-            return {"ready": False} if op == "status" else _not_ready(op)
-        if op == "status":  # progress, and what happened since the last status (the orchestrator keeps it)
+            return {"ready": False} if isinstance(request, msg.Status) else _not_ready(request)
+        if isinstance(request, msg.Status):  # progress, and what happened since the last status
             ep = host.net.ep
-            out = {"ready": ep is not None and ep.address is not None, "address": ep.address if ep else None,
+            out: dict[str, Any] = {"ready": ep is not None and ep.address is not None, "address": ep.address if ep else None,
                    "done": host.done, "cursor": agent.cursor, "digest": agent.digest(), "log": agent.log,
                    "informed_by": agent.informed_by, "traffic": None if ep is None else ep.stats}
-            for name, items in (("published", host.published), ("arrived", host.arrived),
-                                ("membership", host.membership_log)):
+            rec = host.records
+            for name, items in (("published", rec.published), ("arrived", rec.arrived),
+                                ("membership", rec.membership)):
                 out[name] = items[self._sent[name]:]
                 self._sent[name] = len(items)
             return out
-        if op == "members":
-            agent.node.bootstrap(args[0], host.kernel.now())
+        if isinstance(request, msg.Members):
+            agent.node.bootstrap(request.members, host.kernel.now())
             return None
-        if op == "directory":
-            host.net.directory.update(args[0])
+        if isinstance(request, msg.Directory):
+            host.net.directory.update(request.directory)
             return None
-        if op == "faults":  # blocked peers and injected loss, at this node's transport
+        if isinstance(request, msg.Faults):  # blocked peers and injected loss, at this node's transport
             if host.net.ep is not None:
-                host.net.ep.blocked, host.net.ep.loss = set(args[0]), float(args[1])
+                host.net.ep.blocked, host.net.ep.loss = set(request.blocked), float(request.loss)
             return None
-        if op == "report":  # the last status carries the figures; this adds what a wrapped policy did
+        if isinstance(request, msg.Report):  # the last status carries the figures; this adds what a wrapped policy did
             wrapped = getattr(agent.learner.policy, "report", None)
             return {"log": agent.log, "informed_by": agent.informed_by,
                     "policy_report": wrapped() if callable(wrapped) else None}
-        if op == "stop":
+        if isinstance(request, msg.Stop):
             host.stop.set()
             return None
-        if op == "store":  # read-only store calls (and a checkpoint, which changes no pattern)
-            method, *rest = args
-            if method not in ("__len__", "iter_patterns", "get_many", "size_bytes", "wal_bytes", "sequence",
-                              "checkpoint"):
-                raise ValueError(f"store.{method} is not readable remotely")
-            value = getattr(agent.store, method)
-            return list(value(*rest)) if method == "iter_patterns" else value(*rest) if callable(value) else value
-        if op == "call":  # one of the agent's controller calls
-            method, *rest = args
-            if method not in CALLS:
-                raise ValueError(f"agent.{method} cannot be called remotely")
-            return getattr(agent, method)(*rest)
-        raise ValueError(f"unknown request {op!r}")
+        if isinstance(request, msg.StoreRead):  # read-only store calls (and a checkpoint, which changes no pattern)
+            if request.method not in STORE_READS:
+                raise ValueError(f"store.{request.method} is not readable remotely")
+            value = getattr(agent.store, request.method)
+            if request.method == "iter_patterns":
+                return list(value(*request.args))
+            return value(*request.args) if callable(value) else value
+        if isinstance(request, msg.Call):  # one of the agent's controller calls
+            if request.method not in CALLS:
+                raise ValueError(f"agent.{request.method} cannot be called remotely")
+            return getattr(agent, request.method)(*request.args)
+        raise ValueError(f"{type(request).__name__} is not a request")
 
+
+#: What the orchestrator may read of an agent's store.
+STORE_READS = frozenset({"__len__", "iter_patterns", "get_many", "size_bytes", "wal_bytes", "sequence", "checkpoint"})
 
 #: What an orchestrator may do to an agent process.
 CALLS = frozenset({"vote", "export_pack", "import_pack", "consolidate", "set_quota", "set_learning_rate",
                    "use_memory_config", "leave", "publish", "pattern_ids", "digest"})
 
 
-def _not_ready(op: str) -> Any:
-    raise RuntimeError(f"the agent is not running yet (request {op!r})")
+def _not_ready(request: msg.Message) -> Any:
+    raise RuntimeError(f"the agent is not running yet (request {type(request).__name__})")
 
 
-def child_main(fd: int) -> None:
-    """Entry point of an agent process: ``python -m swarm.runtime FD`` (started by
+def child_main(fd: int, trusted: Sequence[str] = ()) -> None:
+    """Entry point of an agent process: ``python -m swarm.runtime FD [MODULE...]`` (started by
     :class:`~swarm.runtime.process.ProcessAgent`), FD one end of a socket pair whose first
-    message is the :class:`ChildSetup`."""
+    message is the :class:`~swarm.runtime.messages.Setup`; the modules are the only ones whose
+    rules (contacts, share, policy wrappers) the channel may name."""
     conn = Connection(fd)
-    setup: ChildSetup = conn.recv()
+    setup = msg.decode(conn.recv_bytes(), trusted)
+    if not isinstance(setup, msg.Setup):
+        raise SystemExit(f"agent process: the first message must be a Setup, not {type(setup).__name__}")
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {setup.spec.id} %(name)s: %(message)s")
     try:
-        anyio.run(_Child(conn, setup).main, backend=setup.config.backend)
+        anyio.run(_Child(conn, setup, trusted).main, backend=setup.config.backend)
     finally:
         conn.close()
-

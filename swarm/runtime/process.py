@@ -1,8 +1,9 @@
 """The process runtime, orchestrator side: each agent an OS process (spawned, so it shares no
 state with the orchestrator), its own SQLite store and QUIC endpoint, driven over a control
-channel (a :mod:`multiprocessing` pipe; the agent side is :mod:`swarm.runtime._child`).
+channel (a socket carrying the typed messages of :mod:`swarm.runtime.messages`; the agent side
+is :mod:`swarm.runtime._child`).
 
-:class:`ProcessAgent` stands where an in-process :class:`~swarm.orchestrator.SwarmAgent` would:
+:class:`ProcessAgent` stands where an in-process :class:`~swarm.agent.SwarmAgent` would:
 the :class:`~swarm.orchestrator.Swarm` and the scenarios' controllers call the same methods
 (``vote``, ``consolidate``, ``export_pack``, ...) and read the same figures (``log``, ``store``,
 ``pattern_ids()``). While the process runs these are requests on the channel; once it has
@@ -22,18 +23,20 @@ import time
 from multiprocessing.connection import Connection
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from collections.abc import Iterator, Sequence
 
 import anyio
 from cryptography.hazmat.primitives import serialization
 
-from ..kernel import Kernel
+from ..agent import Host, memory_vote
+from ..kernel import AnyioKernel, Kernel
 from ..learning.episodes import Decision
 from ..learning.memory_policy import MemoryConfig, MemoryPolicy
 from ..learning.session import RunLog
+from ..specs import AgentSpec
 from ..transport.quic import QuicStats, SwarmCA, link_counts, traffic_totals
-from ._child import ChildSetup
+from . import messages as msg
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +45,25 @@ class AgentProcessError(RuntimeError):
     """An agent process failed a request, or is gone."""
 
 
+class ProcessHost(Host, Protocol):
+    """What a process agent needs of its swarm, beyond what any agent does: hearing that its
+    process died without being asked to."""
+
+    def agent_died(self, agent_id: str, exitcode: int | None, why: str) -> None: ...
+
+
 class ProcessAgent:
     """An agent in its own OS process, seen from the orchestrator."""
 
-    def __init__(self, swarm: Any, spec: Any, decisions: Sequence[Decision], index: int) -> None:
-        self.swarm = swarm
+    def __init__(self, host: ProcessHost, network: ProcessNetwork, spec: AgentSpec, decisions: Sequence[Decision],
+                 index: int) -> None:
+        self.host = host
+        self.network = network
         self.spec = spec
         self.id = spec.id
         self.decisions = list(decisions)
         self.index = index
-        self.path = swarm.store_dir / f"{spec.id}.db"
+        self.path = host.store_dir / f"{spec.id}.db"
         self.boots = 0
         self.crashed = False
         self.retired = False
@@ -72,25 +84,30 @@ class ProcessAgent:
         self._informed_by: list[tuple[str, ...]] = []
         self._report: dict[str, Any] | None = None
         self._local: MemoryPolicy | None = None  # the store, read from its file while no process runs
-        self.credentials = swarm.net.issue(spec.id)
+        self.credentials = network.issue(spec.id)
 
     # ---- the control channel ----
 
-    def request(self, op: str, *args: Any) -> Any:
+    def request(self, request: msg.Message) -> Any:
+        """Send one request, wait for its answer, return the answered value."""
         with self._lock:
             if self._conn is None:
                 raise AgentProcessError(f"{self.id} has no running process")
             try:
-                self._conn.send((op, *args))
-                status, value = self._conn.recv()
+                self._conn.send_bytes(msg.encode(request))
+                reply = msg.decode(self._conn.recv_bytes())
             except (EOFError, OSError) as e:
                 raise AgentProcessError(f"{self.id}: the process is gone ({type(e).__name__})") from None
-        if status == "error":
-            raise AgentProcessError(f"{self.id}: {op}: {value}")
-        return value
+            except msg.ProtocolError as e:
+                raise AgentProcessError(f"{self.id}: {type(request).__name__}: a bad answer: {e}") from None
+        if isinstance(reply, msg.Error):
+            raise AgentProcessError(f"{self.id}: {type(request).__name__}: {reply.message}")
+        if not isinstance(reply, msg.Ok):
+            raise AgentProcessError(f"{self.id}: {type(request).__name__}: answered with {type(reply).__name__}")
+        return reply.value
 
-    async def arequest(self, op: str, *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(self.request, op, *args)
+    async def arequest(self, request: msg.Message) -> Any:
+        return await anyio.to_thread.run_sync(self.request, request)
 
     @property
     def running(self) -> bool:
@@ -104,34 +121,37 @@ class ProcessAgent:
         if self._local is not None:
             self._local.close()
             self._local = None
-        sw = self.swarm
+        host = self.host
         cert, key, ca = self.credentials
-        setup = ChildSetup(spec=self.spec, decisions=self.decisions, config=sw.config, index=self.index,
-                           boots=self.boots, store_dir=str(sw.store_dir), space=sw.space, contacts=sw.contacts,
-                           share=sw.share, certificate_pem=cert, key_pem=key, ca_pem=ca,
-                           members=list(self._members or sw.agents), seeds=self._seeds,
+        setup = msg.Setup(spec=self.spec, decisions=self.decisions, config=host.config, index=self.index,
+                           boots=self.boots, store_dir=str(host.store_dir), space=host.space, contacts=host.contacts,
+                           share=host.share, certificate_pem=cert, key_pem=key, ca_pem=ca,
+                           members=list(self._members), seeds=self._seeds,
                            cursor=self._status["cursor"], log=self._log, informed_by=self._informed_by,
                            memory=self.memory_config, quota=self._quota)
+        # the rules the setup names (contacts, share, a policy wrapper) are resolved only in these
+        # modules: the command line, which only the spawner sets, says which
+        trusted = msg.rule_modules([host.contacts, host.share, self.spec.wrap])
         self._started = False
         self._setup_quota = self._quota
         ours, theirs = socket.socketpair()
         # a fresh interpreter (not fork: no event loop, lock or open SQLite inherited; not
         # multiprocessing's spawn: that re-runs the caller's __main__), with this one's import path
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self._proc = subprocess.Popen([sys.executable, "-m", "swarm.runtime", str(theirs.fileno())],
+        self._proc = subprocess.Popen([sys.executable, "-m", "swarm.runtime", str(theirs.fileno()), *trusted],
                                       pass_fds=[theirs.fileno()], env=env)
         theirs.close()
         self._conn = Connection(ours.detach())
-        self._conn.send(setup)
+        self._conn.send_bytes(msg.encode(setup))
 
     async def ready(self) -> None:
         """Wait until the process answers (imports done)."""
-        self.pid = await self.arequest("hello")
+        self.pid = await self.arequest(msg.Hello())
 
     async def start(self, epoch: float) -> None:
         """Let the agent run on the swarm clock ``epoch``; wait until its endpoint is bound."""
-        await self.arequest("start", epoch)
-        while not (st := await self.arequest("status"))["ready"]:
+        await self.arequest(msg.Start(epoch))
+        while not (st := await self.arequest(msg.Status()))["ready"]:
             await anyio.sleep(0.01)
         self._absorb(st)
         if self._local is not None:  # read while the process started up; the process owns it now
@@ -139,13 +159,13 @@ class ProcessAgent:
             self._local = None
         self._started = True
         if self._quota != self._setup_quota:  # set while the process started up
-            self.request("call", "set_quota", self._quota)
-        self.swarm.net.register(self, st["address"])
+            self._call("set_quota", self._quota)
+        self.network.register(self, st["address"])
 
     async def run(self) -> None:
         """Watch the agent until it has traded, settle with the swarm, collect its report, stop it.
         :meth:`kill` cancels this task, as it cancels an in-process agent's; a restart runs anew."""
-        sw, k = self.swarm, self.swarm.kernel
+        host, k = self.host, self.host.kernel
         if self._proc is None:  # added or restarted while the swarm runs
             self.spawn()
         proc, conn = self._proc, self._conn  # this boot's: a restart must not lose its own to our cleanup
@@ -153,15 +173,15 @@ class ProcessAgent:
             try:
                 if not self._started:
                     await self.ready()
-                    await self.start(k.epoch)
+                    await self.start(self.network.epoch)
                 while not self._status.get("done"):
                     await k.sleep(1.0)
-                    self._absorb(await self.arequest("status"))
-                await sw._finished_trading(self.id)
-                await sw._settle()
-                self._absorb(await self.arequest("status"))
-                self._report = await self.arequest("report")
-                await self.arequest("stop")
+                    self._absorb(await self.arequest(msg.Status()))
+                await host.finished_trading(self.id)
+                await host.settle()
+                self._absorb(await self.arequest(msg.Status()))
+                self._report = await self.arequest(msg.Report())
+                await self.arequest(msg.Stop())
                 self._hang_up(conn)  # the agent's control thread sees the end of the channel and exits
                 try:
                     self.exitcode = await anyio.to_thread.run_sync(proc.wait, 30.0)
@@ -178,22 +198,21 @@ class ProcessAgent:
         self._status = status
         if "log" in status:
             self._log, self._informed_by = status["log"], status["informed_by"]
-        sw = self.swarm
+        records = self.host.records
         for pid, at in status.get("published", ()):
-            sw.record_publication(pid, self.id, at)
+            records.record_publication(pid, self.id, at)
         for pid, at in status.get("arrived", ()):
-            sw.record_arrival(pid, self.id, at)
+            records.record_arrival(pid, self.id, at)
         for row in status.get("membership", ()):
-            sw.membership_log.append(row)
+            records.record_membership(*row)
         if status.get("traffic") is not None:
-            sw.net.traffic[(self.id, self.boots)] = status["traffic"]
+            self.network.traffic[(self.id, self.boots)] = status["traffic"]
 
     def _died(self, why: str) -> None:
         """The process ended without being asked to: the swarm carries on without it."""
         self.crashed = True
         self.exitcode = self._proc.poll() if self._proc is not None else None
-        self.swarm._done_with(self.id)
-        self.swarm.log_event("agent_died", agent=self.id, exitcode=self.exitcode, why=why)
+        self.host.agent_died(self.id, self.exitcode, why)
         log.warning("agent process %s died: %s", self.id, why)
 
     def _hang_up(self, conn: Any) -> None:
@@ -232,25 +251,26 @@ class ProcessAgent:
     def know(self, members: Sequence[str]) -> None:
         self._members = list(members)
         if self.running and self._status.get("ready"):
-            self.request("members", self._members)
+            self.request(msg.Members(self._members))
 
     # ---- what controllers call (requests while the process runs) ----
 
     def _call(self, method: str, *args: Any) -> Any:
-        if not self.running and method in _OFFLINE:  # after the run (or while down): on its SQLite file
-            from ..orchestrator import SwarmAgent
+        return self.request(msg.Call(method, list(args)))
 
-            return getattr(SwarmAgent, method)(self, *args)
-        return self.request("call", method, *args)
+    # vote, export and import work on the agent's store alone, so after the run (or while the
+    # process is down) they run on its SQLite file here
 
     def vote(self, context: Any) -> int | None:
-        return self._call("vote", context)
+        return self._call("vote", context) if self.running else memory_vote(self.policy, context)
 
     def export_pack(self, path: str | Path) -> int:
-        return self._call("export_pack", str(path))
+        return self._call("export_pack", str(path)) if self.running else self.policy.bank.export(path)
 
     def import_pack(self, path: str | Path, policy: Any = None, ship: bool = False) -> Any:
-        return self._call("import_pack", str(path), policy, ship)
+        if self.running:
+            return self._call("import_pack", str(path), policy, ship)
+        return self.policy.bank.import_(path) if policy is None else self.policy.bank.import_(path, policy)
 
     def consolidate(self, policy: Any) -> Any:
         return self._call("consolidate", policy)
@@ -289,7 +309,7 @@ class ProcessAgent:
     @property
     def log(self) -> RunLog:
         if self.running and self._report is None:
-            self._absorb(self.request("status"))
+            self._absorb(self.request(msg.Status()))
         return self._report["log"] if self._report is not None else self._log
 
     @property
@@ -332,22 +352,36 @@ class ProcessAgent:
             self._local = None
 
 
-#: Calls that work on the agent's store alone, so they also run while no process has it open.
-_OFFLINE = frozenset({"vote", "export_pack", "import_pack"})
+class ProcessRuntime:
+    """Agents as OS processes (see :class:`ProcessAgent`), on the swarm CA and faults of ``network``."""
 
+    def __init__(self, network: ProcessNetwork) -> None:
+        self.network = network
 
-async def launch(agents: Sequence[ProcessAgent], kernel: Kernel) -> None:
-    """Spawn every agent process, wait until all have started up, then start the swarm clock
-    (``kernel.epoch``) for all at once (a process takes about a second to import what it needs)."""
-    for a in agents:
-        a.spawn()
-    async with anyio.create_task_group() as tg:
+    def make(self, host: ProcessHost, spec: AgentSpec, decisions: Sequence[Decision], index: int) -> ProcessAgent:
+        return ProcessAgent(host, self.network, spec, decisions, index)
+
+    async def launch(self, agents: Sequence[Any], kernel: Kernel) -> None:
+        """Spawn every agent process, wait until all have started up, then start the swarm clock
+        (``kernel.epoch``) for all at once (a process takes about a second to import what it needs)."""
+        if not isinstance(kernel, AnyioKernel):
+            raise TypeError("agent processes run on real time: the swarm needs an AnyioKernel")
+        procs = [a for a in agents if isinstance(a, ProcessAgent)]
+        for a in procs:
+            a.spawn()
+        async with anyio.create_task_group() as tg:
+            for a in procs:
+                tg.start_soon(a.ready)
+        kernel.epoch = self.network.epoch = time.time()
+        async with anyio.create_task_group() as tg:
+            for a in procs:
+                tg.start_soon(a.start, self.network.epoch)
+
+    def shutdown(self, agents: Sequence[Any]) -> None:
+        """Make sure no agent process outlives its swarm."""
         for a in agents:
-            tg.start_soon(a.ready)
-    kernel.epoch = time.time()
-    async with anyio.create_task_group() as tg:
-        for a in agents:
-            tg.start_soon(a.start, kernel.epoch)
+            if isinstance(a, ProcessAgent):
+                a.shutdown()
 
 
 class _Learner:
@@ -362,26 +396,26 @@ class _RemoteStore:
         self.agent = agent
 
     def __len__(self) -> int:
-        return int(self.agent.request("store", "__len__"))
+        return int(self.agent.request(msg.StoreRead("__len__", [])))
 
     def iter_patterns(self) -> Iterator[Any]:
-        return iter(self.agent.request("store", "iter_patterns"))
+        return iter(self.agent.request(msg.StoreRead("iter_patterns", [])))
 
     def get_many(self, ids: Sequence[str]) -> Any:
-        return self.agent.request("store", "get_many", list(ids))
+        return self.agent.request(msg.StoreRead("get_many", [list(ids)]))
 
     def size_bytes(self) -> int:
-        return int(self.agent.request("store", "size_bytes"))
+        return int(self.agent.request(msg.StoreRead("size_bytes", [])))
 
     def wal_bytes(self) -> int:
-        return int(self.agent.request("store", "wal_bytes"))
+        return int(self.agent.request(msg.StoreRead("wal_bytes", [])))
 
     def checkpoint(self) -> None:
-        self.agent.request("store", "checkpoint")
+        self.agent.request(msg.StoreRead("checkpoint", []))
 
     @property
     def sequence(self) -> int:
-        return int(self.agent.request("store", "sequence"))
+        return int(self.agent.request(msg.StoreRead("sequence", [])))
 
 
 class ProcessNetwork:
@@ -395,6 +429,7 @@ class ProcessNetwork:
         self.directory: dict[str, tuple[str, int]] = {}
         self.agents: dict[str, ProcessAgent] = {}
         self.traffic: dict[tuple[str, int], QuicStats] = {}
+        self.epoch = 0.0  # the swarm clock's wall-clock origin, set when every process has started
         self._groups: dict[str, int] | None = None
         self._loss = 0.0
 
@@ -409,16 +444,17 @@ class ProcessNetwork:
         self.agents[agent.id] = agent
         self.directory[agent.id] = tuple(address)  # type: ignore[assignment]
         for a in self._running():
-            a.request("directory", dict(self.directory))
+            a.request(msg.Directory(dict(self.directory)))
         self._apply(agent)
 
     def _running(self) -> list[ProcessAgent]:
         return [a for a in self.agents.values() if a.running and a._report is None]
 
+    def endpoint(self, node: str) -> Any:
+        raise RuntimeError("agent processes bind their own endpoints")
+
     def crash(self, node: str) -> None:
-        agent = self.agents.get(node)
-        if agent is not None:
-            agent.kill()
+        """Nothing to do here: killing the agent's process (:meth:`ProcessAgent.kill`) drops its traffic."""
 
     def partition(self, *groups: set[str]) -> None:
         self._groups = {n: i for i, g in enumerate(groups) for n in g}
@@ -440,7 +476,7 @@ class ProcessNetwork:
         g = self._groups
         blocked = [] if g is None else [o for o in self.agents if g.get(o, -1) != g.get(agent.id, -1)]
         try:
-            agent.request("faults", blocked, self._loss)
+            agent.request(msg.Faults(blocked, self._loss))
         except AgentProcessError:  # it died meanwhile; its run task reports that
             pass
 

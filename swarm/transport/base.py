@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Endpoint(Protocol):
@@ -17,3 +17,5 @@ class Endpoint(Protocol):
     def send_nowait(self, dest: str, data: bytes) -> None: ...
     async def recv(self) -> tuple[str, bytes]: ...
     def close(self) -> None: ...
+    async def __aenter__(self) -> Any: ...  # binds (a real socket) or attaches (the simulated network)
+    async def __aexit__(self, *exc: Any) -> bool | None: ...

@@ -9,6 +9,7 @@ set for ``(a, b)`` applies to frames from ``a`` to ``b``.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections import defaultdict
@@ -145,7 +146,7 @@ class SimNetwork:
             delay = p.sample(rng)
             if p.reorder and rng.random() < p.reorder:
                 delay += rng.uniform(0.0, p.reorder_delay)
-            self.kernel.call_at(start + delay, lambda s=src, d=dst, b=data, k=link: self._deliver(s, d, b, k))
+            self.kernel.call_at(start + delay, functools.partial(self._deliver, src, dst, data, link))
 
     def _deliver(self, src: str, dst: str, data: bytes, link: _Link) -> None:
         inbox = self._inboxes.get(dst)

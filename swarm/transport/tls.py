@@ -12,7 +12,7 @@ import logging
 import ssl
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from collections.abc import AsyncIterator
 
 import anyio
@@ -75,8 +75,11 @@ class TlsEndpoint:
     async def _lifecycle(self) -> AsyncIterator[TlsEndpoint]:
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes]](float("inf"))
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=0)
-        self.address = listener.extra(anyio.abc.SocketAttribute.local_address)[:2]
-        self.directory[self.node] = self.address
+        # a TCP listener's address is a tuple, (host, port) or (host, port, flowinfo, scope_id) for
+        # IPv6; anyio types it as a union with the str of a UNIX socket
+        address = cast(tuple[str, int], listener.extra(anyio.abc.SocketAttribute.local_address)[:2])
+        self.address = address
+        self.directory[self.node] = address
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg

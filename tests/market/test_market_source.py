@@ -14,7 +14,8 @@ from swarm.learning.episodes import interleave
 from swarm.market import MarketConfig, MarketDataError, compute_features, generate_market, load_ohlcv
 from swarm.learning import markets as ms
 from swarm.market.features import WARMUP
-from swarm.orchestrator import AgentSpec, SwarmConfig, agent_decisions
+from swarm.agent import agent_decisions
+from swarm.specs import AgentSpec, SwarmConfig
 from tests import realdata
 
 

@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from swarm.orchestrator import AgentSpec, Swarm, SwarmConfig
+from swarm.orchestrator import Swarm
+from swarm.specs import AgentSpec, SwarmConfig
 
 SPECS = [AgentSpec(f"p{i}", market_seed=100 + i) for i in range(3)]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from scenarios import mesh
 from scenarios.base import ScenarioResult
-from swarm.orchestrator import deployed
+from swarm.deployment import deployed
 
 SECTIONS = ("learning", "trading", "baselines", "series")
 

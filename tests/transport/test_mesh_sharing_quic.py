@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from scenarios import mesh
-from swarm.orchestrator import deployed
+from swarm.deployment import deployed
 
 
 def test_mesh_shares_and_replicates_over_real_quic() -> None:

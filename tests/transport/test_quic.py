@@ -110,7 +110,8 @@ def test_certificates_name_their_node():
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_small_swarm_learns_and_replicates_over_real_quic(backend):
-    from swarm.orchestrator import AgentSpec, Swarm, SwarmConfig
+    from swarm.orchestrator import Swarm
+    from swarm.specs import AgentSpec, SwarmConfig
     specs = [AgentSpec(f"p{i}", market_seed=100 + i) for i in range(3)]
     cfg = SwarmConfig(episodes=3, transport="quic", backend=backend, time_scale=0.05)
     with Swarm(cfg, specs) as swarm:
