@@ -47,7 +47,7 @@ def run(config: ColdStartConfig = ColdStartConfig()) -> ScenarioResult:
     untrained.close()
     policy = MemoryPolicy.open(config.store_path, mem)
     try:
-        empty_at_start = len(policy.bank.store) == 0
+        empty_at_start = len(policy.bank) == 0
         log = run_policy(policy, decisions, learn=config.learn)
         summary = summarise(log, config.scoring)
         figures = memory_figures(policy)

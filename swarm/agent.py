@@ -208,8 +208,7 @@ class SwarmAgent:
     def use_memory_config(self, config: MemoryConfig) -> None:
         """Switch the agent's learner to another policy version over the same memory (rollouts)."""
         seed = exploration_seed(self.host.config, self.index, self.boots)
-        policy = MemoryPolicy(self.policy.bank, replace(config, seed=seed), name=self.id)
-        policy.decisions = self.policy.decisions  # keep its experience
+        policy = self.policy.with_config(replace(config, seed=seed))
         self.policy = policy
         self.learner = LearningAgent(self.id, self.spec.wrap(policy) if self.spec.wrap else policy)
 

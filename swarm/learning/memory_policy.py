@@ -3,8 +3,8 @@
 The loop, per decision: embed the context -> retrieve the ``k`` most similar patterns ->
 weigh their evidence -> choose (exploring now and then) -> trade (the driver) -> judge the
 trade -> distill it into a pattern -> store it -> ``record_outcome`` on the patterns that
-informed the choice. The policy touches no clock: the bank's clock reads the virtual time of
-the context being decided.
+informed the choice. The policy touches no clock: the bank is built with a :class:`DecisionClock`
+that reads the virtual time of the context being decided.
 
 What the memory keeps: every trade becomes a pattern (a strategy if it made money, a lesson if
 it lost) whose ``source.reward`` is what its action earned in its context, so the memory holds the
@@ -116,19 +116,38 @@ def make_embedder(config: MemoryConfig) -> ContextEmbedder:
                            scale=config.feature_scale, seed=config.embed_seed)
 
 
-class MemoryPolicy:
-    """A learner whose only knowledge is its ReasoningBank."""
+class DecisionClock:
+    """The virtual time of the context being decided: the bank's clock, so what the memory
+    stamps (creation, last use) follows the market, not the wall."""
 
-    def __init__(self, bank: ReasoningBank, config: MemoryConfig = MemoryConfig(), name: str = "memory") -> None:
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def __call__(self) -> float:
+        return self.at
+
+
+def make_judge(config: MemoryConfig) -> OutcomeJudge:
+    """Success is a trade that made money; confidence grows with its size (``judge_scale``)."""
+    return OutcomeJudge(threshold=0.0, scale=config.judge_scale)
+
+
+class MemoryPolicy:
+    """A learner whose only knowledge is its ReasoningBank.
+
+    Build one with :meth:`open`: the bank gets the policy's clock, judge and outcome rate at
+    construction. ``clock`` must be the one the bank was built with.
+    """
+
+    def __init__(self, bank: ReasoningBank, config: MemoryConfig, name: str, clock: DecisionClock) -> None:
         self.name = name
         self.config = config
         self.bank = bank
         self.stats = MemoryStats()
-        self._now = 0.0
-        bank.clock = lambda: self._now
+        self._clock = clock
         self.lr = config.lr
-        bank.outcome_lr = config.lr
-        bank.judge = OutcomeJudge(threshold=0.0, scale=config.judge_scale)
         self._rng = np.random.default_rng(config.seed)
         self._trades = 0
         self.decisions = 0  # made so far: the epsilon schedule of ``exploration`` runs on it
@@ -139,8 +158,19 @@ class MemoryPolicy:
     def open(cls, path: str | os.PathLike[str] = ":memory:", config: MemoryConfig = MemoryConfig(),
              name: str = "memory", **store_options: object) -> MemoryPolicy:
         """A policy over a bank at ``path`` (created if new), embedding contexts as :func:`make_embedder`."""
-        bank = ReasoningBank.open(path, make_embedder(config), agent=name, **store_options)
-        return cls(bank, config, name)
+        clock = DecisionClock()
+        bank = ReasoningBank.open(path, make_embedder(config), agent=name, clock=clock, judge=make_judge(config),
+                                  outcome_lr=config.lr, **store_options)
+        return cls(bank, config, name, clock)
+
+    def with_config(self, config: MemoryConfig) -> MemoryPolicy:
+        """Another version of this learner over the same memory and clock (a rollout), keeping its
+        experience (the decision count its exploration schedule runs on)."""
+        self.bank.use_judge(make_judge(config))
+        self.bank.set_outcome_lr(config.lr)
+        policy = MemoryPolicy(self.bank, config, self.name, self._clock)
+        policy.decisions = self.decisions
+        return policy
 
     def close(self) -> None:
         self.bank.close()
@@ -151,7 +181,7 @@ class MemoryPolicy:
         """What the retrieved patterns say each strategy earns here: kernel-weighted mean reward,
         its spread, and the evidence mass behind it (see the module docstring)."""
         c = self.config
-        hits = self.bank.store.search(embedding, c.k, domain=DOMAIN) if c.retrieval else []
+        hits = self.bank.nearest(embedding, c.k, domain=DOMAIN) if c.retrieval else []
         total, mass, square = np.zeros(N_ACTIONS), np.zeros(N_ACTIONS), np.zeros(N_ACTIONS)
         weighted = []
         rows = []
@@ -161,7 +191,7 @@ class MemoryPolicy:
             w = sim ** c.sharpness
             if c.half_life is not None:
                 last = p.last_used_at if p.last_used_at is not None else p.created_at
-                w *= 0.5 ** (max(0.0, self._now - last) / c.half_life)
+                w *= 0.5 ** (max(0.0, self._clock.at - last) / c.half_life)
             i = STRATEGIES.index(p.action)
             m = p.source.reward / REWARD_SCALE
             total[i] += w * m
@@ -175,7 +205,7 @@ class MemoryPolicy:
         return Evidence(mean, spread, mass, weighted)
 
     def choose(self, context: Context) -> Choice:
-        self._now = context.time
+        self._clock.at = context.time
         emb = self.bank.embedder.embed(context.features)
         ev = self.evidence(emb)
         c = self.config
@@ -211,7 +241,7 @@ class MemoryPolicy:
 
     def update(self, outcome: Outcome) -> None:
         """Judge the trade, distill and store it, and record the outcome on its informers."""
-        self._now = outcome.context.time
+        self._clock.at = outcome.context.time
         self._trades += 1
         traj = Trajectory(
             id=f"{outcome.context.symbol}-{outcome.context.bar}-{self._trades}", agent=self.name,
@@ -225,7 +255,7 @@ class MemoryPolicy:
             self._short_term.extend(p.id for p in learned.patterns)
         if outcome.informed_by:
             success = outcome.reward > 0
-            informers = self.bank.store.get_many(list(outcome.informed_by))
+            informers = self.bank.get_many(list(outcome.informed_by))
             updates = [(pid, success if informers[pid].kind == "strategy" else not success, outcome.reward)
                        for pid in outcome.informed_by if pid in informers]
             self.bank.record_outcomes(updates)
@@ -236,26 +266,21 @@ class MemoryPolicy:
         """Bounded memory in two tiers: patterns that survived a consolidation are long-term;
         the rest are a short-term buffer evicted oldest first (plain FIFO if never consolidated)."""
         cap = self.config.capacity
-        if cap is None or len(self.bank.store) <= cap:
+        bank = self.bank
+        if cap is None or len(bank) <= cap:
             return
-        store = self.bank.store
         if self._short_term is None:
-            since = self._consolidated_at()
-            fresh = (p for p in store.iter_patterns(domain=DOMAIN) if since is None or p.created_at > since)
+            since = bank.last_consolidation_at()
+            fresh = (p for p in bank.patterns(domain=DOMAIN) if since is None or p.created_at > since)
             self._short_term = deque(p.id for p in sorted(fresh, key=lambda p: (p.created_at, p.id)))
-        while len(store) > cap:
-            need = len(store) - cap
+        while len(bank) > cap:
+            need = len(bank) - cap
             victims = [self._short_term.popleft() for _ in range(min(need, len(self._short_term)))]
             if not victims:  # the short-term buffer is empty: the oldest long-term patterns go
-                oldest = sorted(store.iter_patterns(domain=DOMAIN), key=lambda p: (p.created_at, p.id))
+                oldest = sorted(bank.patterns(domain=DOMAIN), key=lambda p: (p.created_at, p.id))
                 victims = [p.id for p in oldest[:need]]
             # ids already gone (deleted elsewhere) delete nothing; the loop then takes the next
-            self.stats.evicted += store.delete_many(victims)
-
-    def _consolidated_at(self) -> float | None:
-        """Virtual time of the bank's last consolidation that changed anything (None if never)."""
-        log = self.bank.store.consolidation_log()
-        return max(e.at for e in log) if log else None
+            self.stats.evicted += bank.evict(victims)
 
     def consolidate(self, policy: ConsolidationPolicy | None = None) -> ConsolidationReport:
         """Distill memory: merge duplicates and keep the most valuable patterns (not the newest)
@@ -272,9 +297,8 @@ class MemoryPolicy:
         return report
 
     def set_learning_rate(self, lr: float) -> None:
-        if not 0 < lr <= 1:
-            raise ValueError("lr must be in (0, 1]")
-        self.lr = self.bank.outcome_lr = lr
+        self.bank.set_outcome_lr(lr)
+        self.lr = lr
 
     def learning_rate_hint(self, context: Context, default: float) -> float:
         """The learning rate that worked best in similar past episodes (``default`` if none)."""

@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -111,6 +111,19 @@ class ReasoningBank:
     def close(self) -> None:
         self.store.close()
 
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def use_judge(self, judge: Judge) -> None:
+        """Label trajectories with ``judge`` from now on (a learner's new version may judge differently)."""
+        self.judge = judge
+
+    def set_outcome_lr(self, lr: float) -> None:
+        """The rate at which recorded outcomes move a pattern's confidence (:func:`apply_outcome`)."""
+        if not 0 < lr <= 1:
+            raise ValueError("lr must be in (0, 1]")
+        self.outcome_lr = lr
+
     def __enter__(self) -> ReasoningBank:
         return self
 
@@ -159,6 +172,27 @@ class ReasoningBank:
         return LearnResult(verdict, tuple(patterns))
 
     # ---- reading -------------------------------------------------------------------------
+
+    def nearest(self, embedding: np.ndarray, k: int, *, domain: str | None = None) -> list[tuple[Pattern, float]]:
+        """The evidence for a context: the ``k`` patterns nearest ``embedding`` by cosine, with their
+        similarity, unranked (a learner weighs them itself)."""
+        return self.store.search(np.asarray(embedding, dtype=np.float32), k, domain=domain)
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Pattern]:
+        """The patterns with these ids that the bank holds, by id."""
+        return self.store.get_many(ids)
+
+    def patterns(self, *, domain: str | None = None) -> Iterator[Pattern]:
+        return self.store.iter_patterns(domain=domain)
+
+    def last_consolidation_at(self) -> float | None:
+        """When the bank's last consolidation that changed anything ran (None if never)."""
+        log = self.store.consolidation_log()
+        return max(e.at for e in log) if log else None
+
+    def evict(self, ids: Sequence[str]) -> int:
+        """Forget these patterns (a bounded memory's eviction); returns how many were held."""
+        return self.store.delete_many(list(ids))
 
     def search(self, query: object = None, k: int = 5, *, domain: str | None = None,
                kind: PatternKind | None = None, min_confidence: float | None = None,
