@@ -9,16 +9,12 @@ performance allocation (the better half of the agents gets full trading, the res
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from swarm.learning.memory_policy import MemoryConfig
-from swarm.learning.metrics import skill
 from swarm.learning.summary import Scoring
-from swarm.market import FEATURE_NAMES
-from swarm.memory.consolidate import ConsolidationPolicy
 from swarm.orchestrator import Swarm
 from swarm.specs import SwarmConfig
 from topologies import auto_scale as topo
@@ -26,8 +22,7 @@ from topologies import auto_scale as topo
 from .base import Check, ScenarioResult
 from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
-PATTERN = "auto-scale-adaptive-learning"
-VIX = FEATURE_NAMES.index("vix")
+PATTERN = topo.TOPOLOGY.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,81 +35,13 @@ class AutoScaleConfig:
     scoring: Scoring = field(default_factory=Scoring)
 
 
-def _recent(agent: Any, trades: int) -> tuple[float | None, float | None]:
-    """Skill (1 - regret / a random pick's regret; see :func:`skill`) and mean volatility index
-    over an agent's last ``trades`` decisions."""
-    if not agent.log.regrets:
-        return None, None
-    n = min(trades, len(agent.log.regrets))
-    done = agent.decisions[agent.cursor - n:agent.cursor]
-    score = skill(agent.log.regrets[-n:], [float(d.pnl.max() - d.pnl.mean()) for d in done])
-    vix = float(np.mean([d.context.features[VIX] for d in done]))
-    return score, vix
-
-
 def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
     rules = config.rules
     cfg = SwarmConfig(seed=config.seed, episodes=config.episodes, trades_per_episode=config.scoring.trades_per_episode)
-    per = config.scoring.trades_per_episode
-    log: dict[str, list[Any]] = {"size": [], "up": [], "down": [], "lr": [], "alloc": []}
-
-    async def controller(swarm: Swarm) -> None:
-        k = swarm.kernel
-        seen = len(swarm.first_seen)
-        index = len(swarm.agents)
-        for e in range(1, config.episodes + 1):
-            await k.sleep(e * cfg.episode_seconds + 0.5 - k.now())
-            live = [a for a in swarm.live() if a.log.correct]
-            recent: dict[str, tuple[float, float]] = {}
-            for a in live:
-                score, vix = _recent(a, per)
-                assert score is not None and vix is not None  # live agents have traded: their logs are not empty
-                recent[a.id] = score, vix
-            # learning rate follows each agent's volatility index
-            for a in live:
-                _, vix = recent[a.id]
-                lr = topo.learning_rate(config.memory.lr, vix, rules)
-                a.set_learning_rate(lr)
-                log["lr"].append((vix, lr))
-            # scale up on new patterns or high volatility
-            new = len(swarm.first_seen) - seen
-            vix_now = float(np.mean([recent[a.id][1] for a in live])) if live else 0.0
-            why = topo.should_scale_up(new, vix_now, len(swarm.live()), rules)
-            if why and e < config.episodes:
-                swarm.add_agent(topo.agent(config.seed, index, config.memory))
-                index += 1
-                seen = len(swarm.first_seen)
-                log["up"].append({"episode": e, "trigger": why, "new_patterns": new, "vix": round(vix_now, 2)})
-            # consolidate; scale down when it shows the memory was redundant
-            if e % rules.consolidate_every == 0:
-                ratios = []
-                for a in swarm.live():
-                    before = len(a.store)
-                    if before:
-                        a.consolidate(ConsolidationPolicy(duplicate_similarity=config.duplicate_similarity))
-                        ratios.append(1 - len(a.store) / before)
-                shrink = float(np.mean(ratios)) if ratios else 0.0
-                if shrink >= rules.shrink_down and len(swarm.live()) > rules.min_agents and e < config.episodes:
-                    weakest = min((a for a in live if not a.retired), key=lambda a: (recent[a.id][0], a.id))
-                    swarm.retire(weakest.id)
-                    log["down"].append({"episode": e, "shrink": round(shrink, 4), "retired": weakest.id})
-            # performance allocation: close the last window (the trades made under the quotas it
-            # set), then set quotas for the next; none at the last episode, as no window follows it
-            if e % rules.allocate_every == 0:
-                for row in log["alloc"]:
-                    if "trades_after" not in row:
-                        row["trades_after"] = len(swarm.agents[row["agent"]].log.correct) - row["trades_before"]
-            if e % rules.allocate_every == 0 and e < config.episodes:
-                skills = {a.id: recent[a.id][0] for a in live if not a.retired}
-                quotas = topo.quotas(skills, rules)
-                for aid, q in quotas.items():
-                    log["alloc"].append({"episode": e, "agent": aid, "recent_skill": skills[aid], "quota": q,
-                                         "trades_before": len(swarm.agents[aid].log.correct)})
-                    swarm.agents[aid].quota = q
-            log["size"].append(len(swarm.live()))
-
-    specs = [topo.agent(config.seed, i, config.memory) for i in range(rules.start)]
-    with Swarm(cfg, specs, controller=controller) as swarm:
+    scaler = topo.Scaler(config.episodes, config.seed, config.memory, rules, config.duplicate_similarity)
+    log = scaler.log
+    specs = topo.starting_agents(config.seed, rules, config.memory)
+    with Swarm.of(topo.TOPOLOGY, cfg, specs, controller=scaler) as swarm:
         swarm.run()
         learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
         regret_curve = mean_episode_regret(list(swarm.agents.values()), config.scoring.trades_per_episode)

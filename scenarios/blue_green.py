@@ -26,7 +26,7 @@ from topologies import blue_green as topo
 from .base import Check, ScenarioResult, bp
 from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
-PATTERN = "blue-green-knowledge-transfer"
+PATTERN = topo.TOPOLOGY.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,23 +48,10 @@ def _run(config: BlueGreenConfig, transfer: bool) -> tuple[Swarm, dict[str, Any]
         full = agent_decisions(s, cfg)
         decisions[s.id] = full[start:] if s.role == "green" else full
     specs = [s if s.role == "blue" else replace(s, start=start * cfg.trade_interval + 0.25) for s in specs]
-    info: dict[str, Any] = {"handoff": []}
-
-    async def handoff(swarm: Swarm) -> None:
-        k = swarm.kernel
-        await k.sleep(start * cfg.trade_interval + 0.1 - k.now())
-        if not transfer:
-            return
-        for i in range(topo.PER_COLOUR):
-            blue, green = swarm.agents[f"blue-{i}"], swarm.agents[f"green-{i}"]
-            pack = swarm.store_dir / f"blue-{i}.jsonl"
-            blue.export_pack(pack)
-            info["handoff"].append(green.import_pack(pack).imported)
-        swarm.log_event("blue_to_green", patterns=info["handoff"])
-
-    swarm = Swarm(cfg, specs, contacts=topo.contacts, controller=handoff, decisions=decisions)
+    handoff = topo.Handoff(start * cfg.trade_interval + 0.1, topo.PER_COLOUR, transfer)
+    swarm = Swarm.of(topo.TOPOLOGY, cfg, specs, controller=handoff, decisions=decisions)
     swarm.run()
-    return swarm, info
+    return swarm, {"handoff": handoff.imported}
 
 
 def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:

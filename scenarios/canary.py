@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from swarm.learning.memory_policy import MemoryConfig
-from swarm.learning.metrics import skill
 from swarm.learning.summary import Scoring
 from swarm.orchestrator import Swarm
 from swarm.specs import SwarmConfig
@@ -20,7 +19,7 @@ from topologies import canary as topo
 from .base import Check, ScenarioResult, figure
 from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
-PATTERN = "canary-incremental-learning"
+PATTERN = topo.TOPOLOGY.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,51 +36,12 @@ class CanaryConfig:
         return self.warmup_episodes + self.stage_episodes * (len(topo.STAGES) + 1)
 
 
-def _window(agent: Any, start: int, n: int) -> tuple[list[float], list[float]]:
-    """An agent's regrets over ``n`` trades from ``start``, and a random pick's regrets there."""
-    regrets = agent.log.regrets[start:start + n]
-    decisions = agent.decisions[start:start + len(regrets)]
-    return regrets, [float(d.pnl.max() - d.pnl.mean()) for d in decisions]
-
-
 def _rollout(config: CanaryConfig, v2: MemoryConfig, episodes: int) -> tuple[Swarm, dict[str, Any]]:
     cfg = SwarmConfig(seed=config.seed, episodes=episodes, trades_per_episode=config.scoring.trades_per_episode)
-    gate = topo.Gate(config.tolerance)
-    per = config.scoring.trades_per_episode * config.stage_episodes
-    log: dict[str, Any] = {"stages": [], "rolled_back": False, "share": [0.0]}
-
-    async def controller(swarm: Swarm) -> None:
-        k = swarm.kernel
-        ids = list(swarm.agents)
-        t = config.warmup_episodes
-        await k.sleep(t * cfg.episode_seconds + 0.5 - k.now())
-        for share in topo.STAGES:
-            canary = ids[: topo.on_canary(len(ids), share)]
-            for a in canary:
-                swarm.agents[a].use_memory_config(v2)
-            marks = {a: len(swarm.agents[a].log.regrets) for a in ids}
-            swarm.log_event("stage", share=share, canary=len(canary))
-            t += config.stage_episodes
-            await k.sleep(t * cfg.episode_seconds + 0.5 - k.now())
-            window = {a: _window(swarm.agents[a], marks[a], per) for a in ids}
-            c_skill = skill(*([x for a in canary for x in window[a][j]] for j in (0, 1)))
-            stable = [a for a in ids if a not in canary]
-            s_skill = skill(*([x for a in stable for x in window[a][j]] for j in (0, 1))) if stable else None
-            ok = share == 1.0 or (s_skill is not None and gate.healthy(c_skill, s_skill))
-            log["stages"].append({"share": share, "canary_agents": len(canary), "canary_skill": round(c_skill, 4),
-                                  "stable_skill": None if s_skill is None else round(s_skill, 4), "passed_gate": ok})
-            if not ok:
-                for a in canary:
-                    swarm.agents[a].use_memory_config(topo.STABLE)
-                log["rolled_back"] = True
-                log["share"].append(0.0)
-                swarm.log_event("rollback", share=share)
-                return
-            log["share"].append(share)
-
-    swarm = Swarm(cfg, topo.agents(config.seed, config.agents), contacts=topo.contacts, controller=controller)
+    rollout = topo.Rollout(v2, config.warmup_episodes, config.stage_episodes, topo.Gate(config.tolerance))
+    swarm = Swarm.of(topo.TOPOLOGY, cfg, topo.agents(config.seed, config.agents), controller=rollout)
     swarm.run()
-    return swarm, log
+    return swarm, {"stages": rollout.stages, "rolled_back": rollout.rolled_back, "share": rollout.share}
 
 
 def run(config: CanaryConfig = CanaryConfig()) -> ScenarioResult:

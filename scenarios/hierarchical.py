@@ -9,15 +9,12 @@ workers, each worker's traffic stays flat: workers only talk to the leader).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.summary import Scoring
-from swarm.memory.consolidate import ConsolidationPolicy
 from swarm.orchestrator import Swarm
 from swarm.specs import SwarmConfig
 from topologies import hierarchical as topo
@@ -25,7 +22,7 @@ from topologies import hierarchical as topo
 from .base import Check, ScenarioResult
 from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
-PATTERN = "hierarchical-centralized-learning"
+PATTERN = topo.TOPOLOGY.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,54 +38,36 @@ class HierarchicalConfig:
     scoring: Scoring = field(default_factory=Scoring)
 
 
-def _run(config: HierarchicalConfig, workers: int, episodes: int) -> tuple[Swarm, dict[str, Any]]:
+def _run(config: HierarchicalConfig, workers: int, episodes: int) -> tuple[Swarm, topo.LeaderLoop]:
     specs = topo.agents(config.seed, workers, config.memory)
     cfg = SwarmConfig(seed=config.seed, episodes=episodes, trades_per_episode=config.scoring.trades_per_episode)
-    info: dict[str, Any] = {"aggregation_ms": [], "absorbed": set(), "leader_versions": {}, "consolidations": 0}
-
-    async def leader(swarm: Swarm) -> None:
-        k = swarm.kernel
-        for e in range(config.consolidate_every, episodes + 1, config.consolidate_every):
-            await k.sleep(e * cfg.episode_seconds + 0.5 - k.now())
-            agent = swarm.agents[topo.LEADER]
-            t0 = time.perf_counter()
-            report = agent.consolidate(ConsolidationPolicy(duplicate_similarity=config.duplicate_similarity))
-            info["aggregation_ms"].append((time.perf_counter() - t0) * 1e3)
-            info["absorbed"].update(b for _, b, _ in report.merged)
-            info["consolidations"] += 1
-            # consolidate() publishes: the merged survivors' new versions go back down
-            for p in agent.store.iter_patterns():
-                if p.updated_by == topo.LEADER:
-                    info["leader_versions"][p.id] = p.version
-            swarm.log_event("consolidated", merged=len(report.merged), before=report.before, after=report.after)
-
-    swarm = Swarm(cfg, specs, contacts=topo.contacts, share=topo.share_rule, controller=leader,
-                  decisions={topo.LEADER: []})
+    leader = topo.LeaderLoop(episodes, config.consolidate_every, config.duplicate_similarity)
+    swarm = Swarm.of(topo.TOPOLOGY, cfg, specs, controller=leader)
     swarm.run()
-    return swarm, info
+    return swarm, leader
 
 
-def _aggregated(swarm: Swarm, info: dict[str, Any]) -> float:
+def _aggregated(swarm: Swarm, leader: topo.LeaderLoop) -> float:
     """Share of worker-created patterns the leader holds or merged into another."""
     created = [pid for pid, (origin, _) in swarm.first_seen.items() if origin != topo.LEADER]
-    held = swarm.agents[topo.LEADER].pattern_ids() | info["absorbed"]
+    held = swarm.agents[topo.LEADER].pattern_ids() | leader.absorbed
     return sum(pid in held for pid in created) / max(1, len(created))
 
 
 def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
-    swarm, info = _run(config, config.workers, config.episodes)
+    swarm, leader = _run(config, config.workers, config.episodes)
     with swarm:
         workers = [a for a in swarm.agents.values() if a.spec.role == "worker"]
         learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
         regret_curve = mean_episode_regret(list(swarm.agents.values()), config.scoring.trades_per_episode)
         base = swarm_baselines(swarm, config.seed, config.scoring, config.memory.lr)
-        aggregated = _aggregated(swarm, info)
+        aggregated = _aggregated(swarm, leader)
         created = [pid for pid, (origin, _) in swarm.first_seen.items() if origin != topo.LEADER]
         # top-down: each worker holds the leader's consolidated version (or a newer one) of each survivor
         down = []
         for w in workers:
-            copies = w.store.get_many(list(info["leader_versions"]))
-            down += [pid in copies and copies[pid].version >= v for pid, v in info["leader_versions"].items()]
+            copies = w.store.get_many(list(leader.leader_versions))
+            down += [pid in copies and copies[pid].version >= v for pid, v in leader.leader_versions.items()]
         top_down = float(np.mean(down)) if down else float("nan")
         # specialisation: share of the patterns informing a worker's decisions that its own asset produced
         own_share = {}
@@ -99,7 +78,7 @@ def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
         consolidated_held = min(sum(1 for p in w.store.iter_patterns() if p.updated_by == topo.LEADER) for w in workers)
         raw_foreign = max(sum(1 for p in w.store.iter_patterns()
                               if swarm.first_seen.get(p.id, (w.id,))[0] not in (w.id, topo.LEADER)
-                              and p.updated_by != topo.LEADER and p.id not in info["leader_versions"]) for w in workers)
+                              and p.updated_by != topo.LEADER and p.id not in leader.leader_versions) for w in workers)
     big, bi = _run(config, config.scale_workers, config.scale_episodes)
     small, si = _run(config, config.workers, config.scale_episodes)
     with big, small:
@@ -113,16 +92,16 @@ def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
                                                for s in (small, big)],
                  "leader_aggregated_share": [round(_aggregated(s, i), 4) for s, i in ((small, si), (big, bi))]}
     learning.update({"leader_aggregated_share": round(aggregated, 4), "top_down_share": round(top_down, 4),
-                     "leader_consolidations": info["consolidations"], "patterns_merged_by_leader": len(info["absorbed"]),
+                     "leader_consolidations": leader.consolidations, "patterns_merged_by_leader": len(leader.absorbed),
                      "own_asset_evidence_share": own_share, "scalability": scale})
-    performance["aggregation_time_ms"] = round(float(np.mean(info["aggregation_ms"])), 3) if info["aggregation_ms"] else None
+    performance["aggregation_time_ms"] = round(float(np.mean(leader.aggregation_ms)), 3) if leader.aggregation_ms else None
     n = config.workers
     checks = [
-        Check("leader aggregation", aggregated >= 0.99 and info["consolidations"] > 0,
+        Check("leader aggregation", aggregated >= 0.99 and leader.consolidations > 0,
               f"the leader holds or merged {aggregated:.1%} of {len(created)} worker patterns; "
-              f"{info['consolidations']} consolidations merged {len(info['absorbed'])}"),
+              f"{leader.consolidations} consolidations merged {len(leader.absorbed)}"),
         Check("top-down updates", bool(down) and top_down >= 0.99,
-              f"{len(info['leader_versions'])} consolidated patterns; {top_down:.1%} of (worker, pattern) pairs hold "
+              f"{len(leader.leader_versions)} consolidated patterns; {top_down:.1%} of (worker, pattern) pairs hold "
               "the leader's version or newer"),
         Check("worker specialisation", min(own_share.values()) > 1.0 / n and consolidated_held > 0,
               f"own-asset share of the evidence behind each worker's decisions {own_share} (1/{n} if every "

@@ -32,7 +32,7 @@ from .swarm_base import (
     swarm_figures,
 )
 
-PATTERN = "mesh-distributed-learning"
+PATTERN = mesh.TOPOLOGY.name
 CONSENSUS_TOLERANCE = 0.01
 ISOLATED = "isolated agents (no sharing)"
 
@@ -67,22 +67,11 @@ def run(config: MeshScenarioConfig = MeshScenarioConfig()) -> ScenarioResult:
     cfg = _swarm_config(config)
     held_out = agent_decisions(replace(specs[0], market_seed=config.seed + HELD_OUT), cfg,
                                config.episodes * config.votes_per_episode)
-    ballots: list[dict[str, Any]] = []
-
-    async def voting(swarm: Swarm) -> None:
-        k = swarm.kernel
-        for e in range(config.episodes):
-            await k.sleep((e + 1) * cfg.episode_seconds + 0.5 - k.now())
-            for d in held_out[e * config.votes_per_episode:(e + 1) * config.votes_per_episode]:
-                votes = [a.vote(d.context) for a in swarm.live()]
-                decided = mesh.consensus(votes, config.consensus)
-                right = [v in d.best for v in votes if v is not None]
-                ballots.append({"episode": e + 1, "decided": decided,
-                                "correct": None if decided is None else bool(decided in d.best),
-                                "individual_accuracy": float(np.mean(right)) if right else None})
+    voting = mesh.Voting(held_out, config.episodes, config.votes_per_episode, config.consensus)
+    ballots = voting.ballots
 
     # the isolated swarm has no gossip, so it always runs simulated: same decisions, same budget
-    with Swarm(cfg, specs, contacts=mesh.contacts, controller=voting) as shared, \
+    with Swarm.of(mesh.TOPOLOGY, cfg, specs, controller=voting) as shared, \
             Swarm(replace(cfg, sync=False), specs) as isolated:
         shared.run()
         isolated.run()
@@ -193,7 +182,7 @@ def _fault_run(config: MeshScenarioConfig, specs: list) -> dict[str, Any]:
     async def faults(swarm: Swarm) -> None:
         k = swarm.kernel
         swarm.degrade(replace(cfg.link, loss=config.message_loss, distribution="lognormal"))
-        await k.sleep(config.crash_episode * cfg.episode_seconds + 0.5 - k.now())
+        await swarm.after_episode(config.crash_episode)
         before["ids"] = swarm.agents[victim].pattern_ids()
         swarm.crash(victim)
         ids = list(swarm.agents)
@@ -203,7 +192,7 @@ def _fault_run(config: MeshScenarioConfig, specs: list) -> dict[str, Any]:
         agent = swarm.restart(victim)
         before["recovered"] = len(agent.pattern_ids() & before["ids"])
 
-    with Swarm(cfg, specs, contacts=mesh.contacts, controller=faults) as swarm:
+    with Swarm.of(mesh.TOPOLOGY, cfg, specs, controller=faults) as swarm:
         swarm.run()
         live = swarm.live()
         held = set().union(*(a.pattern_ids() for a in live))

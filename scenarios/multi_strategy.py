@@ -25,7 +25,7 @@ from topologies import multi_strategy as topo
 from .base import Check, ScenarioResult
 from .swarm_base import mean_episode_regret, swarm_baselines, swarm_figures
 
-PATTERN = "multi-strategy-meta-learning"
+PATTERN = topo.TOPOLOGY.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class MultiStrategyConfig:
 def _run(config: MultiStrategyConfig, sync: bool) -> Swarm:
     cfg = SwarmConfig(seed=config.seed, episodes=config.episodes, trades_per_episode=config.scoring.trades_per_episode,
                       sync=sync)
-    swarm = Swarm(cfg, topo.agents(config.seed, config.memory, every=config.rotate_every), contacts=topo.contacts)
+    swarm = Swarm.of(topo.TOPOLOGY, cfg, topo.agents(config.seed, config.memory, every=config.rotate_every))
     return swarm.run()
 
 

@@ -9,13 +9,11 @@ found by every other agent, and every lap adds patterns no agent had before).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.summary import Scoring
-from swarm.memory import ImportPolicy
 from swarm.orchestrator import Swarm
 from swarm.specs import SwarmConfig
 from topologies import ring as topo
@@ -28,7 +26,7 @@ from .swarm_base import (
     swarm_figures,
 )
 
-PATTERN = "ring-sequential-learning"
+PATTERN = topo.TOPOLOGY.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,40 +43,17 @@ class RingConfig:
         return (self.laps + 1) * self.handoff_every
 
 
-def _run(config: RingConfig, handoffs: bool) -> tuple[Swarm, dict[str, Any]]:
-    cfg = SwarmConfig(seed=config.seed, episodes=config.episodes, trades_per_episode=config.scoring.trades_per_episode,
-                      sync=False)
+def _run(config: RingConfig, handoffs: bool) -> tuple[Swarm, topo.Handoffs]:
+    cfg = SwarmConfig(seed=config.seed, episodes=config.episodes, trades_per_episode=config.scoring.trades_per_episode)
     specs = topo.agents(config.seed, config.agents, config.memory)
-    info: dict[str, Any] = {"imported": {}, "handoffs": [], "union": []}
-
-    async def pipeline(swarm: Swarm) -> None:
-        k = swarm.kernel
-        ids = list(swarm.agents)
-        for lap in range(1, config.laps + 1):
-            await k.sleep(lap * config.handoff_every * cfg.episode_seconds + 0.5 - k.now())
-            info["union"].append(len(set().union(*(a.pattern_ids() for a in swarm.agents.values()))))
-            if not handoffs:
-                continue
-            packs = {}
-            for a in ids:  # everyone exports first, then everyone imports: one step around the ring
-                packs[a] = swarm.store_dir / f"{a}-lap{lap}.jsonl"
-                swarm.agents[a].export_pack(packs[a])
-            for a in ids:
-                nxt = swarm.agents[topo.successor(ids, a)]
-                report = nxt.import_pack(packs[a], ImportPolicy(on_conflict="merge"))
-                for p in nxt.store.iter_patterns():
-                    if p.id not in info["imported"].get(nxt.id, {}) and swarm.first_seen.get(p.id, (nxt.id,))[0] != nxt.id:
-                        info["imported"].setdefault(nxt.id, {})[p.id] = (p.uses, p.version)
-                info["handoffs"].append({"lap": lap, "from": a, "to": nxt.id, "imported": report.imported})
-            swarm.log_event("handoff", lap=lap)
-
-    swarm = Swarm(cfg, specs, controller=pipeline)
+    pipeline = topo.Handoffs(config.handoff_every, config.laps, handoffs)
+    swarm = Swarm.of(topo.TOPOLOGY, cfg, specs, controller=pipeline)
     swarm.run()
-    return swarm, info
+    return swarm, pipeline
 
 
 def run(config: RingConfig = RingConfig()) -> ScenarioResult:
-    ring, info = _run(config, handoffs=True)
+    ring, pipeline = _run(config, handoffs=True)
     alone, _ = _run(config, handoffs=False)
     with ring, alone:
         learning, trading, performance, curve = swarm_figures(ring, config.scoring)
@@ -91,28 +66,28 @@ def run(config: RingConfig = RingConfig()) -> ScenarioResult:
         regret_ring, regret_alone = (float(np.mean([r for a in s.agents.values() for r in a.log.regrets[start:]]))
                                      for s in (ring, alone))
         refined, travelled = 0, 0
-        for agent_id, got in info["imported"].items():
+        for agent_id, got in pipeline.imported.items():
             now = ring.agents[agent_id].store.get_many(list(got))
             for pid, (uses, _version) in got.items():
                 travelled += 1
                 refined += pid in now and now[pid].uses > uses
         origins_held = {a.id: len({ring.first_seen[p][0] for p in a.pattern_ids() if p in ring.first_seen})
                         for a in ring.agents.values()}
-        union = info["union"] + [len(set().union(*(a.pattern_ids() for a in ring.agents.values())))]
+        union = pipeline.union + [len(set().union(*(a.pattern_ids() for a in ring.agents.values())))]
     base["ring without hand-offs"] = {"accuracy_after_first_handoff": round(acc_alone, 4),
                                       "regret_after_first_handoff": round(regret_alone, 6), "episode_accuracy": alone_curve}
     learning.update({"accuracy_after_first_handoff": round(acc_ring, 4),
-                     "regret_after_first_handoff": round(regret_ring, 6), "handoffs": len(info["handoffs"]),
-                     "patterns_imported": sum(h["imported"] for h in info["handoffs"]),
+                     "regret_after_first_handoff": round(regret_ring, 6), "handoffs": len(pipeline.log),
+                     "patterns_imported": sum(h["imported"] for h in pipeline.log),
                      "travelled_patterns": travelled, "refined_downstream": refined,
                      "origins_held_per_agent": origins_held, "distinct_patterns_per_lap": union})
     n = config.agents
     growth = [b - a for a, b in zip(union, union[1:])]
     checks = [
-        Check("pipeline learning", regret_ring < regret_alone and bool(info["handoffs"]),
+        Check("pipeline learning", regret_ring < regret_alone and bool(pipeline.log),
               f"after the first hand-off the agents give up {regret_ring * 1e4:.1f} bp per decision to the "
               f"hindsight-best strategy with hand-offs vs {regret_alone * 1e4:.1f} bp without, on the same decisions "
-              f"(accuracy {acc_ring:.3f} vs {acc_alone:.3f}); {len(info['handoffs'])} hand-offs",
+              f"(accuracy {acc_ring:.3f} vs {acc_alone:.3f}); {len(pipeline.log)} hand-offs",
               regret_alone - regret_ring),
         Check("incremental refinement", travelled > 0 and refined / travelled >= 0.2,
               f"{refined} of {travelled} patterns received from the previous agent were refined (used and scored) "

@@ -24,7 +24,7 @@ from .swarm_base import (
     swarm_figures,
 )
 
-PATTERN = "star-hub-learning"
+PATTERN = topo.TOPOLOGY.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def _config(config: StarConfig) -> SwarmConfig:
 def run(config: StarConfig = StarConfig()) -> ScenarioResult:
     cfg = _config(config)
     specs = topo.agents(config.seed, config.spokes, config.memory)
-    with Swarm(cfg, specs, contacts=topo.contacts, decisions={topo.HUB: []}) as swarm:
+    with Swarm.of(topo.TOPOLOGY, cfg, specs) as swarm:
         swarm.run()
         learning, trading, performance, curve = swarm_figures(swarm, config.scoring)
         regret_curve = mean_episode_regret(list(swarm.agents.values()), config.scoring.trades_per_episode)
@@ -79,7 +79,7 @@ def _hub_failure(config: StarConfig) -> dict[str, Any]:
 
     async def outage(swarm: Swarm) -> None:
         k = swarm.kernel
-        await k.sleep(config.hub_down_after * cfg.episode_seconds + 0.5 - k.now())
+        await swarm.after_episode(config.hub_down_after)
         window["down"] = k.now()
         swarm.crash(topo.HUB)
         await k.sleep(config.hub_down_for * cfg.episode_seconds)
@@ -87,7 +87,7 @@ def _hub_failure(config: StarConfig) -> dict[str, Any]:
         swarm.restart(topo.HUB)
 
     specs = topo.agents(config.seed, config.spokes, config.memory)
-    with Swarm(cfg, specs, contacts=topo.contacts, controller=outage, decisions={topo.HUB: []}) as swarm:
+    with Swarm.of(topo.TOPOLOGY, cfg, specs, controller=outage) as swarm:
         swarm.run()
         spokes = [a for a in swarm.agents.values() if a.spec.role == "spoke"]
         ids = {a.id for a in spokes}

@@ -31,6 +31,7 @@ from .learning.memory_policy import MemoryConfig, make_embedder
 from .memory.embedders import fingerprint_of
 from .records import SwarmRecords
 from .specs import AgentSpec, SwarmConfig
+from .topology import Topology
 from .transport import Endpoint
 from .transport.sim import LinkProfile
 
@@ -126,8 +127,27 @@ class Swarm:
 
     # ---- building and running ------------------------------------------------------------------
 
+    @classmethod
+    def of(cls, topology: Topology, config: SwarmConfig, specs: Sequence[AgentSpec], *,
+           controller: Controller | None = None, decisions: Mapping[str, Sequence[Decision]] | None = None,
+           env: Environment | None = None) -> Swarm:
+        """A swarm shaped by ``topology`` (its contact and share rules; no gossip if it has none)
+        with ``specs`` from its ``agents`` and ``controller`` from its ``controller``."""
+        if not topology.gossip:
+            config = replace(config, sync=False)
+        return cls(config, specs, contacts=topology.contacts, share=topology.share, controller=controller,
+                   decisions=decisions, env=env)
+
+    async def after_episode(self, episode: int) -> None:
+        """Sleep until just after ``episode`` ends (half a swarm second in): where controllers act."""
+        k = self.kernel
+        await k.sleep(episode * self.config.episode_seconds + 0.5 - k.now())
+
     def _make(self, spec: AgentSpec) -> AgentHandle:
-        decisions = self._decisions[spec.id] if spec.id in self._decisions else agent_decisions(spec, self.config)
+        if spec.id in self._decisions:
+            decisions = self._decisions[spec.id]
+        else:
+            decisions = agent_decisions(spec, self.config) if spec.trades else []
         agent = self.env.runtime.make(self, spec, decisions, len(self.agents))
         self.agents[spec.id] = agent
         self._trading.add(spec.id)

@@ -45,6 +45,7 @@ class AgentSpec:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     version: str = "v1"
     learn: bool = True
+    trades: bool = True  # False: a relay or a leader that gossips and consolidates but trades nothing
     start: float = 0.0  # virtual time the agent starts trading (later for scaled-up agents)
     wrap: Callable[[MemoryPolicy], Any] | None = None  # a policy built on the memory policy (e.g. a rotator)
 

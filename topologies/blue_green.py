@@ -5,10 +5,13 @@ merges what green learned into blue, so nothing green learned is lost."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.learning.metrics import mean_ci
+from swarm.orchestrator import Swarm
 from swarm.specs import AgentSpec, rule
+from swarm.topology import Topology
 
 PER_COLOUR = 2
 BLUE_MEMORY = MemoryConfig()  # v1
@@ -36,3 +39,33 @@ def promotion(pnl_difference: Sequence[float]) -> tuple[str, dict[str, float | i
     ci = mean_ci(list(pnl_difference))
     promote = ci["ci_low"] is not None and ci["ci_low"] > 0
     return ("promote green" if promote else "roll back to blue"), ci
+
+
+@dataclass(eq=False)
+class Handoff:
+    """When green starts (virtual second ``at``), each blue agent exports its memory as a pack and
+    its green twin imports it; with ``transfer`` False green starts cold. Keeps how many patterns
+    each green agent took."""
+
+    at: float
+    per_colour: int = PER_COLOUR
+    transfer: bool = True
+    imported: list[int] = field(default_factory=list)
+
+    async def __call__(self, swarm: Swarm) -> None:
+        k = swarm.kernel
+        await k.sleep(self.at - k.now())
+        if not self.transfer:
+            return
+        for i in range(self.per_colour):
+            blue, green = swarm.agents[f"blue-{i}"], swarm.agents[f"green-{i}"]
+            pack = swarm.store_dir / f"blue-{i}.jsonl"
+            blue.export_pack(pack)
+            self.imported.append(green.import_pack(pack).imported)
+        swarm.log_event("blue_to_green", patterns=self.imported)
+
+
+TOPOLOGY = Topology(
+    name="blue-green-knowledge-transfer",
+    summary="blue (v1) hands its memory to green (v2) as it starts; green is promoted only if it earns more",
+    agents=agents, contacts=contacts, controller=Handoff)

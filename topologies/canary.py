@@ -4,11 +4,16 @@ Switching version keeps an agent's memory: only its policy changes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from swarm.agent import AgentHandle
 from swarm.learning.memory_policy import MemoryConfig
+from swarm.learning.metrics import skill
 from swarm.learning.policies import Exploration
+from swarm.orchestrator import Swarm
 from swarm.specs import AgentSpec
+from swarm.topology import Topology
 
 AGENTS = 10
 STAGES: tuple[float, ...] = (0.10, 0.25, 0.50, 1.00)
@@ -40,5 +45,60 @@ def on_canary(n: int, share: float) -> int:
     return max(1, round(share * n))
 
 
+def _window(agent: AgentHandle, start: int, n: int) -> tuple[list[float], list[float]]:
+    """An agent's regrets over ``n`` trades from ``start``, and a random pick's regrets there."""
+    regrets = agent.log.regrets[start:start + n]
+    decisions = agent.decisions[start:start + len(regrets)]
+    return regrets, [float(d.pnl.max() - d.pnl.mean()) for d in decisions]
+
+
+@dataclass(eq=False)
+class Rollout:
+    """After ``warmup_episodes`` on v1, move a growing share of the fleet (``STAGES``) to ``v2``,
+    one stage every ``stage_episodes``; at each stage's end compare the canary's skill with the
+    stable agents' over the stage, and roll every canary back to v1 when the gate says so.
+    Keeps the stages for the checks."""
+
+    v2: MemoryConfig
+    warmup_episodes: int = 5
+    stage_episodes: int = 5
+    gate: Gate = field(default_factory=Gate)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    rolled_back: bool = False
+    share: list[float] = field(default_factory=lambda: [0.0])  # the canary's share after each step
+
+    async def __call__(self, swarm: Swarm) -> None:
+        ids = list(swarm.agents)
+        per = swarm.config.trades_per_episode * self.stage_episodes
+        t = self.warmup_episodes
+        await swarm.after_episode(t)
+        for share in STAGES:
+            canary = ids[: on_canary(len(ids), share)]
+            for a in canary:
+                swarm.agents[a].use_memory_config(self.v2)
+            marks = {a: len(swarm.agents[a].log.regrets) for a in ids}
+            swarm.log_event("stage", share=share, canary=len(canary))
+            t += self.stage_episodes
+            await swarm.after_episode(t)
+            window = {a: _window(swarm.agents[a], marks[a], per) for a in ids}
+            c_skill = skill(*([x for a in canary for x in window[a][j]] for j in (0, 1)))
+            stable = [a for a in ids if a not in canary]
+            s_skill = skill(*([x for a in stable for x in window[a][j]] for j in (0, 1))) if stable else None
+            ok = share == 1.0 or (s_skill is not None and self.gate.healthy(c_skill, s_skill))
+            self.stages.append({"share": share, "canary_agents": len(canary), "canary_skill": round(c_skill, 4),
+                                "stable_skill": None if s_skill is None else round(s_skill, 4), "passed_gate": ok})
+            if not ok:
+                for a in canary:
+                    swarm.agents[a].use_memory_config(STABLE)
+                self.rolled_back = True
+                self.share.append(0.0)
+                swarm.log_event("rollback", share=share)
+                return
+            self.share.append(share)
+
+
 #: The fleet gossips as a mesh.
-contacts = None
+TOPOLOGY = Topology(
+    name="canary-incremental-learning",
+    summary="a new learner version takes 10% -> 25% -> 50% -> 100% of the fleet while it keeps up; else all roll back",
+    agents=agents, controller=Rollout)

@@ -3,11 +3,16 @@ consolidates, and its consolidated patterns flow back down. Workers specialise b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from swarm.gossip import Entry
 from swarm.learning.memory_policy import MemoryConfig
+from swarm.memory.consolidate import ConsolidationPolicy
+from swarm.orchestrator import Swarm
 from swarm.specs import AgentSpec, rule
+from swarm.topology import Topology
 
 WORKERS = 4
 LEADER = "leader"
@@ -20,7 +25,7 @@ def agents(seed: int, workers: int = WORKERS, memory: MemoryConfig = MemoryConfi
     """The leader (it trades nothing) and one worker per asset, all on one seeded market."""
     if not 1 <= workers <= len(ASSETS):
         raise ValueError(f"workers must be between 1 and {len(ASSETS)}")
-    out = [AgentSpec(LEADER, role="leader", market_seed=seed, memory=memory)]
+    out = [AgentSpec(LEADER, role="leader", market_seed=seed, memory=memory, trades=False)]
     out += [AgentSpec(f"worker-{ASSETS[i]}", role="worker", market_seed=seed, symbols=(ASSETS[i],), memory=memory)
             for i in range(workers)]
     return out
@@ -43,3 +48,38 @@ def contacts(me: str, live: Sequence[str]) -> list[str]:
     if me == LEADER:
         return list(live)
     return [m for m in live if m == LEADER]
+
+
+@dataclass(eq=False)
+class LeaderLoop:
+    """The leader's loop: every ``every`` episodes it consolidates its memory (merging near-duplicate
+    patterns); consolidation publishes, so the merged survivors' new versions flow back down.
+    Keeps what it did for the checks."""
+
+    episodes: int
+    every: int = CONSOLIDATE_EVERY
+    duplicate_similarity: float = 0.95
+    aggregation_ms: list[float] = field(default_factory=list)  # wall time of each consolidation
+    absorbed: set[str] = field(default_factory=set)  # patterns merged into another
+    leader_versions: dict[str, int] = field(default_factory=dict)  # the leader's consolidated versions
+    consolidations: int = 0
+
+    async def __call__(self, swarm: Swarm) -> None:
+        for e in range(self.every, self.episodes + 1, self.every):
+            await swarm.after_episode(e)
+            agent = swarm.agents[LEADER]
+            t0 = time.perf_counter()
+            report = agent.consolidate(ConsolidationPolicy(duplicate_similarity=self.duplicate_similarity))
+            self.aggregation_ms.append((time.perf_counter() - t0) * 1e3)
+            self.absorbed.update(b for _, b, _ in report.merged)
+            self.consolidations += 1
+            for p in agent.store.iter_patterns():
+                if p.updated_by == LEADER:
+                    self.leader_versions[p.id] = p.version
+            swarm.log_event("consolidated", merged=len(report.merged), before=report.before, after=report.after)
+
+
+TOPOLOGY = Topology(
+    name="hierarchical-centralized-learning",
+    summary="a leader aggregates and consolidates its workers' patterns and sends the consolidated ones back down",
+    agents=agents, contacts=contacts, share=share_rule, controller=LeaderLoop)

@@ -11,6 +11,7 @@ from swarm.learning.episodes import Context, Outcome
 from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
 from swarm.learning.policies import Choice
 from swarm.specs import AgentSpec, rule
+from swarm.topology import Topology
 
 SPECIALISTS = ("momentum", "mean_reversion", "breakout")
 ROTATE_EVERY = 3  # trades (every 30 bars: well inside a regime, which lasts ~200 bars)
@@ -20,6 +21,7 @@ CONDITIONS = {"trend_up": "trending", "trend_down": "trending", "ranging": "rang
 INTENDED = {"trending": "momentum", "ranging": "mean_reversion", "volatile": "breakout"}
 
 
+@rule  # an agent process sends it back to the orchestrator by name
 @dataclass(frozen=True, slots=True)
 class RotationReport:
     picks: list[tuple[int, str, str]]
@@ -69,5 +71,8 @@ def agents(seed: int, memory: MemoryConfig = MemoryConfig(), symbols: tuple[str,
     return out
 
 
-#: Everyone talks to everyone.
-contacts = None
+#: Everyone talks to everyone; no controller: the meta-learner's rotation is its policy.
+TOPOLOGY = Topology(
+    name="multi-strategy-meta-learning",
+    summary="momentum, mean-reversion and breakout specialists and a meta-learner that picks whom to follow",
+    agents=agents)

@@ -9,8 +9,8 @@ a time (:class:`Hello`, :class:`Start`, :class:`Status`, ...), and the agent ans
 
 Values inside a message are JSON, plus tagged forms for what JSON lacks: tuples, sets, maps with
 non-string keys, bytes, NaN and infinities, numpy arrays (raw little-endian bytes, exact), the
-dataclasses listed in :data:`VALUE_TYPES` (rebuilt through their constructors, so their own
-validation runs), and *rules*: functions or classes a topology marked with :func:`swarm.specs.rule`,
+dataclasses listed in :data:`VALUE_TYPES` or marked as rules (rebuilt through their constructors,
+so their own validation runs), and *rules*: functions or classes a topology marked with :func:`swarm.specs.rule`,
 named by module and qualified name. A rule is resolved only in a module the agent process was
 told to trust on its command line (set by whoever spawned it, not by the channel), and only if it
 carries the mark: a message cannot make the agent import or call anything else.
@@ -99,7 +99,9 @@ def encode_value(value: Any) -> Any:
         return {"$rule": _rule_name(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         name = type(value).__name__
-        if VALUE_TYPES.get(name) is not type(value):
+        if is_rule(type(value)):  # a topology's own record type (e.g. what a policy wrapper did)
+            name = _rule_name(type(value))
+        elif VALUE_TYPES.get(name) is not type(value):
             raise ProtocolError(f"cannot send a {type(value).__qualname__}: not a message value type")
         return {"$c": name, "f": {f.name: encode_value(getattr(value, f.name))
                                   for f in dataclasses.fields(value) if f.init}}
@@ -152,9 +154,10 @@ def _decode(data: Any, trusted: frozenset[str]) -> Any:
             return functools.partial(fn, **kw)
         return fn
     if "$c" in data:
-        cls = VALUE_TYPES.get(data["$c"])
-        if cls is None:
-            raise ProtocolError(f"unknown value type {str(data['$c'])[:40]!r}")
+        name = _expect(data["$c"], str)
+        cls = _resolve_rule(name, trusted) if ":" in name else VALUE_TYPES.get(name)
+        if cls is None or not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise ProtocolError(f"unknown value type {name[:40]!r}")
         fields = {k: _decode(v, trusted) for k, v in _expect(data.get("f"), dict).items()}
         try:
             return cls(**fields)

@@ -76,6 +76,7 @@ class ProcessAgent:
         self._proc: Any = None
         self._conn: Any = None
         self._setup_quota = 1.0
+        self._trusted: list[str] = []  # modules whose rules and record types the channel may name
         self._scope: anyio.CancelScope | None = None  # the run task watching the current boot
         self._started = False  # the process runs the agent (before that its store is only a file)
         self._lock = threading.Lock()  # one request at a time on the channel
@@ -95,7 +96,7 @@ class ProcessAgent:
                 raise AgentProcessError(f"{self.id} has no running process")
             try:
                 self._conn.send_bytes(msg.encode(request))
-                reply = msg.decode(self._conn.recv_bytes())
+                reply = msg.decode(self._conn.recv_bytes(), self._trusted)
             except (EOFError, OSError) as e:
                 raise AgentProcessError(f"{self.id}: the process is gone ({type(e).__name__})") from None
             except msg.ProtocolError as e:
@@ -131,7 +132,7 @@ class ProcessAgent:
                            memory=self.memory_config, quota=self._quota)
         # the rules the setup names (contacts, share, a policy wrapper) are resolved only in these
         # modules: the command line, which only the spawner sets, says which
-        trusted = msg.rule_modules([host.contacts, host.share, self.spec.wrap])
+        trusted = self._trusted = msg.rule_modules([host.contacts, host.share, self.spec.wrap])
         self._started = False
         self._setup_quota = self._quota
         ours, theirs = socket.socketpair()
