@@ -52,6 +52,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--runtime", default="in-process", help=f"where agents run: {', '.join(RUNTIMES)}")
     ap.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                     help=f"parallel worker processes (default {DEFAULT_JOBS}: one per core, at most 4)")
+    ap.add_argument("--topology", action="append", default=[], metavar="MODULE",
+                    help="a module (dotted name or .py file) that registers a topology of your own; it then runs, "
+                         "is listed and reported like the built-in ones (repeatable; entry points in the "
+                         "reasoningbank_swarm.topologies group load without it)")
     ap.add_argument("--market", default="synthetic",
                     help="prices: synthetic (default) or csv:PATH[,PATH...], real OHLCV files (validated before "
                          "anything runs; see swarm/learning/markets.py for which stretch each seed and symbol reads)")
@@ -287,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     pytest_args = [*SUITE, "-p", "no:cacheprovider", "--swarm-seed", str(args.seed), "--swarm-seeds", str(args.seeds),
                    "--swarm-transport", args.transport, "--swarm-runtime", args.runtime, "--swarm-market", args.market,
                    "-o", "addopts=-p reports.plugin --strict-markers", "-p", "run_learning_tests"]
+    for spec in args.topology:
+        pytest_args += ["--swarm-topology", spec]
     if args.keyword:
         pytest_args += ["--swarm-keyword", args.keyword]
     if args.quick:

@@ -3,24 +3,29 @@ as it has run (so parallel workers each write their own), and writes the compari
 
 Options: ``--swarm-out DIR`` (write metrics and the report there; nothing is written without it),
 ``--swarm-seed N`` (the first seed), ``--swarm-seeds K`` (seeds N .. N+K-1), ``--swarm-quick``,
-``--swarm-transport sim|quic``, ``--swarm-runtime in-process|process``. Tests ask for
+``--swarm-transport sim|quic``, ``--swarm-runtime in-process|process``, ``--swarm-topology MODULE``
+(a user's module that registers a topology; repeatable). Tests ask for
 ``pattern_result("mesh-distributed-learning")``: the first seed's figures, and the checks' verdicts
 over all seeds.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-from pathlib import Path
-from typing import Any
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
 from scenarios.base import Check, ScenarioResult
 from swarm import progress
 from swarm.deployment import deployed
+from swarm.topology import Topology, register
 
 from .markdown import write_report
 from .metrics import environment, save_metrics, to_metrics, write_metrics
@@ -29,6 +34,8 @@ from .metrics import environment, save_metrics, to_metrics, write_metrics
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("swarm", "ReasoningBank swarm harness")
     g.addoption("--swarm-out", default=None, help="write per-pattern metrics JSON and the comparison report here")
+    g.addoption("--swarm-topology", action="append", default=[],
+                help="import this module (or .py file) first: it registers a topology of its own (repeatable)")
     g.addoption("--swarm-seed", type=int, default=0, help="first seed of every pattern run (default 0)")
     g.addoption("--swarm-seeds", type=int, default=1, help="seeds per pattern (default 1)")
     g.addoption("--swarm-progress", default=None, help="directory where each process writes its live progress")
@@ -70,6 +77,29 @@ class _Beacon:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "pattern(id): the suite pattern a test checks")
     config._swarm_results = {}  # type: ignore[attr-defined]
+    for spec in config.getoption("--swarm-topology"):  # in every worker process too: they collect the same tests
+        load_topology_module(spec)
+
+
+def load_topology_module(spec: str) -> ModuleType:
+    """Import a user's module (a dotted name, or a path to a .py file) so that it registers its
+    topology (``register(...)``, or a module-level ``TOPOLOGY`` registered here)."""
+    name = spec
+    if spec.endswith(".py"):  # a file: import it by name from its directory, so agent processes can too
+        path = Path(spec).resolve()
+        if not path.is_file():
+            raise pytest.UsageError(f"--topology {spec}: no such file")
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))
+        name = path.stem
+    try:
+        module = importlib.import_module(name)
+    except ImportError as e:
+        raise pytest.UsageError(f"--topology {spec}: {e}") from None
+    value = getattr(module, "TOPOLOGY", None)
+    if isinstance(value, Topology):
+        register(value)
+    return module
 
 
 class PatternRuns:

@@ -8,6 +8,8 @@ performance allocation (the better half of the agents gets full trading, the res
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -34,6 +36,11 @@ class AutoScaleConfig:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     scoring: Scoring = field(default_factory=Scoring)
 
+
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = AutoScaleConfig
+QUICK: dict[str, Any] = {"episodes": 20}
 
 def run(config: AutoScaleConfig = AutoScaleConfig()) -> ScenarioResult:
     rules = config.rules

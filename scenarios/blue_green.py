@@ -54,6 +54,11 @@ def _run(config: BlueGreenConfig, transfer: bool) -> tuple[Swarm, dict[str, Any]
     return swarm, {"handoff": handoff.imported}
 
 
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = BlueGreenConfig
+QUICK: dict[str, Any] = {"episodes": 20}
+
 def run(config: BlueGreenConfig = BlueGreenConfig()) -> ScenarioResult:
     swarm, info = _run(config, config.transfer)
     cold, _ = _run(config, False)

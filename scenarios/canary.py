@@ -44,6 +44,11 @@ def _rollout(config: CanaryConfig, v2: MemoryConfig, episodes: int) -> tuple[Swa
     return swarm, {"stages": rollout.stages, "rolled_back": rollout.rolled_back, "share": rollout.share}
 
 
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = CanaryConfig
+QUICK: dict[str, Any] = {}
+
 def run(config: CanaryConfig = CanaryConfig()) -> ScenarioResult:
     healthy, hlog = _rollout(config, topo.CANARY, config.episodes)
     # the broken version should fail its first gate; the run goes on one more stage on v1 only

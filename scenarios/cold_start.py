@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import asdict, dataclass, field, replace
 
 from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
@@ -37,6 +39,11 @@ class ColdStartConfig:
     held_out_bars: int = 2000
     min_improvement: float = 0.5  # held-out Sharpe after learning minus before
 
+
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = ColdStartConfig
+QUICK: dict[str, Any] = {"n_bars": 2500}
 
 def run(config: ColdStartConfig = ColdStartConfig()) -> ScenarioResult:
     decisions = market_decisions(config.seed, config.n_bars)

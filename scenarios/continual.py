@@ -152,6 +152,11 @@ def recovery_table(daily: np.ndarray, reference: np.ndarray, drift_days: tuple[i
     return out
 
 
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = ContinualConfig
+QUICK: dict[str, Any] = {"runs": 3}
+
 def run(config: ContinualConfig = ContinualConfig()) -> ScenarioResult:
     markets = [drifting_market(config, r) for r in range(config.runs)]
     learner = [_run_once(config, m, learn_later=config.learn_after_first_phase) for m in markets]

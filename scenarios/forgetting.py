@@ -146,6 +146,11 @@ def _brief(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = ForgettingConfig
+QUICK: dict[str, Any] = {}
+
 def run(config: ForgettingConfig = ForgettingConfig()) -> ScenarioResult:
     m = _markets(config)
     main = _memory_run(config, m, capacity=config.capacity, consolidate=config.consolidate)

@@ -9,6 +9,8 @@ workers, each worker's traffic stays flat: workers only talk to the leader).
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -53,6 +55,11 @@ def _aggregated(swarm: Swarm, leader: topo.LeaderLoop) -> float:
     held = swarm.agents[topo.LEADER].pattern_ids() | leader.absorbed
     return sum(pid in held for pid in created) / max(1, len(created))
 
+
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = HierarchicalConfig
+QUICK: dict[str, Any] = {"episodes": 20}
 
 def run(config: HierarchicalConfig = HierarchicalConfig()) -> ScenarioResult:
     swarm, leader = _run(config, config.workers, config.episodes)

@@ -61,6 +61,11 @@ def _swarm_config(config: MeshScenarioConfig, **kw: Any) -> SwarmConfig:
                        sync=config.sync, **kw)
 
 
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = MeshScenarioConfig
+QUICK: dict[str, Any] = {"episodes": 20}
+
 def run(config: MeshScenarioConfig = MeshScenarioConfig()) -> ScenarioResult:
     """Run the gossiping mesh, the same peers alone, and the fault run; return figures and checks."""
     specs = mesh.agents(config.seed, config.agents, config.memory)

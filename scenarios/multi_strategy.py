@@ -64,6 +64,11 @@ def _random_rotation(decisions: list, every: int, seed: int, periods_per_year: f
     return sharpe_ratio(rewards, periods_per_year)
 
 
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = MultiStrategyConfig
+QUICK: dict[str, Any] = {"episodes": 45}
+
 def run(config: MultiStrategyConfig = MultiStrategyConfig()) -> ScenarioResult:
     shared, alone = _run(config, True), _run(config, False)
     with shared, alone:

@@ -1,96 +1,57 @@
-"""Every pattern of the suite by id, with how to run it for a seed (``quick`` shortens the run)."""
+"""Every pattern of the suite by id, with how to run it for a seed (``quick`` shortens the run).
+
+Derived from the modules: each scenario module names its ``PATTERN``, its ``CONFIG`` class and the
+``QUICK`` overrides, and runs with ``run(CONFIG(seed=...))``; a user's own topologies (registered
+with :func:`swarm.topology.register` or an entry point) run with the checks of
+:mod:`scenarios.custom`.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from functools import partial
+from types import ModuleType
 
 from swarm.learning.markets import MarketSource, using
+from swarm.topology import Topology, registered
+from topologies import TOPOLOGIES
 
+from . import custom
 from .base import ScenarioResult
 
 Runner = Callable[[int, bool], ScenarioResult]
 
-
-def _cold_start(seed: int, quick: bool) -> ScenarioResult:
-    from . import cold_start
-    return cold_start.run(cold_start.ColdStartConfig(seed=seed, n_bars=2500 if quick else 4000))
+#: The scenario modules, deployment patterns first (one per topology), then the learning scenarios.
+MODULES: tuple[str, ...] = (*TOPOLOGIES, "cold_start", "warm_start", "transfer", "continual", "forgetting")
 
 
-def _warm_start(seed: int, quick: bool) -> ScenarioResult:
-    from . import warm_start
-    return warm_start.run(warm_start.WarmStartConfig(seed=seed))
+def _run_module(module: ModuleType, seed: int, quick: bool) -> ScenarioResult:
+    result: ScenarioResult = module.run(module.CONFIG(seed=seed, **(module.QUICK if quick else {})))
+    return result
 
 
-def _transfer(seed: int, quick: bool) -> ScenarioResult:
-    from . import transfer
-    return transfer.run(transfer.TransferConfig(seed=seed, targets=2 if quick else 3))
+def _run_custom(topology: Topology, seed: int, quick: bool) -> ScenarioResult:
+    return custom.run(topology, custom.CustomConfig(seed=seed, **(custom.QUICK if quick else {})))
 
 
-def _continual(seed: int, quick: bool) -> ScenarioResult:
-    from . import continual
-    return continual.run(continual.ContinualConfig(seed=seed, runs=3 if quick else 5))
+def builtin() -> dict[str, Runner]:
+    """The project's own patterns, in suite order."""
+    out: dict[str, Runner] = {}
+    for name in MODULES:
+        module = importlib.import_module(f"scenarios.{name}")
+        out[module.PATTERN] = partial(_run_module, module)
+    return out
 
 
-def _forgetting(seed: int, quick: bool) -> ScenarioResult:
-    from . import forgetting
-    return forgetting.run(forgetting.ForgettingConfig(seed=seed))
-
-
-def _mesh(seed: int, quick: bool) -> ScenarioResult:
-    from . import mesh
-    return mesh.run(mesh.MeshScenarioConfig(seed=seed, episodes=20 if quick else 30))
-
-
-def _hierarchical(seed: int, quick: bool) -> ScenarioResult:
-    from . import hierarchical
-    return hierarchical.run(hierarchical.HierarchicalConfig(seed=seed, episodes=20 if quick else 30))
-
-
-def _star(seed: int, quick: bool) -> ScenarioResult:
-    from . import star
-    return star.run(star.StarConfig(seed=seed, episodes=20 if quick else 30))
-
-
-def _ring(seed: int, quick: bool) -> ScenarioResult:
-    from . import ring
-    return ring.run(ring.RingConfig(seed=seed, handoff_every=10 if quick else 15))
-
-
-def _auto_scale(seed: int, quick: bool) -> ScenarioResult:
-    from . import auto_scale
-    return auto_scale.run(auto_scale.AutoScaleConfig(seed=seed, episodes=20 if quick else 30))
-
-
-def _multi_strategy(seed: int, quick: bool) -> ScenarioResult:
-    from . import multi_strategy
-    return multi_strategy.run(multi_strategy.MultiStrategyConfig(seed=seed, episodes=45 if quick else 60))
-
-
-def _blue_green(seed: int, quick: bool) -> ScenarioResult:
-    from . import blue_green
-    return blue_green.run(blue_green.BlueGreenConfig(seed=seed, episodes=20 if quick else 30))
-
-
-def _canary(seed: int, quick: bool) -> ScenarioResult:
-    from . import canary
-    return canary.run(canary.CanaryConfig(seed=seed))
-
-
-PATTERNS: dict[str, Runner] = {
-    "mesh-distributed-learning": _mesh,
-    "hierarchical-centralized-learning": _hierarchical,
-    "ring-sequential-learning": _ring,
-    "star-hub-learning": _star,
-    "auto-scale-adaptive-learning": _auto_scale,
-    "multi-strategy-meta-learning": _multi_strategy,
-    "blue-green-knowledge-transfer": _blue_green,
-    "canary-incremental-learning": _canary,
-    "cold-start": _cold_start,
-    "warm-start": _warm_start,
-    "transfer-learning": _transfer,
-    "continual-learning": _continual,
-    "catastrophic-forgetting": _forgetting,
-}
+def patterns() -> dict[str, Runner]:
+    """Every pattern: the built-in ones, then the user's topologies."""
+    out = builtin()
+    for name, topology in registered().items():
+        if name in out:
+            raise ValueError(f"a user topology may not take the built-in pattern name {name!r}")
+        out[name] = partial(_run_custom, topology)
+    return out
 
 
 def run_pattern(pattern: str, seed: int = 0, quick: bool = False,
@@ -99,10 +60,11 @@ def run_pattern(pattern: str, seed: int = 0, quick: bool = False,
     ``csv:PATH[,PATH...]``) or None for the active one (synthetic unless a ``using`` block says
     otherwise). The result's config records the market (``"market"``: ``synthetic`` or
     ``csv:<files>``; for real data ``market_detail``: the files and what did not apply to them)."""
+    known = patterns()
     try:
-        runner = PATTERNS[pattern]
+        runner = known[pattern]
     except KeyError:
-        raise KeyError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}") from None
+        raise KeyError(f"unknown pattern {pattern!r}; known: {', '.join(known)}") from None
     with using(market) as use:
         result = runner(seed, quick)
     result.config.update(use.describe())

@@ -8,6 +8,8 @@ found by every other agent, and every lap adds patterns no agent had before).
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -51,6 +53,11 @@ def _run(config: RingConfig, handoffs: bool) -> tuple[Swarm, topo.Handoffs]:
     swarm.run()
     return swarm, pipeline
 
+
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = RingConfig
+QUICK: dict[str, Any] = {"handoff_every": 10}
 
 def run(config: RingConfig = RingConfig()) -> ScenarioResult:
     ring, pipeline = _run(config, handoffs=True)

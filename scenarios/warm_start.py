@@ -6,6 +6,8 @@ so one seed's verdict rests on more than one short stretch of one market.
 
 from __future__ import annotations
 
+from typing import Any
+
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -56,6 +58,11 @@ def _early(policy: MemoryPolicy, pack: Path | None, decisions: list[Decision]) -
     imported = policy.bank.import_(pack).imported if pack is not None else 0
     return run_policy(policy, decisions), imported
 
+
+
+#: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
+CONFIG = WarmStartConfig
+QUICK: dict[str, Any] = {}
 
 def run(config: WarmStartConfig = WarmStartConfig()) -> ScenarioResult:
     if config.targets < 1:

@@ -58,6 +58,11 @@ def register(topology: Topology) -> Topology:
     return topology
 
 
+def unregister(name: str) -> None:
+    """Take a topology out of the suite again (tests; a session that registered one by mistake)."""
+    _REGISTERED.pop(name, None)
+
+
 def registered() -> dict[str, Topology]:
     """Every user topology: those registered by a call, and those entry points name."""
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
