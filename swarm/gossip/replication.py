@@ -41,6 +41,10 @@ class ReplicaLog:
     def __len__(self) -> int:
         return len(self.patterns)
 
+    def versions(self) -> list[tuple[str, Pattern]]:
+        """Every write held, as ``(origin, the version it carried)``: the copies kept beside the store."""
+        return [(origin, p) for origin, log in self._log.items() for p, _ in log.values()]
+
     @property
     def writes(self) -> int:
         """Entries held, over all origins."""

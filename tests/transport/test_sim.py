@@ -206,3 +206,15 @@ def test_when_answers_are_slower_than_the_wait_backoff_stops_asking_and_resendin
     assert counts == [300, 300] and expired >= 1  # everything arrives, though answers outlast the wait
     _, _, dup_fixed = _very_slow_link(backoff=False)
     assert dup * 1.3 < dup_fixed, (dup, dup_fixed)  # measured: 300 vs 428
+
+
+def test_replica_bench_reports_what_replication_costs_each_agent(capsys):
+    import json
+    import runpy
+    bench = runpy.run_path("benchmarks/replica_bench.py")
+    assert bench["main"](["--agents", "3", "--episodes", "3"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    per = row["per_agent"]
+    assert row["agents"] == 3 and per["store_patterns"] > 0 and per["store_bytes"] > 0
+    assert row["entries_received"] > 0 and 0 <= row["entries_already_held"] <= row["entries_received"]
+    assert per["echoes"] == 0  # a copy received from a peer is never published again as this node's own
