@@ -7,6 +7,8 @@ from reports.plugin import assert_check
 from swarm.topology import registered
 
 TOPOLOGIES = registered()
+if not TOPOLOGIES:
+    pytest.skip("no user topology registered (--topology MODULE, or an entry point)", allow_module_level=True)
 
 
 def _patterns(gossip_only: bool = False) -> list:
