@@ -69,6 +69,7 @@ class Host(Protocol):
     """What an agent needs of whoever runs it: settings, a clock, a network attachment, the
     gossip rules, somewhere to record what happened, and the end-of-run rendezvous."""
 
+    # read-only: a host may keep them as plain attributes
     @property
     def config(self) -> SwarmConfig: ...
     @property

@@ -49,17 +49,18 @@ class Swarm:
                  share: Callable[[str], Share] | None = None, controller: Controller | None = None,
                  decisions: Mapping[str, Sequence[Decision]] | None = None, env: Environment | None = None) -> None:
         config = resolve(config)
-        self._config = config
+        self.config = config
         self.env = env if env is not None else environment(config)
+        self.kernel: Kernel = self.env.kernel
         self.net = self.env.network
-        self._share = share
-        self._contacts = contacts
+        self.share = share
+        self.contacts = contacts
         self.controller = controller
         self._tmp = tempfile.TemporaryDirectory(prefix="swarm-") if config.store_dir is None else None
-        self._store_dir = Path(config.store_dir) if config.store_dir else Path(self._tmp.name)  # type: ignore[union-attr]
-        self._store_dir.mkdir(parents=True, exist_ok=True)
-        self._space = fingerprint_of(make_embedder(specs[0].memory if specs else MemoryConfig())) or ""
-        self._records = SwarmRecords()
+        self.store_dir = Path(config.store_dir) if config.store_dir else Path(self._tmp.name)  # type: ignore[union-attr]
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.space = fingerprint_of(make_embedder(specs[0].memory if specs else MemoryConfig())) or ""
+        self.records = SwarmRecords()
         self.agents: dict[str, AgentHandle] = {}
         self._decisions = decisions or {}
         self._tg: TaskGroup | None = None
@@ -69,35 +70,7 @@ class Swarm:
         for spec in specs:
             self._make(spec)
 
-    # ---- what agents need of their host (swarm.agent.Host) --------------------------------------
-
-    @property
-    def config(self) -> SwarmConfig:
-        return self._config
-
-    @property
-    def kernel(self) -> Kernel:
-        return self.env.kernel
-
-    @property
-    def records(self) -> SwarmRecords:
-        return self._records
-
-    @property
-    def store_dir(self) -> Path:
-        return self._store_dir
-
-    @property
-    def space(self) -> str:
-        return self._space
-
-    @property
-    def contacts(self) -> Contacts | None:
-        return self._contacts
-
-    @property
-    def share(self) -> Callable[[str], Share] | None:
-        return self._share
+    # ---- what agents need of their host (swarm.agent.Host), beside the attributes above ----
 
     def endpoint(self, node: str) -> Endpoint:
         return self.net.endpoint(node)
@@ -185,25 +158,25 @@ class Swarm:
 
     @property
     def membership_log(self) -> list[tuple[float, str, str, str]]:
-        return self._records.membership_log
+        return self.records.membership_log
 
     @property
     def events(self) -> list[dict[str, Any]]:
         """What the controller did, for the report."""
-        return self._records.events
+        return self.records.events
 
     @property
     def first_seen(self) -> dict[str, tuple[str, float]]:
-        return self._records.first_seen
+        return self.records.first_seen
 
     @property
     def arrivals(self) -> dict[tuple[str, str], float]:
         """(pattern id, agent) -> seconds from the pattern's first publication to its first
         arrival at that agent (an agent's own patterns do not count)."""
-        return self._records.arrivals
+        return self.records.arrivals
 
     def log_event(self, kind: str, **detail: Any) -> None:
-        self._records.log_event(self.kernel.now(), kind, **detail)
+        self.records.log_event(self.kernel.now(), kind, **detail)
 
     # ---- changing the swarm while it runs ------------------------------------------------------
 

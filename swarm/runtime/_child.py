@@ -68,40 +68,16 @@ class ChildHost:
     collects. Settling is the orchestrator's: once trading is done the agent waits to be stopped."""
 
     def __init__(self, setup: msg.Setup, kernel: AnyioKernel, net: _Net) -> None:
-        self._setup = setup
-        self._kernel = kernel
+        self.config: SwarmConfig = setup.config
+        self.kernel: Kernel = kernel
         self.net = net
-        self._records = _Records()
+        self.records = _Records()
+        self.store_dir = Path(setup.store_dir)
+        self.space = setup.space
+        self.contacts: Contacts | None = setup.contacts
+        self.share: Callable[[str], Share] | None = setup.share
         self.done = False
         self.stop = anyio.Event()
-
-    @property
-    def config(self) -> SwarmConfig:
-        return self._setup.config
-
-    @property
-    def kernel(self) -> Kernel:
-        return self._kernel
-
-    @property
-    def records(self) -> _Records:
-        return self._records
-
-    @property
-    def store_dir(self) -> Path:
-        return Path(self._setup.store_dir)
-
-    @property
-    def space(self) -> str:
-        return self._setup.space
-
-    @property
-    def contacts(self) -> Contacts | None:
-        return self._setup.contacts
-
-    @property
-    def share(self) -> Callable[[str], Share] | None:
-        return self._setup.share
 
     def endpoint(self, node: str) -> QuicEndpoint:
         return self.net.endpoint(node)
