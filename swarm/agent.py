@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import progress
-from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived
+from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived, StoreReplica
 from .gossip.node import Contacts, Share
 from .kernel import Kernel, TaskGroup
 from .learning.agent import LearningAgent
@@ -166,9 +166,11 @@ class SwarmAgent:
         gcfg = GossipConfig(dim=self.store.dim, fanout=host.config.fanout,
                             gossip_interval=host.config.gossip_interval, space=host.space,
                             **(QUIC_GOSSIP if host.config.transport == "quic" else {}))
+        store = self.store
         self.node = GossipNode(self.id, gcfg, seed=host.config.seed, now=host.kernel.now(),
                                contacts=host.contacts,
-                               share=host.share(self.id) if host.share else None, boot=self.boots)
+                               share=host.share(self.id) if host.share else None, boot=self.boots,
+                               replica=lambda origin: StoreReplica(store, origin))  # the store is the replica
         self.bus = GossipBus(host.kernel, self.node, host.endpoint(self.id), self._on_event)
 
     @property
@@ -189,7 +191,7 @@ class SwarmAgent:
     def publish(self) -> None:
         """Hand the store's writes since the last call to the gossip node, as one batch (several
         updates of one pattern in an episode ship as its latest version). Copies that came from
-        peers are already in the node's replica, so they are not echoed back."""
+        peers are in the store's write log already, so they are never published as this agent's."""
         changed, self.published = self.store.changed_since(self.published)
         if changed:
             now = self.host.kernel.now()
@@ -199,9 +201,9 @@ class SwarmAgent:
                 self.node.publish(changed, now)
 
     def _on_event(self, ev: object) -> None:
-        if isinstance(ev, PatternsReceived):
+        if isinstance(ev, PatternsReceived):  # already in the store: it is the node's replica
             now = self.host.kernel.now()
-            for p in self.store.merge_many(list(ev.patterns)):
+            for p in ev.patterns:
                 self.host.records.record_arrival(p.id, self.id, now)
         elif isinstance(ev, MemberChanged):
             self.host.records.record_membership(self.host.kernel.now(), self.id, ev.node, ev.status)

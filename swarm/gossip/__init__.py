@@ -7,10 +7,11 @@ frames to send and events. ``swarm.transport`` drives it over a simulated networ
 from .codec import Entry, FrameReader, Limits, Message, ProtocolError, Revision, Update, decode, encode
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
 from .node import Contacts, Event, GossipConfig, GossipNode, NodeStats, PatternsReceived
-from .replication import ReplicaLog
+from .replication import Replica, ReplicaLog
+from .store_replica import StoreReplica
 
 __all__ = [
     "ALIVE", "DEAD", "LEFT", "SUSPECT", "Contacts", "Entry", "Event", "FrameReader", "GossipConfig", "GossipNode",
     "Limits", "MemberChanged", "Membership", "Message", "NodeStats", "PatternsReceived", "ProtocolError",
-    "ReplicaLog", "Revision", "Update", "decode", "encode",
+    "Replica", "ReplicaLog", "Revision", "StoreReplica", "Update", "decode", "encode",
 ]

@@ -46,7 +46,7 @@ from .codec import (
     encode,
 )
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
-from .replication import ReplicaLog
+from .replication import Replica, ReplicaLog
 
 #: ``contacts(me, candidates)`` -> the candidates this node may talk to.
 Contacts = Callable[[str, Sequence[str]], Sequence[str]]
@@ -128,11 +128,13 @@ class GossipNode:
     """One swarm member's gossip state machine."""
 
     def __init__(self, node_id: str, config: GossipConfig, *, seed: int = 0, now: float = 0.0,
-                 contacts: Contacts | None = None, share: Share | None = None, boot: int = 0) -> None:
+                 contacts: Contacts | None = None, share: Share | None = None, boot: int = 0,
+                 replica: Callable[[str], Replica] | None = None) -> None:
+        """``replica`` makes the replica this node serves for its origin (default: in memory)."""
         self.id = node_id
         self.config = config
         self.origin = node_id if boot == 0 else f"{node_id}~{boot}"  # each boot numbers its own writes
-        self.log = ReplicaLog(self.origin)
+        self.log: Replica = replica(self.origin) if replica is not None else ReplicaLog(self.origin)
         self.membership = Membership(node_id, retransmit=config.retransmit)
         self.contacts = contacts
         self.share = share
@@ -184,7 +186,7 @@ class GossipNode:
 
     def publish(self, patterns: Iterable[Pattern], now: float) -> int:
         """Local writes to replicate; returns how many changed this node's replica."""
-        return sum(1 for p in patterns if self.log.write(p) is not None)
+        return len(self.log.write_many(patterns))
 
     def receive(self, data: bytes, now: float, sender: str | None = None) -> None:
         """Handle one frame. Malformed input raises :class:`ProtocolError` and changes nothing."""

@@ -14,12 +14,36 @@ writes agree whatever order they arrived in.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import replace
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Protocol
 
 from ..memory.models import Pattern, merge
 from ..memory.transfer import revision_to_record
 from .codec import Entry, Revision
+
+
+class Replica(Protocol):
+    """What a gossip node needs of the replica it serves: numbered writes, high-water-mark
+    digests, the writes a digest lacks, and applying a peer's writes. :class:`ReplicaLog` keeps
+    it in memory; :class:`~.store_replica.StoreReplica` in the agent's own store."""
+
+    unresolved: int
+    arrivals: int
+
+    def __len__(self) -> int: ...
+    @property
+    def writes(self) -> int: ...
+    @property
+    def patterns(self) -> dict[str, Pattern]: ...
+    def write_many(self, patterns: Iterable[Pattern]) -> list[Entry]: ...
+    def restore_own_sequence(self, seq: int) -> None: ...
+    def digest(self) -> dict[str, int]: ...
+    def lacks(self, digest: Mapping[str, int]) -> bool: ...
+    def missing_for(self, digest: Mapping[str, int], limit: int,
+                    allow: Callable[[Entry], bool] | None = None, revisions: bool = True) -> list[Entry]: ...
+    def recent(self, n: int, since: int = 0) -> list[Entry]: ...
+    def apply(self, entries: Iterable[Entry]) -> list[Pattern]: ...
 
 
 class ReplicaLog:
@@ -59,6 +83,10 @@ class ReplicaLog:
         entry = Entry(self.node_id, self._own, pattern)
         self._store(entry)
         return entry
+
+    def write_many(self, patterns: Iterable[Pattern]) -> list[Entry]:
+        """:meth:`write` for each pattern; the writes that changed something."""
+        return [e for e in (self.write(p) for p in patterns) if e is not None]
 
     def restore_own_sequence(self, seq: int) -> None:
         """After a restart: continue numbering own writes after ``seq`` (learned from peers)."""

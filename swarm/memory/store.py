@@ -36,10 +36,13 @@ from .models import Pattern, Source, apply_outcome, merge
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+#: One replicated write: ``(origin, seq, pattern id, version, updated_by, body digest)``.
+ReplicaRow = tuple[str, int, str, int, str, str]
 
 
 def _migrate_1(db: sqlite3.Connection) -> None:
@@ -103,7 +106,24 @@ def _migrate_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE patterns ADD COLUMN source_reward REAL")
 
 
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3}
+def _migrate_4(db: sqlite3.Connection) -> None:
+    """v4: the replicated write log. One row per write the store holds, by the writer's ``origin``
+    and sequence number (gossip's anti-entropy runs over these columns); the payload is the
+    pattern's current version in ``patterns``, so no version is kept twice."""
+    db.execute(
+        """CREATE TABLE replica (
+            origin TEXT NOT NULL, seq INTEGER NOT NULL, pattern_id TEXT NOT NULL,
+            version INTEGER NOT NULL, updated_by TEXT NOT NULL, body TEXT NOT NULL, arrival INTEGER NOT NULL,
+            PRIMARY KEY (origin, seq)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX replica_version ON replica (pattern_id, version, updated_by)")
+    db.execute("CREATE INDEX replica_body ON replica (body)")
+    db.execute("CREATE INDEX replica_arrival ON replica (arrival)")
+
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3,
+                                                                4: _migrate_4}
 
 _COLUMNS = (
     "id, title, description, content, domain, tags, kind, action, confidence, uses, successes, "
@@ -539,6 +559,62 @@ class PatternStore:
         feed a replicator reads to ship this store's writes."""
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE seq > ? ORDER BY seq, rowid", (seq,)).fetchall()
         return [_decode(r) for r in rows], self.sequence
+
+    # ---- the replicated write log (read and written by gossip: swarm.gossip.StoreReplica) ----
+
+    def replica_log(self, rows: Sequence[ReplicaRow], merge_in: Sequence[Pattern] = ()) -> list[Pattern]:
+        """In one transaction: merge ``merge_in`` (copies from peers) by the memory's total order,
+        and record the writes in ``rows`` (already held ones are ignored). Returns the patterns
+        whose current version changed."""
+        latest: dict[str, Pattern] = {}
+        for p in merge_in:
+            latest[p.id] = merge(latest[p.id], p) if p.id in latest else p
+        changed: list[Pattern] = []
+        with self._tx() as tx:
+            if latest:
+                current = self.get_many(list(latest))
+                changed = [p for pid, p in latest.items() if pid not in current or _newer(p, current[pid])]
+                if changed:
+                    self._write_in_tx(tx, changed, _UPSERT)
+            top = tx.db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica").fetchone()[0]
+            tx.db.executemany("INSERT OR IGNORE INTO replica VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              [(*r, top + 1 + i) for i, r in enumerate(rows)])
+        return changed
+
+    def replica_writes(self) -> list[tuple[str, int]]:
+        """Every ``(origin, seq)`` held: what a replica's digest is made from, at start."""
+        return [(o, int(q)) for o, q in self._db.execute("SELECT origin, seq FROM replica")]
+
+    def replica_after(self, origin: str, seq: int, limit: int) -> list[ReplicaRow]:
+        """Up to ``limit`` writes of ``origin`` after ``seq``, oldest first."""
+        return [(o, int(q), pid, int(v), by, body) for o, q, pid, v, by, body in self._db.execute(
+            "SELECT origin, seq, pattern_id, version, updated_by, body FROM replica WHERE origin = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?", (origin, seq, limit))]
+
+    def replica_recent(self, since: int, limit: int) -> list[tuple[int, ReplicaRow]]:
+        """The last ``limit`` writes that arrived after arrival number ``since``, as ``(arrival, row)``."""
+        rows = self._db.execute(
+            "SELECT arrival, origin, seq, pattern_id, version, updated_by, body FROM replica WHERE arrival > ?"
+            " ORDER BY arrival DESC LIMIT ?", (since, limit)).fetchall()
+        return [(int(a), (o, int(q), pid, int(v), by, body)) for a, o, q, pid, v, by, body in reversed(rows)]
+
+    def replica_arrivals(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica").fetchone()[0])
+
+    def replica_holds(self, pattern_id: str, version: int, updated_by: str) -> bool:
+        """Whether a write of exactly this version is in the log (own, or a copy received)."""
+        return self._db.execute("SELECT 1 FROM replica WHERE pattern_id = ? AND version = ? AND updated_by = ?"
+                                " LIMIT 1", (pattern_id, version, updated_by)).fetchone() is not None
+
+    def replica_carriers(self, body: str) -> dict[str, int]:
+        """Per origin, the first of its writes that carried a pattern body."""
+        return {o: int(q) for o, q in self._db.execute(
+            "SELECT origin, MIN(seq) FROM replica WHERE body = ? GROUP BY origin", (body,))}
+
+    def replica_with_body(self, body: str) -> str | None:
+        """The id of a pattern some held write carried ``body`` for."""
+        row = self._db.execute("SELECT pattern_id FROM replica WHERE body = ? LIMIT 1", (body,)).fetchone()
+        return None if row is None else str(row[0])
 
     def rowid_of(self, ids: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}

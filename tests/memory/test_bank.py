@@ -1,6 +1,7 @@
 
 import pytest
 
+from swarm.memory.store import SCHEMA_VERSION
 from swarm.memory import (
     CachedBankClient,
     ContextEmbedder,
@@ -86,7 +87,7 @@ def test_export_import_between_banks_and_stats(bank, tmp_path):
     assert report.imported == 2
     stats = other.stats()
     assert stats["patterns"] == 2 and stats["by_kind"] == {"lesson": 1, "strategy": 1}
-    assert stats["index"] == "exact" and stats["schema_version"] == 3 and stats["bytes_on_disk"] > 0
+    assert stats["index"] == "exact" and stats["schema_version"] == SCHEMA_VERSION and stats["bytes_on_disk"] > 0
 
 
 def test_context_vectors_work_end_to_end():
