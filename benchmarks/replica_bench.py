@@ -8,8 +8,8 @@ checkpoint) and patterns; the gossip replica's versions held in memory beside th
 bytes (embedding plus the JSON body of every version held); writes the node published as its own
 that were copies it had received (echoes); and, for the swarm, frames and bytes on the wire, entries
 received and how many of those the receiver already held. Virtual time on the simulated network:
-the figures are deterministic for a seed. This is the reference for the store-as-the-only-replica
-change (issue 14): run it before and after on the same arguments.
+the figures are deterministic for a seed. The README has the figures from before and after the
+store became the only replica.
 """
 
 from __future__ import annotations

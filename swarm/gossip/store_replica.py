@@ -148,8 +148,15 @@ class StoreReplica:
                 continue  # already held
             if isinstance(e.pattern, Revision):
                 pattern = self._rebuild(e.pattern)
-                if pattern is None:  # the sender was wrong (or this node restarted)
-                    self.unresolved += 1
+                if pattern is None:
+                    if self.store.replica_knows(e.pattern.id) and self.store.get(e.pattern.id) is None:
+                        # this node deleted the pattern (consolidation, eviction): the write is taken
+                        # as held and dropped, so the origin's high-water mark moves on
+                        taken.add((e.origin, e.seq))
+                        rows.append((e.origin, e.seq, e.pattern.id, int(e.pattern.fields.get("version", 0)),
+                                     str(e.pattern.fields.get("updated_by", "")), e.pattern.body))
+                        continue
+                    self.unresolved += 1  # the sender was wrong: asked for again
                     continue
                 body = e.pattern.body
             else:

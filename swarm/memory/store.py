@@ -606,6 +606,10 @@ class PatternStore:
         return self._db.execute("SELECT 1 FROM replica WHERE pattern_id = ? AND version = ? AND updated_by = ?"
                                 " LIMIT 1", (pattern_id, version, updated_by)).fetchone() is not None
 
+    def replica_knows(self, pattern_id: str) -> bool:
+        """Whether any held write carried this pattern."""
+        return self._db.execute("SELECT 1 FROM replica WHERE pattern_id = ? LIMIT 1", (pattern_id,)).fetchone() is not None
+
     def replica_carriers(self, body: str) -> dict[str, int]:
         """Per origin, the first of its writes that carried a pattern body."""
         return {o: int(q) for o, q in self._db.execute(
