@@ -4,7 +4,7 @@ Nothing here reads a socket or a clock: :class:`GossipNode` takes ``now`` and by
 frames to send and events. ``swarm.transport`` drives it over a simulated network or QUIC.
 """
 
-from .codec import Entry, FrameReader, Limits, Message, ProtocolError, Revision, Update, decode, encode
+from .codec import Entry, FrameReader, Limits, Message, ProtocolError, Revision, Tombstone, Update, decode, encode
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
 from .node import Contacts, Event, GossipConfig, GossipNode, NodeStats, PatternsReceived
 from .replication import Replica, ReplicaLog
@@ -13,5 +13,5 @@ from .store_replica import StoreReplica
 __all__ = [
     "ALIVE", "DEAD", "LEFT", "SUSPECT", "Contacts", "Entry", "Event", "FrameReader", "GossipConfig", "GossipNode",
     "Limits", "MemberChanged", "Membership", "Message", "NodeStats", "PatternsReceived", "ProtocolError",
-    "Replica", "ReplicaLog", "Revision", "StoreReplica", "Update", "decode", "encode",
+    "Replica", "ReplicaLog", "Revision", "StoreReplica", "Tombstone", "Update", "decode", "encode",
 ]

@@ -23,7 +23,7 @@ from ..memory.models import REVISION_FIELDS, Pattern
 from ..memory.transfer import ImportLimits, pattern_from_record, pattern_to_record, revision_from_record
 
 MAGIC = b"SG"
-VERSION = 2  # 2: entries may be revisions
+VERSION = 3  # 2: entries may be revisions; 3: or tombstones
 HEADER = struct.Struct(">2sBBI")
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
 
@@ -66,13 +66,24 @@ class Revision:
 
 
 @dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A deletion as a replicated write: pattern ``id`` was deleted as of ``version`` by
+    ``updated_by`` (the version its deleter held); a replica deletes its copy if that copy is not
+    newer, and older writes of the pattern do not bring it back."""
+
+    id: str
+    version: int
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One replicated write: the ``seq``-th write by ``origin``, carrying a pattern version
     (a :class:`Revision` only on the wire: replica logs hold whole patterns)."""
 
     origin: str
     seq: int
-    pattern: Pattern | Revision
+    pattern: Pattern | Revision | Tombstone
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,16 @@ class Message:
         return KIND_NAMES[self.kind]
 
 
+def _entry_record(e: Entry) -> list[Any]:
+    """``[origin, seq, pattern]``, ``[origin, seq, revision, body]`` or ``[origin, seq, null, [id, version, by]]``."""
+    p = e.pattern
+    if isinstance(p, Revision):
+        return [e.origin, e.seq, [p.fields[k] for k in _REVISION_KEYS], p.body]
+    if isinstance(p, Tombstone):
+        return [e.origin, e.seq, None, [p.id, p.version, p.updated_by]]
+    return [e.origin, e.seq, pattern_to_record(p)]
+
+
 def encode(msg: Message) -> bytes:
     """One frame for ``msg``."""
     body: dict[str, Any] = {"from": msg.sender}
@@ -112,9 +133,7 @@ def encode(msg: Message) -> bytes:
         if msg.digest is not None:
             body["digest"] = msg.digest
         if msg.entries:
-            body["entries"] = [[e.origin, e.seq, [e.pattern.fields[k] for k in _REVISION_KEYS], e.pattern.body]
-                               if isinstance(e.pattern, Revision) else [e.origin, e.seq, pattern_to_record(e.pattern)]
-                               for e in msg.entries]
+            body["entries"] = [_entry_record(e) for e in msg.entries]
         body["reply"] = msg.reply
     payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     return HEADER.pack(MAGIC, VERSION, msg.kind, len(payload)) + payload
@@ -278,13 +297,20 @@ def _entries(raw: Any, dim: int, name: str, limits: Limits) -> tuple[Entry, ...]
     out = []
     for e in raw:
         if not isinstance(e, list) or len(e) not in (3, 4):
-            raise ProtocolError(f"{name}: an entry must be [origin, seq, pattern] or [origin, seq, revision, body]")
+            raise ProtocolError(f"{name}: an entry must be [origin, seq, pattern], [origin, seq, revision, body] "
+                                "or [origin, seq, null, tombstone]")
         seq = _int(e[1], "seq", name)
         if seq < 1:
             raise ProtocolError(f"{name}: entry sequence numbers start at 1")
-        pattern: Pattern | Revision
+        pattern: Pattern | Revision | Tombstone
         try:
-            if len(e) == 3:
+            if len(e) == 4 and e[2] is None:
+                t = e[3]
+                if (not isinstance(t, list) or len(t) != 3 or not isinstance(t[2], str)
+                        or len(t[2]) > limits.max_id_chars):
+                    raise ProtocolError(f"{name}: a tombstone must be [pattern id, version, updated_by]")
+                pattern = Tombstone(_ident(t[0], "pattern id", name, limits), _int(t[1], "version", name), t[2])
+            elif len(e) == 3:
                 pattern = pattern_from_record(e[2], dim, ImportLimits(), where=f"{name} entry")
             else:
                 if not isinstance(e[3], str) or len(e[3]) != 32 or not all(c in "0123456789abcdef" for c in e[3]):

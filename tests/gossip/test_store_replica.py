@@ -102,3 +102,22 @@ def test_the_store_replica_and_the_memory_replica_agree(tmp_path):
         assert (q.version, q.updated_by, q.uses, q.digest()) == (p.version, p.updated_by, p.uses, p.digest())
     assert on_disk.writes == in_memory.writes == 9
     assert replace(versions[0]).id in on_disk.patterns
+
+
+def test_a_tombstone_crosses_the_wire_and_a_malformed_one_is_refused():
+    import json
+
+    import pytest
+
+    from swarm.gossip import Message, ProtocolError, Tombstone, decode, encode
+    from swarm.gossip.codec import DELTA, HEADER, MAGIC, VERSION
+
+    t = Tombstone("pattern-1", 4, "leader")
+    msg = Message(DELTA, "a", entries=(Entry("a", 7, t),), reply=False)
+    [got] = decode(encode(msg), DIM).entries
+    assert got == Entry("a", 7, t)
+    for bad in ([["a", 7, None, ["pattern-1", -1, "x"]]], [["a", 7, None, ["", 1, "x"]]],
+                [["a", 7, None, ["p", 1]]], [["a", 7, None, "p"]]):
+        payload = json.dumps({"from": "a", "entries": bad, "reply": False}).encode()
+        with pytest.raises(ProtocolError):
+            decode(HEADER.pack(MAGIC, VERSION, DELTA, len(payload)) + payload, DIM)
