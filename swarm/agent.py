@@ -2,9 +2,9 @@
 needs from whoever hosts it (a swarm, or an agent process) and offers to controllers.
 
 Data flow, per trade: market decision -> ``LearningAgent.decide`` (memory retrieval) -> trade ->
-``learn`` (judge, distill, store, record outcomes) -> the store's change feed ->
-``GossipNode.publish`` -> the network -> peers' ``PatternsReceived`` -> ``merge_many`` into their
-stores. Every agent has its own SQLite file.
+``learn`` (judge, distill, store, record outcomes) -> the store's change feed (writes and
+deletions) -> ``GossipNode.publish`` -> the network -> peers' gossip nodes, which apply them to
+their stores (each agent's SQLite file is its gossip replica) and report ``PatternsReceived``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import progress
-from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived, StoreReplica
+from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived
 from .gossip.node import Contacts, Share
 from .kernel import Kernel, TaskGroup
 from .learning.agent import LearningAgent
@@ -166,11 +166,10 @@ class SwarmAgent:
         gcfg = GossipConfig(dim=self.store.dim, fanout=host.config.fanout,
                             gossip_interval=host.config.gossip_interval, space=host.space,
                             **(QUIC_GOSSIP if host.config.transport == "quic" else {}))
-        store = self.store
         self.node = GossipNode(self.id, gcfg, seed=host.config.seed, now=host.kernel.now(),
                                contacts=host.contacts,
                                share=host.share(self.id) if host.share else None, boot=self.boots,
-                               replica=lambda origin: StoreReplica(store, origin))  # the store is the replica
+                               store=self.store)  # the store is the replica
         self.bus = GossipBus(host.kernel, self.node, host.endpoint(self.id), self._on_event)
 
     @property
@@ -189,16 +188,19 @@ class SwarmAgent:
             progress.report(self.cursor // per, len(self.decisions) // per)
 
     def publish(self) -> None:
-        """Hand the store's writes since the last call to the gossip node, as one batch (several
-        updates of one pattern in an episode ship as its latest version). Copies that came from
-        peers are in the store's write log already, so they are never published as this agent's."""
-        changed, self.published = self.store.changed_since(self.published)
-        if changed:
+        """Hand the store's writes and deletions since the last call to the gossip node, as one
+        batch (several updates of one pattern in an episode ship as its latest version). Copies
+        that came from peers are in the store's write log already, and deletions a peer's
+        tombstone caused are not this agent's, so neither is published again."""
+        since = self.published
+        changed, self.published = self.store.changed_since(since)
+        deleted = self.store.deleted_between(since, self.published)
+        if changed or deleted:
             now = self.host.kernel.now()
             for p in changed:
                 self.host.records.record_publication(p.id, self.id, now)
             if self.host.config.sync:
-                self.node.publish(changed, now)
+                self.node.publish(changed, now, deleted)
 
     def _on_event(self, ev: object) -> None:
         if isinstance(ev, PatternsReceived):  # already in the store: it is the node's replica

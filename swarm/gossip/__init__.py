@@ -7,11 +7,10 @@ frames to send and events. ``swarm.transport`` drives it over a simulated networ
 from .codec import Entry, FrameReader, Limits, Message, ProtocolError, Revision, Tombstone, Update, decode, encode
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
 from .node import Contacts, Event, GossipConfig, GossipNode, NodeStats, PatternsReceived
-from .replication import Replica, ReplicaLog
-from .store_replica import StoreReplica
+from .replication import StoreReplica
 
 __all__ = [
     "ALIVE", "DEAD", "LEFT", "SUSPECT", "Contacts", "Entry", "Event", "FrameReader", "GossipConfig", "GossipNode",
     "Limits", "MemberChanged", "Membership", "Message", "NodeStats", "PatternsReceived", "ProtocolError",
-    "Replica", "ReplicaLog", "Revision", "StoreReplica", "Tombstone", "Update", "decode", "encode",
+    "Revision", "StoreReplica", "Tombstone", "Update", "decode", "encode",
 ]

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 from ..memory.models import Pattern
+from ..memory.store import DeletedKey, PatternStore
 from .codec import (
     ACK,
     DELTA,
@@ -46,7 +47,7 @@ from .codec import (
     encode,
 )
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
-from .replication import Replica, ReplicaLog
+from .replication import StoreReplica
 
 #: ``contacts(me, candidates)`` -> the candidates this node may talk to.
 Contacts = Callable[[str, Sequence[str]], Sequence[str]]
@@ -80,6 +81,13 @@ class GossipConfig:
     # every this many seconds, ping one member believed dead (never one that left), telling it so:
     # after a partition both sides think the other dead and would never talk again (0: never)
     reconnect_interval: float = 5.0
+    # how long a deletion's tombstone refuses the deleted pattern's writes (virtual seconds in a
+    # simulation). It must outlast the longest time a member can be out of contact and come back
+    # (partitions, restarts): a replica cut off for longer can bring a deleted pattern back with an
+    # old write. 600 s outlasts every fault the suite injects (the longest: a mesh peer down and
+    # the rest partitioned for 5 episodes = 50 s) and a whole default run (30 episodes = 300 s);
+    # a live tombstone costs one small row (see swarm.gossip.replication)
+    tombstone_ttl: float = 600.0
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -122,6 +130,7 @@ class NodeStats:
     pulls_expired: int = 0  # asks for writes that went unanswered in time (each one doubles the wait)
     revisions_sent: int = 0  # writes sent as statistics over a body the peer holds
     revisions_unresolved: int = 0  # ...received without that body here (dropped; asked for again)
+    tombstones_applied: int = 0  # patterns deleted here because a peer's tombstone said so
 
 
 class GossipNode:
@@ -129,12 +138,12 @@ class GossipNode:
 
     def __init__(self, node_id: str, config: GossipConfig, *, seed: int = 0, now: float = 0.0,
                  contacts: Contacts | None = None, share: Share | None = None, boot: int = 0,
-                 replica: Callable[[str], Replica] | None = None) -> None:
-        """``replica`` makes the replica this node serves for its origin (default: in memory)."""
+                 store: PatternStore | None = None) -> None:
+        """``store`` is the replica this node serves (default: a store in memory)."""
         self.id = node_id
         self.config = config
         self.origin = node_id if boot == 0 else f"{node_id}~{boot}"  # each boot numbers its own writes
-        self.log: Replica = replica(self.origin) if replica is not None else ReplicaLog(self.origin)
+        self.log = StoreReplica(store if store is not None else PatternStore(":memory:", dim=config.dim), self.origin)
         self.membership = Membership(node_id, retransmit=config.retransmit)
         self.contacts = contacts
         self.share = share
@@ -184,9 +193,10 @@ class GossipNode:
             self._send(peer, Message(LEAVE, self.id))
         self.left = True
 
-    def publish(self, patterns: Iterable[Pattern], now: float) -> int:
-        """Local writes to replicate; returns how many changed this node's replica."""
-        return len(self.log.write_many(patterns))
+    def publish(self, patterns: Iterable[Pattern], now: float, deleted: Iterable[DeletedKey] = ()) -> int:
+        """Local writes and deletions (already made in the store) to replicate; returns how many
+        writes this node's replica took as its own."""
+        return len(self.log.write_many(patterns, deleted, now))
 
     def receive(self, data: bytes, now: float, sender: str | None = None) -> None:
         """Handle one frame. Malformed input raises :class:`ProtocolError` and changes nothing."""
@@ -221,6 +231,7 @@ class GossipNode:
         c = self.config
         self._now = now
         if now >= self._next_gossip:
+            self.log.expire(now, c.tombstone_ttl)
             self._gossip_round()
             while self._next_gossip <= now:
                 self._next_gossip += c.gossip_interval
@@ -395,13 +406,17 @@ class GossipNode:
 
     def _missing(self, peer: str, digest: dict[str, int]) -> list[Entry]:
         """What to send ``peer``, whose digest is ``digest``: one batch of the writes it lacks."""
-        out = self.log.missing_for(digest, self.config.max_batch, self._allow(peer), self.config.revisions)
+        sent = self._sent.get(peer, {})
+        out = self.log.missing_for(digest, self.config.max_batch, self._allow(peer), self.config.revisions,
+                                   whole=lambda e: (e.origin, e.seq) in sent)  # a resend goes whole
         self.stats.revisions_sent += sum(isinstance(e.pattern, Revision) for e in out)
         return out
 
     def _accept(self, sender: str, entries: Sequence[Entry]) -> None:
         held, unresolved = self.log.writes, self.log.unresolved
-        changed = self.log.apply(entries)
+        deleted = self.log.deleted
+        changed = self.log.apply(entries, self._now)
+        self.stats.tombstones_applied += self.log.deleted - deleted
         self.stats.entries_received += len(entries)
         self.stats.revisions_unresolved += self.log.unresolved - unresolved
         self.stats.entries_duplicate += len(entries) - (self.log.writes - held) - (self.log.unresolved - unresolved)

@@ -1,185 +1,255 @@
-"""Anti-entropy state: per-origin write logs, compact digests, and the deltas a peer lacks.
+"""Anti-entropy state: the store is the replica. Per-origin write logs, compact digests, the
+deltas a peer lacks, and deletions as tombstones.
 
-Every write a node makes (a new pattern, or a new version of one) gets the next sequence number of
-that node, its *origin*. A node's digest is, per origin, the highest sequence number up to which it
-holds every write (a high-water mark), so a digest costs one integer per origin however many
-patterns there are. Given a peer's digest, :meth:`ReplicaLog.missing_for` lists what the peer
-lacks. A write whose body (all but the outcome statistics) the peer's digest shows it already
-holds, from an earlier write of that pattern, goes as a :class:`~.codec.Revision`, and
-:meth:`ReplicaLog.apply` rebuilds the pattern from the body it holds. Concurrent versions of one
-pattern resolve by :func:`swarm.memory.models.merge`, a total order, so replicas that saw the same
-writes agree whatever order they arrived in.
+Every write a node makes (a new pattern, a new version of one, or a deletion) gets the next
+sequence number of that node, its *origin*, and a row in the store's write log (origin and
+sequence columns, see :class:`~swarm.memory.store.PatternStore`). A node's digest is, per origin,
+the highest sequence number up to which it holds every write (a high-water mark), so a digest costs
+one integer per origin however many patterns there are. Given a peer's digest,
+:meth:`StoreReplica.missing_for` lists what the peer lacks.
+
+One copy of every pattern, in the store: a write is served with its pattern's *current* version,
+not the version it first carried. Versions resolve by :func:`~swarm.memory.models.merge`, a total
+order, so a peer that receives the newest version under an older write ends where it would have
+after receiving both. A write whose body (all but the outcome statistics) the peer's digest shows
+it already holds goes as a :class:`~.codec.Revision`.
+
+Deletions travel as :class:`~.codec.Tombstone` writes, and the deletion wins: a replica that takes
+a tombstone deletes its copy whatever its version and refuses the pattern's writes for
+:attr:`~.node.GossipConfig.tombstone_ttl` seconds (virtual time in a simulation). A write of a
+pattern that is deleted here is served as a tombstone, so a deletion reaches every peer that
+lacks any write of it, even after the tombstone has expired. Expiry only ends the refusal: a
+replica cut off from its peers for longer than the TTL can bring a deleted pattern back with an
+old write, as in every tombstone scheme (Cassandra's ``gc_grace_seconds``).
+
+The high-water marks are kept in memory (integers, rebuilt from the log when the store opens).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Protocol
 
-from ..memory.models import Pattern, merge
+from ..memory.models import Pattern
+from ..memory.store import DeletedKey, PatternStore, ReplicaRow
 from ..memory.transfer import revision_to_record
-from .codec import Entry, Revision
+from .codec import Entry, Revision, Tombstone
+
+TOMBSTONE_BODY = ""  # the body column of a deletion's row in the write log
 
 
-class Replica(Protocol):
-    """What a gossip node needs of the replica it serves: numbered writes, high-water-mark
-    digests, the writes a digest lacks, and applying a peer's writes. :class:`ReplicaLog` keeps
-    it in memory; :class:`~.store_replica.StoreReplica` in the agent's own store."""
+class StoreReplica:
+    """A node's replica, held in its store; nothing beside the store but the high-water marks."""
 
-    unresolved: int
-    arrivals: int
-
-    def __len__(self) -> int: ...
-    @property
-    def writes(self) -> int: ...
-    @property
-    def patterns(self) -> dict[str, Pattern]: ...
-    def write_many(self, patterns: Iterable[Pattern]) -> list[Entry]: ...
-    def restore_own_sequence(self, seq: int) -> None: ...
-    def digest(self) -> dict[str, int]: ...
-    def lacks(self, digest: Mapping[str, int]) -> bool: ...
-    def missing_for(self, digest: Mapping[str, int], limit: int,
-                    allow: Callable[[Entry], bool] | None = None, revisions: bool = True) -> list[Entry]: ...
-    def recent(self, n: int, since: int = 0) -> list[Entry]: ...
-    def apply(self, entries: Iterable[Entry]) -> list[Pattern]: ...
-
-
-class ReplicaLog:
-    """The replicated writes one node holds, and the merged current copy of every pattern."""
-
-    def __init__(self, node_id: str, recent: int = 64) -> None:
+    def __init__(self, store: PatternStore, node_id: str) -> None:
+        self.store = store
         self.node_id = node_id
-        self.patterns: dict[str, Pattern] = {}
-        self._log: dict[str, dict[int, tuple[Pattern, str]]] = {}  # origin -> seq -> (pattern, body digest)
-        self._bodies: dict[str, Pattern] = {}  # body digest -> a held pattern with that body
-        self._carriers: dict[str, dict[str, int]] = {}  # body digest -> origin -> its first write carrying it
-        self.unresolved = 0  # revisions whose body this log did not hold (dropped: asked for again)
+        self.unresolved = 0  # revisions whose body this store did not hold (dropped: asked for again)
+        self.deleted = 0  # patterns deleted here by peers' tombstones
         self._hwm: dict[str, int] = {}
-        self._above: dict[str, set[int]] = {}  # sequence numbers held above the high-water mark
-        self._own = 0
-        self.arrivals = 0  # entries stored so far; marks "what is new since" for pushing
-        self._recent: deque[tuple[int, Entry]] = deque(maxlen=recent)
+        self._above: dict[str, set[int]] = {}
+        self._count = 0
+        for origin, seq in sorted(store.replica_writes()):
+            self._mark(origin, seq)
+        self._own = max([self._hwm.get(node_id, 0), *self._above.get(node_id, ())])
+        self.arrivals = store.replica_arrivals()
+        self._oldest_tombstone = store.replica_oldest_tombstone()
+
+    # ---- what the node reads ----
 
     def __len__(self) -> int:
-        return len(self.patterns)
-
-    def versions(self) -> list[tuple[str, Pattern]]:
-        """Every write held, as ``(origin, the version it carried)``: the copies kept beside the store."""
-        return [(origin, p) for origin, log in self._log.items() for p, _ in log.values()]
+        return len(self.store)
 
     @property
     def writes(self) -> int:
-        """Entries held, over all origins."""
-        return sum(len(v) for v in self._log.values())
+        """Writes held, over all origins."""
+        return self._count
 
-    def write(self, pattern: Pattern) -> Entry | None:
-        """A local write; None when it changes nothing (an older or identical copy)."""
-        cur = self.patterns.get(pattern.id)
-        if cur is not None and merge(cur, pattern) is cur:
-            return None
-        self._own += 1
-        entry = Entry(self.node_id, self._own, pattern)
-        self._store(entry)
-        return entry
-
-    def write_many(self, patterns: Iterable[Pattern]) -> list[Entry]:
-        """:meth:`write` for each pattern; the writes that changed something."""
-        return [e for e in (self.write(p) for p in patterns) if e is not None]
-
-    def restore_own_sequence(self, seq: int) -> None:
-        """After a restart: continue numbering own writes after ``seq`` (learned from peers)."""
-        self._own = max(self._own, seq)
+    @property
+    def patterns(self) -> dict[str, Pattern]:
+        """The current version of every pattern (read from the store: a view, not a copy kept)."""
+        return {p.id: p for p in self.store.iter_patterns()}
 
     def digest(self) -> dict[str, int]:
         return dict(self._hwm)
 
     def lacks(self, digest: Mapping[str, int]) -> bool:
-        """Whether a peer with ``digest`` holds writes this log does not."""
+        """Whether a peer with ``digest`` holds writes this replica does not."""
         return any(seq > self._hwm.get(origin, 0) for origin, seq in digest.items())
 
     def missing_for(self, digest: Mapping[str, int], limit: int,
-                    allow: Callable[[Entry], bool] | None = None, revisions: bool = True) -> list[Entry]:
+                    allow: Callable[[Entry], bool] | None = None, revisions: bool = True,
+                    whole: Callable[[Entry], bool] | None = None) -> list[Entry]:
         """Writes a peer with ``digest`` lacks (and ``allow`` lets it have), oldest first per
-        origin, at most ``limit``. With ``revisions``, a write whose body the peer holds (its
-        digest covers a write that carried it) or gets earlier in this batch goes as a Revision."""
+        origin, at most ``limit``: each with its pattern's current version, as a Revision when the
+        peer seems to hold the body (its digest covers a write that carried it, or it gets one
+        earlier in this batch) unless ``whole`` says otherwise, or as a tombstone when the pattern
+        is deleted here.
+
+        "Seems": a write is served with the server's current version, so a peer may hold a write
+        under another version than the one this store logged, and lack the body. It then drops the
+        revision; the node passes ``whole`` true for writes it sends a peer again, so the next
+        attempt carries the whole pattern and anti-entropy cannot stall on it."""
         out: list[Entry] = []
         sent_bodies: set[str] = set()
-        for origin in sorted(self._log):
+        for origin in sorted(set(self._hwm) | set(self._above)):
             have = digest.get(origin, 0)
-            log = self._log[origin]
             if self._hwm.get(origin, 0) <= have and not self._above.get(origin):
                 continue
-            for seq in sorted(s for s in log if s > have):
-                pattern, body = log[seq]
-                entry = Entry(origin, seq, pattern)
+            rows = self.store.replica_after(origin, have, limit - len(out))
+            current = self.store.get_many(list({r[2] for r in rows}))
+            for _, seq, pid, version, by, _ in rows:
+                pattern = current.get(pid)
+                entry = Entry(origin, seq, pattern if pattern is not None else Tombstone(pid, version, by))
+                as_whole = whole is not None and whole(entry)
                 if allow is not None and not allow(entry):
                     continue
-                if revisions and (body in sent_bodies or self._holds(digest, body)):
-                    entry = Entry(origin, seq, Revision(body, revision_to_record(pattern)))
-                sent_bodies.add(body)
+                if pattern is not None:
+                    body = pattern.body_digest()
+                    if revisions and not as_whole and (body in sent_bodies or self._holds(digest, body)):
+                        entry = Entry(origin, seq, Revision(body, revision_to_record(pattern)))
+                    sent_bodies.add(body)
                 out.append(entry)
                 if len(out) >= limit:
                     return out
         return out
 
     def _holds(self, digest: Mapping[str, int], body: str) -> bool:
-        """Whether a peer with ``digest`` holds a write carrying ``body`` (so holds the body: a
-        log keeps every write it took, and takes a revision only over a body it holds)."""
-        return any(digest.get(origin, 0) >= seq for origin, seq in self._carriers.get(body, {}).items())
+        return any(digest.get(origin, 0) >= seq for origin, seq in self.store.replica_carriers(body).items())
 
     def recent(self, n: int, since: int = 0) -> list[Entry]:
-        """Up to the last ``n`` writes this node learned of (local or not) after arrival number
-        ``since``, to push with a digest."""
+        """Up to the last ``n`` writes this node learned of after arrival number ``since``."""
         if n <= 0:
             return []
-        return [e for no, e in list(self._recent)[-n:] if no > since]
+        rows = self.store.replica_recent(since, n)
+        current = self.store.get_many(list({r[2] for _, r in rows}))
+        return [Entry(o, q, current[pid] if pid in current else Tombstone(pid, v, by))
+                for _, (o, q, pid, v, by, _) in rows]
 
-    def apply(self, entries: Iterable[Entry]) -> list[Pattern]:
-        """Take writes from a peer; return the patterns whose current copy changed."""
-        changed: dict[str, Pattern] = {}
+    # ---- what the node writes ----
+
+    def write(self, pattern: Pattern) -> Entry | None:
+        """A local write; None when the store's log already holds this version (an own earlier
+        write, or a copy received from a peer: it is never published again as this node's)."""
+        entries = self.write_many([pattern])
+        return entries[0] if entries else None
+
+    def write_many(self, patterns: Iterable[Pattern], deleted: Iterable[DeletedKey] = (),
+                   now: float = 0.0) -> list[Entry]:
+        """Local writes and deletions, numbered as this node's, in one transaction. The store takes
+        a pattern not yet in it (or newer than its copy); a deletion is one the store made already,
+        and starts a tombstone recorded at ``now``."""
+        rows: list[ReplicaRow] = []
+        out: list[Entry] = []
+        seen: set[tuple[str, int, str]] = set()
+        for p in patterns:
+            key = (p.id, p.version, p.updated_by)
+            if key in seen or self.store.replica_holds(*key):
+                continue
+            seen.add(key)
+            self._own += 1
+            rows.append((self.node_id, self._own, p.id, p.version, p.updated_by, p.body_digest()))
+            out.append(Entry(self.node_id, self._own, p))
+        written = [e.pattern for e in out if isinstance(e.pattern, Pattern)]
+        tombstones = list(deleted)
+        for pid, version, by in tombstones:
+            self._own += 1
+            rows.append((self.node_id, self._own, pid, version, by, TOMBSTONE_BODY))
+            out.append(Entry(self.node_id, self._own, Tombstone(pid, version, by)))
+        if rows:
+            self.store.replica_log(rows, written, tombstones, now)
+            self._took(rows, tombstones, now)
+        return out
+
+    def restore_own_sequence(self, seq: int) -> None:
+        """After a restart: continue numbering own writes after ``seq`` (learned from peers)."""
+        self._own = max(self._own, seq)
+
+    def apply(self, entries: Iterable[Entry], now: float = 0.0) -> list[Pattern]:
+        """Take writes from a peer; return the patterns whose current version changed."""
+        rows: list[ReplicaRow] = []
+        incoming: list[Pattern] = []
+        tombstones: list[DeletedKey] = []
+        taken: set[tuple[str, int]] = set()
+        bodies: dict[str, Pattern] = {}  # body digest -> a pattern earlier in this batch with that body
         for e in entries:
-            if e.seq <= self._hwm.get(e.origin, 0) or e.seq in self._above.get(e.origin, ()):
+            if (e.seq <= self._hwm.get(e.origin, 0) or e.seq in self._above.get(e.origin, ())
+                    or (e.origin, e.seq) in taken):
                 continue  # already held
-            if isinstance(e.pattern, Revision):
-                base = self._bodies.get(e.pattern.body)
-                if base is None or base.id != e.pattern.id:  # the sender was wrong (or this node restarted)
-                    self.unresolved += 1
+            p = e.pattern
+            if isinstance(p, Tombstone):
+                row: ReplicaRow = (e.origin, e.seq, p.id, p.version, p.updated_by, TOMBSTONE_BODY)
+                tombstones.append((p.id, p.version, p.updated_by))
+            elif isinstance(p, Revision):
+                pattern = self._rebuild(p, bodies.get(p.body))
+                version, by = int(p.fields.get("version", 0)), str(p.fields.get("updated_by", ""))
+                if pattern is not None:
+                    incoming.append(pattern)
+                    bodies.setdefault(p.body, pattern)
+                elif not self._superseded(p.id, version, by):
+                    self.unresolved += 1  # the sender was wrong: asked for again
                     continue
-                fields = {k: v for k, v in e.pattern.fields.items() if k != "id"}
-                body: str | None = e.pattern.body
-                e = Entry(e.origin, e.seq, replace(base, **fields))
+                row = (e.origin, e.seq, p.id, version, by, p.body)
             else:
-                body = None
+                incoming.append(p)
+                row = (e.origin, e.seq, p.id, p.version, p.updated_by, p.body_digest())
+                bodies.setdefault(row[5], p)
             if e.origin == self.node_id:
                 self._own = max(self._own, e.seq)  # our own writes from before a restart
-            before = self.patterns.get(e.pattern.id)
-            self._store(e, body)
-            after = self.patterns[e.pattern.id]
-            if after is not before:
-                changed[after.id] = after
-        return list(changed.values())
+            taken.add((e.origin, e.seq))
+            rows.append(row)
+        if not rows:
+            return []
+        changed, deleted = self.store.replica_log(rows, incoming, tombstones, now)
+        self.deleted += len(deleted)
+        self._took(rows, tombstones, now)
+        return changed
 
-    def _store(self, e: Entry, body: str | None = None) -> None:
-        """Keep a write; ``body`` is its pattern's body digest when already known."""
-        assert isinstance(e.pattern, Pattern)  # revisions are rebuilt before they are stored
-        body = body or e.pattern.body_digest()
-        self._log.setdefault(e.origin, {})[e.seq] = (e.pattern, body)
-        self._bodies.setdefault(body, e.pattern)
-        carriers = self._carriers.setdefault(body, {})
-        carriers[e.origin] = min(carriers.get(e.origin, e.seq), e.seq)
-        hwm = self._hwm.get(e.origin, 0)
-        above = self._above.setdefault(e.origin, set())
-        if e.seq == hwm + 1:
+    def _superseded(self, pid: str, version: int, by: str) -> bool:
+        """Whether a version of ``pid`` whose body is not held here would change nothing: the
+        copy here is newer (its body changed since, say by a consolidation here), or the pattern
+        was deleted here (the deletion wins). Such a write is held (the origin's high-water mark
+        moves on) and applies nothing."""
+        current = self.store.get(pid)
+        if current is None:
+            return self.store.replica_knows(pid)
+        return (current.version, current.updated_by) > (version, by)
+
+    def expire(self, now: float, ttl: float) -> int:
+        """End the tombstones older than ``ttl`` at ``now``; returns how many ended."""
+        if self._oldest_tombstone is None or self._oldest_tombstone >= now - ttl:
+            return 0
+        n = self.store.replica_expire(now - ttl)
+        self._oldest_tombstone = self.store.replica_oldest_tombstone()
+        return n
+
+    def _rebuild(self, revision: Revision, earlier: Pattern | None) -> Pattern | None:
+        """The pattern a revision describes, over a body this store holds or an ``earlier`` entry
+        of the same batch carried (None if neither)."""
+        pid = revision.id
+        base = earlier if earlier is not None and earlier.id == pid else self.store.get(pid) if pid else None
+        if base is None or base.body_digest() != revision.body:
+            return None
+        return replace(base, **{k: v for k, v in revision.fields.items() if k != "id"})
+
+    def _took(self, rows: list[ReplicaRow], tombstones: list[DeletedKey], now: float) -> None:
+        """Account for rows just logged."""
+        for r in rows:
+            self._mark(r[0], r[1])
+        self.arrivals += len(rows)
+        if tombstones and self._oldest_tombstone is None:
+            self._oldest_tombstone = now
+
+    def _mark(self, origin: str, seq: int) -> None:
+        """Count a held write and move the origin's high-water mark."""
+        self._count += 1
+        hwm = self._hwm.get(origin, 0)
+        above = self._above.setdefault(origin, set())
+        if seq == hwm + 1:
             hwm += 1
             while hwm + 1 in above:
                 hwm += 1
                 above.discard(hwm)
-            self._hwm[e.origin] = hwm
+            self._hwm[origin] = hwm
         else:
-            above.add(e.seq)
-        cur = self.patterns.get(e.pattern.id)
-        self.patterns[e.pattern.id] = e.pattern if cur is None else merge(cur, e.pattern)
-        self.arrivals += 1
-        self._recent.append((self.arrivals, e))
+            above.add(seq)

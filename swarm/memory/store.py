@@ -41,8 +41,11 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
-#: One replicated write: ``(origin, seq, pattern id, version, updated_by, body digest)``.
+#: One replicated write: ``(origin, seq, pattern id, version, updated_by, body digest)``; the body
+#: is empty for a deletion (a tombstone).
 ReplicaRow = tuple[str, int, str, int, str, str]
+#: A deletion: ``(pattern id, version, updated_by)`` of the copy removed.
+DeletedKey = tuple[str, int, str]
 
 
 def _migrate_1(db: sqlite3.Connection) -> None:
@@ -109,7 +112,10 @@ def _migrate_3(db: sqlite3.Connection) -> None:
 def _migrate_4(db: sqlite3.Connection) -> None:
     """v4: the replicated write log. One row per write the store holds, by the writer's ``origin``
     and sequence number (gossip's anti-entropy runs over these columns); the payload is the
-    pattern's current version in ``patterns``, so no version is kept twice."""
+    pattern's current version in ``patterns``, so no version is kept twice. A deletion is a write
+    too: a row with an empty ``body`` (a tombstone), and a ``tombstones`` row that refuses the
+    pattern's writes until it expires. Deletions log the version they removed and whether a
+    peer's tombstone caused them (those are not published again as this store's)."""
     db.execute(
         """CREATE TABLE replica (
             origin TEXT NOT NULL, seq INTEGER NOT NULL, pattern_id TEXT NOT NULL,
@@ -120,6 +126,12 @@ def _migrate_4(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX replica_version ON replica (pattern_id, version, updated_by)")
     db.execute("CREATE INDEX replica_body ON replica (body)")
     db.execute("CREATE INDEX replica_arrival ON replica (arrival)")
+    db.execute("CREATE TABLE tombstones (pattern_id TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+               " updated_by TEXT NOT NULL, at REAL NOT NULL) WITHOUT ROWID")
+    db.execute("CREATE INDEX tombstones_at ON tombstones (at)")
+    db.execute("ALTER TABLE deleted ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE deleted ADD COLUMN updated_by TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE deleted ADD COLUMN remote INTEGER NOT NULL DEFAULT 0")
 
 
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3,
@@ -455,13 +467,16 @@ class PatternStore:
         with self._tx() as tx:
             return self._delete_in_tx(tx, ids)
 
-    def _delete_in_tx(self, tx: PatternStore._Tx, ids: Sequence[str]) -> int:
+    def _delete_in_tx(self, tx: PatternStore._Tx, ids: Sequence[str], remote: bool = False) -> int:
         seq = tx.next_seq()
-        rows: list[tuple[int, str]] = []
+        rows: list[tuple[int, str, int, str]] = []
         for chunk, marks in _id_chunks(ids):
-            rows += tx.db.execute(f"SELECT rowid, id FROM patterns WHERE id IN ({marks})", chunk).fetchall()
+            rows += tx.db.execute(f"SELECT rowid, id, version, updated_by FROM patterns WHERE id IN ({marks})",
+                                  chunk).fetchall()
             tx.db.execute(f"DELETE FROM patterns WHERE id IN ({marks})", chunk)
-        tx.db.executemany("INSERT INTO deleted VALUES (?, ?, ?)", [(pid, rowid, seq) for rowid, pid in rows])
+        tx.db.executemany("INSERT INTO deleted (pattern_id, prow, seq, version, updated_by, remote)"
+                          " VALUES (?, ?, ?, ?, ?, ?)",
+                          [(pid, rowid, seq, v, by, int(remote)) for rowid, pid, v, by in rows])
         tx.on_commit.append(lambda: self._vindex.remove([r[0] for r in rows]))
         return len(rows)
 
@@ -560,17 +575,39 @@ class PatternStore:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE seq > ? ORDER BY seq, rowid", (seq,)).fetchall()
         return [_decode(r) for r in rows], self.sequence
 
+    def deleted_between(self, after: int, upto: int) -> list[DeletedKey]:
+        """This store's own deletions (not those a peer's tombstone caused) with change numbers in
+        ``(after, upto]``, oldest first: the deletions a replicator ships beside :meth:`changed_since`."""
+        return [(pid, int(v), by) for pid, v, by in self._db.execute(
+            "SELECT pattern_id, version, updated_by FROM deleted WHERE seq > ? AND seq <= ? AND remote = 0"
+            " ORDER BY seq, rowid", (after, upto))]
+
     # ---- the replicated write log (read and written by gossip: swarm.gossip.StoreReplica) ----
 
-    def replica_log(self, rows: Sequence[ReplicaRow], merge_in: Sequence[Pattern] = ()) -> list[Pattern]:
-        """In one transaction: merge ``merge_in`` (copies from peers) by the memory's total order,
-        and record the writes in ``rows`` (already held ones are ignored). Returns the patterns
-        whose current version changed."""
-        latest: dict[str, Pattern] = {}
-        for p in merge_in:
-            latest[p.id] = merge(latest[p.id], p) if p.id in latest else p
+    def replica_log(self, rows: Sequence[ReplicaRow], merge_in: Sequence[Pattern] = (),
+                    tombstones: Sequence[DeletedKey] = (), now: float = 0.0) -> tuple[list[Pattern], list[str]]:
+        """In one transaction: apply ``tombstones`` (delete each pattern whatever its version, and
+        refuse its writes until the tombstone expires), merge ``merge_in`` (copies from peers) by
+        the memory's total order except patterns under a tombstone, and record the writes in
+        ``rows`` (already held ones are ignored). Returns the patterns whose current version
+        changed and the ids deleted."""
+        deleted: list[str] = []
         changed: list[Pattern] = []
         with self._tx() as tx:
+            if tombstones:
+                ids = list(dict.fromkeys(t[0] for t in tombstones))
+                deleted = list(self.rowid_of(ids))
+                if deleted:
+                    self._delete_in_tx(tx, deleted, remote=True)
+                tx.db.executemany(
+                    "INSERT INTO tombstones VALUES (?, ?, ?, ?) ON CONFLICT (pattern_id) DO UPDATE SET"
+                    " version = max(version, excluded.version), at = max(at, excluded.at)",
+                    [(pid, v, by, now) for pid, v, by in tombstones])
+            guarded = self.replica_guarded([p.id for p in merge_in])
+            latest: dict[str, Pattern] = {}
+            for p in merge_in:
+                if p.id not in guarded:
+                    latest[p.id] = merge(latest[p.id], p) if p.id in latest else p
             if latest:
                 current = self.get_many(list(latest))
                 changed = [p for pid, p in latest.items() if pid not in current or _newer(p, current[pid])]
@@ -579,7 +616,26 @@ class PatternStore:
             top = tx.db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica").fetchone()[0]
             tx.db.executemany("INSERT OR IGNORE INTO replica VALUES (?, ?, ?, ?, ?, ?, ?)",
                               [(*r, top + 1 + i) for i, r in enumerate(rows)])
-        return changed
+        return changed, deleted
+
+    def replica_guarded(self, ids: Sequence[str]) -> set[str]:
+        """Which of these patterns are under a live tombstone (deleted; their writes refused)."""
+        out: set[str] = set()
+        for chunk, marks in _id_chunks(list(ids)):
+            out.update(r[0] for r in self._db.execute(
+                f"SELECT pattern_id FROM tombstones WHERE pattern_id IN ({marks})", chunk))
+        return out
+
+    def replica_oldest_tombstone(self) -> float | None:
+        """When the oldest live tombstone was recorded (None: there is none)."""
+        row = self._db.execute("SELECT MIN(at) FROM tombstones").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def replica_expire(self, before: float) -> int:
+        """Drop the tombstones recorded before ``before``: their patterns' writes are taken again.
+        Returns how many expired."""
+        with self._tx() as tx:
+            return int(tx.db.execute("DELETE FROM tombstones WHERE at < ?", (before,)).rowcount)
 
     def replica_writes(self) -> list[tuple[str, int]]:
         """Every ``(origin, seq)`` held: what a replica's digest is made from, at start."""
@@ -614,11 +670,6 @@ class PatternStore:
         """Per origin, the first of its writes that carried a pattern body."""
         return {o: int(q) for o, q in self._db.execute(
             "SELECT origin, MIN(seq) FROM replica WHERE body = ? GROUP BY origin", (body,))}
-
-    def replica_with_body(self, body: str) -> str | None:
-        """The id of a pattern some held write carried ``body`` for."""
-        row = self._db.execute("SELECT pattern_id FROM replica WHERE body = ? LIMIT 1", (body,)).fetchone()
-        return None if row is None else str(row[0])
 
     def rowid_of(self, ids: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}

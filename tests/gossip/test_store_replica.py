@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from swarm.gossip import GossipConfig, GossipNode, ReplicaLog, StoreReplica
+from swarm.gossip import GossipConfig, GossipNode, StoreReplica, Tombstone
 from swarm.gossip.codec import Entry, Revision
 from swarm.memory.models import apply_outcome
 from swarm.memory.store import PatternStore
@@ -13,8 +14,23 @@ from swarm.memory.transfer import revision_to_record
 from .test_protocol import DIM, Net, pattern
 
 
-def node(name: str, store: PatternStore) -> GossipNode:
-    return GossipNode(name, GossipConfig(dim=DIM, fanout=2), seed=1, replica=lambda origin: StoreReplica(store, origin))
+def node(name: str, store: PatternStore, **cfg: float) -> GossipNode:
+    return GossipNode(name, GossipConfig(dim=DIM, fanout=2, **cfg), seed=1, store=store)
+
+
+def pair(tmp_path, *names: str, **cfg: float) -> tuple[Net, dict[str, PatternStore]]:
+    stores = {n: PatternStore(tmp_path / f"{n}.db", dim=DIM) for n in names}
+    net = Net({n: node(n, s, **cfg) for n, s in stores.items()})
+    for n in net.nodes.values():
+        n.bootstrap(list(names), 0.0)
+    return net, stores
+
+
+def publish(net: Net, name: str, store: PatternStore, since: int = 0) -> int:
+    """What an agent does at an episode's end: its store's writes and deletions since ``since``."""
+    changed, upto = store.changed_since(since)
+    net.nodes[name].publish(changed, net.now, store.deleted_between(since, upto))
+    return upto
 
 
 def test_writes_replicate_between_stores_and_survive_a_reopen(tmp_path):
@@ -28,7 +44,6 @@ def test_writes_replicate_between_stores_and_survive_a_reopen(tmp_path):
     net.run(5.0)
     assert {p.id for p in b.iter_patterns()} == {p.id for p in mine}  # straight into b's store
     assert net.nodes["b"].digest() == net.nodes["a"].digest() == {"a": 20}
-    assert net.nodes["b"].log.versions() == []  # nothing kept in memory beside the store
     b.close()
     reopened = PatternStore(tmp_path / "b.db", dim=DIM)
     assert StoreReplica(reopened, "b").digest() == {"a": 20}  # a restart keeps the replica
@@ -84,24 +99,102 @@ def test_revisions_resolve_over_a_held_body_and_count_when_they_cannot(tmp_path)
     assert r.digest() == {"a": 2}  # the unresolved write is asked for again
 
 
-def test_the_store_replica_and_the_memory_replica_agree(tmp_path):
-    """The same writes and deliveries leave both replicas with the same digest and patterns."""
-    store = PatternStore(tmp_path / "s.db", dim=DIM)
-    on_disk, in_memory = StoreReplica(store, "n"), ReplicaLog("n")
-    versions = [pattern(i, origin="o") for i in range(6)]
-    versions += [apply_outcome(versions[0], i % 2 == 0, 0.01 * i, float(i), by="o") for i in range(1, 4)]
-    entries = [Entry("o", i + 1, p) for i, p in enumerate(versions)]
-    order = [entries[i] for i in (3, 0, 8, 1, 2, 5, 4, 7, 6)]  # out of order, newest first for one id
-    for batch in (order[:4], order[4:], order[2:6]):  # with repeats
-        on_disk.apply(batch)
-        in_memory.apply(batch)
-    assert on_disk.digest() == in_memory.digest() == {"o": 9}
-    assert on_disk.patterns.keys() == in_memory.patterns.keys()
-    for pid, p in in_memory.patterns.items():
-        q = on_disk.patterns[pid]
-        assert (q.version, q.updated_by, q.uses, q.digest()) == (p.version, p.updated_by, p.uses, p.digest())
-    assert on_disk.writes == in_memory.writes == 9
-    assert replace(versions[0]).id in on_disk.patterns
+def test_a_deletion_travels_as_a_tombstone_and_old_writes_do_not_bring_it_back(tmp_path):
+    net, st_ = pair(tmp_path, "a", "b")
+    a, b = st_["a"], st_["b"]
+    kept, gone = pattern(1), pattern(2)
+    a.put_many([kept, gone])
+    seen = publish(net, "a", a)
+    net.run(3.0)
+    assert {p.id for p in b.iter_patterns()} == {kept.id, gone.id}
+    a.delete_many([gone.id])  # the author consolidates it away
+    publish(net, "a", a, seen)
+    net.run(6.0)
+    assert {p.id for p in b.iter_patterns()} == {kept.id}  # the peer no longer serves it
+    assert net.nodes["b"].stats.tombstones_applied == 1
+    assert net.nodes["a"].digest() == net.nodes["b"].digest() == {"a": 3}
+    assert b.deleted_between(0, b.sequence) == []  # b deleted on a's word: nothing of b's to publish
+    # a straggler's copy of the old version (a write of c's, arriving late) is refused
+    late = apply_outcome(gone, True, 0.01, 7.0, by="c")
+    assert net.nodes["b"].log.apply([Entry("c", 1, late)], 7.0) == [] and b.get(gone.id) is None
+    assert net.nodes["b"].digest()["c"] == 1  # ...but held: anti-entropy moves on
+
+
+def test_a_deleted_patterns_writes_reach_a_newcomer_as_tombstones(tmp_path):
+    """A peer that missed a pattern altogether learns its deletion from anyone who holds its writes,
+    and the digests converge (no write is left that nobody can serve)."""
+    store = PatternStore(tmp_path / "b.db", dim=DIM)
+    b = StoreReplica(store, "b")
+    p1 = pattern(1)
+    b.apply([Entry("a", 1, p1), Entry("a", 2, apply_outcome(p1, True, 0.02, 1.0, by="a"))], 1.0)
+    b.apply([Entry("a", 3, Tombstone(p1.id, 2, "a"))], 2.0)
+    assert store.get(p1.id) is None
+    sent = b.missing_for({}, 10)
+    assert [e.pattern for e in sent] == [Tombstone(p1.id, 1, ""), Tombstone(p1.id, 2, "a"), Tombstone(p1.id, 2, "a")]
+    newcomer = StoreReplica(PatternStore(":memory:", dim=DIM), "c")
+    assert newcomer.apply(sent, 3.0) == []
+    assert newcomer.digest() == b.digest() == {"a": 3} and len(newcomer) == 0
+
+
+def test_a_revision_over_a_body_deleted_here_is_held_not_asked_for_forever(tmp_path):
+    store = PatternStore(tmp_path / "b.db", dim=DIM)
+    b = StoreReplica(store, "b")
+    p1 = pattern(1)
+    b.apply([Entry("a", 1, p1)], 1.0)
+    store.delete_many([p1.id])
+    b.write_many([], store.deleted_between(0, store.sequence), 2.0)
+    newer = apply_outcome(p1, True, 0.02, 3.0, by="a")  # a kept using it meanwhile
+    assert b.apply([Entry("a", 2, Revision(p1.body_digest(), revision_to_record(newer)))], 3.0) == []
+    assert b.unresolved == 0 and b.digest() == {"a": 2, "b": 1} and store.get(p1.id) is None
+
+
+def test_a_tombstone_expires_after_its_ttl(tmp_path):
+    net, st_ = pair(tmp_path, "a", "b", tombstone_ttl=5.0)
+    a, b = st_["a"], st_["b"]
+    p1 = pattern(1)
+    a.put_many([p1])
+    seen = publish(net, "a", a)
+    net.run(2.0)
+    a.delete_many([p1.id])
+    publish(net, "a", a, seen)
+    net.run(4.0)
+    assert b.replica_guarded([p1.id]) == {p1.id}
+    net.run(4.0 + 5.0 + 1.5)  # past the TTL, at a gossip round
+    assert b.replica_guarded([p1.id]) == set() and a.replica_guarded([p1.id]) == set()
+    # expired: an old write is taken again (why the TTL must outlast any partition)
+    assert [p.id for p in net.nodes["b"].log.apply([Entry("c", 1, p1)], net.now)] == [p1.id]
+
+
+writes = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["put", "use", "delete"])), min_size=1, max_size=14)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=writes, order=st.randoms(use_true_random=False), cut=st.integers(0, 14))
+def test_replicas_that_took_the_same_writes_agree_whatever_the_order(ops, order, cut):
+    """Two replicas given one origin's writes (puts, new versions, deletions) in different orders
+    and batches end with the same digest and the same patterns at the same versions."""
+    current: dict[int, object] = {}
+    entries: list[Entry] = []
+    for i, op in ops:
+        p = current.get(i)
+        if op == "delete":
+            if p is None:
+                continue
+            entries.append(Entry("o", len(entries) + 1, Tombstone(p.id, p.version, p.updated_by)))
+            current.pop(i)
+            continue
+        p = pattern(i, "o") if p is None else apply_outcome(p, True, 0.01, float(len(entries)), by="o")
+        current[i] = p
+        entries.append(Entry("o", len(entries) + 1, p))
+    shuffled = list(entries)
+    order.shuffle(shuffled)
+    one, two = (StoreReplica(PatternStore(":memory:", dim=DIM), n) for n in ("x", "y"))
+    one.apply(entries, 1.0)
+    two.apply(shuffled[:cut], 1.0)
+    two.apply(shuffled[cut:], 2.0)
+    assert one.digest() == two.digest() == ({"o": len(entries)} if entries else {})
+    seen = {pid: (p.version, p.updated_by, p.uses) for pid, p in one.patterns.items()}
+    assert seen == {pid: (p.version, p.updated_by, p.uses) for pid, p in two.patterns.items()}
 
 
 def test_a_tombstone_crosses_the_wire_and_a_malformed_one_is_refused():
