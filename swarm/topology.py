@@ -25,8 +25,8 @@ class Topology:
     """Who is in a swarm and how knowledge moves through it.
 
     ``agents(seed)`` makes the agents (their ids, roles, markets, memory); ``contacts(me, live)``
-    says whom an agent may gossip with (None: everyone); ``share(me)`` returns what ``me`` passes
-    on to a peer (None: everything); ``controller(**params)`` builds the coroutine that acts at
+    says whom an agent may gossip with (None: everyone); ``share(me)`` returns whose writes ``me``
+    passes on to a peer, ``share(me)(peer, origin)`` (None: everyone's); ``controller(**params)`` builds the coroutine that acts at
     episode boundaries (None: no controller), an object that also keeps what it did for the checks.
     ``gossip`` False: agents never gossip and knowledge moves only through the controller.
     """

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from swarm.gossip import Entry
 from swarm.learning.memory_policy import MemoryConfig
 from swarm.memory.consolidate import ConsolidationPolicy
 from swarm.orchestrator import Swarm
@@ -32,13 +31,11 @@ def agents(seed: int, workers: int = WORKERS, memory: MemoryConfig = MemoryConfi
 
 
 @rule
-def share_rule(me: str) -> Callable[[str, Entry], bool]:
-    """What ``me`` may pass on: a worker, anything; the leader, only its own (consolidated)
-    writes and a worker's own patterns back to it, so raw worker patterns never go sideways."""
-    def share(peer: str, entry: Entry) -> bool:
-        if me != LEADER:
-            return True
-        return entry.origin.split("~")[0] in (LEADER, peer)
+def share_rule(me: str) -> Callable[[str, str], bool]:
+    """Whose writes ``me`` may pass on: a worker, anyone's; the leader, only its own (consolidated)
+    writes and a worker's own back to it, so raw worker patterns never go sideways."""
+    def share(peer: str, origin: str) -> bool:
+        return me != LEADER or origin.split("~")[0] in (LEADER, peer)
     return share
 
 

@@ -51,8 +51,11 @@ from .replication import StoreReplica
 
 #: ``contacts(me, candidates)`` -> the candidates this node may talk to.
 Contacts = Callable[[str, Sequence[str]], Sequence[str]]
-#: ``share(peer, entry)`` -> whether this node may pass ``entry`` to ``peer`` (None: everything).
-Share = Callable[[str, Entry], bool]
+#: ``share(peer, origin)`` -> whether this node may pass ``origin``'s writes to ``peer`` (None: all).
+#: By origin, not by pattern: a digest is a high-water mark per origin, so a peer that was never
+#: sent some of an origin's writes would hold its later ones only above a hole, and be sent them
+#: again on every ask (an origin's writes go to a peer entirely or not at all).
+Share = Callable[[str, str], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +327,7 @@ class GossipNode:
         entries = tuple(self.log.recent(self.config.piggyback_entries, since=self._pushed))
         self._pushed = self.log.arrivals
         for peer in self._pick(self._contactable(), self.config.fanout):
-            pushed = entries if self.share is None else tuple(e for e in entries if self.share(peer, e))
+            pushed = entries if self.share is None else tuple(e for e in entries if self.share(peer, e.origin))
             known = self._known.get(peer)
             ask = self._may_pull(peer)  # reply=True asks the peer for what this node lacks
             if ask and self.config.max_pulls and known is not None and self.log.lacks(known):
@@ -345,26 +348,23 @@ class GossipNode:
         self._probes[self._probe_no] = _Probe(target, now)
         self._send(target, Message(PING, self.id, probe=self._probe_no))
 
-    def _allow(self, peer: str) -> Callable[[Entry], bool]:
-        """What may go to ``peer`` now: what the share rule allows, minus writes already sent to
-        it less than ``resend_after`` gossip intervals ago (still in flight: sending them again
-        only duplicates them; after that they count as lost and go again)."""
+    def _allow(self, peer: str) -> Callable[[str, int], bool]:
+        """Which writes ``(origin, seq)`` may go to ``peer`` now: not those sent to it less than
+        ``resend_after`` gossip intervals ago (still in flight: sending them again only duplicates
+        them; after that they count as lost and go again)."""
         c = self.config
-        share = self.share
         sent = self._sent.setdefault(peer, {})
         base = self._base_wait
         wait = self._resend_wait.get(peer, base)
         fresh_after = self._now - wait
 
-        def allow(e: Entry) -> bool:
-            if share is not None and not share(peer, e):
-                return False
-            at = sent.get((e.origin, e.seq))
+        def allow(origin: str, seq: int) -> bool:
+            at = sent.get((origin, seq))
             if at is not None and at > fresh_after:
                 return False
             if at is not None and c.backoff:  # sent before and still not in its digest: slower next time
                 self._resend_wait[peer] = min(2 * wait, 64 * base)
-            sent[(e.origin, e.seq)] = self._now
+            sent[(origin, seq)] = self._now
             return True
 
         return allow
@@ -407,8 +407,10 @@ class GossipNode:
     def _missing(self, peer: str, digest: dict[str, int]) -> list[Entry]:
         """What to send ``peer``, whose digest is ``digest``: one batch of the writes it lacks."""
         sent = self._sent.get(peer, {})
+        share = self.share
         out = self.log.missing_for(digest, self.config.max_batch, self._allow(peer), self.config.revisions,
-                                   whole=lambda e: (e.origin, e.seq) in sent)  # a resend goes whole
+                                   whole=lambda origin, seq: (origin, seq) in sent,  # a resend goes whole
+                                   origins=None if share is None else lambda origin: share(peer, origin))
         self.stats.revisions_sent += sum(isinstance(e.pattern, Revision) for e in out)
         return out
 

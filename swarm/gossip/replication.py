@@ -78,13 +78,14 @@ class StoreReplica:
         return any(seq > self._hwm.get(origin, 0) for origin, seq in digest.items())
 
     def missing_for(self, digest: Mapping[str, int], limit: int,
-                    allow: Callable[[Entry], bool] | None = None, revisions: bool = True,
-                    whole: Callable[[Entry], bool] | None = None) -> list[Entry]:
-        """Writes a peer with ``digest`` lacks (and ``allow`` lets it have), oldest first per
-        origin, at most ``limit``: each with its pattern's current version, as a Revision when the
-        peer seems to hold the body (its digest covers a write that carried it, or it gets one
-        earlier in this batch) unless ``whole`` says otherwise, or as a tombstone when the pattern
-        is deleted here.
+                    allow: Callable[[str, int], bool] | None = None, revisions: bool = True,
+                    whole: Callable[[str, int], bool] | None = None,
+                    origins: Callable[[str], bool] | None = None) -> list[Entry]:
+        """Writes a peer with ``digest`` lacks, of the ``origins`` it may have, that ``allow``
+        (given origin and sequence number) lets go now: oldest first per origin, at most
+        ``limit``. Each goes with its pattern's current version, as a Revision when the peer seems
+        to hold the body (its digest covers a write that carried it, or it gets one earlier in this
+        batch) unless ``whole`` says otherwise, or as a tombstone when the pattern is deleted here.
 
         "Seems": a write is served with the server's current version, so a peer may hold a write
         under another version than the one this store logged, and lack the body. It then drops the
@@ -96,22 +97,27 @@ class StoreReplica:
             have = digest.get(origin, 0)
             if self._hwm.get(origin, 0) <= have and not self._above.get(origin):
                 continue
-            rows = self.store.replica_after(origin, have, limit - len(out))
-            current = self.store.get_many(list({r[2] for r in rows}))
-            for _, seq, pid, version, by, _ in rows:
+            if origins is not None and not origins(origin):
+                continue
+            rows = []
+            for r in self.store.replica_after(origin, have, limit - len(out)):  # filtered before decoding
+                again = whole is not None and whole(origin, r[1])  # asked before ``allow`` records the send
+                if allow is None or allow(origin, r[1]):
+                    rows.append((r, again))
+            current = self.store.get_many(list({r[2] for r, _ in rows}))
+            for (_, seq, pid, version, by, _), again in rows:
                 pattern = current.get(pid)
-                entry = Entry(origin, seq, pattern if pattern is not None else Tombstone(pid, version, by))
-                as_whole = whole is not None and whole(entry)
-                if allow is not None and not allow(entry):
+                if pattern is None:
+                    out.append(Entry(origin, seq, Tombstone(pid, version, by)))
                     continue
-                if pattern is not None:
-                    body = pattern.body_digest()
-                    if revisions and not as_whole and (body in sent_bodies or self._holds(digest, body)):
-                        entry = Entry(origin, seq, Revision(body, revision_to_record(pattern)))
-                    sent_bodies.add(body)
+                body = pattern.body_digest()
+                entry = Entry(origin, seq, pattern)
+                if revisions and not again and (body in sent_bodies or self._holds(digest, body)):
+                    entry = Entry(origin, seq, Revision(body, revision_to_record(pattern)))
+                sent_bodies.add(body)
                 out.append(entry)
-                if len(out) >= limit:
-                    return out
+            if len(out) >= limit:
+                break
         return out
 
     def _holds(self, digest: Mapping[str, int], body: str) -> bool:
