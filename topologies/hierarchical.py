@@ -58,7 +58,7 @@ class LeaderLoop:
     duplicate_similarity: float = 0.95
     aggregation_ms: list[float] = field(default_factory=list)  # wall time of each consolidation
     absorbed: set[str] = field(default_factory=set)  # patterns merged into another
-    leader_versions: dict[str, int] = field(default_factory=dict)  # the leader's consolidated versions
+    leader_versions: dict[str, int] = field(default_factory=dict)  # the leader's consolidated survivors' versions
     consolidations: int = 0
 
     async def __call__(self, swarm: Swarm) -> None:
@@ -70,6 +70,8 @@ class LeaderLoop:
             self.aggregation_ms.append((time.perf_counter() - t0) * 1e3)
             self.absorbed.update(b for _, b, _ in report.merged)
             self.consolidations += 1
+            for b in self.absorbed:  # merged away since: no longer a survivor
+                self.leader_versions.pop(b, None)
             for p in agent.store.iter_patterns():
                 if p.updated_by == LEADER:
                     self.leader_versions[p.id] = p.version
