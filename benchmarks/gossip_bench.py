@@ -64,7 +64,7 @@ def replicate(n: int, *, loss: float = 0.0, crash: float = 0.0, writers: int = 1
     def watcher(node_id: str):  # type: ignore[no-untyped-def]
         def on_event(ev) -> None:  # type: ignore[no-untyped-def]
             if isinstance(ev, PatternsReceived):
-                held[node_id].update(p.id for p in ev.patterns if p.id in want)
+                held[node_id].update(pid for pid in ev.ids if pid in want)
                 if patterns[0].id in held[node_id] and node_id not in first_done:
                     first_done[node_id] = k.now()
                     if len(first_done) == len(live) and not done_one:

@@ -205,8 +205,8 @@ class SwarmAgent:
     def _on_event(self, ev: object) -> None:
         if isinstance(ev, PatternsReceived):  # already in the store: it is the node's replica
             now = self.host.kernel.now()
-            for p in ev.patterns:
-                self.host.records.record_arrival(p.id, self.id, now)
+            for pid in ev.ids:
+                self.host.records.record_arrival(pid, self.id, now)
         elif isinstance(ev, MemberChanged):
             self.host.records.record_membership(self.host.kernel.now(), self.id, ev.node, ev.status)
 

@@ -104,10 +104,11 @@ class GossipConfig:
 
 @dataclass(frozen=True, slots=True)
 class PatternsReceived:
-    """Event: these patterns' current copies changed because of ``sender``'s message."""
+    """Event: these patterns' current copies (in the node's store) changed because of
+    ``sender``'s message."""
 
     sender: str
-    patterns: tuple[Pattern, ...]
+    ids: tuple[str, ...]
 
 
 Event = PatternsReceived | MemberChanged

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from ..memory.models import Pattern
 from ..memory.store import DeletedKey, PatternStore, ReplicaRow
-from ..memory.transfer import revision_to_record
 from .codec import Entry, Revision, Tombstone
 
 TOMBSTONE_BODY = ""  # the body column of a deletion's row in the write log
@@ -93,6 +93,7 @@ class StoreReplica:
         attempt carries the whole pattern and anti-entropy cannot stall on it."""
         out: list[Entry] = []
         sent_bodies: set[str] = set()
+        held: dict[str, bool] = {}  # body -> whether the peer holds it, asked once per call
         for origin in sorted(set(self._hwm) | set(self._above)):
             have = digest.get(origin, 0)
             if self._hwm.get(origin, 0) <= have and not self._above.get(origin):
@@ -104,24 +105,30 @@ class StoreReplica:
                 again = whole is not None and whole(origin, r[1])  # asked before ``allow`` records the send
                 if allow is None or allow(origin, r[1]):
                     rows.append((r, again))
-            current = self.store.get_many(list({r[2] for r, _ in rows}))
+            records = self.store.revision_records(list({r[2] for r, _ in rows}))
+            planned: list[Entry | str] = []  # an entry, or the id of a pattern that goes whole
             for (_, seq, pid, version, by, _), again in rows:
-                pattern = current.get(pid)
-                if pattern is None:
-                    out.append(Entry(origin, seq, Tombstone(pid, version, by)))
+                if pid not in records:
+                    planned.append(Entry(origin, seq, Tombstone(pid, version, by)))
                     continue
-                body = pattern.body_digest()
-                entry = Entry(origin, seq, pattern)
-                if revisions and not again and (body in sent_bodies or self._holds(digest, body)):
-                    entry = Entry(origin, seq, Revision(body, revision_to_record(pattern)))
+                body, record = records[pid]
+                if revisions and not again and (body in sent_bodies or self._holds(digest, body, held)):
+                    planned.append(Entry(origin, seq, Revision(body, record)))
+                else:
+                    planned.append(pid)
                 sent_bodies.add(body)
-                out.append(entry)
+            whole_ids = [x for x in planned if isinstance(x, str)]
+            patterns = self.store.get_many(whole_ids) if whole_ids else {}
+            for ((_, seq, _, _, _, _), _), x in zip(rows, planned):
+                out.append(x if isinstance(x, Entry) else Entry(origin, seq, patterns[x]))
             if len(out) >= limit:
                 break
         return out
 
-    def _holds(self, digest: Mapping[str, int], body: str) -> bool:
-        return any(digest.get(origin, 0) >= seq for origin, seq in self.store.replica_carriers(body).items())
+    def _holds(self, digest: Mapping[str, int], body: str, held: dict[str, bool]) -> bool:
+        if body not in held:
+            held[body] = any(digest.get(origin, 0) >= seq for origin, seq in self.store.replica_carriers(body).items())
+        return held[body]
 
     def recent(self, n: int, since: int = 0) -> list[Entry]:
         """Up to the last ``n`` writes this node learned of after arrival number ``since``."""
@@ -171,13 +178,16 @@ class StoreReplica:
         """After a restart: continue numbering own writes after ``seq`` (learned from peers)."""
         self._own = max(self._own, seq)
 
-    def apply(self, entries: Iterable[Entry], now: float = 0.0) -> list[Pattern]:
-        """Take writes from a peer; return the patterns whose current version changed."""
+    def apply(self, entries: Iterable[Entry], now: float = 0.0) -> list[str]:
+        """Take writes from a peer; return the ids whose current version changed."""
+        entries = list(entries)
         rows: list[ReplicaRow] = []
         incoming: list[Pattern] = []
+        revised: list[dict[str, Any]] = []
         tombstones: list[DeletedKey] = []
         taken: set[tuple[str, int]] = set()
         bodies: dict[str, Pattern] = {}  # body digest -> a pattern earlier in this batch with that body
+        heads = self.store.heads(list({e.pattern.id for e in entries if isinstance(e.pattern, Revision)}))
         for e in entries:
             if (e.seq <= self._hwm.get(e.origin, 0) or e.seq in self._above.get(e.origin, ())
                     or (e.origin, e.seq) in taken):
@@ -187,12 +197,13 @@ class StoreReplica:
                 row: ReplicaRow = (e.origin, e.seq, p.id, p.version, p.updated_by, TOMBSTONE_BODY)
                 tombstones.append((p.id, p.version, p.updated_by))
             elif isinstance(p, Revision):
-                pattern = self._rebuild(p, bodies.get(p.body))
                 version, by = int(p.fields.get("version", 0)), str(p.fields.get("updated_by", ""))
-                if pattern is not None:
-                    incoming.append(pattern)
-                    bodies.setdefault(p.body, pattern)
-                elif not self._superseded(p.id, version, by):
+                earlier, head = bodies.get(p.body), heads.get(p.id)
+                if earlier is not None and earlier.id == p.id:  # over a body earlier in this batch
+                    incoming.append(replace(earlier, **{k: v for k, v in p.fields.items() if k != "id"}))
+                elif head is not None and head[2] == p.body:  # over the body held: the store applies it
+                    revised.append({**p.fields, "body": p.body})
+                elif not self._superseded(p.id, head, version, by):
                     self.unresolved += 1  # the sender was wrong: asked for again
                     continue
                 row = (e.origin, e.seq, p.id, version, by, p.body)
@@ -206,20 +217,19 @@ class StoreReplica:
             rows.append(row)
         if not rows:
             return []
-        changed, deleted = self.store.replica_log(rows, incoming, tombstones, now)
+        changed, deleted = self.store.replica_log(rows, incoming, tombstones, now, revised)
         self.deleted += len(deleted)
         self._took(rows, tombstones, now)
-        return changed
+        return list(dict.fromkeys(changed))
 
-    def _superseded(self, pid: str, version: int, by: str) -> bool:
+    def _superseded(self, pid: str, head: tuple[int, str, str] | None, version: int, by: str) -> bool:
         """Whether a version of ``pid`` whose body is not held here would change nothing: the
-        copy here is newer (its body changed since, say by a consolidation here), or the pattern
-        was deleted here (the deletion wins). Such a write is held (the origin's high-water mark
-        moves on) and applies nothing."""
-        current = self.store.get(pid)
-        if current is None:
+        copy here (``head``) is newer (its body changed since, say by a consolidation here), or the
+        pattern was deleted here (the deletion wins). Such a write is held (the origin's
+        high-water mark moves on) and applies nothing."""
+        if head is None:
             return self.store.replica_knows(pid)
-        return (current.version, current.updated_by) > (version, by)
+        return (head[0], head[1]) > (version, by)
 
     def expire(self, now: float, ttl: float) -> int:
         """End the tombstones older than ``ttl`` at ``now``; returns how many ended."""
@@ -228,15 +238,6 @@ class StoreReplica:
         n = self.store.replica_expire(now - ttl)
         self._oldest_tombstone = self.store.replica_oldest_tombstone()
         return n
-
-    def _rebuild(self, revision: Revision, earlier: Pattern | None) -> Pattern | None:
-        """The pattern a revision describes, over a body this store holds or an ``earlier`` entry
-        of the same batch carried (None if neither)."""
-        pid = revision.id
-        base = earlier if earlier is not None and earlier.id == pid else self.store.get(pid) if pid else None
-        if base is None or base.body_digest() != revision.body:
-            return None
-        return replace(base, **{k: v for k, v in revision.fields.items() if k != "id"})
 
     def _took(self, rows: list[ReplicaRow], tombstones: list[DeletedKey], now: float) -> None:
         """Account for rows just logged."""

@@ -36,7 +36,7 @@ from .models import Pattern, Source, apply_outcome, merge
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -134,14 +134,27 @@ def _migrate_4(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE deleted ADD COLUMN remote INTEGER NOT NULL DEFAULT 0")
 
 
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3,
-                                                                4: _migrate_4}
+def _migrate_5(db: sqlite3.Connection) -> None:
+    """v5: each pattern's body digest (:meth:`~swarm.memory.models.Pattern.body_digest`) as a
+    column, so gossip can tell which body a replica holds, and apply a new version that changes
+    only the outcome statistics, without decoding the pattern."""
+    db.execute("ALTER TABLE patterns ADD COLUMN body TEXT NOT NULL DEFAULT ''")
+    rows = db.execute(f"SELECT rowid, {_COLUMNS_V4} FROM patterns").fetchall()
+    db.executemany("UPDATE patterns SET body = ? WHERE rowid = ?", [(_decode(r[1:]).body_digest(), r[0]) for r in rows])
 
-_COLUMNS = (
+
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3,
+                                                                4: _migrate_4, 5: _migrate_5}
+
+_COLUMNS_V4 = (
     "id, title, description, content, domain, tags, kind, action, confidence, uses, successes, "
     "failures, total_reward, created_at, last_used_at, source_agent, source_trajectory, "
     "source_outcome, version, updated_by, embedding, provenance, source_reward"
 )
+_COLUMNS = _COLUMNS_V4 + ", body"
+#: The columns a new version that only recorded outcomes changes (a revision on the wire).
+_REVISION_COLUMNS = ("confidence", "uses", "successes", "failures", "total_reward", "last_used_at", "version",
+                     "updated_by")
 _PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
 _INSERT = f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?)"
 _UPSERT = (f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?) ON CONFLICT (id) DO UPDATE SET "
@@ -159,7 +172,7 @@ def _encode(p: Pattern) -> tuple[Any, ...]:
         p.action, p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.created_at,
         p.last_used_at, p.source.agent, p.source.trajectory, p.source.outcome, p.version,
         p.updated_by, p.embedding.astype("<f4", copy=False).tobytes(),
-        _json_list(p.provenance), p.source.reward,
+        _json_list(p.provenance), p.source.reward, p.body_digest(),
     )
 
 
@@ -585,14 +598,17 @@ class PatternStore:
     # ---- the replicated write log (read and written by gossip: swarm.gossip.StoreReplica) ----
 
     def replica_log(self, rows: Sequence[ReplicaRow], merge_in: Sequence[Pattern] = (),
-                    tombstones: Sequence[DeletedKey] = (), now: float = 0.0) -> tuple[list[Pattern], list[str]]:
+                    tombstones: Sequence[DeletedKey] = (), now: float = 0.0,
+                    revisions: Sequence[dict[str, Any]] = ()) -> tuple[list[str], list[str]]:
         """In one transaction: apply ``tombstones`` (delete each pattern whatever its version, and
         refuse its writes until the tombstone expires), merge ``merge_in`` (copies from peers) by
-        the memory's total order except patterns under a tombstone, and record the writes in
-        ``rows`` (already held ones are ignored). Returns the patterns whose current version
-        changed and the ids deleted."""
+        the memory's total order and ``revisions`` (an id, a ``body`` digest and the revision
+        columns: a new version over the body held, applied only where the copy here has that body
+        and an older version) except patterns under a tombstone, and record the writes in ``rows``
+        (already held ones are ignored). Returns the ids whose current version changed and the
+        ids deleted."""
         deleted: list[str] = []
-        changed: list[Pattern] = []
+        changed: list[str] = []
         with self._tx() as tx:
             if tombstones:
                 ids = list(dict.fromkeys(t[0] for t in tombstones))
@@ -603,20 +619,66 @@ class PatternStore:
                     "INSERT INTO tombstones VALUES (?, ?, ?, ?) ON CONFLICT (pattern_id) DO UPDATE SET"
                     " version = max(version, excluded.version), at = max(at, excluded.at)",
                     [(pid, v, by, now) for pid, v, by in tombstones])
-            guarded = self.replica_guarded([p.id for p in merge_in])
+            guarded = self.replica_guarded([p.id for p in merge_in] + [str(r["id"]) for r in revisions])
             latest: dict[str, Pattern] = {}
             for p in merge_in:
                 if p.id not in guarded:
                     latest[p.id] = merge(latest[p.id], p) if p.id in latest else p
             if latest:
-                current = self.get_many(list(latest))
-                changed = [p for pid, p in latest.items() if pid not in current or _newer(p, current[pid])]
-                if changed:
-                    self._write_in_tx(tx, changed, _UPSERT)
+                heads = self.heads(list(latest))
+                newer = [p for pid, p in latest.items() if pid not in heads or _newer_than_head(p, heads[pid], self)]
+                if newer:
+                    self._write_in_tx(tx, newer, _UPSERT)
+                    changed = [p.id for p in newer]
+            revised = [r for r in revisions if r["id"] not in guarded and r["id"] not in latest]
+            if revised:
+                changed += self._revise_in_tx(tx, revised)
             top = tx.db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica").fetchone()[0]
             tx.db.executemany("INSERT OR IGNORE INTO replica VALUES (?, ?, ?, ?, ?, ?, ?)",
                               [(*r, top + 1 + i) for i, r in enumerate(rows)])
         return changed, deleted
+
+    def _revise_in_tx(self, tx: PatternStore._Tx, revisions: Sequence[dict[str, Any]]) -> list[str]:
+        """Apply revisions by an UPDATE of their columns (nothing decoded, the embedding
+        untouched): each where the row has its body and an older (version, updated_by)."""
+        seq = tx.next_seq()
+        sets = ", ".join(f"{c} = ?" for c in _REVISION_COLUMNS)
+        changed: list[str] = []
+        confidences: list[tuple[str, float]] = []
+        for r in revisions:
+            cur = tx.db.execute(
+                f"UPDATE patterns SET {sets}, seq = ? WHERE id = ? AND body = ?"
+                " AND (version < ? OR (version = ? AND updated_by < ?))",
+                (*(r[c] for c in _REVISION_COLUMNS), seq, r["id"], r["body"], r["version"], r["version"],
+                 r["updated_by"]))
+            if cur.rowcount:
+                changed.append(str(r["id"]))
+                confidences.append((str(r["id"]), float(r["confidence"])))
+        if confidences:
+            rowids = self.rowid_of([pid for pid, _ in confidences])
+            for pid, conf in confidences:
+                tx.on_commit.append(functools.partial(self._vindex.set_confidence, rowids[pid], conf))
+        return changed
+
+    def heads(self, ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
+        """``(version, updated_by, body digest)`` of the current copy of each id held: which
+        version and body a replica holds, read without decoding a pattern."""
+        out: dict[str, tuple[int, str, str]] = {}
+        for chunk, marks in _id_chunks(list(ids)):
+            for pid, v, by, body in self._db.execute(
+                    f"SELECT id, version, updated_by, body FROM patterns WHERE id IN ({marks})", chunk):
+                out[pid] = (int(v), by, body)
+        return out
+
+    def revision_records(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Per id held: its body digest and its revision record (the id and the columns a
+        revision carries), read without decoding the pattern."""
+        cols = ", ".join(_REVISION_COLUMNS)
+        out: dict[str, tuple[str, dict[str, Any]]] = {}
+        for chunk, marks in _id_chunks(list(ids)):
+            for row in self._db.execute(f"SELECT id, body, {cols} FROM patterns WHERE id IN ({marks})", chunk):
+                out[row[0]] = (row[1], {"id": row[0], **dict(zip(_REVISION_COLUMNS, row[2:]))})
+        return out
 
     def replica_guarded(self, ids: Sequence[str]) -> set[str]:
         """Which of these patterns are under a live tombstone (deleted; their writes refused)."""
@@ -720,6 +782,16 @@ def _newer(candidate: Pattern, current: Pattern) -> bool:
     """True when ``candidate`` wins the merge against ``current`` and differs from it."""
     key = (candidate.version, candidate.updated_by, candidate.digest())
     return key > (current.version, current.updated_by, current.digest())
+
+
+def _newer_than_head(candidate: Pattern, head: tuple[int, str, str], store: PatternStore) -> bool:
+    """:func:`_newer` against a stored copy known by its head; the copy is decoded only to break
+    a tie on (version, updated_by)."""
+    key, cur = (candidate.version, candidate.updated_by), (head[0], head[1])
+    if key != cur:
+        return key > cur
+    current = store.get(candidate.id)
+    return current is not None and _newer(candidate, current)
 
 
 def _check_header(path: str) -> None:

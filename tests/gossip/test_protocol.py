@@ -76,7 +76,7 @@ def test_two_nodes_replicate_a_batch_both_ways():
     assert len(a.patterns) == len(b.patterns) == 500
     assert a.digest() == b.digest() == {"n0": 300, "n1": 200}
     got = [e for e in net.events["n1"] if isinstance(e, PatternsReceived)]
-    assert sum(len(e.patterns) for e in got) == 300
+    assert sum(len(e.ids) for e in got) == 300
 
 
 def test_concurrent_versions_converge_to_the_same_copy():

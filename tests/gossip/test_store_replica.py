@@ -89,14 +89,36 @@ def test_revisions_resolve_over_a_held_body_and_count_when_they_cannot(tmp_path)
     store = PatternStore(tmp_path / "b.db", dim=DIM)
     r = StoreReplica(store, "b")
     p1 = pattern(1)
-    assert [p.id for p in r.apply([Entry("a", 1, p1)])] == [p1.id]
+    assert r.apply([Entry("a", 1, p1)]) == [p1.id]
     p2 = apply_outcome(p1, True, 0.02, 3.0, by="a")
     rev = Revision(p1.body_digest(), revision_to_record(p2))
-    [got] = r.apply([Entry("a", 2, rev)])
+    assert r.apply([Entry("a", 2, rev)]) == [p1.id]  # applied in the store, nothing decoded
+    got = store.get(p1.id)
     assert got.version == p2.version and store.get(p1.id).uses == p2.uses
     stranger = Revision(pattern(7).body_digest(), revision_to_record(pattern(7)))
     assert r.apply([Entry("a", 3, stranger)]) == [] and r.unresolved == 1
     assert r.digest() == {"a": 2}  # the unresolved write is asked for again
+
+
+def test_a_revision_applied_in_the_store_equals_the_version_it_describes(tmp_path):
+    """The store applies a revision by updating its columns (nothing decoded): the row it leaves is
+    the pattern the revision describes, field for field, and the vector index's confidence follows;
+    an older revision changes nothing."""
+    store = PatternStore(tmp_path / "b.db", dim=DIM)
+    r = StoreReplica(store, "b")
+    p1 = pattern(1)
+    r.apply([Entry("a", 1, p1)])
+    v = p1
+    for i in range(3):
+        v = apply_outcome(v, i != 1, 0.03 * (i + 1), float(i + 2), by="a")
+    r.apply([Entry("a", 2, Revision(p1.body_digest(), revision_to_record(v)))])
+    got = store.get(p1.id)
+    assert got.digest() == v.digest() and got.body_digest() == p1.body_digest()
+    assert store.search(v.embedding, 1, min_confidence=v.confidence - 1e-6)[0][0].id == p1.id
+    assert store.search(v.embedding, 1, min_confidence=v.confidence + 1e-6) == []
+    older = apply_outcome(p1, True, 0.5, 9.0, by="a")
+    assert r.apply([Entry("a", 3, Revision(p1.body_digest(), revision_to_record(older)))]) == []
+    assert store.get(p1.id).digest() == v.digest() and r.digest() == {"a": 3}
 
 
 def test_a_deletion_travels_as_a_tombstone_and_old_writes_do_not_bring_it_back(tmp_path):
@@ -162,7 +184,7 @@ def test_a_tombstone_expires_after_its_ttl(tmp_path):
     net.run(4.0 + 5.0 + 1.5)  # past the TTL, at a gossip round
     assert b.replica_guarded([p1.id]) == set() and a.replica_guarded([p1.id]) == set()
     # expired: an old write is taken again (why the TTL must outlast any partition)
-    assert [p.id for p in net.nodes["b"].log.apply([Entry("c", 1, p1)], net.now)] == [p1.id]
+    assert net.nodes["b"].log.apply([Entry("c", 1, p1)], net.now) == [p1.id]
 
 
 writes = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["put", "use", "delete"])), min_size=1, max_size=14)

@@ -68,6 +68,7 @@ def test_migration_from_v1_keeps_data_and_adds_v2_tables(tmp_path):
         assert s.get("old").provenance == ()
         assert s.search(np.array([1, 0, 0, 0]), 1)[0][0].id == "old"
         assert s.links() == [] and s.consolidation_log() == []
+        assert s.heads(["old"])["old"][2] == s.get("old").body_digest()  # v5 filled in the body digest
 
 
 def test_newer_schema_is_refused(tmp_path):
