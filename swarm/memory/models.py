@@ -111,8 +111,8 @@ class Pattern:
         """A content hash, the last tie-breaker of :func:`merge`."""
         h = hashlib.blake2b(digest_size=16)
         for part in (self.title, self.description, self.content, self.domain, self.kind,
-                     self.action, "\x1f".join(self.tags), repr(self.confidence),
-                     repr((self.uses, self.successes, self.failures, self.total_reward))):
+                     self.action, "\x1f".join(self.tags), _number(self.confidence),
+                     repr((int(self.uses), int(self.successes), int(self.failures), float(self.total_reward) + 0.0))):
             h.update(part.encode())
             h.update(b"\x1e")
         h.update(self.embedding.tobytes())
@@ -120,11 +120,14 @@ class Pattern:
 
     def body_digest(self) -> str:
         """A hash of everything but :data:`REVISION_FIELDS`: the same for every version of a
-        pattern that only recorded outcomes, so a peer holding one can rebuild the others."""
+        pattern that only recorded outcomes, so a peer holding one can rebuild the others.
+        Numbers hash as SQLite and JSON give them back (see :func:`_number`), so the copy a
+        distiller made and the copy read from a store or the wire hash alike."""
         h = hashlib.blake2b(digest_size=16)
         for part in (self.id, self.title, self.description, self.content, self.domain, self.kind,
-                     self.action, "\x1f".join(self.tags), repr(self.created_at), self.source.agent,
-                     self.source.trajectory, self.source.outcome, repr(self.source.reward),
+                     self.action, "\x1f".join(self.tags), _number(self.created_at), self.source.agent,
+                     self.source.trajectory, self.source.outcome,
+                     "None" if self.source.reward is None else _number(self.source.reward),
                      json.dumps(self.provenance, sort_keys=True, default=str)):
             h.update(part.encode())
             h.update(b"\x1e")
@@ -143,6 +146,13 @@ def make_pattern_id(*parts: str) -> str:
     """
     h = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12)
     return h.hexdigest()
+
+
+def _number(x: float) -> str:
+    """A number as hashed: a Python float's repr, with -0.0 as 0.0 (SQLite stores -0.0 as 0.0,
+    and a numpy float's repr names its type), so a pattern hashes the same before and after a
+    store or the wire."""
+    return repr(float(x) + 0.0)
 
 
 def merge(a: Pattern, b: Pattern) -> Pattern:

@@ -272,3 +272,19 @@ def test_record_outcomes_is_all_or_nothing(tmp_path):
         assert s.get("a").uses == 0
         out = s.record_outcomes([("a", True, 1.0), ("b", False, -1.0)], now=2.0, lr=0.5)
         assert [p.uses for p in out] == [1, 1] and s.get("a").confidence > a.confidence > s.get("b").confidence
+
+
+def test_a_pattern_hashes_the_same_after_a_trip_through_the_store(tmp_path):
+    """SQLite gives -0.0 back as 0.0 (and ints in REAL columns as floats): the body digest a
+    replica compares must not change across a store, or revisions over it never resolve."""
+    from dataclasses import replace
+
+    from swarm.memory.models import Source
+
+    s = PatternStore(tmp_path / "s.db", dim=4)
+    p = make_pattern("p", [1, 0, 0, 0])
+    p = replace(p, created_at=3, source=Source(agent="a", trajectory="t", outcome="failure", reward=-0.0))
+    s.put_many([p])
+    back = s.get("p")
+    assert back.body_digest() == p.body_digest() == s.heads(["p"])["p"][2]
+    assert back.digest() == p.digest()
