@@ -95,8 +95,8 @@ async def _worker(conn: Connection, job: dict[str, Any]) -> None:
         def handle(ev: Any) -> None:
             nonlocal done_sent
             if isinstance(ev, PatternsReceived):
-                arrivals.extend([time.time() - t0] * len(ev.patterns))
-                held[name] += len(ev.patterns)
+                arrivals.extend([time.time() - t0] * len(ev.ids))
+                held[name] += len(ev.ids)
                 if not done_sent and all(v >= patterns for k, v in held.items() if k != PUBLISHER):
                     done_sent = True
                     conn.send(("done", time.time() - t0))
