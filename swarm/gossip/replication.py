@@ -141,12 +141,6 @@ class StoreReplica:
 
     # ---- what the node writes ----
 
-    def write(self, pattern: Pattern) -> Entry | None:
-        """A local write; None when the store's log already holds this version (an own earlier
-        write, or a copy received from a peer: it is never published again as this node's)."""
-        entries = self.write_many([pattern])
-        return entries[0] if entries else None
-
     def write_many(self, patterns: Iterable[Pattern], deleted: Iterable[DeletedKey] = (),
                    now: float = 0.0) -> list[Entry]:
         """Local writes and deletions, numbered as this node's, in one transaction. The store takes
@@ -173,10 +167,6 @@ class StoreReplica:
             self.store.replica_log(rows, written, tombstones, now)
             self._took(rows, tombstones, now)
         return out
-
-    def restore_own_sequence(self, seq: int) -> None:
-        """After a restart: continue numbering own writes after ``seq`` (learned from peers)."""
-        self._own = max(self._own, seq)
 
     def apply(self, entries: Iterable[Entry], now: float = 0.0) -> list[str]:
         """Take writes from a peer; return the ids whose current version changed."""
