@@ -32,7 +32,7 @@ from .errors import (
     StoreError,
 )
 from .index import Filter, IndexMode, VectorIndex
-from .models import Pattern, Source, apply_outcome, merge
+from .models import REVISION_FIELDS, Pattern, Source, apply_outcome, merge
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
@@ -152,9 +152,6 @@ _COLUMNS_V4 = (
     "source_outcome, version, updated_by, embedding, provenance, source_reward"
 )
 _COLUMNS = _COLUMNS_V4 + ", body"
-#: The columns a new version that only recorded outcomes changes (a revision on the wire).
-_REVISION_COLUMNS = ("confidence", "uses", "successes", "failures", "total_reward", "last_used_at", "version",
-                     "updated_by")
 _PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
 _INSERT = f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?)"
 _UPSERT = (f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?) ON CONFLICT (id) DO UPDATE SET "
@@ -630,7 +627,8 @@ class PatternStore:
                 if newer:
                     self._write_in_tx(tx, newer, _UPSERT)
                     changed = [p.id for p in newer]
-            revised = [r for r in revisions if r["id"] not in guarded and r["id"] not in latest]
+            # after the copies: each UPDATE checks the body and version of the row as it now stands
+            revised = [r for r in revisions if r["id"] not in guarded]
             if revised:
                 changed += self._revise_in_tx(tx, revised)
             top = tx.db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica").fetchone()[0]
@@ -642,14 +640,14 @@ class PatternStore:
         """Apply revisions by an UPDATE of their columns (nothing decoded, the embedding
         untouched): each where the row has its body and an older (version, updated_by)."""
         seq = tx.next_seq()
-        sets = ", ".join(f"{c} = ?" for c in _REVISION_COLUMNS)
+        sets = ", ".join(f"{c} = ?" for c in REVISION_FIELDS)
         changed: list[str] = []
         confidences: list[tuple[str, float]] = []
         for r in revisions:
             cur = tx.db.execute(
                 f"UPDATE patterns SET {sets}, seq = ? WHERE id = ? AND body = ?"
                 " AND (version < ? OR (version = ? AND updated_by < ?))",
-                (*(r[c] for c in _REVISION_COLUMNS), seq, r["id"], r["body"], r["version"], r["version"],
+                (*(r[c] for c in REVISION_FIELDS), seq, r["id"], r["body"], r["version"], r["version"],
                  r["updated_by"]))
             if cur.rowcount:
                 changed.append(str(r["id"]))
@@ -673,11 +671,11 @@ class PatternStore:
     def revision_records(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Per id held: its body digest and its revision record (the id and the columns a
         revision carries), read without decoding the pattern."""
-        cols = ", ".join(_REVISION_COLUMNS)
+        cols = ", ".join(REVISION_FIELDS)
         out: dict[str, tuple[str, dict[str, Any]]] = {}
         for chunk, marks in _id_chunks(list(ids)):
             for row in self._db.execute(f"SELECT id, body, {cols} FROM patterns WHERE id IN ({marks})", chunk):
-                out[row[0]] = (row[1], {"id": row[0], **dict(zip(_REVISION_COLUMNS, row[2:]))})
+                out[row[0]] = (row[1], {"id": row[0], **dict(zip(REVISION_FIELDS, row[2:]))})
         return out
 
     def replica_guarded(self, ids: Sequence[str]) -> set[str]:

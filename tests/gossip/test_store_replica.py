@@ -121,6 +121,17 @@ def test_a_revision_applied_in_the_store_equals_the_version_it_describes(tmp_pat
     assert store.get(p1.id).digest() == v.digest() and r.digest() == {"a": 3}
 
 
+def test_a_newer_revision_before_an_older_whole_copy_in_one_batch_wins(tmp_path):
+    store = PatternStore(tmp_path / "b.db", dim=DIM)
+    r = StoreReplica(store, "b")
+    p1 = pattern(1)
+    r.apply([Entry("a", 1, p1)])
+    v2 = apply_outcome(p1, True, 0.01, 2.0, by="a")
+    v3 = apply_outcome(v2, False, -0.02, 3.0, by="a")
+    r.apply([Entry("a", 3, Revision(p1.body_digest(), revision_to_record(v3))), Entry("a", 2, v2)])
+    assert store.get(p1.id).digest() == v3.digest() and r.digest() == {"a": 3}
+
+
 def test_a_deletion_travels_as_a_tombstone_and_old_writes_do_not_bring_it_back(tmp_path):
     net, st_ = pair(tmp_path, "a", "b")
     a, b = st_["a"], st_["b"]
