@@ -16,7 +16,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from ..memory.errors import ImportValidationError
 from ..memory.models import REVISION_FIELDS, Pattern
@@ -87,6 +87,17 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class RawEntry:
+    """An entry as it arrived, its origin and sequence number checked and its write not yet: a
+    receiver validates (:func:`validate_entries`) only the writes it lacks, and drops the rest
+    unread (most of what anti-entropy delivers is already held)."""
+
+    origin: str
+    seq: int
+    record: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """A decoded message. Fields a kind does not use keep their defaults."""
 
@@ -99,6 +110,7 @@ class Message:
     space: str = ""  # join: the embedding-space fingerprint the swarm shares
     digest: dict[str, int] | None = None  # digest / delta: per-origin high-water marks
     entries: tuple[Entry, ...] = ()
+    raw: tuple[RawEntry, ...] = ()  # a lazy decode's entries (see decode); ``entries`` is then empty
     reply: bool = False  # digest / delta: whether the receiver should answer with its own delta
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -149,12 +161,14 @@ class Limits:
     max_id_chars: int = 256
 
 
-def decode(data: bytes, dim: int, limits: Limits = Limits()) -> Message:
-    """Exactly one frame -> a validated :class:`Message` (raises :class:`ProtocolError`)."""
+def decode(data: bytes, dim: int, limits: Limits = Limits(), lazy: bool = False) -> Message:
+    """Exactly one frame -> a validated :class:`Message` (raises :class:`ProtocolError`). With
+    ``lazy`` the entries stay :class:`RawEntry` (in ``raw``; only their shape, origin and
+    sequence number checked) for the receiver to validate those it lacks."""
     kind, payload = _split(data, limits)
     if len(payload) + HEADER.size != len(data):
         raise ProtocolError(f"frame length {HEADER.size + len(payload)} does not match {len(data)} bytes received")
-    return _message(kind, payload, dim, limits)
+    return _message(kind, payload, dim, limits, lazy)
 
 
 class FrameReader:
@@ -230,7 +244,7 @@ def _split(data: bytes, limits: Limits) -> tuple[int, bytes]:
     return kind, bytes(data[HEADER.size:HEADER.size + length])
 
 
-def _message(kind: int, payload: bytes, dim: int, limits: Limits) -> Message:
+def _message(kind: int, payload: bytes, dim: int, limits: Limits, lazy: bool = False) -> Message:
     try:
         body = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -254,7 +268,11 @@ def _message(kind: int, payload: bytes, dim: int, limits: Limits) -> Message:
     if kind in (DIGEST, DELTA):
         if "digest" in body:
             out["digest"] = _digest(body["digest"], name, limits)
-        out["entries"] = _entries(body.get("entries", []), dim, name, limits)
+        raw = _raw_entries(body.get("entries", []), name, limits)
+        if lazy:
+            out["raw"] = raw
+        else:
+            out["entries"] = validate_entries(raw, dim, name, limits)
         reply = body.get("reply", False)
         if not isinstance(reply, bool):
             raise ProtocolError(f"{name}: 'reply' must be true or false")
@@ -291,7 +309,7 @@ def _digest(raw: Any, name: str, limits: Limits) -> dict[str, int]:
     return {_ident(k, "origin", name, limits): _int(v, "seq", name) for k, v in raw.items()}
 
 
-def _entries(raw: Any, dim: int, name: str, limits: Limits) -> tuple[Entry, ...]:
+def _raw_entries(raw: Any, name: str, limits: Limits) -> tuple[RawEntry, ...]:
     if not isinstance(raw, list) or len(raw) > limits.max_entries:
         raise ProtocolError(f"{name}: 'entries' must be a list of at most {limits.max_entries}")
     out = []
@@ -302,6 +320,16 @@ def _entries(raw: Any, dim: int, name: str, limits: Limits) -> tuple[Entry, ...]
         seq = _int(e[1], "seq", name)
         if seq < 1:
             raise ProtocolError(f"{name}: entry sequence numbers start at 1")
+        out.append(RawEntry(_ident(e[0], "origin", name, limits), seq, e))
+    return tuple(out)
+
+
+def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", limits: Limits = Limits()) -> tuple[Entry, ...]:
+    """Validate the writes of ``raw`` entries (patterns as an imported pack's, revisions,
+    tombstones); raises :class:`ProtocolError` naming the message kind ``name``."""
+    out = []
+    for r in raw:
+        e = r.record
         pattern: Pattern | Revision | Tombstone
         try:
             if len(e) == 4 and e[2] is None:
@@ -321,5 +349,5 @@ def _entries(raw: Any, dim: int, name: str, limits: Limits) -> tuple[Entry, ...]
                 pattern = Revision(e[3], fields)
         except ImportValidationError as err:
             raise ProtocolError(str(err)) from None
-        out.append(Entry(_ident(e[0], "origin", name, limits), seq, pattern))
+        out.append(Entry(r.origin, r.seq, pattern))
     return tuple(out)

@@ -23,7 +23,7 @@ every message. A topology, if given, limits whom the node may contact.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
@@ -45,6 +45,7 @@ from .codec import (
     Update,
     decode,
     encode,
+    validate_entries,
 )
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
 from .replication import StoreReplica
@@ -205,13 +206,18 @@ class GossipNode:
     def receive(self, data: bytes, now: float, sender: str | None = None) -> None:
         """Handle one frame. Malformed input raises :class:`ProtocolError` and changes nothing."""
         try:
-            msg = decode(data, self.config.dim, self.config.limits)
+            msg = decode(data, self.config.dim, self.config.limits, lazy=True)
             if sender is not None and msg.sender != sender:
                 raise ProtocolError(f"frame claims to be from {msg.sender!r} but came from {sender!r}")
             if msg.sender == self.id:
                 raise ProtocolError("frame claims to come from this node")
             if msg.kind == JOIN and self.config.space and msg.space and msg.space != self.config.space:
                 raise ProtocolError(f"{msg.sender} embeds in space {msg.space!r}, this swarm in {self.config.space!r}")
+            arrived = len(msg.raw)
+            if msg.raw:  # validate only the writes this node lacks, all of them before anything changes
+                fresh = [r for r in msg.raw if not self.log.holds(r.origin, r.seq)]
+                msg = replace(msg, raw=(), entries=validate_entries(fresh, self.config.dim, msg.kind_name,
+                                                                     self.config.limits))
         except ProtocolError:
             self.stats.rejected += 1
             raise
@@ -219,6 +225,8 @@ class GossipNode:
             return
         self.stats.received[msg.kind_name] = self.stats.received.get(msg.kind_name, 0) + 1
         self.stats.bytes_received += len(data)
+        self.stats.entries_received += arrived
+        self.stats.entries_duplicate += arrived - len(msg.entries)
         if msg.kind == JOIN:
             self._learn(Update(msg.sender, ALIVE, msg.incarnation), now)
         elif msg.sender not in self.membership.members:
@@ -420,8 +428,8 @@ class GossipNode:
         deleted = self.log.deleted
         changed = self.log.apply(entries, self._now)
         self.stats.tombstones_applied += self.log.deleted - deleted
-        self.stats.entries_received += len(entries)
         self.stats.revisions_unresolved += self.log.unresolved - unresolved
+        # held already (dropped unvalidated on arrival, or repeated within the frame)
         self.stats.entries_duplicate += len(entries) - (self.log.writes - held) - (self.log.unresolved - unresolved)
         if changed:
             self._events.append(PatternsReceived(sender, tuple(changed)))

@@ -31,11 +31,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from cachetools import LRUCache
+
 from ..memory.models import Pattern
 from ..memory.store import DeletedKey, PatternStore, ReplicaRow
 from .codec import Entry, Revision, Tombstone
 
 TOMBSTONE_BODY = ""  # the body column of a deletion's row in the write log
+#: Patterns decoded to serve peers, kept by body and revision fields: a write is served to many
+#: peers, and decoding a row costs more than anything else in serving it.
+SERVED_CACHE = 4096
 
 
 class StoreReplica:
@@ -54,6 +59,7 @@ class StoreReplica:
         self._own = max([self._hwm.get(node_id, 0), *self._above.get(node_id, ())])
         self.arrivals = store.replica_arrivals()
         self._oldest_tombstone = store.replica_oldest_tombstone()
+        self._served: LRUCache[tuple[Any, ...], Pattern] = LRUCache(SERVED_CACHE)
 
     # ---- what the node reads ----
 
@@ -72,6 +78,10 @@ class StoreReplica:
 
     def digest(self) -> dict[str, int]:
         return dict(self._hwm)
+
+    def holds(self, origin: str, seq: int) -> bool:
+        """Whether the ``seq``-th write of ``origin`` is held here."""
+        return seq <= self._hwm.get(origin, 0) or seq in self._above.get(origin, ())
 
     def lacks(self, digest: Mapping[str, int]) -> bool:
         """Whether a peer with ``digest`` holds writes this replica does not."""
@@ -93,7 +103,7 @@ class StoreReplica:
         attempt carries the whole pattern and anti-entropy cannot stall on it."""
         out: list[Entry] = []
         sent_bodies: set[str] = set()
-        held: dict[str, bool] = {}  # body -> whether the peer holds it, asked once per call
+        held: dict[str, bool] = {}  # body -> whether the peer holds it (its digest covers a carrier)
         for origin in sorted(set(self._hwm) | set(self._above)):
             have = digest.get(origin, 0)
             if self._hwm.get(origin, 0) <= have and not self._above.get(origin):
@@ -106,36 +116,49 @@ class StoreReplica:
                 if allow is None or allow(origin, r[1]):
                     rows.append((r, again))
             records = self.store.revision_records(list({r[2] for r, _ in rows}))
+            if revisions:  # who carried which body, for the bodies a revision could go over (one query)
+                asked = {records[r[2]][0] for r, again in rows if not again and r[2] in records} - held.keys()
+                for body, carriers in self.store.replica_carriers(list(asked)).items():
+                    held[body] = any(digest.get(o, 0) >= q for o, q in carriers.items())
             planned: list[Entry | str] = []  # an entry, or the id of a pattern that goes whole
             for (_, seq, pid, version, by, _), again in rows:
                 if pid not in records:
                     planned.append(Entry(origin, seq, Tombstone(pid, version, by)))
                     continue
                 body, record = records[pid]
-                if revisions and not again and (body in sent_bodies or self._holds(digest, body, held)):
+                if revisions and not again and (body in sent_bodies or held[body]):
                     planned.append(Entry(origin, seq, Revision(body, record)))
                 else:
                     planned.append(pid)
                 sent_bodies.add(body)
-            whole_ids = [x for x in planned if isinstance(x, str)]
-            patterns = self.store.get_many(whole_ids) if whole_ids else {}
+            patterns = self._current({x: records[x] for x in planned if isinstance(x, str)})
             for ((_, seq, _, _, _, _), _), x in zip(rows, planned):
                 out.append(x if isinstance(x, Entry) else Entry(origin, seq, patterns[x]))
             if len(out) >= limit:
                 break
         return out
 
-    def _holds(self, digest: Mapping[str, int], body: str, held: dict[str, bool]) -> bool:
-        if body not in held:
-            held[body] = any(digest.get(origin, 0) >= seq for origin, seq in self.store.replica_carriers(body).items())
-        return held[body]
+    def _current(self, records: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, Pattern]:
+        """The current copies of patterns known by their body digest and revision record (from
+        :meth:`~swarm.memory.store.PatternStore.revision_records`): from the served cache, or read."""
+        out: dict[str, Pattern] = {}
+        keys = {pid: (body, *record.values()) for pid, (body, record) in records.items()}
+        for pid, key in keys.items():
+            p = self._served.get(key)
+            if p is not None:
+                out[pid] = p
+        read = self.store.get_many([pid for pid in keys if pid not in out])
+        for pid, p in read.items():
+            self._served[keys[pid]] = p  # read in the same state as the record (nothing wrote since)
+            out[pid] = p
+        return out
 
     def recent(self, n: int, since: int = 0) -> list[Entry]:
         """Up to the last ``n`` writes this node learned of after arrival number ``since``."""
         if n <= 0:
             return []
         rows = self.store.replica_recent(since, n)
-        current = self.store.get_many(list({r[2] for _, r in rows}))
+        current = self._current(self.store.revision_records(list({r[2] for _, r in rows})))
         return [Entry(o, q, current[pid] if pid in current else Tombstone(pid, v, by))
                 for _, (o, q, pid, v, by, _) in rows]
 
@@ -148,10 +171,11 @@ class StoreReplica:
         and starts a tombstone recorded at ``now``."""
         rows: list[ReplicaRow] = []
         out: list[Entry] = []
-        seen: set[tuple[str, int, str]] = set()
+        patterns = list(patterns)
+        seen = self.store.replica_held([(p.id, p.version, p.updated_by) for p in patterns])
         for p in patterns:
             key = (p.id, p.version, p.updated_by)
-            if key in seen or self.store.replica_holds(*key):
+            if key in seen:
                 continue
             seen.add(key)
             self._own += 1
@@ -179,8 +203,7 @@ class StoreReplica:
         bodies: dict[str, Pattern] = {}  # body digest -> a pattern earlier in this batch with that body
         heads = self.store.heads(list({e.pattern.id for e in entries if isinstance(e.pattern, Revision)}))
         for e in entries:
-            if (e.seq <= self._hwm.get(e.origin, 0) or e.seq in self._above.get(e.origin, ())
-                    or (e.origin, e.seq) in taken):
+            if self.holds(e.origin, e.seq) or (e.origin, e.seq) in taken:
                 continue  # already held
             p = e.pattern
             if isinstance(p, Tombstone):

@@ -638,25 +638,33 @@ class PatternStore:
 
     def _revise_in_tx(self, tx: PatternStore._Tx, revisions: Sequence[dict[str, Any]]) -> list[str]:
         """Apply revisions by an UPDATE of their columns (nothing decoded, the embedding
-        untouched): each where the row has its body and an older (version, updated_by)."""
+        untouched): each where the row has its body and an older (version, updated_by). Which
+        apply is worked out here over the rows' heads, in order (a later revision of the same
+        pattern sees an earlier one's version), so that the UPDATEs run as one batch; each UPDATE
+        still checks its row."""
+        heads = {pid: (v, by, body) for pid, (v, by, body) in self.heads([str(r["id"]) for r in revisions]).items()}
+        applied: dict[str, dict[str, Any]] = {}  # id -> the last revision applied to it
+        batch: list[tuple[Any, ...]] = []
         seq = tx.next_seq()
-        sets = ", ".join(f"{c} = ?" for c in REVISION_FIELDS)
-        changed: list[str] = []
-        confidences: list[tuple[str, float]] = []
         for r in revisions:
-            cur = tx.db.execute(
-                f"UPDATE patterns SET {sets}, seq = ? WHERE id = ? AND body = ?"
-                " AND (version < ? OR (version = ? AND updated_by < ?))",
-                (*(r[c] for c in REVISION_FIELDS), seq, r["id"], r["body"], r["version"], r["version"],
-                 r["updated_by"]))
-            if cur.rowcount:
-                changed.append(str(r["id"]))
-                confidences.append((str(r["id"]), float(r["confidence"])))
-        if confidences:
-            rowids = self.rowid_of([pid for pid, _ in confidences])
-            for pid, conf in confidences:
-                tx.on_commit.append(functools.partial(self._vindex.set_confidence, rowids[pid], conf))
-        return changed
+            pid = str(r["id"])
+            head = heads.get(pid)
+            if head is None or head[2] != r["body"] or (r["version"], r["updated_by"]) <= (head[0], head[1]):
+                continue
+            heads[pid] = (r["version"], r["updated_by"], head[2])
+            applied[pid] = r
+            batch.append((*(r[c] for c in REVISION_FIELDS), seq, pid, r["body"], r["version"], r["version"],
+                          r["updated_by"]))
+        if not batch:
+            return []
+        sets = ", ".join(f"{c} = ?" for c in REVISION_FIELDS)
+        tx.db.executemany(
+            f"UPDATE patterns SET {sets}, seq = ? WHERE id = ? AND body = ?"
+            " AND (version < ? OR (version = ? AND updated_by < ?))", batch)
+        rowids = self.rowid_of(list(applied))
+        for pid, r in applied.items():
+            tx.on_commit.append(functools.partial(self._vindex.set_confidence, rowids[pid], float(r["confidence"])))
+        return [str(r[len(REVISION_FIELDS) + 1]) for r in batch]
 
     def heads(self, ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
         """``(version, updated_by, body digest)`` of the current copy of each id held: which
@@ -717,19 +725,31 @@ class PatternStore:
     def replica_arrivals(self) -> int:
         return int(self._db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica").fetchone()[0])
 
-    def replica_holds(self, pattern_id: str, version: int, updated_by: str) -> bool:
-        """Whether a write of exactly this version is in the log (own, or a copy received)."""
-        return self._db.execute("SELECT 1 FROM replica WHERE pattern_id = ? AND version = ? AND updated_by = ?"
-                                " LIMIT 1", (pattern_id, version, updated_by)).fetchone() is not None
-
     def replica_knows(self, pattern_id: str) -> bool:
         """Whether any held write carried this pattern."""
         return self._db.execute("SELECT 1 FROM replica WHERE pattern_id = ? LIMIT 1", (pattern_id,)).fetchone() is not None
 
-    def replica_carriers(self, body: str) -> dict[str, int]:
-        """Per origin, the first of its writes that carried a pattern body."""
-        return {o: int(q) for o, q in self._db.execute(
-            "SELECT origin, MIN(seq) FROM replica WHERE body = ? GROUP BY origin", (body,))}
+    def replica_carriers(self, bodies: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per pattern body, per origin, the first of the origin's writes that carried it."""
+        out: dict[str, dict[str, int]] = {b: {} for b in bodies}
+        for chunk, marks in _id_chunks(list(bodies)):
+            for body, o, q in self._db.execute(
+                    f"SELECT body, origin, MIN(seq) FROM replica WHERE body IN ({marks}) GROUP BY body, origin", chunk):
+                out[body][o] = int(q)
+        return out
+
+    def replica_held(self, keys: Sequence[tuple[str, int, str]]) -> set[tuple[str, int, str]]:
+        """Which ``(pattern id, version, updated_by)`` have a write of exactly that version in the log."""
+        out: set[tuple[str, int, str]] = set()
+        by_id: dict[str, set[tuple[str, int, str]]] = {}
+        for k in keys:
+            by_id.setdefault(k[0], set()).add(k)
+        for chunk, marks in _id_chunks(list(by_id)):
+            for pid, v, by in self._db.execute(
+                    f"SELECT DISTINCT pattern_id, version, updated_by FROM replica WHERE pattern_id IN ({marks})", chunk):
+                if (pid, int(v), by) in by_id[pid]:
+                    out.add((pid, int(v), by))
+        return out
 
     def rowid_of(self, ids: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}
