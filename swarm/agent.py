@@ -193,7 +193,7 @@ class SwarmAgent:
         that came from peers are in the store's write log already, and deletions a peer's
         tombstone caused are not this agent's, so neither is published again."""
         since = self.published
-        changed, self.published = self.store.changed_since(since)
+        changed, self.published = self.store.changed_since(since, unlogged=True)
         deleted = self.store.deleted_between(since, self.published)
         if changed or deleted:
             now = self.host.kernel.now()

@@ -188,7 +188,8 @@ class StoreReplica:
             rows.append((self.node_id, self._own, pid, version, by, TOMBSTONE_BODY))
             out.append(Entry(self.node_id, self._own, Tombstone(pid, version, by)))
         if rows:
-            self.store.replica_log(rows, written, tombstones, now)
+            self.store.replica_log(rows, written, tombstones, now,
+                                   bodies=[r[5] for r in rows[:len(written)]])
             self._took(rows, tombstones, now)
         return out
 
@@ -197,6 +198,7 @@ class StoreReplica:
         entries = list(entries)
         rows: list[ReplicaRow] = []
         incoming: list[Pattern] = []
+        incoming_bodies: list[str] = []
         revised: list[dict[str, Any]] = []
         tombstones: list[DeletedKey] = []
         taken: set[tuple[str, int]] = set()
@@ -214,6 +216,7 @@ class StoreReplica:
                 earlier, head = bodies.get(p.body), heads.get(p.id)
                 if earlier is not None and earlier.id == p.id:  # over a body earlier in this batch
                     incoming.append(replace(earlier, **{k: v for k, v in p.fields.items() if k != "id"}))
+                    incoming_bodies.append(p.body)
                 elif head is not None and head[2] == p.body:  # over the body held: the store applies it
                     revised.append({**p.fields, "body": p.body})
                 elif not self._superseded(p.id, head, version, by):
@@ -221,8 +224,9 @@ class StoreReplica:
                     continue
                 row = (e.origin, e.seq, p.id, version, by, p.body)
             else:
-                incoming.append(p)
                 row = (e.origin, e.seq, p.id, p.version, p.updated_by, p.body_digest())
+                incoming.append(p)
+                incoming_bodies.append(row[5])
                 bodies.setdefault(row[5], p)
             if e.origin == self.node_id:
                 self._own = max(self._own, e.seq)  # our own writes from before a restart
@@ -230,7 +234,7 @@ class StoreReplica:
             rows.append(row)
         if not rows:
             return []
-        changed, deleted = self.store.replica_log(rows, incoming, tombstones, now, revised)
+        changed, deleted = self.store.replica_log(rows, incoming, tombstones, now, revised, incoming_bodies)
         self.deleted += len(deleted)
         self._took(rows, tombstones, now)
         return list(dict.fromkeys(changed))

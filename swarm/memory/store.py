@@ -159,17 +159,32 @@ _UPSERT = (f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?) 
            + ", seq = excluded.seq")
 
 
+WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024
+
+
+def _page_size(dim: int) -> int:
+    """SQLite page size for a new store of ``dim``-d embeddings: about 16 embeddings a page
+    (a 1024-d row fits a 64 KiB page whole: no overflow chains), and no bigger, because a
+    commit writes every page it dirtied whole to the WAL (64 KiB pages made each small gossip
+    transaction of a 64-d store write ~0.5 MB)."""
+    size = 4096
+    while size < 16 * 4 * dim and size < 65536:
+        size *= 2
+    return size
+
+
 def _json_list(items: Sequence[Any]) -> str:
     return json.dumps(list(items), sort_keys=True) if items else "[]"  # fast path: most are empty
 
 
-def _encode(p: Pattern) -> tuple[Any, ...]:
+def _encode(p: Pattern, body: str | None = None) -> tuple[Any, ...]:
+    """A pattern's column values; ``body`` is its body digest when the caller has it already."""
     return (
         p.id, p.title, p.description, p.content, p.domain, _json_list(p.tags), p.kind,
         p.action, p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.created_at,
         p.last_used_at, p.source.agent, p.source.trajectory, p.source.outcome, p.version,
         p.updated_by, p.embedding.astype("<f4", copy=False).tobytes(),
-        _json_list(p.provenance), p.source.reward, p.body_digest(),
+        _json_list(p.provenance), p.source.reward, p.body_digest() if body is None else body,
     )
 
 
@@ -269,8 +284,8 @@ class PatternStore:
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"{self.path}: store schema v{version} is newer than this software (v{SCHEMA_VERSION})")
-        if not has_tables:
-            db.execute("PRAGMA page_size = 65536")  # 4 KiB embeddings fit a page: no overflow chains
+        if not has_tables and dim is not None:
+            db.execute(f"PRAGMA page_size = {_page_size(int(dim))}")
         if not self._in_memory:
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -279,6 +294,9 @@ class PatternStore:
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         db.execute(f"PRAGMA synchronous = {synchronous}")
         db.execute("PRAGMA foreign_keys = ON")
+        # checkpoint (and fsync) once per 64 MiB of WAL whatever the page size (SQLite's default
+        # is 1,000 pages: 64 MiB at 64 KiB pages, but a checkpoint per 4 MiB at 4 KiB pages)
+        db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_BYTES // int(self._pragma('page_size'))}")
         if version < SCHEMA_VERSION:
             self.migrate(SCHEMA_VERSION)
         row = db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
@@ -396,11 +414,15 @@ class PatternStore:
                     f"pattern {p.id!r} has a {p.dim}-d embedding, the store holds {self.dim}-d")
 
     def _write_in_tx(self, tx: PatternStore._Tx, patterns: Sequence[Pattern], sql: str,
-                     insert_only: bool = False) -> None:
+                     insert_only: bool = False, bodies: Sequence[str] | None = None) -> None:
+        """Write ``patterns`` (``bodies``: their body digests, if known) and index them on commit."""
         self._check_dim(patterns)
         seq = tx.next_seq()
         before = self._last_rowid(tx.db)
-        tx.db.executemany(sql, [_encode(p) + (seq,) for p in patterns])
+        if bodies is None:
+            tx.db.executemany(sql, [_encode(p) + (seq,) for p in patterns])
+        else:
+            tx.db.executemany(sql, [_encode(p, b) + (seq,) for p, b in zip(patterns, bodies, strict=True)])
         if insert_only:
             # AUTOINCREMENT under one write lock hands out consecutive rowids
             assert self._last_rowid(tx.db) == before + len(patterns)
@@ -579,10 +601,15 @@ class PatternStore:
         """The store's change counter: every committed write raises it."""
         return int(self._db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
 
-    def changed_since(self, seq: int) -> tuple[list[Pattern], int]:
+    def changed_since(self, seq: int, unlogged: bool = False) -> tuple[list[Pattern], int]:
         """Patterns written after change ``seq`` (in write order) and the current counter: the
-        feed a replicator reads to ship this store's writes."""
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE seq > ? ORDER BY seq, rowid", (seq,)).fetchall()
+        feed a replicator reads to ship this store's writes. With ``unlogged``, only versions the
+        replicated write log does not hold (this store's own writes, not copies from peers)."""
+        where = "seq > ?"
+        if unlogged:
+            where += (" AND NOT EXISTS (SELECT 1 FROM replica r WHERE r.pattern_id = patterns.id"
+                      " AND r.version = patterns.version AND r.updated_by = patterns.updated_by)")
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE {where} ORDER BY seq, rowid", (seq,)).fetchall()
         return [_decode(r) for r in rows], self.sequence
 
     def deleted_between(self, after: int, upto: int) -> list[DeletedKey]:
@@ -596,13 +623,15 @@ class PatternStore:
 
     def replica_log(self, rows: Sequence[ReplicaRow], merge_in: Sequence[Pattern] = (),
                     tombstones: Sequence[DeletedKey] = (), now: float = 0.0,
-                    revisions: Sequence[dict[str, Any]] = ()) -> tuple[list[str], list[str]]:
+                    revisions: Sequence[dict[str, Any]] = (),
+                    bodies: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
         """In one transaction: apply ``tombstones`` (delete each pattern whatever its version, and
         refuse its writes until the tombstone expires), merge ``merge_in`` (copies from peers) by
         the memory's total order and ``revisions`` (an id, a ``body`` digest and the revision
         columns: a new version over the body held, applied only where the copy here has that body
         and an older version) except patterns under a tombstone, and record the writes in ``rows``
-        (already held ones are ignored). Returns the ids whose current version changed and the
+        (already held ones are ignored). ``bodies``, if given, are the body digests of
+        ``merge_in``, in order (computed once by the caller). Returns the ids whose current version changed and the
         ids deleted."""
         deleted: list[str] = []
         changed: list[str] = []
@@ -617,16 +646,23 @@ class PatternStore:
                     " version = max(version, excluded.version), at = max(at, excluded.at)",
                     [(pid, v, by, now) for pid, v, by in tombstones])
             guarded = self.replica_guarded([p.id for p in merge_in] + [str(r["id"]) for r in revisions])
-            latest: dict[str, Pattern] = {}
-            for p in merge_in:
+            latest: dict[str, tuple[Pattern, str | None]] = {}
+            for i, p in enumerate(merge_in):
                 if p.id not in guarded:
-                    latest[p.id] = merge(latest[p.id], p) if p.id in latest else p
+                    body = None if bodies is None else bodies[i]
+                    if p.id in latest:
+                        won = merge(latest[p.id][0], p)
+                        latest[p.id] = (won, body) if won is p else latest[p.id]
+                    else:
+                        latest[p.id] = (p, body)
             if latest:
                 heads = self.heads(list(latest))
-                newer = [p for pid, p in latest.items() if pid not in heads or _newer_than_head(p, heads[pid], self)]
+                newer = [(p, b) for pid, (p, b) in latest.items()
+                         if pid not in heads or _newer_than_head(p, heads[pid], self)]
                 if newer:
-                    self._write_in_tx(tx, newer, _UPSERT)
-                    changed = [p.id for p in newer]
+                    self._write_in_tx(tx, [p for p, _ in newer], _UPSERT,
+                                      bodies=[p.body_digest() if b is None else b for p, b in newer])
+                    changed = [p.id for p, _ in newer]
             # after the copies: each UPDATE checks the body and version of the row as it now stands
             revised = [r for r in revisions if r["id"] not in guarded]
             if revised:
