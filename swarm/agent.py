@@ -163,7 +163,7 @@ class SwarmAgent:
                                         synchronous="NORMAL")
         self.learner = LearningAgent(self.id, self.spec.wrap(self.policy) if self.spec.wrap else self.policy)
         self.published = self.store.sequence
-        gcfg = GossipConfig(dim=self.store.dim, fanout=host.config.fanout,
+        gcfg = GossipConfig(dim=self.store.dim, fanout=host.config.fanout, degree=host.config.degree or 0,
                             gossip_interval=host.config.gossip_interval, space=host.space,
                             **(QUIC_GOSSIP if host.config.transport == "quic" else {}))
         self.node = GossipNode(self.id, gcfg, seed=host.config.seed, now=host.kernel.now(),

@@ -24,6 +24,7 @@ import numpy as np
 
 from .agent import AgentHandle, agent_decisions
 from .deployment import Environment, environment, resolve
+from .gossip.neighbours import origin_node, ring_of
 from .gossip.node import Contacts, Share
 from .kernel import Event, Kernel, TaskGroup
 from .learning.episodes import Decision
@@ -89,9 +90,27 @@ class Swarm:
         k, cfg = self.kernel, self.config
         await k.sleep(cfg.settle)
         waited = cfg.settle
-        while waited < cfg.settle_max and len({tuple(sorted(a.digest().items())) for a in self.live()}) > 1:
+        while waited < cfg.settle_max and not self._replicas_agree():
             await k.sleep(1.0)
             waited += 1.0
+
+    def _replicas_agree(self) -> bool:
+        """Whether every live agent holds every write of the origins it keeps that any live agent
+        holds (with full replication: whether all digests are equal)."""
+        live = self.live()
+        digests = {a.id: a.digest() for a in live}
+        best: dict[str, int] = {}
+        for d in digests.values():
+            for origin, seq in d.items():
+                best[origin] = max(best.get(origin, 0), seq)
+        ring = ring_of(frozenset(self.agents), self.config.degree or 0)
+        for agent, d in digests.items():
+            mine = ring.neighbours(agent)
+            for origin, seq in best.items():
+                node = origin_node(origin)
+                if d.get(origin, 0) != seq and (ring.full or node == agent or node in mine):
+                    return False
+        return True
 
     def agent_died(self, agent_id: str, exitcode: int | None, why: str) -> None:
         """An agent's process ended without being asked to: the swarm carries on without it."""
@@ -108,6 +127,8 @@ class Swarm:
         with ``specs`` from its ``agents`` and ``controller`` from its ``controller``."""
         if not topology.gossip:
             config = replace(config, sync=False)
+        if config.degree is None:
+            config = replace(config, degree=topology.degree)
         return cls(config, specs, contacts=topology.contacts, share=topology.share, controller=controller,
                    decisions=decisions, env=env)
 

@@ -61,6 +61,9 @@ class SwarmConfig:
     sync: bool = True  # False: no gossip at all (the isolated baseline)
     fanout: int = 2
     gossip_interval: float = 1.0
+    # each agent keeps the writes of this many neighbours (see swarm.gossip.neighbours); 0: every
+    # agent's; None: the topology's own degree
+    degree: int | None = None
     link: LinkProfile = field(default_factory=LinkProfile)
     market: MarketConfig = field(default_factory=MarketConfig)
     settle: float = 10.0  # virtual seconds of gossip after the last trade, before figures are read
@@ -80,6 +83,8 @@ class SwarmConfig:
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {self.runtime!r}")
         if self.runtime == "process" and self.transport == "sim":
             raise ValueError("the process runtime needs a real bus: transport 'quic'")
+        if self.degree is not None and (self.degree < 0 or self.degree % 2):
+            raise ValueError(f"degree must be 0 (every agent's writes) or even, not {self.degree}")
         if self.backend not in ("asyncio", "trio"):
             raise ValueError(f"backend must be 'asyncio' or 'trio', not {self.backend!r}")
 

@@ -29,6 +29,9 @@ class Topology:
     passes on to a peer, ``share(me)(peer, origin)`` (None: everyone's); ``controller(**params)`` builds the coroutine that acts at
     episode boundaries (None: no controller), an object that also keeps what it did for the checks.
     ``gossip`` False: agents never gossip and knowledge moves only through the controller.
+    ``degree`` > 0 bounds replication: each agent keeps the writes of its ``degree`` neighbours on
+    a hash ring of the members (:mod:`swarm.gossip.neighbours`), so a write costs ``degree`` copies
+    however big the swarm (a swarm of at most ``degree + 1`` agents is fully replicated).
     """
 
     name: str  # the pattern id in the suite, the metrics file and the report
@@ -38,6 +41,7 @@ class Topology:
     share: Callable[[str], Share] | None = None
     controller: Callable[..., Any] | None = None
     gossip: bool = True
+    degree: int = 0  # each agent keeps its ring neighbours' writes only, this many (0: everyone's)
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c == "-" for c in self.name):

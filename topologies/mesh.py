@@ -1,4 +1,5 @@
-"""Mesh: every peer gossips directly with every other; swarm decisions need 0.67 agreement."""
+"""Mesh: every peer gossips directly with every other (beyond 5 peers: with its 4 neighbours on a
+hash ring, see ``DEGREE``); swarm decisions need 0.67 agreement."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from swarm.topology import Topology
 
 AGENTS = 5
 CONSENSUS = 0.67
+#: A peer keeps the writes of this many others: all of them in the 5-peer mesh, and its 4 nearest
+#: on a hash ring in a bigger one, so a write costs 4 copies (and gossip a bounded share of a
+#: decision) whatever the mesh's size. Full replication would copy every write to every peer.
+DEGREE = 4
 
 
 def agents(seed: int, n: int = AGENTS, memory: MemoryConfig = MemoryConfig()) -> list[AgentSpec]:
@@ -65,4 +70,4 @@ class Voting:
 TOPOLOGY = Topology(
     name="mesh-distributed-learning",
     summary="equal peers gossiping with every other; the swarm decides by a 0.67 vote",
-    agents=agents, controller=Voting)
+    agents=agents, controller=Voting, degree=DEGREE)

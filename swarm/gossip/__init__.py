@@ -6,11 +6,12 @@ frames to send and events. ``swarm.transport`` drives it over a simulated networ
 
 from .codec import Entry, FrameReader, Limits, Message, ProtocolError, Revision, Tombstone, Update, decode, encode
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
+from .neighbours import Ring, origin_node, ring_of
 from .node import Contacts, Event, GossipConfig, GossipNode, NodeStats, PatternsReceived
 from .replication import StoreReplica
 
 __all__ = [
     "ALIVE", "DEAD", "LEFT", "SUSPECT", "Contacts", "Entry", "Event", "FrameReader", "GossipConfig", "GossipNode",
     "Limits", "MemberChanged", "Membership", "Message", "NodeStats", "PatternsReceived", "ProtocolError",
-    "Revision", "StoreReplica", "Tombstone", "Update", "decode", "encode",
+    "Revision", "Ring", "StoreReplica", "Tombstone", "Update", "decode", "encode", "origin_node", "ring_of",
 ]

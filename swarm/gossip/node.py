@@ -48,6 +48,7 @@ from .codec import (
     validate_entries,
 )
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
+from .neighbours import BOOT_MARK, Ring, origin_node, ring_of
 from .replication import StoreReplica
 
 #: ``contacts(me, candidates)`` -> the candidates this node may talk to.
@@ -92,6 +93,10 @@ class GossipConfig:
     # the rest partitioned for 5 episodes = 50 s) and a whole default run (30 episodes = 300 s);
     # a live tombstone costs one small row (see swarm.gossip.replication)
     tombstone_ttl: float = 600.0
+    # keep only the writes of this many neighbours on a hash ring of the members, and gossip only
+    # with them (0: every member's): what a write costs the swarm stops growing with N. A swarm of
+    # at most degree + 1 members is fully replicated either way (see swarm.gossip.neighbours)
+    degree: int = 0
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -101,6 +106,8 @@ class GossipConfig:
             raise ValueError("ack_timeout must be positive and shorter than probe_interval")
         if self.gossip_interval <= 0 or self.suspect_timeout <= 0:
             raise ValueError("gossip_interval and suspect_timeout must be > 0")
+        if self.degree < 0 or self.degree % 2:
+            raise ValueError("degree must be 0 (every member's writes) or even (half of it on each side)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,7 @@ class NodeStats:
     revisions_sent: int = 0  # writes sent as statistics over a body the peer holds
     revisions_unresolved: int = 0  # ...received without that body here (dropped; asked for again)
     tombstones_applied: int = 0  # patterns deleted here because a peer's tombstone said so
+    entries_unwanted: int = 0  # writes of origins outside this node's neighbourhood (dropped unread)
 
 
 class GossipNode:
@@ -147,7 +155,7 @@ class GossipNode:
         """``store`` is the replica this node serves (default: a store in memory)."""
         self.id = node_id
         self.config = config
-        self.origin = node_id if boot == 0 else f"{node_id}~{boot}"  # each boot numbers its own writes
+        self.origin = node_id if boot == 0 else f"{node_id}{BOOT_MARK}{boot}"  # each boot numbers its own writes
         self.log = StoreReplica(store if store is not None else PatternStore(":memory:", dim=config.dim), self.origin)
         self.membership = Membership(node_id, retransmit=config.retransmit)
         self.contacts = contacts
@@ -173,6 +181,8 @@ class GossipNode:
         self._next_gossip = now + self._rng.uniform(0, config.gossip_interval)
         self._next_probe = now + self._rng.uniform(0, config.probe_interval)
         self._next_reconnect = now + config.reconnect_interval
+        self._ring: Ring | None = None
+        self._ring_size = -1  # members known when the ring was drawn
 
     # ---- the driver's calls ------------------------------------------------------------------
 
@@ -213,9 +223,12 @@ class GossipNode:
                 raise ProtocolError("frame claims to come from this node")
             if msg.kind == JOIN and self.config.space and msg.space and msg.space != self.config.space:
                 raise ProtocolError(f"{msg.sender} embeds in space {msg.space!r}, this swarm in {self.config.space!r}")
-            arrived = len(msg.raw)
+            arrived, unwanted = len(msg.raw), 0
             if msg.raw:  # validate only the writes this node lacks, all of them before anything changes
                 fresh = [r for r in msg.raw if not self.log.holds(r.origin, r.seq)]
+                if not self._replicates_all():
+                    wanted = [r for r in fresh if self.wants(r.origin)]
+                    fresh, unwanted = wanted, len(fresh) - len(wanted)
                 msg = replace(msg, raw=(), entries=validate_entries(fresh, self.config.dim, msg.kind_name,
                                                                      self.config.limits))
         except ProtocolError:
@@ -226,7 +239,8 @@ class GossipNode:
         self.stats.received[msg.kind_name] = self.stats.received.get(msg.kind_name, 0) + 1
         self.stats.bytes_received += len(data)
         self.stats.entries_received += arrived
-        self.stats.entries_duplicate += arrived - len(msg.entries)
+        self.stats.entries_unwanted += unwanted
+        self.stats.entries_duplicate += arrived - unwanted - len(msg.entries)
         if msg.kind == JOIN:
             self._learn(Update(msg.sender, ALIVE, msg.incarnation), now)
         elif msg.sender not in self.membership.members:
@@ -306,6 +320,35 @@ class GossipNode:
     def live_members(self) -> list[str]:
         return self.membership.live()
 
+    def wants(self, origin: str) -> bool:
+        """Whether this node keeps ``origin``'s writes (its own, or a neighbour's; see ``degree``)."""
+        return self.peer_wants(self.id, origin)
+
+    def peer_wants(self, peer: str, origin: str) -> bool:
+        """Whether ``peer`` keeps ``origin``'s writes, on this node's view of the members."""
+        ring = self._members_ring()
+        if ring is None or ring.full:
+            return True
+        node = origin_node(origin)
+        return node == peer or node in ring.neighbours(peer)
+
+    def _members_ring(self) -> Ring | None:
+        """The hash ring of the members this node knows (None: ``degree`` 0, no ring)."""
+        if not self.config.degree:
+            return None
+        if self._ring_size != len(self.membership.members):
+            self._ring = ring_of(frozenset([*self.membership.members, self.id]), self.config.degree)
+            self._ring_size = len(self.membership.members)
+        return self._ring
+
+    def _replicates_all(self) -> bool:
+        ring = self._members_ring()
+        return ring is None or ring.full
+
+    def _wanted(self, digest: dict[str, int]) -> dict[str, int]:
+        """The part of a peer's digest about origins this node keeps."""
+        return digest if self._replicates_all() else {o: s for o, s in digest.items() if self.wants(o)}
+
     # ---- internals -------------------------------------------------------------------------------
 
     def _learn(self, update: Update, now: float) -> None:
@@ -315,6 +358,10 @@ class GossipNode:
 
     def _contactable(self) -> list[str]:
         live = self.membership.live()
+        ring = self._members_ring()
+        if ring is not None and not ring.full:
+            mine = ring.neighbours(self.id)
+            live = [m for m in live if m in mine]
         return list(self.contacts(self.id, live)) if self.contacts is not None else live
 
     def _pick(self, candidates: Sequence[str], k: int) -> list[str]:
@@ -324,8 +371,7 @@ class GossipNode:
         if not msg.updates:
             updates = self.membership.piggyback(self.config.piggyback_updates)
             if updates:
-                msg = Message(msg.kind, msg.sender, updates, msg.probe, msg.target, msg.incarnation, msg.space,
-                              msg.digest, msg.entries, msg.reply)
+                msg = replace(msg, updates=updates)
         frame = encode(msg)
         self._out.append((dest, frame))
         self.stats.sent[msg.kind_name] = self.stats.sent.get(msg.kind_name, 0) + 1
@@ -336,10 +382,10 @@ class GossipNode:
         entries = tuple(self.log.recent(self.config.piggyback_entries, since=self._pushed))
         self._pushed = self.log.arrivals
         for peer in self._pick(self._contactable(), self.config.fanout):
-            pushed = entries if self.share is None else tuple(e for e in entries if self.share(peer, e.origin))
+            pushed = tuple(e for e in entries if self._passes(peer, e.origin))
             known = self._known.get(peer)
             ask = self._may_pull(peer)  # reply=True asks the peer for what this node lacks
-            if ask and self.config.max_pulls and known is not None and self.log.lacks(known):
+            if ask and self.config.max_pulls and known is not None and self.log.lacks(self._wanted(known)):
                 self._pulls[peer] = self._now
             self._send(peer, Message(DIGEST, self.id, digest=self.log.digest(), entries=pushed, reply=ask))
 
@@ -416,12 +462,16 @@ class GossipNode:
     def _missing(self, peer: str, digest: dict[str, int]) -> list[Entry]:
         """What to send ``peer``, whose digest is ``digest``: one batch of the writes it lacks."""
         sent = self._sent.get(peer, {})
-        share = self.share
+        every = self.share is None and self._replicates_all()
         out = self.log.missing_for(digest, self.config.max_batch, self._allow(peer), self.config.revisions,
                                    whole=lambda origin, seq: (origin, seq) in sent,  # a resend goes whole
-                                   origins=None if share is None else lambda origin: share(peer, origin))
+                                   origins=None if every else lambda origin: self._passes(peer, origin))
         self.stats.revisions_sent += sum(isinstance(e.pattern, Revision) for e in out)
         return out
+
+    def _passes(self, peer: str, origin: str) -> bool:
+        """Whether ``origin``'s writes go to ``peer``: the topology shares them and the peer keeps them."""
+        return (self.share is None or self.share(peer, origin)) and self.peer_wants(peer, origin)
 
     def _accept(self, sender: str, entries: Sequence[Entry]) -> None:
         held, unresolved = self.log.writes, self.log.unresolved
@@ -440,6 +490,9 @@ class GossipNode:
         """Ping one member believed dead with that rumour and this node's own state: if it is
         alive (a healed partition), it refutes and answers, and both sides take each other back."""
         dead = [n for n, m in self.membership.members.items() if m.status == DEAD]
+        ring = self._members_ring()
+        if ring is not None and not ring.full:
+            dead = [n for n in dead if n in ring.neighbours(self.id)]
         if self.contacts is not None:
             dead = list(self.contacts(self.id, dead))
         if not dead:
@@ -481,7 +534,7 @@ class GossipNode:
         if msg.digest is None:
             return
         self._known[msg.sender] = msg.digest
-        want = self.log.lacks(msg.digest) and self._may_pull(msg.sender)
+        want = self.log.lacks(self._wanted(msg.digest)) and self._may_pull(msg.sender)
         if want and self.config.max_pulls:
             self._pulls[msg.sender] = now
         # reply=False: the sender is at its pull limit and wants nothing sent; it may still be asked
