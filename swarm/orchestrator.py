@@ -62,6 +62,7 @@ class Swarm:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.space = fingerprint_of(make_embedder(specs[0].memory if specs else MemoryConfig())) or ""
         self.records = SwarmRecords()
+        self._agreement: tuple[float, bool] | None = None  # (when, whether the replicas agreed then)
         self.agents: dict[str, AgentHandle] = {}
         self._decisions = decisions or {}
         self._tg: TaskGroup | None = None
@@ -96,21 +97,27 @@ class Swarm:
 
     def _replicas_agree(self) -> bool:
         """Whether every live agent holds every write of the origins it keeps that any live agent
-        holds (with full replication: whether all digests are equal)."""
-        live = self.live()
-        digests = {a.id: a.digest() for a in live}
+        holds (with full replication: whether all digests are equal). Every agent's ``settle``
+        asks at the same instants, so the answer is kept for the instant it was computed at."""
+        now = self.kernel.now()
+        if self._agreement is not None and self._agreement[0] == now:
+            return self._agreement[1]
+        digests = {a.id: a.digest() for a in self.live()}
         best: dict[str, int] = {}
+        by_node: dict[str, list[str]] = {}  # node -> its origins (a restarted node has several)
         for d in digests.values():
             for origin, seq in d.items():
+                if origin not in best:
+                    by_node.setdefault(origin_node(origin), []).append(origin)
                 best[origin] = max(best.get(origin, 0), seq)
         ring = ring_of(frozenset(self.agents), self.config.degree or 0)
-        for agent, d in digests.items():
-            mine = ring.neighbours(agent)
-            for origin, seq in best.items():
-                node = origin_node(origin)
-                if d.get(origin, 0) != seq and (ring.full or node == agent or node in mine):
-                    return False
-        return True
+        agree = all(
+            d.get(origin, 0) == best[origin]
+            for agent, d in digests.items()
+            for node in (by_node if ring.full else (agent, *ring.neighbours(agent)))
+            for origin in by_node.get(node, ()))
+        self._agreement = (now, agree)
+        return agree
 
     def agent_died(self, agent_id: str, exitcode: int | None, why: str) -> None:
         """An agent's process ended without being asked to: the swarm carries on without it."""
@@ -145,8 +152,10 @@ class Swarm:
         agent = self.env.runtime.make(self, spec, decisions, len(self.agents))
         self.agents[spec.id] = agent
         self._trading.add(spec.id)
+        agent.know(list(self.agents))
         for other in self.agents.values():
-            other.know(list(self.agents))
+            if other is not agent:
+                other.know([spec.id])  # the others knew each other already
         return agent
 
     def run(self) -> Swarm:

@@ -60,10 +60,18 @@ class Membership:
         self.members: dict[str, Member] = {}
         self.retransmit = retransmit
         self._rumours: dict[str, tuple[Update, int]] = {}  # node -> (rumour, sends left)
+        self._suspects: dict[str, Member] = {}  # the members now suspect (timers run over these only)
 
     def status(self, node: str) -> str | None:
         m = self.members.get(node)
         return m.status if m else None
+
+    def suspects(self) -> list[Member]:
+        """The members now suspect, in join order (as a scan of the table would find them)."""
+        if len(self._suspects) < 2:
+            return list(self._suspects.values())
+        order = {node: i for i, node in enumerate(self.members)}
+        return sorted(self._suspects.values(), key=lambda m: order[m.node])
 
     def live(self) -> list[str]:
         """Members believed alive or suspect (still worth talking to), in join order."""
@@ -81,11 +89,15 @@ class Membership:
             return None
         before = cur.status if cur else None
         if cur is None:
-            self.members[update.node] = Member(update.node, update.status, update.incarnation, now)
+            cur = self.members[update.node] = Member(update.node, update.status, update.incarnation, now)
         else:
             if cur.status != update.status:
                 cur.since = now
             cur.status, cur.incarnation = update.status, update.incarnation
+        if cur.status == SUSPECT:
+            self._suspects.setdefault(cur.node, cur)
+        else:
+            self._suspects.pop(cur.node, None)
         self.spread(update)
         if before == update.status:
             return None

@@ -54,16 +54,18 @@ class Ring:
         """``node``'s neighbours (empty for a node not on the ring)."""
         out = self._cache.get(node)
         if out is None:
-            i, n = self._index.get(node), len(self.order)
-            if i is None:
-                out = frozenset()
-            elif self.full:
-                out = frozenset(self.order[:i] + self.order[i + 1:])
-            else:
-                half = self.degree // 2
-                out = frozenset(self.order[(i + k) % n] for k in (*range(1, half + 1), *range(-half, 0)))
-            self._cache[node] = out
+            out = self._cache[node] = frozenset(self.neighbour_list(node))
         return out
+
+    def neighbour_list(self, node: str) -> list[str]:
+        """``node``'s neighbours in ring order from it: a deterministic order (a set's is not)."""
+        i, n = self._index.get(node), len(self.order)
+        if i is None:
+            return []
+        if self.full:
+            return self.order[i + 1:] + self.order[:i]
+        half = self.degree // 2
+        return [self.order[(i + k) % n] for k in (*range(1, half + 1), *range(-half, 0))]
 
 
 @functools.lru_cache(maxsize=16)

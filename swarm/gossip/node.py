@@ -280,8 +280,8 @@ class GossipNode:
                 m = self.membership.members.get(p.target)
                 if p.relay_for is None and m is not None and m.status == ALIVE:
                     self._learn(Update(p.target, SUSPECT, m.incarnation), now)
-        for m in list(self.membership.members.values()):
-            if m.status == SUSPECT and now >= m.since + c.suspect_timeout:
+        for m in self.membership.suspects():
+            if now >= m.since + c.suspect_timeout:
                 self._learn(Update(m.node, DEAD, m.incarnation), now)
 
     def next_timer(self) -> float | None:
@@ -296,7 +296,7 @@ class GossipNode:
             if p.relay_for is None and not p.indirect_sent:
                 times.append(p.started + c.ack_timeout)
             times.append(p.started + c.probe_interval)
-        times += [m.since + c.suspect_timeout for m in self.membership.members.values() if m.status == SUSPECT]
+        times += [m.since + c.suspect_timeout for m in self.membership.suspects()]
         return min(times)
 
     def outgoing(self) -> list[tuple[str, bytes]]:
@@ -357,11 +357,12 @@ class GossipNode:
             self._events.append(change)
 
     def _contactable(self) -> list[str]:
-        live = self.membership.live()
         ring = self._members_ring()
-        if ring is not None and not ring.full:
-            mine = ring.neighbours(self.id)
-            live = [m for m in live if m in mine]
+        if ring is not None and not ring.full:  # the neighbours alive, in ring order (not a scan of all)
+            members = self.membership.members
+            live = [m for m in ring.neighbour_list(self.id) if members[m].status in (ALIVE, SUSPECT)]
+        else:
+            live = self.membership.live()
         return list(self.contacts(self.id, live)) if self.contacts is not None else live
 
     def _pick(self, candidates: Sequence[str], k: int) -> list[str]:
