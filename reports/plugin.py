@@ -15,6 +15,7 @@ import importlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -143,23 +144,33 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
             env = environment(transport, runtime)
             runs: list[ScenarioResult] = []
             crashes: list[dict[str, Any]] = []
+            walls: list[float] = []  # wall seconds of each seed's run
             for seed in seeds:
                 try:
                     with deployed(transport, runtime), progress.reporting(_Beacon(config, pattern, seed, seeds)):
+                        started = time.perf_counter()
                         runs.append(run_pattern(pattern, seed=seed, quick=quick,
                                                 market=config.getoption("--swarm-market")))
+                        walls.append(time.perf_counter() - started)
                 except Exception as e:  # a crashed run fails the pattern: recorded, then raised
                     crashes.append({"pattern": pattern, "seed": seed, "error": f"{type(e).__name__}: {e}"})
                     if out:
                         write_metrics(runs, out, env, crashes=crashes)
                     raise
             doc = to_metrics(runs, env)
+            doc["performance"]["pattern_wall_seconds"] = pattern_walls(walls)
             if out:
                 save_metrics(doc, out)
             cache[pattern] = PatternRuns(pattern, runs, doc)
         return cache[pattern]
 
     return get
+
+
+def pattern_walls(walls: list[float]) -> dict[str, Any]:
+    """What running a pattern cost in wall time (this machine, this run; not deterministic, so it
+    lives in ``performance``): the total over its seeds and each seed's."""
+    return {"clock": "wall", "total": round(sum(walls), 3), "per_seed": [round(w, 3) for w in walls]}
 
 
 def assert_check(result: ScenarioResult | PatternRuns, name: str) -> None:

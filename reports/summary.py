@@ -15,7 +15,7 @@ from .metrics import read_metrics
 
 #: The summary's columns: headline figures first (risk-adjusted return, regret), then cost.
 ROW_HEADER = ("pattern", "status", "checks", "agents x episodes", "Sharpe", "best fixed", "no-memory",
-              "VW bandit", "regret (bp)", "sync p50")
+              "VW bandit", "regret (bp)", "sync p50", "wall s")
 
 
 def row(d: dict[str, Any]) -> list[str]:
@@ -29,7 +29,13 @@ def row(d: dict[str, Any]) -> list[str]:
     return [d["pattern"], d["status"], f"{sum(c['passed'] for c in d['checks'])}/{len(d['checks'])}",
             f"{b.get('agents') or '—'} x {b.get('episodes') or '—'}", show(d["trading"].get("sharpe_ratio")),
             show(base["best-fixed"]), show(base["no-memory"]), show(base["contextual-bandit"]),
-            show(d["learning"].get("regret"), 1, 1e4), sync_cell]
+            show(d["learning"].get("regret"), 1, 1e4), sync_cell, wall_cell(d)]
+
+
+def wall_cell(d: dict[str, Any]) -> str:
+    """The pattern's wall seconds over all its seeds (measured by the plugin), or a dash."""
+    wall = d["performance"].get("pattern_wall_seconds")
+    return f"{wall['total']:.0f}" if isinstance(wall, dict) and isinstance(wall.get("total"), (int, float)) else "—"
 
 
 def summary_markdown(out: str | Path) -> str:

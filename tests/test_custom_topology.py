@@ -40,7 +40,11 @@ def test_a_topology_registered_by_one_call_runs_in_the_suite_and_the_report(tmp_
     assert {c["name"] for c in doc["checks"]} == {"memory pays", "sharing pays"}
     assert doc["per_seed"][0]["learning"]["topology"]["roles"] == ["blue", "red", "scout"]
     assert {"no-memory", "best-fixed", "isolated agents (no sharing)"} <= set(doc["baselines"])
+    wall = doc["performance"]["pattern_wall_seconds"]  # measured per seed by the plugin, in every metrics file
+    assert wall["clock"] == "wall" and len(wall["per_seed"]) == 2 and all(w > 0 for w in wall["per_seed"])
+    assert wall["total"] == pytest.approx(sum(wall["per_seed"]), abs=0.01)
     assert NAME in (out / "LEARNING_PATTERNS_COMPARISON.md").read_text()
+    assert "wall s" in (out / "LEARNING_PATTERNS_COMPARISON.md").read_text()
     assert not list(out.glob("mesh-*"))  # -k picked the user's pattern only
 
 
