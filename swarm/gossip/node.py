@@ -490,10 +490,10 @@ class GossipNode:
     def _reconnect(self) -> None:
         """Ping one member believed dead with that rumour and this node's own state: if it is
         alive (a healed partition), it refutes and answers, and both sides take each other back."""
-        dead = [n for n, m in self.membership.members.items() if m.status == DEAD]
         ring = self._members_ring()
-        if ring is not None and not ring.full:
-            dead = [n for n in dead if n in ring.neighbours(self.id)]
+        members = self.membership.members
+        near = members if ring is None or ring.full else ring.neighbour_list(self.id)  # not a scan of all
+        dead = [n for n in near if members[n].status == DEAD]
         if self.contacts is not None:
             dead = list(self.contacts(self.id, dead))
         if not dead:
