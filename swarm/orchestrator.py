@@ -63,6 +63,7 @@ class Swarm:
         self.space = fingerprint_of(make_embedder(specs[0].memory if specs else MemoryConfig())) or ""
         self.records = SwarmRecords()
         self._agreement: tuple[float, bool] | None = None  # (when, whether the replicas agreed then)
+        self._launched = False  # agents made before the run learn the member list once, at launch
         self.agents: dict[str, AgentHandle] = {}
         self._decisions = decisions or {}
         self._tg: TaskGroup | None = None
@@ -152,10 +153,9 @@ class Swarm:
         agent = self.env.runtime.make(self, spec, decisions, len(self.agents))
         self.agents[spec.id] = agent
         self._trading.add(spec.id)
-        agent.know(list(self.agents))
-        for other in self.agents.values():
-            if other is not agent:
-                other.know([spec.id])  # the others knew each other already
+        if self._launched:  # an agent added to a running swarm: everyone learns the new member list
+            for other in self.agents.values():
+                other.know(list(self.agents))
         return agent
 
     def run(self) -> Swarm:
@@ -171,6 +171,10 @@ class Swarm:
         self._all_done = self.kernel.event()
         if not self._trading:
             self._all_done.set()
+        members = list(self.agents)
+        for agent in self.agents.values():  # once, not on every addition (that was O(N^2) lists)
+            agent.know(members)
+        self._launched = True
         await self.env.runtime.launch(list(self.agents.values()), self.kernel)
         async with self.kernel.task_group() as tg:
             self._tg = tg
