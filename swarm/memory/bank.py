@@ -315,6 +315,7 @@ class ReasoningBank:
                                embedder=fingerprint_of(self.embedder))
 
     def stats(self) -> dict[str, Any]:
+        """Counts, confidence, size on disk, and which vector index serves searches and why."""
         by_kind: dict[str, int] = defaultdict(int)
         by_domain: dict[str, int] = defaultdict(int)
         conf_sum, uses = 0.0, 0
@@ -333,10 +334,7 @@ class ReasoningBank:
             "mean_confidence": conf_sum / total if total else None,
             "total_uses": uses,
             "dim": self.store.dim,
-            "index": "ann" if idx.uses_ann else "exact",
-            "ann_recall_audited": idx.measured_recall,
-            "ann_recall_build_sample": idx.build_sample_recall,
-            "ann_disabled": idx.ann_disabled,
+            **idx.stats(),  # which index serves and why, with the recall figures behind it
             "bytes_on_disk": self.store.size_bytes(),
             "schema_version": self.store.schema_version,
             "links": len(self.store.links()),

@@ -88,6 +88,7 @@ def test_export_import_between_banks_and_stats(bank, tmp_path):
     stats = other.stats()
     assert stats["patterns"] == 2 and stats["by_kind"] == {"lesson": 1, "strategy": 1}
     assert stats["index"] == "exact" and stats["schema_version"] == SCHEMA_VERSION and stats["bytes_on_disk"] > 0
+    assert "ann_threshold" in stats["index_reason"] and stats["graph_rows_built"] == 0
 
 
 def test_context_vectors_work_end_to_end():

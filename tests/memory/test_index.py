@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from swarm.memory import VectorIndex
-from swarm.memory.index import Filter
+from swarm.memory.index import Filter, projected_recall
 from tests.conftest import clustered
 
 
@@ -105,3 +105,137 @@ def test_auto_mode_falls_back_to_exact_when_measured_recall_is_low():
     _fill(forced, x)
     forced.search(x[0], 10)
     assert forced.uses_ann and forced.build_sample_recall < 0.95
+
+
+def _random_unit(n, dim, seed):
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_auto_mode_decides_by_a_recall_sample_and_never_builds_a_graph_it_would_drop():
+    x = _random_unit(8000, 384, seed=7)  # unclustered, high-dimensional: HNSW misses neighbours
+    idx = VectorIndex(384, mode="auto", ann_threshold=1000, pilot_size=2000)
+    _fill(idx, x)
+    assert idx.stats()["index"] == "pending"  # nothing decided before a search needs it
+    for q in x[:5]:
+        assert set(idx.search(q, 10)[0].tolist()) == _truth(x, q, 10)
+    st = idx.stats()
+    assert st["index"] == "exact" and not idx.uses_ann and idx.graph is None
+    assert "sample recall@10" in st["index_reason"] and "never built" in st["index_reason"]
+    pilot = idx.pilot
+    assert pilot is not None and not pilot.build and pilot.rows == len(x) and min(pilot.recalls) < 0.9
+    # what was built is the sample at most: the full graph was never started
+    assert st["graph_rows_built"] == pilot.sizes[-1] <= 2000 < len(x) and st["graph_rows"] == 0
+    assert st["index_pilot"]["recalls"] == pilot.recalls
+    idx.search(x[7], 10)  # later searches do not sample again
+    assert idx.graph_rows_built == st["graph_rows_built"]
+    again = VectorIndex(384, mode="auto", ann_threshold=1000, pilot_size=2000)
+    _fill(again, x)
+    again.search(x[0], 10)
+    assert again.pilot is not None and again.pilot.recalls == pilot.recalls  # the same data, the same decision
+
+
+def test_auto_mode_grows_the_sample_graph_into_the_full_one_on_clustered_data():
+    x = clustered(6000, 64, clusters=30, seed=3)
+    idx = VectorIndex(64, mode="auto", ann_threshold=1000, pilot_size=2000)
+    _fill(idx, x)
+    queries = clustered(50, 64, clusters=30, seed=3)
+    recall = np.mean([len(set(idx.search(q, 10)[0].tolist()) & _truth(x, q, 10)) / 10 for q in queries])
+    st = idx.stats()
+    assert st["index"] == "hnsw" and idx.uses_ann and recall >= 0.95
+    assert idx.pilot is not None and idx.pilot.build and idx.pilot.sizes == (500, 2000)
+    assert idx.pilot.projected >= 0.9 and "hnsw graph built" in st["index_reason"]
+    # every row went into the graph once: the sample's graph was kept and grown, not rebuilt
+    assert st["graph_rows"] == st["graph_rows_built"] == len(x)
+
+
+def test_sample_projection_carries_the_loss_per_doubling_to_the_full_size():
+    assert projected_recall((500, 2000), (0.99, 0.95), 32_000) == pytest.approx(0.95 - 0.02 * 4)
+    assert projected_recall((500, 2000), (0.97, 0.99), 10**6) == pytest.approx(0.99)  # noise, not a gain
+    assert projected_recall((2500,), (0.85,), 10**6) == 0.85  # stopped at the first size
+    assert projected_recall((500, 2000), (0.99, 0.95), 1500) == 0.95
+
+
+def test_auto_mode_refuses_a_graph_whose_sample_passes_but_projection_fails(monkeypatch):
+    x = clustered(4000, 32, seed=8)
+    idx = VectorIndex(32, mode="auto", ann_threshold=1000, pilot_size=1000, min_recall=0.9)
+    _fill(idx, x)
+    projected = []
+
+    def pessimistic(sizes, recalls, rows):  # the samples pass; the projection at 4,000 rows does not
+        projected.append((tuple(sizes), min(recalls), rows))
+        return 0.5
+
+    monkeypatch.setattr("swarm.memory.index.projected_recall", pessimistic)
+    assert set(idx.search(x[1], 10)[0].tolist()) == _truth(x, x[1], 10)
+    assert projected == [((250, 1000), pytest.approx(min(idx.pilot.recalls)), 4000)] and min(idx.pilot.recalls) >= 0.9
+    assert idx.graph is None and idx.graph_rows_built == 1000 and idx.stats()["index"] == "exact"
+    assert "projected 0.500 at 4,000 rows < 0.9" in idx.index_reason
+
+
+def test_audits_run_off_the_query_path_and_measure_the_recall_of_live_queries():
+    x = _random_unit(3000, 256, seed=9)
+    idx = VectorIndex(256, mode="ann", ef_search=10, audit_every=1, audit_batch=8)
+    _fill(idx, x)
+    queries = _random_unit(40, 256, seed=10)
+    recall = np.mean([len(set(idx.search(q, 10)[0].tolist()) & _truth(x, q, 10)) / 10 for q in queries])
+    assert recall < 0.95  # a graph that misses neighbours, so the audit has something to measure
+    # searches only kept the last audit_batch queries; no exact scan ran on the query path
+    assert idx.recall_so_far is None and len(idx._pending) == 8
+    audited = idx.audit()
+    assert idx.stats()["ann_audited_queries"] == 8 and not idx._pending
+    kept = queries[-8:]
+    expected = np.mean([len(set(idx.search(q, 10)[0].tolist()) & _truth(x, q, 10)) / 10 for q in kept])
+    assert audited == pytest.approx(expected)
+    assert idx.uses_ann  # "ann" mode reports its recall and keeps the graph
+
+
+def test_a_failed_audit_drops_the_graph_in_auto_mode():
+    x = clustered(3000, 32, seed=11)
+    idx = VectorIndex(32, mode="auto", ann_threshold=500, pilot_size=1000, audit_every=1)
+    _fill(idx, x)
+    for q in x[:10]:
+        idx.search(q, 10)
+    assert idx.uses_ann and idx.graph is not None
+    idx.min_recall = 1.01  # no graph can pass: the next audit must drop it
+    assert idx.stats()["index"] == "exact" and "audited recall@10" in idx.ann_disabled and idx.graph is None
+    assert set(idx.search(x[3], 10)[0].tolist()) == _truth(x, x[3], 10)
+
+
+def test_exact_many_matches_single_exact_scans_with_filters_and_dead_rows():
+    x = clustered(5000, 24, seed=12)
+    idx = VectorIndex(24, mode="exact")
+    domains = ["a" if i % 3 == 0 else "b" for i in range(len(x))]
+    _fill(idx, x, domains=domains)
+    idx.remove(list(range(1, 400)))
+    qs = clustered(6, 24, seed=13)
+    flts = [Filter(), Filter(domain="a"), Filter(), Filter(domain="b"), Filter(domain="zzz"), Filter()]
+    masks = [None if f.empty else idx._mask(f) for f in flts]
+    got = idx._exact_many(qs, 10, masks)
+    for q, f, keys in zip(qs, flts, got):
+        assert keys.tolist() == idx.search(q, 10, f)[0].tolist()
+
+
+def test_graph_bookkeeping_follows_upserts_removes_and_folds():
+    x = clustered(3000, 16, seed=14)
+    idx = VectorIndex(16, mode="ann", fold_every=200)
+    _fill(idx, x[:2000])
+    idx.search(x[0], 5)
+    idx.upsert(list(range(10, 60)), x[2000:2050], ["d"] * 50, ["strategy"] * 50, [0.5] * 50)  # replace graph rows
+    idx.remove(list(range(100, 150)))
+    idx.upsert(list(range(5000, 5300)), x[2100:2400], ["d"] * 300, ["strategy"] * 300, [0.5] * 300)
+    in_graph = int((idx._alive[: idx._n] & idx._in_ann[: idx._n]).sum())
+    assert idx._n_in_ann == in_graph and idx._live - idx._n_in_ann == 350
+    idx.search(x[5], 5)  # the tail has passed fold_every: folded in
+    assert idx._n_in_ann == idx._live == len(idx.graph)
+    assert idx.search(x[2150], 1)[0].tolist() == [5050]
+
+
+def test_upsert_normalises_and_a_key_repeated_in_a_batch_keeps_its_last_vector():
+    x = clustered(40, 16, seed=15) * 3.0
+    idx = VectorIndex(16, mode="exact")
+    _fill(idx, x[:10])
+    idx.upsert([5, 5, 100, 200, 200], x[10:15], ["d"] * 5, ["strategy"] * 5, [0.5] * 5)
+    assert len(idx) == 12
+    for key, row in ((5, 11), (100, 12), (200, 14), (1, 0)):
+        assert np.allclose(idx._vecs[idx._slot[key]], x[row] / np.linalg.norm(x[row]), atol=1e-6)

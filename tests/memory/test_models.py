@@ -1,9 +1,12 @@
+import hashlib
 import itertools
+import json
 
 import numpy as np
 import pytest
 
 from swarm.memory import Pattern, Verdict, apply_outcome, merge
+from swarm.memory.models import Source
 from tests.conftest import make_pattern
 
 
@@ -78,3 +81,53 @@ def test_verdict_validates():
         Verdict("maybe", 0.5)
     with pytest.raises(ValueError):
         Verdict("failure", 1.2)
+
+
+@pytest.mark.parametrize("n", [1, 7, 1024, 1025])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_any_non_finite_embedding_value_is_refused_wherever_it_sits(n, bad):
+    for pos in {0, n // 2, n - 1}:
+        emb = np.full(n, 0.5, dtype=np.float32)
+        emb[pos] = bad
+        with pytest.raises(ValueError, match="non-finite"):
+            Pattern(id="p", title="t", content="c", embedding=emb)
+    mixed = np.zeros(n + 2, dtype=np.float32)
+    mixed[0], mixed[-1] = np.inf, -np.inf  # opposite infinities must not cancel out of the check
+    with pytest.raises(ValueError, match="non-finite"):
+        Pattern(id="p", title="t", content="c", embedding=mixed)
+
+
+def test_huge_finite_embedding_values_are_accepted():
+    emb = np.full(64, 1e30, dtype=np.float32)  # the fast check overflows; the element-wise one decides
+    with np.errstate(over="ignore"):
+        assert Pattern(id="p", title="t", content="c", embedding=emb).dim == 64
+
+
+def _per_part_digest(parts, embedding):
+    """The digests as first defined: one blake2b update per part, each followed by a separator."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\x1e")
+    h.update(embedding.tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("fields", [
+    dict(),
+    dict(title="ünïcode ☃", tags=("a", "b\x1fc"), description="d", action="momentum", confidence=0.25,
+         uses=3, successes=2, failures=1, total_reward=-0.0, created_at=12.5, version=4, updated_by="n1",
+         source=Source("agent", "traj", "success", 1.5), provenance=({"event": "import", "at": 5.0},)),
+])
+def test_digests_are_unchanged_by_hashing_the_joined_parts(fields):
+    p = Pattern(id="p1", title=fields.pop("title", "t"), content="c",
+                embedding=np.random.default_rng(3).standard_normal(32), **fields)
+    body = (p.id, p.title, p.description, p.content, p.domain, p.kind, p.action, "\x1f".join(p.tags),
+            repr(float(p.created_at) + 0.0), p.source.agent, p.source.trajectory, p.source.outcome,
+            "None" if p.source.reward is None else repr(float(p.source.reward) + 0.0),
+            json.dumps(p.provenance, sort_keys=True, default=str))
+    content = (p.title, p.description, p.content, p.domain, p.kind, p.action, "\x1f".join(p.tags),
+               repr(float(p.confidence) + 0.0),
+               repr((int(p.uses), int(p.successes), int(p.failures), float(p.total_reward) + 0.0)))
+    assert p.body_digest() == _per_part_digest(body, p.embedding)
+    assert p.digest() == _per_part_digest(content, p.embedding)
