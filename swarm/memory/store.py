@@ -191,14 +191,18 @@ def _encode(p: Pattern, body: str | None = None) -> tuple[Any, ...]:
 def _decode(row: Sequence[Any]) -> Pattern:
     return Pattern(
         id=row[0], title=row[1], description=row[2], content=row[3], domain=row[4],
-        tags=tuple(json.loads(row[5])), kind=row[6], action=row[7], confidence=row[8],
+        tags=_json_tuple(row[5]), kind=row[6], action=row[7], confidence=row[8],
         uses=row[9], successes=row[10], failures=row[11], total_reward=row[12],
         created_at=row[13], last_used_at=row[14],
         source=Source(agent=row[15], trajectory=row[16], outcome=row[17], reward=row[22]),
         version=row[18], updated_by=row[19],
         embedding=np.frombuffer(row[20], dtype="<f4").copy(),
-        provenance=tuple(json.loads(row[21])),
+        provenance=_json_tuple(row[21]),
     )
+
+
+def _json_tuple(text: str) -> tuple[Any, ...]:
+    return tuple(json.loads(text)) if text != "[]" else ()  # fast path: most are empty
 
 
 @dataclass(frozen=True, slots=True)
