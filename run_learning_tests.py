@@ -311,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     pytest_args += ["--swarm-out", str(out), "--swarm-progress", str(live), "-p", "no:terminal"]
     if args.jobs > 1:
         pytest_args += ["-n", str(args.jobs), "--dist", "loadfile"]
+    # one BLAS thread per process (the workers inherit this; see Swarm.run for why)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     t0 = time.perf_counter()
     command = "python run_learning_tests.py " + " ".join(shlex.quote(a) for a in argv)
 
@@ -318,8 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         def pytest_configure(self, config: Any) -> None:
             config._swarm_command = command.strip()
 
+    from threadpoolctl import threadpool_limits
+
     try:
-        code = pytest.main(pytest_args, plugins=[progress, _Command()])
+        with threadpool_limits(limits=1, user_api="blas"):  # the patterns run here with --jobs 1
+            code = pytest.main(pytest_args, plugins=[progress, _Command()])
     finally:
         shutil.rmtree(live, ignore_errors=True)
     wall = time.perf_counter() - t0

@@ -37,3 +37,25 @@ def test_late_wakes_do_not_cost_an_agent_its_trades():
     # sleeping one interval after each late wake would have made only t / (1 + LATE) trades
     for now, cursors in seen:
         assert all(c == int(now - LATE) for c in cursors.values()), (now, cursors)
+
+
+def test_a_swarm_runs_on_one_blas_thread_and_gives_the_setting_back():
+    # a multi-threaded OpenBLAS spinning beside the agents made a 10k x 64 product 14x slower on a
+    # busy 2-core machine; the swarm limits BLAS to one thread while it runs, and only then
+    import threadpoolctl
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+
+    async def look(swarm: Swarm) -> None:
+        seen.append(blas_threads())
+
+    before = blas_threads()
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with Swarm(SwarmConfig(episodes=1), [AgentSpec("a0")], controller=look) as swarm:
+            swarm.run()
+        after = blas_threads()
+    assert seen == [{1}]
+    assert after == {2} and before  # numpy's BLAS is there to limit, and its setting came back

@@ -18,6 +18,7 @@ from typing import Any
 from collections.abc import Callable, Sequence
 
 import anyio
+from threadpoolctl import threadpool_limits
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -226,6 +227,7 @@ def child_main(fd: int, trusted: Sequence[str] = ()) -> None:
         raise SystemExit(f"agent process: the first message must be a Setup, not {type(setup).__name__}")
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {setup.spec.id} %(name)s: %(message)s")
     try:
-        anyio.run(_Child(conn, setup, trusted).main, backend=setup.config.backend)
+        with threadpool_limits(limits=1, user_api="blas"):  # as in Swarm.run: one agent, one thread
+            anyio.run(_Child(conn, setup, trusted).main, backend=setup.config.backend)
     finally:
         conn.close()
