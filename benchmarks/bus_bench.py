@@ -2,13 +2,15 @@
 
     python benchmarks/bus_bench.py                       # N = 5, 20, 50; 1,000 patterns
     python benchmarks/bus_bench.py --nodes 5 --patterns 200 --workers 1
+    python benchmarks/bus_bench.py --quic-backend aioquic qh3 --repeats 3   # both QUIC stacks, medians
 
 Per N and transport, one JSON line: one node publishes a batch of ``--patterns`` patterns (64-d
 embeddings, ~1.3 KB each on the wire) to a full mesh of N nodes; measured are the seconds until
 every node holds all of them, pattern copies delivered per second (``patterns x (N - 1)`` over
 that time), sync latency p50/p99 (publication to arrival at each other node, wall ms), CPU
 seconds per delivered copy (summed over the worker processes, from publication to the end), and
-frames and bytes sent. A last line per N gives QUIC's figures over TCP+TLS's.
+frames and bytes sent. A last line per N (and QUIC backend) gives QUIC's figures over TCP+TLS's;
+with ``--repeats R`` the runs of each transport are interleaved and the ratios are of medians.
 
 The N nodes are spread over ``--workers`` OS processes (default: one per core), each running its
 share of endpoints on one event loop, as agents on one machine would; every node talks to every
@@ -80,11 +82,16 @@ async def _worker(conn: Connection, job: dict[str, Any]) -> None:
     from swarm.transport.tls import TlsEndpoint
 
     names, everyone, patterns = job["names"], job["everyone"], job["patterns"]
-    make = QuicEndpoint if job["transport"] == "quic" else TlsEndpoint
     directory: dict[str, tuple[str, int]] = {}
+
+    def make(creds: NodeCredentials) -> Any:
+        if job["transport"] == "quic":
+            return QuicEndpoint(creds, directory=directory, backend=job["quic_backend"])
+        return TlsEndpoint(creds, directory=directory)
+
     endpoints = [make(NodeCredentials(name, x509.load_pem_x509_certificate(cert),
                                       serialization.load_pem_private_key(key, None),  # type: ignore[arg-type]
-                                      job["ca_pem"]), directory=directory)
+                                      job["ca_pem"]))
                  for name, cert, key in job["credentials"]]
     arrivals: list[float] = []
     held = {name: 0 for name in names}
@@ -131,6 +138,7 @@ async def _worker(conn: Connection, job: dict[str, Any]) -> None:
     conn.send(("figures", {"arrivals": arrivals, "held": held, "cpu": cpu,
                            "frames_sent": sum(ep.stats.frames_sent for ep in endpoints),
                            "bytes_sent": sum(ep.stats.bytes_sent for ep in endpoints),
+                           "datagrams_sent": sum(getattr(ep.stats, "datagrams_sent", 0) for ep in endpoints),
                            "duplicate_entries": sum(node.stats.entries_duplicate for node in nodes),
                            "pulls_expired": sum(node.stats.pulls_expired for node in nodes),
                            "false_deaths": sum(1 for node in nodes for m in node.membership.members.values()
@@ -140,7 +148,17 @@ async def _worker(conn: Connection, job: dict[str, Any]) -> None:
 def worker_main(fd: int) -> None:
     conn = Connection(fd)
     job = conn.recv()
-    anyio.run(_worker, conn, job, backend=job["backend"])
+    if not job.get("profile"):
+        anyio.run(_worker, conn, job, backend=job["backend"])
+        return
+    import cProfile  # --profile DIR: one cProfile dump per worker, for `python -m pstats`
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        anyio.run(_worker, conn, job, backend=job["backend"])
+    finally:
+        prof.disable()
+    prof.dump_stats(Path(job["profile"]) / f"{job['transport']}-n{len(job['everyone'])}-{job['names'][0]}.prof")
 
 
 # ---- the orchestrating process --------------------------------------------------------------------
@@ -154,9 +172,14 @@ def _spawn_worker() -> tuple[subprocess.Popen[bytes], Connection]:
 
 
 def replicate(transport: str, n: int, patterns: int = 1000, timeout: float = 300.0,
-              workers: int | None = None, backend: str = "asyncio") -> dict[str, Any]:
-    """Replicate a batch of ``patterns`` from one node to N - 1 others; one result row."""
+              workers: int | None = None, backend: str = "asyncio", profile: str | None = None,
+              quic_backend: str | None = None) -> dict[str, Any]:
+    """Replicate a batch of ``patterns`` from one node to N - 1 others; one result row.
+    ``transport`` is "quic" (on ``quic_backend``: aioquic unless $SWARM_QUIC_BACKEND says) or "tcp+tls"."""
     from cryptography.hazmat.primitives import serialization
+
+    from swarm.transport.quic import quic_backend as resolve
+    quic_backend = resolve(quic_backend).name if transport == "quic" else None
 
     workers = max(1, min(n, workers or os.cpu_count() or 1))
     ca = SwarmCA.generate()
@@ -167,7 +190,7 @@ def replicate(transport: str, n: int, patterns: int = 1000, timeout: float = 300
         for (_, conn), share in zip(procs, shares):
             creds = [ca.issue(name) for name in share]
             conn.send({"names": share, "everyone": names, "patterns": patterns, "transport": transport,
-                       "backend": backend, "ca_pem": ca.pem,
+                       "backend": backend, "ca_pem": ca.pem, "profile": profile, "quic_backend": quic_backend,
                        "credentials": [(c.node, c.certificate.public_bytes(serialization.Encoding.PEM),
                                         c.private_key.private_bytes(serialization.Encoding.PEM,
                                                                     serialization.PrivateFormat.PKCS8,
@@ -211,7 +234,8 @@ def replicate(transport: str, n: int, patterns: int = 1000, timeout: float = 300
     delivered = sum(v for f in figures for k, v in f["held"].items())
     lat = np.array([a for f in figures for a in f["arrivals"]]) * 1e3
     cpu = sum(f["cpu"] for f in figures)
-    return {"bench": "bus", "transport": transport, "nodes": n, "workers": workers, "patterns": patterns,
+    return {"bench": "bus", "transport": transport, "quic_backend": quic_backend, "nodes": n, "workers": workers,
+            "patterns": patterns,
             "complete": complete, "seconds_to_full_replication": round(elapsed, 3) if complete else None,
             "copies_delivered": int(delivered), "patterns_per_s": round(delivered / max(elapsed, 1e-9), 1),
             "sync_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
@@ -219,6 +243,7 @@ def replicate(transport: str, n: int, patterns: int = 1000, timeout: float = 300
             "cpu_us_per_pattern": round(cpu / max(1, copies) * 1e6, 1),
             "frames_sent": sum(f["frames_sent"] for f in figures),
             "bytes_sent": sum(f["bytes_sent"] for f in figures),
+            "datagrams_sent": sum(f["datagrams_sent"] for f in figures),
             "duplicate_entries": sum(f["duplicate_entries"] for f in figures),
             "pulls_expired": sum(f["pulls_expired"] for f in figures),
             "members_marked_dead": sum(f["false_deaths"] for f in figures)}
@@ -231,21 +256,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--workers", type=int, default=None, help="processes to spread the nodes over (default: cores)")
     ap.add_argument("--backend", default="asyncio", choices=("asyncio", "trio"))
+    ap.add_argument("--quic-backend", nargs="+", default=["aioquic"], choices=("aioquic", "qh3"),
+                    help="QUIC stack(s) to measure, each against the same TCP+TLS runs")
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved runs per transport; ratios of medians")
+    ap.add_argument("--profile", default=None, metavar="DIR", help="write a cProfile dump per worker into DIR")
     ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # internal: FD of a worker
     args = ap.parse_args(argv)
     if args.worker is not None:
         worker_main(args.worker)
         return 0
+    keys = ("seconds_to_full_replication", "patterns_per_s", "sync_p50_ms", "sync_p99_ms", "cpu_us_per_pattern",
+            "bytes_sent")
+    runs = [("quic", b) for b in args.quic_backend] + [("tcp+tls", None)]
     for n in args.nodes:
-        rows = {}
-        for t in ("quic", "tcp+tls"):
-            rows[t] = replicate(t, n, args.patterns, args.timeout, args.workers, args.backend)
-            print(json.dumps(rows[t]), flush=True)
-        q, t = rows["quic"], rows["tcp+tls"]
-        ratio = {k: (round(q[k] / t[k], 3) if q[k] and t[k] else None)
-                 for k in ("seconds_to_full_replication", "patterns_per_s", "sync_p50_ms", "sync_p99_ms",
-                           "cpu_us_per_pattern", "bytes_sent")}
-        print(json.dumps({"bench": "bus", "nodes": n, "quic_over_tcp_tls": ratio}), flush=True)
+        rows: dict[tuple[str, str | None], list[dict[str, Any]]] = {r: [] for r in runs}
+        for _ in range(args.repeats):
+            for t, b in runs:
+                row = replicate(t, n, args.patterns, args.timeout, args.workers, args.backend, args.profile, b)
+                rows[(t, b)].append(row)
+                print(json.dumps(row), flush=True)
+        tcp = rows[("tcp+tls", None)]
+        for t, b in runs[:-1]:
+            ratio = {}
+            for k in keys:
+                q_vals = [r[k] for r in rows[(t, b)]]
+                t_vals = [r[k] for r in tcp]
+                # a run that did not finish has no time: a median over it is unknown, not the finished ones'
+                q_med = None if None in q_vals else float(np.median(q_vals))
+                t_med = None if None in t_vals else float(np.median(t_vals))
+                ratio[k] = round(q_med / t_med, 3) if q_med and t_med else None
+            print(json.dumps({"bench": "bus", "nodes": n, "quic_backend": b, "repeats": args.repeats,
+                              "quic_complete": sum(r["complete"] for r in rows[(t, b)]),
+                              "quic_over_tcp_tls": ratio}), flush=True)
     return 0
 
 

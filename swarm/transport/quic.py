@@ -1,5 +1,10 @@
-"""The gossip bus over real QUIC: aioquic's sans-IO connections driven from an anyio UDP socket,
+"""The gossip bus over real QUIC: sans-IO QUIC connections driven from a UDP socket under anyio,
 so one transport runs on asyncio and on trio.
+
+* Two QUIC stacks with the same sans-IO API: aioquic (the default, the product's stack) and qh3
+  (an aioquic fork with compiled parts, ~7x less CPU per message; ``pip install
+  reasoningbank-swarm[qh3]``). Choose with ``QuicEndpoint(backend=...)`` or the environment
+  variable ``SWARM_QUIC_BACKEND`` (``aioquic`` | ``qh3``); both ends of a swarm use the same one.
 
 * One endpoint (one UDP socket) per node, dialling peers and accepting them on the same socket.
 * ALPN ``swarm-gossip/1``; TLS 1.3 with a swarm certificate authority (:class:`SwarmCA`, made
@@ -8,7 +13,11 @@ so one transport runs on asyncio and on trio.
   CA and names that peer; it accepts a connection only once the client's certificate is verified
   against the same CA (aioquic checks the client's proof of key possession but has no public
   switch to request a client certificate nor to verify it, see aiortc/aioquic#541, so this module
-  does both). Frames from a connection are read only after that check.
+  does both). Frames from a connection are read only after that check. qh3's TLS never asks for a
+  client certificate at all, so on qh3 the client proves itself inside the connection: the server
+  sends a fresh nonce, the client answers with its certificate and a signature over the nonce and
+  both node names, and the server checks both before it reads any frame (:meth:`QuicEndpoint.
+  _auth_response`); a relaying member cannot reuse an answer, which names the node it was for.
 * Frames travel on streams, all frames queued for a peer in one stream write per flush (a 1024-d
   embedding is 4 KiB; it does not fit a datagram). The UDP receive buffer is raised.
 * A bounded send queue per peer (overflow drops the oldest frames and counts them; anti-entropy
@@ -20,14 +29,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import heapq
+import itertools
 import logging
+import ipaddress
+import math
+import os
 import random
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 import anyio
+import anyio.lowlevel
+from aioquic import tls
 from aioquic.buffer import Buffer
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -39,8 +56,9 @@ from aioquic.quic.events import (
     StreamDataReceived,
 )
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
-from aioquic.tls import verify_certificate
+from aioquic.quic.recovery import QuicPacketPacer
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -55,6 +73,22 @@ SAN_SUFFIX = ".swarm"
 ERROR_REFUSED = 0x1  # application close codes
 ERROR_MALFORMED = 0x2
 ERROR_SHUTDOWN = 0x0
+SMALLEST_DATAGRAM = 1200  # what every path carries (RFC 9000 section 14)
+# Loopback carries 64 KiB datagrams; aioquic writes STREAM and long-header lengths as 2-byte varints,
+# so a datagram must stay under 16,384 bytes. 13x fewer datagrams than 1,200 each: far less CPU.
+LOOPBACK_DATAGRAM = 16_000
+MAX_DATAGRAM = 16_383
+# RFC 9002's kInitialRtt (aioquic uses 100 ms): until a path has an RTT sample, its handshake is not
+# resent after 200 ms; dozens of endpoints handshaking on one busy event loop answer slower than that.
+INITIAL_RTT = 0.333
+BACKEND_ENV = "SWARM_QUIC_BACKEND"
+BACKENDS = ("aioquic", "qh3")
+# qh3's in-connection client authentication (see the module docstring): the first unidirectional
+# stream each way carries it, so frames start on the second.
+AUTH_CHALLENGE, AUTH_RESPONSE = b"SWCH", b"SWAU"
+AUTH_CONTEXT = b"swarm-gossip/1 client authentication\x00"
+AUTH_MAX = 16 * 1024
+CLIENT_AUTH_STREAM, SERVER_AUTH_STREAM = 2, 3  # the first client- and server-initiated uni streams
 
 
 # ---- the swarm's certificate authority -----------------------------------------------------------
@@ -122,12 +156,170 @@ def node_of(certificate: x509.Certificate) -> str | None:
     return None
 
 
-class _AcceptingConnection(QuicConnection):
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class _Unpaced(QuicPacketPacer):
+    """No pacing. On loopback there is no bottleneck queue for pacing to spare, and on an event loop
+    shared by dozens of endpoints each paced datagram would wait for a timer, a loop iteration, of
+    its own: a batch of patterns would trickle out at one datagram per iteration."""
+
+    def next_send_time(self, now: float) -> float | None:  # type: ignore[override]  # aioquic returns None too
+        return None
+
+
+class _Connection(QuicConnection):
+    """aioquic's connection, reading PADDING with one C call instead of a Python loop over its bytes
+    (a 16 KB handshake datagram on loopback is mostly padding; same result), and unpaced on
+    loopback (congestion control still bounds what is in flight)."""
+
+    def __init__(self, *, unpaced: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if unpaced:
+            self._loss._pacer = _Unpaced(max_datagram_size=self._max_datagram_size)
+
+    def _handle_padding_frame(self, context: Any, frame_type: int, buf: Buffer) -> None:
+        pos = buf.tell()
+        rest = buf.data_slice(pos, buf.capacity)
+        buf.seek(pos + len(rest) - len(rest.lstrip(b"\x00")))
+
+
+    def _initialize(self, peer_cid: bytes) -> None:
+        super()._initialize(peer_cid)
+        if tls.Group.X25519 in self.tls._supported_groups:  # no public API for this in aioquic 1.x
+            # both ends are this module: one key share, not four (P-256, P-384, X25519, X448), of
+            # which a client makes every key and a server uses one
+            self.tls._supported_groups = [tls.Group.X25519]
+
+
+class _AcceptingConnection(_Connection):
     """A server-side connection that asks the client for its certificate."""
 
     def _initialize(self, peer_cid: bytes) -> None:
         super()._initialize(peer_cid)
         self.tls._request_client_certificate = True  # no public API for this in aioquic 1.x
+
+
+# ---- the QUIC stacks: what differs between aioquic and qh3 ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """What a connection is made with (the endpoint's settings, for one path)."""
+
+    credentials: NodeCredentials
+    idle_timeout: float
+    max_datagram_size: int
+    max_data: int
+    loopback: bool
+
+
+class _Aioquic:
+    """aioquic: TLS asks for and carries the client's certificate (see :class:`_AcceptingConnection`)."""
+
+    name = "aioquic"
+    tls_client_auth = True
+    StreamDataReceived, HandshakeCompleted, ConnectionTerminated = (
+        StreamDataReceived, HandshakeCompleted, ConnectionTerminated)
+    ConnectionIdIssued, ConnectionIdRetired = ConnectionIdIssued, ConnectionIdRetired
+
+    def connection(self, s: _Settings, *, client: bool, server_name: str | None = None,
+                   original_destination_connection_id: bytes | None = None) -> Any:
+        cfg = QuicConfiguration(is_client=client, alpn_protocols=[ALPN], idle_timeout=s.idle_timeout,
+                                server_name=server_name, max_datagram_size=s.max_datagram_size,
+                                max_data=s.max_data, max_stream_data=s.max_data, initial_rtt=INITIAL_RTT,
+                                verify_mode=ssl.CERT_NONE)  # the endpoint checks the peer's certificate
+        cfg.certificate = s.credentials.certificate
+        cfg.private_key = s.credentials.private_key
+        if client:
+            return _Connection(configuration=cfg, unpaced=s.loopback)
+        return _AcceptingConnection(configuration=cfg, unpaced=s.loopback,
+                                    original_destination_connection_id=original_destination_connection_id)
+
+    def peer_certificate(self, quic: Any) -> x509.Certificate | None:
+        return quic.tls._peer_certificate  # no public accessor in aioquic 1.x
+
+    def busy(self, quic: Any, now: float) -> bool:
+        """Data sent and not yet acknowledged (no public gauge in aioquic 1.x)."""
+        return quic._loss.bytes_in_flight > 0
+
+
+class _Qh3:
+    """qh3 (optional): the same sans-IO API over a compiled core; its TLS has no client
+    certificates, so the client authenticates inside the connection (see the module docstring)."""
+
+    name = "qh3"
+    tls_client_auth = False
+
+    def __init__(self) -> None:
+        from qh3.quic import events  # an optional dependency: ImportError if it is not installed
+        from qh3.quic.configuration import QuicConfiguration as Qh3Configuration
+        from qh3.quic.connection import QuicConnection as Qh3Connection
+        from qh3.tls import load_pem_private_key, load_pem_x509_certificates
+
+        self._configuration, self._connection = Qh3Configuration, Qh3Connection
+        self._load_key, self._load_certs = load_pem_private_key, load_pem_x509_certificates
+        self._keys: dict[str, tuple[Any, Any, NodeCredentials]] = {}  # node -> qh3 certificate and key, from
+        self.StreamDataReceived, self.HandshakeCompleted = events.StreamDataReceived, events.HandshakeCompleted
+        self.ConnectionTerminated = events.ConnectionTerminated
+        self.ConnectionIdIssued, self.ConnectionIdRetired = events.ConnectionIdIssued, events.ConnectionIdRetired
+
+    def _credentials(self, c: NodeCredentials) -> tuple[Any, Any]:
+        got = self._keys.get(c.node)
+        if got is None or got[2] is not c:
+            key = c.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption())
+            got = self._keys[c.node] = (self._load_certs(c.certificate.public_bytes(serialization.Encoding.PEM))[0],
+                                        self._load_key(key), c)
+        return got[0], got[1]
+
+    def connection(self, s: _Settings, *, client: bool, server_name: str | None = None,
+                   original_destination_connection_id: bytes | None = None) -> Any:
+        cfg = self._configuration(is_client=client, alpn_protocols=[ALPN], idle_timeout=s.idle_timeout,
+                                  server_name=server_name, max_datagram_size=s.max_datagram_size,
+                                  max_data=s.max_data, max_stream_data=s.max_data, initial_rtt=INITIAL_RTT,
+                                  verify_mode=ssl.CERT_NONE, probe_datagram_size=False)
+        cfg.certificate, cfg.private_key = self._credentials(s.credentials)
+        if client:
+            return self._connection(configuration=cfg)
+        return self._connection(configuration=cfg,
+                                original_destination_connection_id=original_destination_connection_id)
+
+    def peer_certificate(self, quic: Any) -> x509.Certificate | None:
+        cert = quic.get_peercert()
+        return None if cert is None else x509.load_der_x509_certificate(cert.public_bytes())
+
+    def busy(self, quic: Any, now: float) -> bool:
+        try:
+            return bool(quic.get_send_buffer_size() > 0 or quic.should_wait_for_ack(now))
+        except Exception:  # closed by the peer meanwhile
+            return False
+
+
+_backends: dict[str, Any] = {}
+
+
+def quic_backend(name: str | None = None) -> Any:
+    """The QUIC stack ``name`` (default: ``$SWARM_QUIC_BACKEND``, else aioquic). Raises
+    ``ValueError`` for an unknown name and ``ImportError`` when qh3 is asked for but not installed."""
+    name = name or os.environ.get(BACKEND_ENV) or "aioquic"
+    if name not in BACKENDS:
+        raise ValueError(f"unknown QUIC backend {name!r}: one of {', '.join(BACKENDS)}")
+    if name not in _backends:
+        _backends[name] = _Aioquic() if name == "aioquic" else _Qh3()
+    return _backends[name]
+
+
+def qh3_available() -> bool:
+    try:
+        quic_backend("qh3")
+    except ImportError:
+        return False
+    return True
 
 
 # ---- the endpoint ---------------------------------------------------------------------------------
@@ -143,6 +335,8 @@ class QuicStats:
     frames_received: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
+    datagrams_sent: int = 0
+    datagrams_received: int = 0
     frames_dropped: int = 0  # send-queue overflow
     datagrams_ignored: int = 0  # not QUIC, or for no connection
     datagrams_blocked: int = 0  # dropped by an injected partition
@@ -153,13 +347,20 @@ class QuicStats:
 
 @dataclass(slots=True, eq=False)  # hashed by identity: the endpoint keeps sets of them
 class _Conn:
-    quic: QuicConnection
+    quic: Any  # a backend's QuicConnection
     addr: tuple[str, int]
     outbound: bool
     peer: str | None = None  # verified node id
     ready: bool = False
-    closed: bool = False
+    closed: bool = False  # we closed it, or it is closing: nothing more is read from it
+    gone: bool = False  # terminated: its timer and datagrams are no longer wanted
+    timer_at: float | None = None  # its armed timer (the heap may hold older, stale entries)
+    home: tuple[str, int] | None = None  # the peer's directory address when this became its link
     splitters: dict[int, FrameSplitter] = field(default_factory=dict)
+    held: list[bytes] = field(default_factory=list)  # frames in before the peer was authenticated
+    nonce: bytes | None = None  # qh3, server side: the challenge the client must sign
+    auth: bytearray | None = None  # qh3: the authentication stream so far
+    backed_off: bool = False  # its failure has delayed the next dial to its peer
 
 
 class QuicEndpoint:
@@ -167,14 +368,24 @@ class QuicEndpoint:
 
     Use as ``async with QuicEndpoint(credentials, directory=...) as ep:``; ``directory`` maps node
     ids to ``(host, port)`` and may be filled in later (it is read at dial time).
+
+    The glue around the sans-IO connections costs O(1) per datagram, whatever the number of
+    connections: a non-blocking UDP socket is drained in batches when it is readable, the
+    connections a batch touched are asked for their datagrams once at its end, and those are sent
+    at once (``sendto`` on a non-blocking socket; only a full send buffer makes them wait). Timers
+    live in one heap per endpoint, and only a connection that changed is asked for its timer again.
     """
 
     def __init__(self, credentials: NodeCredentials, *, host: str = "127.0.0.1", port: int = 0,
                  directory: dict[str, tuple[str, int]] | None = None, idle_timeout: float = 30.0,
                  limits: Limits = Limits(), max_queue_bytes: int = 16 * 1024 * 1024,
-                 receive_buffer: int = 4 * 1024 * 1024, close_grace: float = 0.5) -> None:
+                 receive_buffer: int = 4 * 1024 * 1024, close_grace: float = 0.5,
+                 max_datagram_size: int | None = None, max_data: int = 16 * 1024 * 1024,
+                 backend: str | None = None) -> None:
         self.node = credentials.node
+        self.backend = quic_backend(backend)  # aioquic unless asked (or $SWARM_QUIC_BACKEND) for qh3
         self.credentials = credentials
+        self._ca = x509.load_pem_x509_certificate(credentials.ca_pem)
         self.host, self.port = host, port
         self.directory = directory if directory is not None else {}
         self.idle_timeout = idle_timeout
@@ -182,22 +393,30 @@ class QuicEndpoint:
         self.max_queue_bytes = max_queue_bytes
         self.receive_buffer = receive_buffer
         self.close_grace = close_grace
+        self.max_datagram_size = max_datagram_size  # None: by path, see _settings
+        self.max_data = max_data  # flow-control window, per connection and per stream
         self.stats = QuicStats()
         self.address: tuple[str, int] | None = None
         self._by_cid: dict[bytes, _Conn] = {}
-        self._dialled: dict[str, _Conn] = {}
-        self._queues: dict[str, list[bytes]] = {}
+        # the connection frames for a peer go on: the one we dialled, or one the peer dialled once
+        # its certificate is verified (a connection carries both ways: half the handshakes)
+        self._links: dict[str, _Conn] = {}
+        self._queues: dict[str, list[bytes]] = {}  # frames waiting for a peer's connection (non-empty lists)
+        self._queued: dict[str, int] = {}  # their bytes
         self._backoff: dict[str, tuple[float, float]] = {}  # peer -> (next attempt at, delay)
         self._inbox_send: Any = None  # made in __aenter__, inside the event loop
         self._inbox: Any = None
         self._wake: Any = None
-        self._sock: Any = None
+        self._sock: socket.socket | None = None
         self._closing = False
         self._conns: list[_Conn] = []  # every connection not yet terminated (closing ones still send)
-        self._outbox: list[tuple[bytes, tuple[str, int]]] = []
+        self._outbox: list[tuple[bytes, tuple[str, int]]] = []  # datagrams the socket could not take yet
         # connections with something new to send (a datagram in, a timer, data queued, a close):
         # only these are asked for datagrams, so a datagram in costs O(1), not O(connections)
         self._dirty: set[_Conn] = set()
+        self._timers: list[tuple[float, int, _Conn]] = []  # heap of (when, tie-break, connection)
+        self._seq = itertools.count()
+        self._wake_at = -math.inf  # when the timer task wakes by itself; -inf while it runs
         self.blocked: set[str] = set()  # fault injection: peers whose traffic is dropped here
         self.loss = 0.0  # fault injection: share of outgoing datagrams dropped
         self._loss_rng = random.Random(f"loss:{credentials.node}")
@@ -212,6 +431,22 @@ class QuicEndpoint:
     async def __aexit__(self, *exc: Any) -> bool | None:
         return await self._cm.__aexit__(*exc)
 
+    def _bind(self) -> socket.socket:
+        family, kind, proto, _, where = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            for option, size in ((socket.SO_RCVBUF, self.receive_buffer), (socket.SO_SNDBUF, 1024 * 1024)):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, size)
+                except OSError:  # the OS may cap it; a smaller buffer still works
+                    log.info("%s: could not raise the UDP socket buffer (%s)", self.node, option)
+            sock.bind(where)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
     @contextlib.asynccontextmanager
     async def _lifecycle(self) -> AsyncIterator[QuicEndpoint]:
         """Bind, serve in a task group while the block runs; then send what is queued, wait (up to
@@ -219,17 +454,12 @@ class QuicEndpoint:
         the goodbye (that is what a crash looks like to its peers)."""
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes]](float("inf"))
         self._wake = anyio.Event()
-        self._sock = await anyio.create_udp_socket(local_host=self.host, local_port=self.port)
-        raw = self._sock.extra(anyio.abc.SocketAttribute.raw_socket)
-        try:
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
-        except OSError:  # the OS may cap it; a smaller buffer still works
-            log.info("%s: could not raise the UDP receive buffer", self.node)
-        self.address = self._sock.extra(anyio.abc.SocketAttribute.local_address)[:2]
+        self._sock = sock = self._bind()
+        self.address = sock.getsockname()[:2]
         self.directory[self.node] = self.address  # a restarted node announces its new port
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._receive_loop)
+                tg.start_soon(self._receive_loop, sock)
                 tg.start_soon(self._timer_loop)
                 try:
                     yield self
@@ -238,31 +468,33 @@ class QuicEndpoint:
                     if not self._killed:
                         with anyio.CancelScope(shield=True), anyio.move_on_after(self.close_grace):
                             self._kick()
-                            while any(self._queues.values()) or any(
-                                    c.quic._loss.bytes_in_flight > 0 for c in self._live()):  # no public gauge
+                            while self._queues or any(self.backend.busy(c.quic, anyio.current_time())
+                                                      for c in self._live()):
                                 await anyio.sleep(0.01)
                     tg.cancel_scope.cancel()
-            if not self._killed:  # the timer task has stopped: this is the only sender now
+            if not self._killed:  # the tasks have stopped: this is the only sender now
                 for c in self._live():
-                    c.quic.close(error_code=ERROR_SHUTDOWN, reason_phrase="shutting down")
+                    self._close(c, ERROR_SHUTDOWN, "shutting down")
                 self._dirty.update(self._conns)
                 self._transmit()
-                with anyio.CancelScope(shield=True):
-                    await self._send_out()
         finally:
             self._inbox_send.close()
-            with anyio.CancelScope(shield=True):
-                await self._sock.aclose()
+            self._sock = None
+            sock.close()
 
     # ---- the Endpoint interface ----
 
     def send_nowait(self, dest: str, data: bytes) -> None:
-        q = self._queues.setdefault(dest, [])
+        q = self._queues.get(dest)
+        if q is None:
+            q = self._queues[dest] = []
+            self._queued[dest] = 0
         q.append(data)
-        size = sum(len(f) for f in q)
+        size = self._queued[dest] + len(data)
         while size > self.max_queue_bytes and len(q) > 1:
             size -= len(q.pop(0))
             self.stats.frames_dropped += 1
+        self._queued[dest] = size
         self._kick()
 
     async def recv(self) -> tuple[str, bytes]:
@@ -293,15 +525,17 @@ class QuicEndpoint:
         return [c for c in self._conns if not c.closed]
 
     def _kick(self) -> None:
-        if self._wake is not None:
+        """Wake the timer task (it flushes queues and sends for connections marked dirty)."""
+        if self._wake is not None and self._wake_at != -math.inf:
             self._wake.set()
 
-    def _config(self, client: bool, server_name: str | None = None) -> QuicConfiguration:
-        cfg = QuicConfiguration(is_client=client, alpn_protocols=[ALPN], idle_timeout=self.idle_timeout,
-                                cadata=self.credentials.ca_pem, server_name=server_name)
-        cfg.certificate = self.credentials.certificate
-        cfg.private_key = self.credentials.private_key
-        return cfg
+    def _settings(self, addr: tuple[str, int]) -> _Settings:
+        """A connection's settings on the path to ``addr``: 16 KB datagrams and no pacing on
+        loopback, the 1,200 bytes every path carries elsewhere (unless ``max_datagram_size``)."""
+        loopback = _is_loopback(addr[0])
+        size = self.max_datagram_size or (LOOPBACK_DATAGRAM if loopback else SMALLEST_DATAGRAM)
+        return _Settings(self.credentials, self.idle_timeout, max(SMALLEST_DATAGRAM, min(MAX_DATAGRAM, size)),
+                         self.max_data, loopback)
 
     def _dial(self, peer: str, now: float) -> _Conn | None:
         addr = self.directory.get(peer)
@@ -310,189 +544,407 @@ class QuicEndpoint:
         next_at, _ = self._backoff.get(peer, (0.0, 0.0))
         if now < next_at:
             return None
-        quic = QuicConnection(configuration=self._config(True, server_name=peer + SAN_SUFFIX))
+        quic = self.backend.connection(self._settings(addr), client=True, server_name=peer + SAN_SUFFIX)
         quic.connect(addr, now=now)
-        conn = _Conn(quic, addr, outbound=True, peer=peer)
+        conn = _Conn(quic, addr, outbound=True, peer=peer, home=addr)
         self._conns.append(conn)
         self._dirty.add(conn)
-        self._dialled[peer] = conn
+        self._links[peer] = conn
         self._by_cid[quic.host_cid] = conn
         self.stats.connections_dialled += 1
         return conn
 
     def _flush(self, now: float) -> None:
-        for dest, q in list(self._queues.items()):
-            if not q:
-                continue
-            conn = self._dialled.get(dest)
-            if conn is not None and not conn.closed and self.directory.get(dest) != conn.addr:
-                conn.quic.close(error_code=ERROR_SHUTDOWN, reason_phrase="peer moved")  # it restarted elsewhere
-                conn.closed = True
-                self._dirty.add(conn)
+        """One stream write per peer whose connection is up, of every frame queued for it."""
+        for dest in list(self._queues):
+            conn = self._links.get(dest)
+            if conn is not None and not conn.closed and self.directory.get(dest) != conn.home:
+                self._close(conn, ERROR_SHUTDOWN, "peer moved")  # it restarted elsewhere
             if conn is None or conn.closed:
                 conn = self._dial(dest, now)
                 if conn is None:
                     continue
             if not conn.ready:
                 continue
-            batch, self._queues[dest] = b"".join(q), []
+            batch = b"".join(self._queues[dest])
             # unidirectional: the stream is finished once our FIN arrives, so the peer grants new ones
+            if not self._send_stream(conn, batch):
+                continue  # it is closing: the frames stay queued for the next connection
+            q = self._queues.pop(dest)
+            del self._queued[dest]
+            st = self.stats
+            st.frames_sent += len(q)
+            st.bytes_sent += len(batch)
+            st.frames_to[dest] = st.frames_to.get(dest, 0) + len(q)
+            st.bytes_to[dest] = st.bytes_to.get(dest, 0) + len(batch)
+
+    def _send_stream(self, conn: _Conn, data: bytes) -> bool:
+        """``data`` on a new unidirectional stream of ``conn``; False if the connection is already
+        closing (the peer closed it, and the event saying so is not read yet: qh3 raises)."""
+        try:
             sid = conn.quic.get_next_available_stream_id(is_unidirectional=True)
-            conn.quic.send_stream_data(sid, batch, end_stream=True)
+            conn.quic.send_stream_data(sid, data, end_stream=True)
+        except Exception as e:  # each stack has its own error type for a closed connection
+            log.info("%s: connection with %s is closing (%s)", self.node, conn.peer or conn.addr, e)
+            conn.closed = True
+            return False
+        finally:
             self._dirty.add(conn)
-            self.stats.frames_sent += len(q)
-            self.stats.bytes_sent += len(batch)
-            self.stats.frames_to[dest] = self.stats.frames_to.get(dest, 0) + len(q)
-            self.stats.bytes_to[dest] = self.stats.bytes_to.get(dest, 0) + len(batch)
+        return True
 
     def _transmit(self) -> None:
-        """Collect the datagrams of every connection with something new (closing ones too) for
-        the timer task to send."""
+        """Send the datagrams of every connection with something new (closing ones too), then
+        re-arm the timer of each of them (aioquic's timer is only valid after datagrams_to_send)."""
+        if not self._dirty:
+            return
         now = anyio.current_time()
         dirty, self._dirty = self._dirty, set()
         for c in dirty:
-            for data, addr in c.quic.datagrams_to_send(now=now):
-                if c.peer in self.blocked:
-                    self.stats.datagrams_blocked += 1
-                elif self.loss and self._loss_rng.random() < self.loss:
-                    self.stats.datagrams_lost += 1
-                else:
-                    self._outbox.append((data, addr))
-
-    async def _send_out(self) -> None:
-        out, self._outbox = self._outbox, []
-        for data, addr in out:
+            if c.gone:
+                continue
             try:
-                await self._sock.sendto(data, addr[0], addr[1])
-            except OSError as e:  # e.g. the peer's port is gone; QUIC's loss recovery copes
+                datagrams = c.quic.datagrams_to_send(now=now)
+            except Exception as e:  # a stack's internal error ends that connection, not the endpoint
+                self._broken(c, e)
+                continue
+            if datagrams:
+                if c.peer in self.blocked:
+                    self.stats.datagrams_blocked += len(datagrams)
+                else:
+                    for data, addr in datagrams:
+                        if self.loss and self._loss_rng.random() < self.loss:
+                            self.stats.datagrams_lost += 1
+                        else:
+                            self._sendto(data, addr)
+            t = c.quic.get_timer()
+            if t != c.timer_at:
+                c.timer_at = t
+                if t is not None:
+                    heapq.heappush(self._timers, (t, next(self._seq), c))
+                    if t < self._wake_at:  # sooner than the timer task means to wake
+                        self._kick()
+        if len(self._timers) > 64 + 4 * len(self._conns):  # drop the stale entries now and then (in place:
+            self._timers[:] = [(c.timer_at, next(self._seq), c)  # the timer task holds this list)
+                               for c in self._conns if c.timer_at is not None]
+            heapq.heapify(self._timers)
+
+    def _sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.stats.datagrams_sent += 1
+        if self._outbox or self._sock is None:
+            self._outbox.append((data, addr))
+            return
+        try:
+            self._sock.sendto(data, addr)
+        except BlockingIOError:  # the send buffer is full: the timer task retries shortly
+            self._outbox.append((data, addr))
+            self._kick()
+        except OSError as e:  # e.g. the peer's port is gone; QUIC's loss recovery copes
+            log.debug("%s: send to %s failed: %s", self.node, addr, e)
+
+    def _send_outbox(self) -> None:
+        out, self._outbox = self._outbox, []
+        for i, (data, addr) in enumerate(out):
+            if self._sock is None:
+                return
+            try:
+                self._sock.sendto(data, addr)
+            except BlockingIOError:
+                self._outbox = out[i:] + self._outbox
+                return
+            except OSError as e:
                 log.debug("%s: send to %s failed: %s", self.node, addr, e)
 
-    async def _receive_loop(self) -> None:
-        async for data, addr in self._sock:
+    async def _receive_loop(self, sock: socket.socket) -> None:
+        """Wait until the socket is readable, then read every datagram waiting (up to a batch, so
+        other endpoints on this loop get their turn) and answer at the end of the batch."""
+        while True:
+            await anyio.wait_readable(sock)
             now = anyio.current_time()
-            try:
-                header = pull_quic_header(Buffer(data=data), host_cid_length=8)
-            except ValueError:
-                self.stats.datagrams_ignored += 1
-                continue
-            conn = self._by_cid.get(header.destination_cid)
-            if conn is not None and conn.peer in self.blocked:
-                self.stats.datagrams_blocked += 1
-                continue
-            if conn is None:
-                if header.packet_type != QuicPacketType.INITIAL or len(data) < 1200 or self._closing:
-                    self.stats.datagrams_ignored += 1
+            for _ in range(256):
+                try:
+                    data, addr = sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                except OSError as e:  # e.g. an ICMP error reported on the socket
+                    log.debug("%s: receive failed: %s", self.node, e)
                     continue
-                quic = _AcceptingConnection(configuration=self._config(False),
-                                            original_destination_connection_id=header.destination_cid)
-                conn = _Conn(quic, (addr[0], addr[1]), outbound=False)
-                self._conns.append(conn)
-                self._by_cid[header.destination_cid] = conn
-                self._by_cid[quic.host_cid] = conn
-                self.stats.connections_accepted += 1
+                self._datagram(data, addr, now)
+                self.stats.datagrams_received += 1
+            self._transmit()
+
+    def _datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        try:
+            header = pull_quic_header(Buffer(data=data), host_cid_length=8)
+        except ValueError:
+            self.stats.datagrams_ignored += 1
+            return
+        conn = self._by_cid.get(header.destination_cid)
+        if conn is not None and conn.peer in self.blocked:
+            self.stats.datagrams_blocked += 1
+            return
+        if conn is None:
+            if header.packet_type != QuicPacketType.INITIAL or len(data) < 1200 or self._closing:
+                self.stats.datagrams_ignored += 1
+                return
+            quic = self.backend.connection(self._settings(addr), client=False,
+                                           original_destination_connection_id=header.destination_cid)
+            conn = _Conn(quic, (addr[0], addr[1]), outbound=False)
+            self._conns.append(conn)
+            self._by_cid[header.destination_cid] = conn
+            self._by_cid[quic.host_cid] = conn
+            self.stats.connections_accepted += 1
+        try:
             conn.quic.receive_datagram(data, (addr[0], addr[1]), now=now)
-            self._dirty.add(conn)
-            self._events(conn)
-            self._kick()
+        except Exception as e:
+            return self._broken(conn, e)
+        self._dirty.add(conn)
+        self._events(conn)
 
     async def _timer_loop(self) -> None:
+        """Fire due timers, write queued frames, send; then sleep until the next timer or a kick."""
+        timers = self._timers
         while True:
+            self._wake_at = -math.inf  # running: nothing needs to wake this task
             now = anyio.current_time()
-            for c in list(self._conns):
-                t = c.quic.get_timer()
-                if t is not None and t <= now:
+            while timers and timers[0][0] <= now:
+                at, _, c = heapq.heappop(timers)
+                if c.gone or c.timer_at != at:
+                    continue  # stale: the connection re-armed (or ended) since
+                c.timer_at = None
+                try:
                     c.quic.handle_timer(now=now)  # ack and pacing timers fire in datagrams_to_send
-                    self._dirty.add(c)
-                    self._events(c)
-            self._flush(now)
+                except Exception as e:
+                    self._broken(c, e)
+                    continue
+                self._dirty.add(c)
+                self._events(c)
+            if self._queues:
+                self._flush(now)
             self._transmit()
-            await self._send_out()
-            timers = [t for c in self._conns if (t := c.quic.get_timer()) is not None]
-            if any(self._queues.values()):
-                timers += [at for at, _ in self._backoff.values() if at > now]
-            wait = max(0.0, min(timers) - anyio.current_time()) if timers else 1.0
-            with anyio.move_on_after(wait):
+            if self._outbox:
+                self._send_outbox()
+            while timers and (timers[0][2].gone or timers[0][2].timer_at != timers[0][0]):
+                heapq.heappop(timers)
+            wake_at = timers[0][0] if timers else now + 1.0
+            if self._queues:
+                for at, _ in self._backoff.values():
+                    if now < at < wake_at:
+                        wake_at = at
+            if self._outbox:
+                wake_at = min(wake_at, now + 0.001)
+            self._wake_at = wake_at
+            if self._wake.is_set():
+                self._wake = anyio.Event()
+                await anyio.lowlevel.checkpoint()
+                continue
+            with anyio.move_on_after(max(0.0, wake_at - anyio.current_time())):
                 await self._wake.wait()
-            self._wake = anyio.Event()
+            if self._wake.is_set():
+                self._wake = anyio.Event()
 
     def _events(self, conn: _Conn) -> None:
+        b = self.backend
         while (ev := conn.quic.next_event()) is not None:
-            if isinstance(ev, ConnectionIdIssued):
+            kind = type(ev)
+            if kind is b.StreamDataReceived:
+                if not conn.closed:
+                    if conn.ready:
+                        self._stream_data(conn, ev)
+                    else:
+                        self._stream_data_early(conn, ev)
+            elif kind is b.ConnectionIdIssued:
                 self._by_cid[ev.connection_id] = conn
-            elif isinstance(ev, ConnectionIdRetired):
+            elif kind is b.ConnectionIdRetired:
                 self._by_cid.pop(ev.connection_id, None)
-            elif isinstance(ev, HandshakeCompleted):
+            elif kind is b.HandshakeCompleted:
                 self._handshake_done(conn, ev)
-            elif isinstance(ev, StreamDataReceived):
-                if conn.ready and not conn.closed:
-                    self._stream_data(conn, ev)
-            elif isinstance(ev, ConnectionTerminated):
+            elif kind is b.ConnectionTerminated:
                 self._terminated(conn, ev)
 
-    def _handshake_done(self, conn: _Conn, ev: HandshakeCompleted) -> None:
+    def _handshake_done(self, conn: _Conn, ev: Any) -> None:
+        """Check the peer's certificate before anything is read from or written to the connection.
+        TLS has checked that the peer holds the certificate's key (CertificateVerify) both ways;
+        aioquic checks no client certificate at all, so this endpoint checks both sides itself.
+        On qh3 the client has sent none: the server challenges it (:meth:`_auth_response`)."""
         if ev.alpn_protocol != ALPN:
             return self._refuse(conn, f"ALPN {ev.alpn_protocol!r} is not {ALPN}")
-        if conn.outbound:  # aioquic verified the server against the CA and its name
-            conn.ready = True
-            self._backoff.pop(conn.peer or "", None)
+        if not conn.outbound and not self.backend.tls_client_auth:
+            conn.nonce = os.urandom(32)
+            self._send_stream(conn, AUTH_CHALLENGE + conn.nonce)
             return None
-        tls = conn.quic.tls
-        cert = tls._peer_certificate  # aioquic keeps the client's certificate but does not verify it
-        if cert is None:
-            return self._refuse(conn, "no client certificate")
+        peer, problem = self._check_certificate(self.backend.peer_certificate(conn.quic))
+        if peer is None or (conn.outbound and peer != conn.peer):
+            return self._refuse(conn, problem or f"its certificate names {peer!r}, not {conn.peer!r}")
+        if conn.outbound and not self.backend.tls_client_auth:
+            conn.auth = bytearray()  # the server is who it should be: wait for its challenge
+            return None
+        return self._authenticated(conn, peer)
+
+    def _authenticated(self, conn: _Conn, peer: str) -> None:
+        """The peer is a swarm member: frames flow both ways from now on."""
+        conn.peer, conn.ready, conn.auth, conn.nonce = peer, True, None, None
+        if conn.outbound:
+            self._backoff.pop(peer, None)
+        else:
+            link = self._links.get(peer)
+            if link is None or link.closed or not link.ready:  # answer on it rather than dial back
+                conn.home = self.directory.get(peer, conn.addr)
+                self._links[peer] = conn
+        if peer in self._queues:
+            self._kick()  # frames wait for this connection
+        if conn.held:
+            held, conn.held = conn.held, []
+            self._deliver(peer, held)
+
+    def _stream_data_early(self, conn: _Conn, ev: Any) -> None:
+        """Stream data before the peer is authenticated: qh3's authentication exchange, or frames
+        that overtook it (held until it completes, dropped if it fails)."""
+        auth_stream = SERVER_AUTH_STREAM if conn.outbound else CLIENT_AUTH_STREAM
+        if ev.stream_id != auth_stream or (conn.auth is None and conn.nonce is None):
+            self._stream_data(conn, ev, hold=True)
+            if sum(len(f) for f in conn.held) > self.max_queue_bytes:
+                self._close_malformed(conn, "too much data before authenticating")
+            return None
+        if conn.auth is None:
+            conn.auth = bytearray()
+        conn.auth += ev.data
+        if len(conn.auth) > AUTH_MAX:
+            return self._refuse(conn, "authentication message too long")
+        if not ev.end_stream:
+            return None
+        message, conn.auth = bytes(conn.auth), None
+        if conn.outbound:
+            return self._auth_answer(conn, message)
+        return self._auth_response(conn, message)
+
+    def _auth_message(self, nonce: bytes, server: str, client: str) -> bytes:
+        return AUTH_CONTEXT + nonce + server.encode() + b"\x00" + client.encode()
+
+    def _auth_answer(self, conn: _Conn, message: bytes) -> None:
+        """Client side: sign the server's challenge (with both names: an answer is good for this
+        server and this connection only) and send it with our certificate."""
+        if len(message) != len(AUTH_CHALLENGE) + 32 or not message.startswith(AUTH_CHALLENGE):
+            return self._refuse(conn, "malformed authentication challenge")
+        nonce = message[len(AUTH_CHALLENGE):]
+        signature = self.credentials.private_key.sign(self._auth_message(nonce, conn.peer or "", self.node),
+                                                      ec.ECDSA(hashes.SHA256()))
+        cert = self.credentials.certificate.public_bytes(serialization.Encoding.DER)
+        if self._send_stream(conn, AUTH_RESPONSE + len(cert).to_bytes(2, "big") + cert + signature):
+            self._authenticated(conn, conn.peer or "")
+
+    def _auth_response(self, conn: _Conn, message: bytes) -> None:
+        """Server side: the client's certificate must be a swarm member's and its signature must
+        cover this connection's nonce, this node's name and its own."""
+        head = len(AUTH_RESPONSE) + 2
+        if len(message) < head or not message.startswith(AUTH_RESPONSE) or conn.nonce is None:
+            return self._refuse(conn, "malformed authentication answer")
+        size = int.from_bytes(message[len(AUTH_RESPONSE):head], "big")
         try:
-            verify_certificate(cert, chain=list(tls._peer_certificate_chain), cadata=self.credentials.ca_pem)
-        except Exception as e:  # any verification failure (aioquic raises several alert types)
-            return self._refuse(conn, f"client certificate not signed by the swarm CA ({e})")
-        peer = node_of(cert)
+            cert = x509.load_der_x509_certificate(message[head:head + size])
+        except ValueError:
+            return self._refuse(conn, "malformed certificate in the authentication answer")
+        peer, problem = self._check_certificate(cert)
         if peer is None:
-            return self._refuse(conn, "client certificate names no swarm node")
-        conn.peer, conn.ready = peer, True
-        return None
+            return self._refuse(conn, problem or "no peer")
+        key = cert.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            return self._refuse(conn, "its certificate's key is not an EC key")
+        try:
+            key.verify(message[head + size:], self._auth_message(conn.nonce, self.node, peer),
+                       ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            return self._refuse(conn, "its authentication signature does not verify")
+        return self._authenticated(conn, peer)
+
+    def _check_certificate(self, cert: x509.Certificate | None) -> tuple[str | None, str | None]:
+        """``(node, None)`` if ``cert`` is a swarm member's: signed by the swarm CA, in its validity
+        window, naming a node; else ``(None, why not)``. Node certificates are issued by the CA
+        itself (path length 0): one signature check, no certificate store built per handshake."""
+        if cert is None:
+            return None, "it sent no certificate"
+        now = dt.datetime.now(dt.UTC)
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            return None, "its certificate is outside its validity window"
+        try:
+            cert.verify_directly_issued_by(self._ca)
+        except (ValueError, TypeError, InvalidSignature):
+            return None, "its certificate is not signed by the swarm CA"
+        peer = node_of(cert)
+        return (peer, None) if peer is not None else (None, "its certificate names no swarm node")
 
     def _refuse(self, conn: _Conn, reason: str) -> None:
         self.stats.refused += 1
-        log.warning("%s: refused a connection from %s: %s", self.node, conn.addr, reason)
-        conn.quic.close(error_code=ERROR_REFUSED, reason_phrase="refused")
+        log.warning("%s: refused the connection %s %s: %s", self.node, "to" if conn.outbound else "from",
+                    conn.peer if conn.outbound else conn.addr, reason)
+        self._close(conn, ERROR_REFUSED, "refused")
+        if conn.outbound and conn.peer is not None:
+            self._back_off(conn)  # not the peer it should be: do not dial it again at once
+
+    def _close(self, conn: _Conn, code: int, reason: str) -> None:
+        try:
+            conn.quic.close(error_code=code, reason_phrase=reason)
+        except Exception as e:  # qh3 raises if the peer closed it first
+            log.debug("%s: closing a closed connection: %s", self.node, e)
         conn.closed = True
         self._dirty.add(conn)
 
-    def _stream_data(self, conn: _Conn, ev: StreamDataReceived) -> None:
-        splitter = conn.splitters.setdefault(ev.stream_id, FrameSplitter(self.limits))
+    def _broken(self, conn: _Conn, e: Exception) -> None:
+        """The QUIC stack failed on this connection: drop it (its peer redials or times out)."""
+        log.warning("%s: dropping the connection with %s after an error in %s: %r", self.node,
+                    conn.peer or conn.addr, self.backend.name, e)
+        self._terminated(conn, None)
+
+    def _back_off(self, conn: _Conn) -> None:
+        """Wait before dialling ``conn``'s peer again, longer each time (until one gets through)."""
+        if conn.backed_off or conn.peer is None:
+            return
+        conn.backed_off = True
+        _, delay = self._backoff.get(conn.peer, (0.0, 0.05))
+        delay = min(5.0, delay * 2)
+        self._backoff[conn.peer] = (anyio.current_time() + delay, delay)
+
+    def _stream_data(self, conn: _Conn, ev: Any, hold: bool = False) -> None:
+        splitter = conn.splitters.get(ev.stream_id)
+        if splitter is None:
+            splitter = conn.splitters[ev.stream_id] = FrameSplitter(self.limits)
         try:
             frames = splitter.feed(ev.data)
         except ProtocolError as e:
             return self._close_malformed(conn, str(e))
         if ev.end_stream:
-            conn.splitters.pop(ev.stream_id, None)
+            del conn.splitters[ev.stream_id]
             if splitter.pending:
                 return self._close_malformed(conn, f"stream ended inside a frame ({splitter.pending} bytes)")
-        for f in frames:
-            self.stats.frames_received += 1
-            self.stats.bytes_received += len(f)
-            self._inbox_send.send_nowait((conn.peer or "?", f))
+        if hold:
+            conn.held += frames
+        elif frames:
+            self._deliver(conn.peer or "?", frames)
         return None
+
+    def _deliver(self, peer: str, frames: list[bytes]) -> None:
+        st = self.stats
+        for f in frames:
+            st.frames_received += 1
+            st.bytes_received += len(f)
+            self._inbox_send.send_nowait((peer, f))
 
     def _close_malformed(self, conn: _Conn, reason: str) -> None:
         self.stats.closed_malformed += 1
         log.warning("%s: closing the connection with %s: %s", self.node, conn.peer or conn.addr, reason)
-        conn.quic.close(error_code=ERROR_MALFORMED, reason_phrase="malformed frame")
-        conn.closed = True
-        self._dirty.add(conn)
+        self._close(conn, ERROR_MALFORMED, "malformed frame")
 
-    def _terminated(self, conn: _Conn, ev: ConnectionTerminated) -> None:
-        conn.closed = True
+    def _terminated(self, conn: _Conn, ev: Any) -> None:
+        conn.closed = conn.gone = True
+        conn.timer_at = None
         self._dirty.discard(conn)
         if conn in self._conns:
             self._conns.remove(conn)
         for cid in [cid for cid, c in self._by_cid.items() if c is conn]:
             del self._by_cid[cid]
-        if conn.outbound and conn.peer is not None and self._dialled.get(conn.peer) is conn:
-            del self._dialled[conn.peer]
-            if not conn.ready:  # never got through: wait before dialling again, longer each time
-                _, delay = self._backoff.get(conn.peer, (0.0, 0.05))
-                delay = min(5.0, delay * 2)
-                self._backoff[conn.peer] = (anyio.current_time() + delay, delay)
+        if conn.peer is not None and self._links.get(conn.peer) is conn:
+            del self._links[conn.peer]
+            if conn.outbound and not conn.ready:  # never got through
+                self._back_off(conn)
 
 
 # ---- a swarm's QUIC network: one endpoint per node, and the faults the harness injects ------------

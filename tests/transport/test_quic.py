@@ -1,4 +1,5 @@
-"""The gossip bus over real QUIC on loopback sockets, on asyncio and on trio."""
+"""The gossip bus over real QUIC on loopback sockets, on asyncio and on trio, on both QUIC stacks
+(aioquic, the default, and qh3 when it is installed: ``pip install reasoningbank-swarm[qh3]``)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,21 @@ from swarm.gossip.codec import HEADER, PING, Limits, Message, encode
 from swarm.kernel import AnyioKernel
 from swarm.memory.models import Pattern, make_pattern_id
 from swarm.transport import GossipBus
-from swarm.transport.quic import QuicEndpoint, SwarmCA, node_of
+from swarm.transport.quic import NodeCredentials, QuicEndpoint, SwarmCA, node_of, qh3_available, quic_backend
 
 DIM = 16
+QH3 = pytest.mark.skipif(not qh3_available(), reason="qh3 is not installed (optional: the [qh3] extra)")
+STACKS = ["aioquic", pytest.param("qh3", marks=QH3)]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request):
+    return request.param
+
+
+@pytest.fixture(params=STACKS)
+def stack(request) -> str:
+    """The QUIC stack under test."""
     return request.param
 
 
@@ -39,13 +48,13 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
 
 
 @pytest.mark.anyio
-async def test_two_nodes_replicate_a_batch_both_ways_over_quic():
+async def test_two_nodes_replicate_a_batch_both_ways_over_quic(stack):
     ca = SwarmCA.generate()
     k = AnyioKernel()
     directory: dict = {}
     cfg = GossipConfig(dim=DIM, gossip_interval=0.1, probe_interval=0.2, ack_timeout=0.1)
-    async with QuicEndpoint(ca.issue("a"), directory=directory) as ea, \
-            QuicEndpoint(ca.issue("b"), directory=directory) as eb:
+    async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as ea, \
+            QuicEndpoint(ca.issue("b"), directory=directory, backend=stack) as eb:
         a, b = GossipNode("a", cfg, now=k.now()), GossipNode("b", cfg, now=k.now())
         a.bootstrap(["b"], k.now())
         b.bootstrap(["a"], k.now())
@@ -58,19 +67,20 @@ async def test_two_nodes_replicate_a_batch_both_ways_over_quic():
             tg.cancel_scope.cancel()
         assert a.digest() == b.digest() == {"a": 300, "b": 200}
         assert ea.stats.refused == eb.stats.refused == 0 and eb.stats.frames_received > 0
+        # one connection carries both ways: whoever dialled first, the other answers on it
+        assert ea.stats.connections_dialled + eb.stats.connections_dialled <= 2
 
 
 @pytest.mark.anyio
-async def test_a_peer_with_another_ca_is_refused_and_the_node_keeps_serving():
-    from swarm.transport.quic import NodeCredentials
+async def test_a_peer_with_another_ca_is_refused_and_the_node_keeps_serving(stack):
     ca, rogue = SwarmCA.generate(), SwarmCA.generate("rogue")
     forged = rogue.issue("evil")
     # the attacker trusts the swarm CA (its certificate is public) but cannot get it to sign its own
     evil_creds = NodeCredentials("evil", forged.certificate, forged.private_key, ca.pem)
     directory: dict = {}
-    async with QuicEndpoint(ca.issue("a"), directory=directory) as a, \
-            QuicEndpoint(ca.issue("b"), directory=directory) as b, \
-            QuicEndpoint(evil_creds, directory=directory) as evil:
+    async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as a, \
+            QuicEndpoint(ca.issue("b"), directory=directory, backend=stack) as b, \
+            QuicEndpoint(evil_creds, directory=directory, backend=stack) as evil:
         evil.send_nowait("a", encode(Message(PING, "evil", probe=1)))
         await wait_until(lambda: a.stats.refused >= 1)
         b.send_nowait("a", encode(Message(PING, "b", probe=2)))
@@ -83,12 +93,13 @@ async def test_a_peer_with_another_ca_is_refused_and_the_node_keeps_serving():
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("junk", ["garbage", "truncated", "oversized"])
-async def test_malformed_frames_close_only_that_connection(junk):
+async def test_malformed_frames_close_only_that_connection(junk, stack):
     ca = SwarmCA.generate()
     directory: dict = {}
-    async with QuicEndpoint(ca.issue("a"), directory=directory, limits=Limits(max_frame=10_000)) as a, \
-            QuicEndpoint(ca.issue("bad"), directory=directory) as bad, \
-            QuicEndpoint(ca.issue("good"), directory=directory) as good:
+    async with QuicEndpoint(ca.issue("a"), directory=directory, limits=Limits(max_frame=10_000),
+                            backend=stack) as a, \
+            QuicEndpoint(ca.issue("bad"), directory=directory, backend=stack) as bad, \
+            QuicEndpoint(ca.issue("good"), directory=directory, backend=stack) as good:
         ok = encode(Message(PING, "bad", probe=1))
         data = {"garbage": b"\x00\xffnot a frame at all" * 3,
                 "truncated": ok[:-4],
@@ -126,7 +137,135 @@ def test_a_small_swarm_learns_and_replicates_over_real_quic(backend):
 def test_bus_bench_replicates_a_batch_over_quic_and_tcp_tls():
     import runpy
     bench = runpy.run_path("benchmarks/bus_bench.py")
-    for transport in ("quic", "tcp+tls"):
-        row = bench["replicate"](transport, 3, patterns=60, timeout=60.0)
+    runs = [("quic", "aioquic"), ("tcp+tls", None)] + ([("quic", "qh3")] if qh3_available() else [])
+    for transport, stack in runs:
+        row = bench["replicate"](transport, 3, patterns=60, timeout=60.0, quic_backend=stack)
         assert row["complete"] and row["copies_delivered"] == 120, row
         assert row["sync_p50_ms"] is not None and row["bytes_sent"] > 60 * 1000
+        assert row["quic_backend"] == stack
+
+
+# ---- mutual authentication, both ways and on both stacks ------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("impostor", ["other CA", "other node"])
+async def test_a_node_refuses_to_send_to_a_server_that_is_not_the_peer_it_dialled(stack, impostor):
+    """The dialling side checks the server too: a listener at b's address with a certificate from
+    another CA, or the swarm's certificate of another node, gets nothing."""
+    ca = SwarmCA.generate()
+    forged = SwarmCA.generate("rogue").issue("b") if impostor == "other CA" else ca.issue("c")
+    directory: dict = {}
+    async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as a, \
+            QuicEndpoint(NodeCredentials("b", forged.certificate, forged.private_key, ca.pem), directory={},
+                         backend=stack) as fake_b:
+        directory["b"] = fake_b.address  # b's entry points at the impostor
+        a.send_nowait("b", encode(Message(PING, "a", probe=1)))
+        await wait_until(lambda: a.stats.refused >= 1)
+        await anyio.sleep(0.2)
+        assert fake_b.stats.frames_received == 0 and a.stats.frames_to.get("b", 0) == 0
+
+
+@pytest.mark.anyio
+async def test_a_client_showing_a_members_certificate_without_its_key_is_never_read(stack):
+    """Certificates are public: a client presenting b's (the swarm's, naming b) but holding another
+    key fails the proof of possession (TLS CertificateVerify on aioquic, the signed challenge on
+    qh3), and nothing it sends is read."""
+    ca = SwarmCA.generate()
+    real_b, other = ca.issue("b"), SwarmCA.generate("rogue").issue("x")
+    thief = NodeCredentials("b", real_b.certificate, other.private_key, ca.pem)
+    directory: dict = {}
+    async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as a, \
+            QuicEndpoint(thief, directory=dict(directory), backend=stack) as t, \
+            QuicEndpoint(ca.issue("good"), directory=directory, backend=stack) as good:
+        t.directory["a"] = a.address
+        t.send_nowait("a", encode(Message(PING, "b", probe=1)))
+        await anyio.sleep(0.5)
+        good.send_nowait("a", encode(Message(PING, "good", probe=2)))
+        with anyio.fail_after(5):
+            sender, _ = await a.recv()
+        assert sender == "good"
+        await anyio.sleep(0.3)
+        assert a.stats.frames_received == 1  # the thief's frame was never read
+
+
+def _signed_answer(creds: NodeCredentials, nonce: bytes, server: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from swarm.transport import quic
+    cert = creds.certificate.public_bytes(serialization.Encoding.DER)
+    sig = creds.private_key.sign(quic.AUTH_CONTEXT + nonce + server.encode() + b"\x00" + creds.node.encode(),
+                                 ec.ECDSA(hashes.SHA256()))
+    return quic.AUTH_RESPONSE + len(cert).to_bytes(2, "big") + cert + sig
+
+
+class _StubQuic:
+    closed_with: int | None = None
+
+    def close(self, error_code: int = 0, reason_phrase: str = "") -> None:
+        self.closed_with = error_code
+
+
+@pytest.mark.parametrize("case", ["good", "for another server", "another nonce", "rogue CA", "bad signature"])
+def test_the_in_connection_client_authentication_binds_nonce_server_and_client(case):
+    """qh3's TLS carries no client certificate, so the client signs the server's nonce with both
+    node names: an answer made for another server (a member relaying it) or another connection is
+    refused, as is a certificate the swarm CA did not sign. (The method under test is the
+    endpoint's own; no qh3 needed.)"""
+    from swarm.transport.quic import ERROR_REFUSED, _Conn
+    ca = SwarmCA.generate()
+    server = QuicEndpoint(ca.issue("srv"))
+    client = ca.issue("cli")
+    nonce = b"n" * 32
+    answer = {"good": lambda: _signed_answer(client, nonce, "srv"),
+              "for another server": lambda: _signed_answer(client, nonce, "other"),
+              "another nonce": lambda: _signed_answer(client, b"m" * 32, "srv"),
+              "rogue CA": lambda: _signed_answer(SwarmCA.generate("rogue").issue("cli"), nonce, "srv"),
+              "bad signature": lambda: _signed_answer(client, nonce, "srv")[:-8] + b"\x00" * 8}[case]()
+    conn = _Conn(_StubQuic(), ("127.0.0.1", 1), outbound=False, nonce=nonce)
+    server._inbox_send = type("Inbox", (), {"send_nowait": lambda self, item: None})()
+    server._auth_response(conn, answer)
+    if case == "good":
+        assert conn.ready and conn.peer == "cli" and server.stats.refused == 0
+    else:
+        assert not conn.ready and conn.closed and conn.quic.closed_with == ERROR_REFUSED
+        assert server.stats.refused == 1
+
+
+def test_the_quic_stack_is_chosen_by_argument_or_environment(monkeypatch):
+    ca = SwarmCA.generate()
+    assert QuicEndpoint(ca.issue("a")).backend.name == "aioquic"
+    monkeypatch.setenv("SWARM_QUIC_BACKEND", "no-such-stack")
+    with pytest.raises(ValueError, match="unknown QUIC backend"):
+        QuicEndpoint(ca.issue("a"))
+    assert QuicEndpoint(ca.issue("a"), backend="aioquic").backend.name == "aioquic"
+    if qh3_available():
+        monkeypatch.setenv("SWARM_QUIC_BACKEND", "qh3")
+        assert QuicEndpoint(ca.issue("a")).backend.name == quic_backend("qh3").name == "qh3"
+
+
+@pytest.mark.anyio
+async def test_the_timer_heap_is_compacted_in_place():
+    """The timer task holds the heap list: dropping stale entries must not replace it."""
+    from swarm.transport.quic import _Conn
+
+    class Ticking(_StubQuic):
+        t = 0.0
+
+        def datagrams_to_send(self, now: float) -> list:
+            return []
+
+        def get_timer(self) -> float:
+            Ticking.t += 1.0
+            return Ticking.t
+
+    ep = QuicEndpoint(SwarmCA.generate().issue("a"))
+    heap = ep._timers
+    conns = [_Conn(Ticking(), ("127.0.0.1", i), outbound=True) for i in range(3)]
+    ep._conns = list(conns)
+    for _ in range(100):  # each round re-arms every timer: stale entries pile up, then are dropped
+        ep._dirty.update(conns)
+        ep._transmit()
+    assert ep._timers is heap and len(heap) <= 64 + 4 * len(conns)
+    assert sorted(at for at, _, _ in heap)[-3:] == sorted(c.timer_at for c in conns)
