@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -153,7 +154,7 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
                                                 market=config.getoption("--swarm-market")))
                         walls.append(time.perf_counter() - started)
                 except Exception as e:  # a crashed run fails the pattern: recorded, then raised
-                    crashes.append({"pattern": pattern, "seed": seed, "error": f"{type(e).__name__}: {e}"})
+                    crashes.append({"pattern": pattern, "seed": seed, "error": crash_description(e)})
                     if out:
                         write_metrics(runs, out, env, crashes=crashes)
                     raise
@@ -165,6 +166,20 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
         return cache[pattern]
 
     return get
+
+
+def crash_description(e: BaseException) -> str:
+    """A crash as one line: the error, and the innermost one with where it was raised (a task
+    group wraps the agent's error in an ExceptionGroup, which alone says nothing)."""
+    inner = e
+    while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
+        inner = inner.exceptions[0]
+    out = f"{type(e).__name__}: {e}"
+    if inner is not e or inner.__traceback__ is not None:
+        frames = traceback.extract_tb(inner.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} ({frames[-1].name})" if frames else ""
+        out += f"; innermost {type(inner).__name__}: {inner}{where}" if inner is not e else where
+    return out
 
 
 def pattern_walls(walls: list[float]) -> dict[str, Any]:

@@ -200,3 +200,20 @@ def test_every_pattern_writes_a_metrics_file_that_follows_the_schema(pattern_res
     for section, keys in (("learning", ("accuracy", "convergence_episodes", "pattern_count")),
                           ("trading", ("sharpe_ratio", "win_rate", "avg_return", "max_drawdown"))):
         assert set(keys) <= set(doc[section]), (section, sorted(doc[section]))
+
+
+def test_a_crash_names_the_error_a_task_group_wrapped_and_where_it_was_raised():
+    from reports.plugin import crash_description
+
+    def broken() -> None:
+        raise KeyError("peer-3")
+
+    try:
+        try:
+            broken()
+        except KeyError as inner:
+            raise ExceptionGroup("task group failed", [inner]) from None
+    except ExceptionGroup as e:
+        text = crash_description(e)
+    assert text.startswith("ExceptionGroup: task group failed")
+    assert "innermost KeyError: 'peer-3' at test_reports.py:" in text and "(broken)" in text
