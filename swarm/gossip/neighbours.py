@@ -2,17 +2,16 @@
 node to keep every write.
 
 With full replication every write is copied to every member, so what gossip costs a decision
-grows with the swarm (measured: 2x a decision at 5 agents, 32x at 200). With a *degree* ``d`` a
-node keeps only its own writes and those of its ``d`` neighbours on a hash ring of the members
-(the ``d / 2`` nearest on each side; ``d`` is even), and gossips only with them: each write costs ``d`` copies whatever N. While a swarm has at most
-``d + 1`` members every member is everyone's neighbour (full replication, unchanged).
+grows with the swarm (measured: 2x a decision at 5 agents, 32x at 200). With a *degree* ``d``
+(even) a node keeps only its own writes and those of its ``d`` neighbours on a hash ring of the
+members, the ``d / 2`` nearest on each side, and gossips only with them: each write costs ``d``
+copies whatever N. A swarm of at most ``d + 1`` members is fully replicated, as without a degree.
 
 A node draws the ring over the members it knows. A swarm gives every agent the whole member list
-at start; a node that joined through a seed and knows only part of the list yet keeps more
-writes than it will need (harmless: it never keeps fewer). Every member computes the same ring
-from the same member list (ids hashed with BLAKE2b, not
-Python's salted ``hash``), so neighbourhoods are symmetric and every node can tell which writes a
-peer wants.
+at start; a node that joined through a seed and knows only part of the list yet keeps more writes
+than it will need (harmless: it never keeps fewer). Every member computes the same ring from the
+same member list (ids hashed with BLAKE2b, not Python's salted ``hash``), so neighbourhoods are
+symmetric and every node can tell which writes a peer wants.
 """
 
 from __future__ import annotations

@@ -682,7 +682,7 @@ class PatternStore:
         apply is worked out here over the rows' heads, in order (a later revision of the same
         pattern sees an earlier one's version), so that the UPDATEs run as one batch; each UPDATE
         still checks its row."""
-        heads = {pid: (v, by, body) for pid, (v, by, body) in self.heads([str(r["id"]) for r in revisions]).items()}
+        heads = self.heads([str(r["id"]) for r in revisions])  # updated below as revisions apply
         applied: dict[str, dict[str, Any]] = {}  # id -> the last revision applied to it
         batch: list[tuple[Any, ...]] = []
         seq = tx.next_seq()
