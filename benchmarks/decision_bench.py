@@ -9,7 +9,10 @@ store holds ``--patterns`` patterns; the bandit on exactly the same decisions, w
 feedback). Then each decides (``choose``: for the memory, retrieve and weigh the nearest patterns;
 for VW, predict its exploration distribution and draw) on the same held-out contexts, in passes
 that alternate which learner goes first; a pass times every context once. Prints one JSON object
-with the median per-pass p50 of each in microseconds and their ratio (memory / bandit).
+with the median per-pass p50 of each in microseconds and their ratio (memory / bandit). The
+memory's store keeps the rows its searches return (its row cache), as it does while an agent
+decides; ``memory_decide_us_p50_rows_from_sqlite`` times a pass with that cache emptied before
+every decision (each retrieved row read from SQLite and decoded).
 """
 
 from __future__ import annotations
@@ -85,6 +88,17 @@ def main(argv: list[str] | None = None) -> int:
                 (mem_p50 if name == "memory" else vw_p50).append(p50_us(policy.choose, held_out))
         with threadpool_limits(limits=1, user_api="blas"):  # as a swarm decides (see Swarm.run)
             mem_one = [p50_us(memory.choose, held_out) for _ in range(args.repeats)]
+        store = memory.bank.store
+
+        def cold_choose(context: Any) -> None:  # every retrieved row read from SQLite again
+            store.clear_row_cache()
+            t = time.perf_counter()
+            memory.choose(context)
+            cold_times.append(time.perf_counter() - t)
+        cold_times: list[float] = []
+        for c in held_out:
+            cold_choose(c)
+        cold = statistics.median(cold_times) * 1e6
         vw.finish()
         memory.close()
     mem, band, one = statistics.median(mem_p50), statistics.median(vw_p50), statistics.median(mem_one)
@@ -93,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                       "bandit_decide_us_p50": round(band, 1), "ratio": round(mem / band, 2),
                       "memory_decide_us_p50_one_blas_thread": round(one, 1),
                       "ratio_one_blas_thread": round(one / band, 2),
+                      "memory_decide_us_p50_rows_from_sqlite": round(cold, 1),
+                      "ratio_rows_from_sqlite": round(cold / band, 2),
                       "train_seconds": round(train_s, 1), "vw_args": bandit.VW_ARGS}))
     return 0
 

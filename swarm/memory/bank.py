@@ -103,7 +103,7 @@ class ReasoningBank:
     def open(cls, path: str | os.PathLike[str] = ":memory:", embedder: Embedder | None = None,
              **kwargs: Any) -> ReasoningBank:
         """Open (or create) a bank at ``path``; the default embedder hashes text into 384 dims."""
-        store_keys = {"index_mode", "ann_threshold", "synchronous", "busy_timeout_s"}
+        store_keys = {"index_mode", "ann_threshold", "synchronous", "busy_timeout_s", "row_cache_bytes"}
         store_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in store_keys}
         embedder = embedder or HashingTextEmbedder(384)
         return cls(PatternStore(path, dim=embedder.dim, **store_kwargs), embedder, **kwargs)

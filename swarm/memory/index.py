@@ -97,6 +97,24 @@ def projected_recall(sizes: Sequence[int], recalls: Sequence[float], rows: int) 
     return float(recalls[-1] - per_doubling * math.log2(rows / sizes[-1]))
 
 
+def _at_least_kth(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of every value >= the ``k``-th largest of ``values`` (``0 < k < values.size``): the
+    top ``k`` and any ties with the last of them. A threshold from a strided sample usually
+    leaves ~4k candidates in one vectorised compare, much cheaper than a selection over all
+    values (numpy's argpartition took ~115 us over 10k values, 3x the similarity product);
+    when the sample's threshold lets fewer than ``k`` through, the exact selection decides."""
+    n = values.size
+    if n > 64 * k:
+        sample = values[:: n // (16 * k)]  # ~16k values, evenly spread
+        rank = max(1, (4 * k * sample.size) // n)  # its rank-th largest lets ~4k values through
+        threshold = np.partition(sample, sample.size - rank)[sample.size - rank]
+        found = np.flatnonzero(values >= threshold)
+        if found.size >= k:
+            sub = values[found]
+            return found[sub >= np.partition(sub, sub.size - k)[sub.size - k]]
+    return np.flatnonzero(values >= np.partition(values, n - k)[n - k])
+
+
 class VectorIndex:
     """Keyed float32 vectors (unit length) with per-row domain, kind and confidence."""
 
@@ -295,12 +313,14 @@ class VectorIndex:
         return m
 
     def _top(self, slots: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` of candidates, ordered by similarity, ties by key (deterministic)."""
+        """Top ``k`` of candidates, ordered by similarity, ties by smaller key (also at the k-th
+        place: which of several equally similar rows make the cut does not depend on the order
+        the candidates came in)."""
         if slots.size > k:
-            part = np.argpartition(-sims, k - 1)[:k]
-            slots, sims = slots[part], sims[part]
+            keep = _at_least_kth(sims, k)
+            slots, sims = slots[keep], sims[keep]
         keys = self._keys[slots]
-        order = np.lexsort((keys, -sims))
+        order = np.lexsort((keys, -sims))[:k]
         return keys[order], sims[order]
 
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -313,10 +333,8 @@ class VectorIndex:
         sims = self._vecs[: self._n] @ q  # one pass over memory; excluded rows drop out below
         if n_ok < self._n:
             sims[~mask] = -np.inf
-        slots = np.arange(self._n)
-        if n_ok > k:
-            part = np.argpartition(-sims, k - 1)[:k]
-            slots, sims = part, sims[part]
+        slots = _at_least_kth(sims, k) if n_ok > k else np.arange(self._n)
+        sims = sims[slots]
         keep = np.isfinite(sims)
         return self._top(slots[keep], sims[keep], k)
 

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarm.memory import VectorIndex
-from swarm.memory.index import Filter, projected_recall
+from swarm.memory.index import Filter, _at_least_kth, projected_recall
 from tests.conftest import clustered
 
 
@@ -239,3 +241,31 @@ def test_upsert_normalises_and_a_key_repeated_in_a_batch_keeps_its_last_vector()
     assert len(idx) == 12
     for key, row in ((5, 11), (100, 12), (200, 14), (1, 0)):
         assert np.allclose(idx._vecs[idx._slot[key]], x[row] / np.linalg.norm(x[row]), atol=1e-6)
+
+
+@given(st.integers(1, 3000), st.integers(1, 80), st.integers(0, 2**32 - 1), st.sampled_from([None, 1, 2]))
+@settings(max_examples=150, deadline=None)
+def test_the_top_k_selection_keeps_exactly_the_values_at_or_above_the_kth(n, k, seed, rounding):
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(n + 1).astype(np.float32)
+    if rounding is not None:  # many ties
+        values = np.round(values, rounding)
+    values[rng.random(n + 1) < 0.3] = -np.inf
+    k = min(k, n)
+    kth = np.sort(values)[::-1][k - 1]
+    assert set(_at_least_kth(values, k).tolist()) == set(np.flatnonzero(values >= kth).tolist())
+
+
+def test_equally_similar_rows_make_the_cut_by_smaller_key_whatever_their_order():
+    """Identical embeddings (agents trading the same bar) tie exactly: which of them a search
+    returns must not depend on the order they were written in."""
+    dim = 8
+    same = np.ones(dim, np.float32)
+    other = clustered(3000, dim, seed=5)
+    for order in (1, -1):
+        idx = VectorIndex(dim, mode="exact")
+        keys = list(range(1, 41))[::order]
+        idx.upsert(keys, np.tile(same, (40, 1)), ["d"] * 40, ["strategy"] * 40, [0.5] * 40)
+        idx.upsert(list(range(100, 3100)), other, ["d"] * 3000, ["strategy"] * 3000, [0.5] * 3000)
+        found, _ = idx.search(same, 10)
+        assert found.tolist() == list(range(1, 11))

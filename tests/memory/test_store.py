@@ -288,3 +288,41 @@ def test_a_pattern_hashes_the_same_after_a_trip_through_the_store(tmp_path):
     back = s.get("p")
     assert back.body_digest() == p.body_digest() == s.heads(["p"])["p"][2]
     assert back.digest() == p.digest()
+
+
+def test_searches_never_return_a_stale_cached_row(tmp_path):
+    """Searches keep decoded rows; every kind of change, here or through another connection,
+    must show in the next search."""
+    path = tmp_path / "bank.db"
+    s, other = PatternStore(path, dim=4), PatternStore(path)
+    q = np.array([1, 0, 0, 0])
+    s.add_many([make_pattern("p", [1, 0, 0, 0], confidence=0.5), make_pattern("r", [1, 0.2, 0, 0])])
+    first = s.search(q, 2)
+    assert first[0][0].embedding.flags.writeable is False  # shared with later searches
+    with pytest.raises(ValueError):
+        first[0][0].embedding[0] = 7.0
+    s.record_outcome("p", True, 1.0, now=5.0, lr=0.5)  # own write
+    assert s.search(q, 1)[0][0].uses == 1
+    other.record_outcome("p", False, -1.0, now=6.0, lr=0.5)  # another connection's write
+    assert (s.search(q, 1)[0][0].uses, s.search(q, 1)[0][0].failures) == (2, 1)
+    other.put_many([make_pattern("p", [1, 0, 0, 0], title="rewritten")])
+    assert s.search(q, 1)[0][0].title == "rewritten"
+    other.delete_many(["p"])
+    assert [p.id for p, _ in s.search(q, 2)] == ["r"]
+    s.put_many([make_pattern("r", [1, 0.2, 0, 0], title="mine")])
+    assert s.search(q, 1)[0][0].title == "mine"
+
+
+def test_the_row_cache_stays_within_its_budget():
+    dim = 8
+    budget_rows = 5
+    s = PatternStore(":memory:", dim=dim, row_cache_bytes=budget_rows * (4 * dim + 1024))
+    s.add_many([make_pattern(f"p{i}", _vec(i, dim)) for i in range(50)])
+    for i in range(50):
+        assert s.search(_vec(100 + i, dim), 10)
+        assert len(s._rows) <= budget_rows
+    off = PatternStore(":memory:", dim=dim, row_cache_bytes=0)
+    off.add_many([make_pattern(f"p{i}", _vec(i, dim)) for i in range(5)])
+    assert len(off.search(_vec(1, dim), 3)) == 3 and not off._rows
+    with pytest.raises(ValueError, match="row_cache_bytes"):
+        PatternStore(":memory:", dim=dim, row_cache_bytes=-1)
