@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 
 from ..memory.errors import ImportValidationError
 from ..memory.models import REVISION_FIELDS, Pattern
-from ..memory.transfer import ImportLimits, pattern_from_record, pattern_to_record, revision_from_record
+from ..memory.transfer import MAX_INT, ImportLimits, pattern_from_record, pattern_to_record, revision_from_record
 
 MAGIC = b"SG"
 VERSION = 3  # 2: entries may be revisions; 3: or tombstones
@@ -249,6 +249,8 @@ def _message(kind: int, payload: bytes, dim: int, limits: Limits, lazy: bool = F
         body = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ProtocolError(f"{KIND_NAMES[kind]} payload is not JSON ({e.__class__.__name__})") from None
+    except RecursionError:
+        raise ProtocolError(f"{KIND_NAMES[kind]} payload is JSON nested too deep") from None
     if not isinstance(body, dict):
         raise ProtocolError(f"{KIND_NAMES[kind]} payload must be a JSON object")
     name = KIND_NAMES[kind]
@@ -262,7 +264,7 @@ def _message(kind: int, payload: bytes, dim: int, limits: Limits, lazy: bool = F
     if kind == JOIN:
         out["incarnation"] = _int(body.get("inc"), "inc", name)
         space = body.get("space", "")
-        if not isinstance(space, str) or len(space) > limits.max_id_chars:
+        if not isinstance(space, str) or len(space) > limits.max_id_chars or not _encodable(space):
             raise ProtocolError("join: 'space' must be a short string")
         out["space"] = space
     if kind in (DIGEST, DELTA):
@@ -280,15 +282,25 @@ def _message(kind: int, payload: bytes, dim: int, limits: Limits, lazy: bool = F
     return Message(kind, sender, updates, **out)
 
 
+def _encodable(v: str) -> bool:
+    """False for a string JSON accepts that cannot be encoded (a lone surrogate): hashing or
+    storing it would raise."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _ident(v: Any, key: str, name: str, limits: Limits) -> str:
-    if not isinstance(v, str) or not v or len(v) > limits.max_id_chars:
+    if not isinstance(v, str) or not v or len(v) > limits.max_id_chars or not _encodable(v):
         raise ProtocolError(f"{name}: '{key}' must be a non-empty node id of at most {limits.max_id_chars} chars")
     return v
 
 
 def _int(v: Any, key: str, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ProtocolError(f"{name}: '{key}' must be a non-negative integer")
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_INT:
+        raise ProtocolError(f"{name}: '{key}' must be a non-negative 64-bit integer")
     return v
 
 
@@ -335,7 +347,7 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
             if len(e) == 4 and e[2] is None:
                 t = e[3]
                 if (not isinstance(t, list) or len(t) != 3 or not isinstance(t[2], str)
-                        or len(t[2]) > limits.max_id_chars):
+                        or len(t[2]) > limits.max_id_chars or not _encodable(t[2])):
                     raise ProtocolError(f"{name}: a tombstone must be [pattern id, version, updated_by]")
                 pattern = Tombstone(_ident(t[0], "pattern id", name, limits), _int(t[1], "version", name), t[2])
             elif len(e) == 3:

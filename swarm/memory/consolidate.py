@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .models import Pattern
+from .models import MAX_PROVENANCE, Pattern
 from .retrieval import DAY
 
 
@@ -111,8 +111,8 @@ def _absorb(survivor: Pattern, other: Pattern, cos: float, now: float, by: str) 
         tags=tuple(sorted(set(survivor.tags) | set(other.tags))),
         created_at=min(survivor.created_at, other.created_at),
         last_used_at=max(last) if last else None,
-        provenance=survivor.provenance + ({"event": "merge", "absorbed": other.id,
-                                           "similarity": round(cos, 6), "at": now},),
+        provenance=(survivor.provenance + ({"event": "merge", "absorbed": other.id,
+                                            "similarity": round(cos, 6), "at": now},))[-MAX_PROVENANCE:],
     )
 
 

@@ -20,6 +20,10 @@ KINDS: tuple[PatternKind, ...] = ("strategy", "lesson")
 
 VerdictLabel = Literal["success", "failure"]
 
+#: The most provenance entries a pattern keeps (consolidation drops the oldest beyond it; a
+#: pattern file or a gossip frame carrying more is refused).
+MAX_PROVENANCE = 1024
+
 #: Default learning rate of :func:`apply_outcome`.
 DEFAULT_OUTCOME_LR = 0.1
 

@@ -27,19 +27,32 @@ from collections.abc import Iterable
 import numpy as np
 
 from .errors import ImportValidationError
-from .models import KINDS, REVISION_FIELDS, Pattern, Source, merge
+from .models import KINDS, MAX_PROVENANCE, REVISION_FIELDS, Pattern, Source, merge
 from .store import PatternStore
 
 FORMAT = "reasoningbank-patterns"
 FORMAT_VERSION = 1
 
 
+#: The largest integer a store column holds (SQLite's signed 64-bit INTEGER).
+MAX_INT = 2**63 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class ImportLimits:
+    """Bounds on everything a pattern file or a gossip frame may carry (one validator serves both:
+    whatever passes can be stored, hashed, indexed, exported and sent on without error)."""
+
     max_file_bytes: int = 512 * 1024 * 1024
     max_patterns: int = 1_000_000
-    max_text_chars: int = 65_536
+    max_text_chars: int = 65_536  # title, description, content
     max_tags: int = 64
+    max_name_chars: int = 512  # ids, domain, action, tags, agent names, source fields
+    max_provenance: int = MAX_PROVENANCE  # entries
+    max_provenance_bytes: int = 256 * 1024  # all of a pattern's provenance, as UTF-8 JSON
+    max_depth: int = 8  # nesting inside a provenance entry
+    max_embedding_abs: float = 1e6  # per value: the float32 sum of squares cannot overflow
+    min_embedding_norm: float = 1e-6  # nor underflow to a zero vector
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +124,7 @@ def revision_from_record(rec: Any, limits: ImportLimits = ImportLimits(), where:
     for ``dataclasses.replace`` on a copy of the pattern's body. Raises ImportValidationError."""
     r = _Reader(where, limits)
     fields = r.revision(rec)  # first: it checks that the record is an object
-    return {"id": r.text(rec, "id", allow_empty=False), **fields}
+    return {"id": r.text(rec, "id", allow_empty=False, name=True), **fields}
 
 
 def export_patterns(patterns: Iterable[Pattern], path: str | os.PathLike[str], dim: int,
@@ -146,15 +159,27 @@ class _Reader:
         where = f"{self.name} line {self.line}" if self.line else self.name
         return ImportValidationError(f"{where}: {msg}")
 
-    def text(self, rec: dict[str, Any], key: str, allow_empty: bool = True) -> str:
-        v = rec.get(key)
+    def text(self, rec: dict[str, Any], key: str, allow_empty: bool = True, name: bool = False,
+             missing: str | None = None) -> str:
+        """A string field (``missing``: its value when absent): bounded (``name``: an id-like
+        field, to ``max_name_chars``) and valid Unicode (a lone surrogate passes JSON but cannot
+        be encoded, hashed or stored)."""
+        v = rec.get(key, missing)
         if not isinstance(v, str):
             raise self.fail(f"'{key}' must be a string")
         if not allow_empty and not v:
             raise self.fail(f"'{key}' must not be empty")
-        if len(v) > self.limits.max_text_chars:
-            raise self.fail(f"'{key}' is longer than {self.limits.max_text_chars} characters")
+        limit = self.limits.max_name_chars if name else self.limits.max_text_chars
+        if len(v) > limit:
+            raise self.fail(f"'{key}' is longer than {limit} characters")
+        self.encodable(v, key)
         return v
+
+    def encodable(self, v: str, key: str) -> None:
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.fail(f"'{key}' is not valid Unicode (it holds a lone surrogate)") from None
 
     def number(self, rec: dict[str, Any], key: str, lo: float = -math.inf, hi: float = math.inf,
                integer: bool = False, optional: bool = False) -> Any:
@@ -165,11 +190,47 @@ class _Reader:
         if isinstance(v, bool) or not ok:
             raise self.fail(f"'{key}' must be {'an integer' if integer else 'a number'}, not {v!r}")
         assert v is not None  # ``ok`` above: v is a number
+        if isinstance(v, int) and not -MAX_INT - 1 <= v <= MAX_INT:  # nor would it convert to a float
+            raise self.fail(f"'{key}' is out of range (a store holds 64-bit integers)")
         if not math.isfinite(v):
             raise self.fail(f"'{key}' must be finite")
         if not lo <= v <= hi:
             raise self.fail(f"'{key}' {v} out of range [{lo}, {hi}]")
         return v
+
+    def provenance(self, prov: Any) -> tuple[dict[str, Any], ...]:
+        """A list of plain JSON objects: bounded in count, depth and size, strict JSON (no NaN),
+        valid Unicode; so it can be hashed, stored and exported again."""
+        lim = self.limits
+        if not isinstance(prov, list) or not all(isinstance(x, dict) for x in prov):
+            raise self.fail("'provenance' must be a list of objects")
+        if len(prov) > lim.max_provenance:
+            raise self.fail(f"'provenance' has more than {lim.max_provenance} entries")
+        for x in prov:
+            self._plain(x, lim.max_depth)
+        try:
+            size = len(json.dumps(prov, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+        except (ValueError, UnicodeEncodeError):
+            raise self.fail("'provenance' holds a non-finite number or invalid Unicode") from None
+        if size > lim.max_provenance_bytes:
+            raise self.fail(f"'provenance' is larger than {lim.max_provenance_bytes} bytes")
+        return tuple(prov)
+
+    def _plain(self, v: Any, depth: int) -> None:
+        """``v`` is JSON data nested at most ``depth`` deep, its integers within 64 bits (checked
+        before anything recurses into it without a bound)."""
+        if depth < 0:
+            raise self.fail(f"'provenance' is nested more than {self.limits.max_depth} deep")
+        if isinstance(v, dict):
+            for x in v.values():
+                self._plain(x, depth - 1)
+        elif isinstance(v, list):
+            for x in v:
+                self._plain(x, depth - 1)
+        elif isinstance(v, int) and not isinstance(v, bool) and not -MAX_INT - 1 <= v <= MAX_INT:
+            raise self.fail("'provenance' holds an integer beyond 64 bits")
+        elif not (v is None or isinstance(v, (str, int, float))):
+            raise self.fail("'provenance' must hold JSON data only")
 
     def pattern(self, rec: Any, dim: int) -> Pattern:
         if not isinstance(rec, dict):
@@ -182,13 +243,13 @@ class _Reader:
             raise self.fail("'tags' must be a list of strings")
         if len(tags) > self.limits.max_tags:
             raise self.fail(f"more than {self.limits.max_tags} tags")
+        for tag in tags:
+            self.text({"tag": tag}, "tag", name=True)
         src = rec.get("source")
         if not isinstance(src, dict) or not all(isinstance(src.get(k, ""), str) for k in ("agent", "trajectory", "outcome")):
             raise self.fail("'source' must be an object of strings (agent, trajectory, outcome)")
         src_reward = self.number(src, "reward", optional=True)
-        prov = rec.get("provenance", [])
-        if not isinstance(prov, list) or not all(isinstance(x, dict) for x in prov):
-            raise self.fail("'provenance' must be a list of objects")
+        prov = self.provenance(rec.get("provenance", []))
         try:
             raw = base64.b64decode(self.text(rec, "embedding", allow_empty=False), validate=True)
         except (binascii.Error, ValueError):
@@ -198,15 +259,19 @@ class _Reader:
         emb = np.frombuffer(raw, dtype="<f4").astype(np.float32)
         if not np.all(np.isfinite(emb)):
             raise self.fail("embedding has non-finite values")
-        if float(np.linalg.norm(emb)) == 0.0:
-            raise self.fail("embedding is all zeros")
+        if float(np.max(np.abs(emb))) > self.limits.max_embedding_abs:
+            raise self.fail(f"embedding has a value beyond +-{self.limits.max_embedding_abs:g}")
+        if float(np.linalg.norm(emb.astype(np.float64))) < self.limits.min_embedding_norm:
+            raise self.fail("embedding is all zeros (or nearly)")
         return Pattern(
-            id=self.text(rec, "id", allow_empty=False), title=self.text(rec, "title"),
+            id=self.text(rec, "id", allow_empty=False, name=True), title=self.text(rec, "title"),
             description=self.text(rec, "description"), content=self.text(rec, "content"),
-            domain=self.text(rec, "domain", allow_empty=False), tags=tuple(tags), kind=kind,
-            action=self.text(rec, "action"), created_at=self.number(rec, "created_at"),
-            source=Source(src.get("agent", ""), src.get("trajectory", ""), src.get("outcome", ""), src_reward),
-            provenance=tuple(prov), embedding=emb, **self.revision(rec),
+            domain=self.text(rec, "domain", allow_empty=False, name=True), tags=tuple(tags), kind=kind,
+            action=self.text(rec, "action", name=True), created_at=self.number(rec, "created_at"),
+            source=Source(agent=self.text(src, "agent", name=True, missing=""),
+                          trajectory=self.text(src, "trajectory", name=True, missing=""),
+                          outcome=self.text(src, "outcome", name=True, missing=""), reward=src_reward),
+            provenance=prov, embedding=emb, **self.revision(rec),
         )
 
     def revision(self, rec: Any) -> dict[str, Any]:
@@ -222,7 +287,7 @@ class _Reader:
                 "failures": failures, "total_reward": self.number(rec, "total_reward"),
                 "last_used_at": self.number(rec, "last_used_at", optional=True),
                 "version": self.number(rec, "version", 0, integer=True),
-                "updated_by": self.text(rec, "updated_by")}
+                "updated_by": self.text(rec, "updated_by", name=True)}
 
 
 def read_patterns(path: str | os.PathLike[str], dim: int,
@@ -245,6 +310,8 @@ def read_patterns(path: str | os.PathLike[str], dim: int,
                 raise r.fail("not UTF-8 text") from None
             except json.JSONDecodeError as e:
                 raise r.fail(f"invalid JSON ({e.msg})") from None
+            except RecursionError:
+                raise r.fail("JSON nested too deep") from None
             if header is None:
                 header = _check_header(r, rec, dim)
                 continue

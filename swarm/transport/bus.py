@@ -3,7 +3,8 @@
 Two tasks per node, owned by one task group: a receiver that feeds frames to the node, and a
 timer that ticks it when ``next_timer()`` is due. After each call the bus sends the node's
 outgoing frames and hands its events to ``on_event``. A malformed frame is counted and logged;
-it never stops the node.
+it never stops the node, and neither does any other error raised while a frame is applied (counted
+apart, as ``frames_failed``: a hole in the checks).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class BusStats:
     frames_in: int = 0
-    frames_rejected: int = 0
+    frames_rejected: int = 0  # malformed: refused by the codec or the node's checks
+    frames_failed: int = 0  # raised something else while applied (a bug or a hole in the checks)
     ticks: int = 0
 
 
@@ -66,10 +68,18 @@ class GossipBus:
             except ProtocolError as e:
                 self.stats.frames_rejected += 1
                 log.warning("%s: dropped a malformed frame from %s: %s", self.node.id, sender, e)
-                reject = getattr(self.endpoint, "reject", None)
-                if reject is not None:  # a connection-oriented transport closes that one connection
-                    reject(sender, str(e))
+                self._reject(sender, str(e))
+            except Exception as e:  # no frame may stop the node: a peer sent it
+                self.stats.frames_failed += 1
+                log.error("%s: a frame from %s failed (%s: %s); closed that connection",
+                          self.node.id, sender, type(e).__name__, e)
+                self._reject(sender, f"frame failed: {type(e).__name__}")
             self.flush()
+
+    def _reject(self, sender: str, reason: str) -> None:
+        reject = getattr(self.endpoint, "reject", None)
+        if reject is not None:  # a connection-oriented transport closes that one connection
+            reject(sender, reason)
 
     async def _timers(self) -> None:
         k = self.kernel
