@@ -55,7 +55,8 @@ from aioquic.quic.events import (
     HandshakeCompleted,
     StreamDataReceived,
 )
-from aioquic.quic.packet import QuicPacketType, pull_quic_header
+from aioquic.quic.packet import QuicPacketType, encode_quic_retry, pull_quic_header
+from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.quic.recovery import QuicPacketPacer
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -81,6 +82,13 @@ MAX_DATAGRAM = 16_383
 # RFC 9002's kInitialRtt (aioquic uses 100 ms): until a path has an RTT sample, its handshake is not
 # resent after 200 ms; dozens of endpoints handshaking on one busy event loop answer slower than that.
 INITIAL_RTT = 0.333
+#: Accepted connections still in their handshake (on qh3: their authentication), at once in all
+#: and from one IP address: past these a new Initial is dropped (a real peer retransmits it), and
+#: one that has not finished within HANDSHAKE_TIMEOUT seconds is closed.
+MAX_HALF_OPEN, MAX_HALF_OPEN_PER_ADDRESS = 256, 32
+#: Connections at once, in all and from one IP address (a swarm on one host shares 127.0.0.1).
+MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS = 4096, 1024
+HANDSHAKE_TIMEOUT = 10.0
 BACKEND_ENV = "SWARM_QUIC_BACKEND"
 BACKENDS = ("aioquic", "qh3")
 # qh3's in-connection client authentication (see the module docstring): the first unidirectional
@@ -228,7 +236,8 @@ class _Aioquic:
     ConnectionIdIssued, ConnectionIdRetired = ConnectionIdIssued, ConnectionIdRetired
 
     def connection(self, s: _Settings, *, client: bool, server_name: str | None = None,
-                   original_destination_connection_id: bytes | None = None) -> Any:
+                   original_destination_connection_id: bytes | None = None,
+                   retry_source_connection_id: bytes | None = None) -> Any:
         cfg = QuicConfiguration(is_client=client, alpn_protocols=[ALPN], idle_timeout=s.idle_timeout,
                                 server_name=server_name, max_datagram_size=s.max_datagram_size,
                                 max_data=s.max_data, max_stream_data=s.max_data, initial_rtt=INITIAL_RTT,
@@ -238,7 +247,8 @@ class _Aioquic:
         if client:
             return _Connection(configuration=cfg, unpaced=s.loopback)
         return _AcceptingConnection(configuration=cfg, unpaced=s.loopback,
-                                    original_destination_connection_id=original_destination_connection_id)
+                                    original_destination_connection_id=original_destination_connection_id,
+                                    retry_source_connection_id=retry_source_connection_id)
 
     def peer_certificate(self, quic: Any) -> x509.Certificate | None:
         return quic.tls._peer_certificate  # no public accessor in aioquic 1.x
@@ -278,7 +288,8 @@ class _Qh3:
         return got[0], got[1]
 
     def connection(self, s: _Settings, *, client: bool, server_name: str | None = None,
-                   original_destination_connection_id: bytes | None = None) -> Any:
+                   original_destination_connection_id: bytes | None = None,
+                   retry_source_connection_id: bytes | None = None) -> Any:
         cfg = self._configuration(is_client=client, alpn_protocols=[ALPN], idle_timeout=s.idle_timeout,
                                   server_name=server_name, max_datagram_size=s.max_datagram_size,
                                   max_data=s.max_data, max_stream_data=s.max_data, initial_rtt=INITIAL_RTT,
@@ -287,7 +298,8 @@ class _Qh3:
         if client:
             return self._connection(configuration=cfg)
         return self._connection(configuration=cfg,
-                                original_destination_connection_id=original_destination_connection_id)
+                                original_destination_connection_id=original_destination_connection_id,
+                                retry_source_connection_id=retry_source_connection_id)
 
     def peer_certificate(self, quic: Any) -> x509.Certificate | None:
         cert = quic.get_peercert()
@@ -338,6 +350,11 @@ class QuicStats:
     datagrams_sent: int = 0
     datagrams_received: int = 0
     frames_dropped: int = 0  # send-queue overflow
+    frames_after_close: int = 0  # arrived once the endpoint was closed or killed: nobody reads them
+    retries_sent: int = 0  # Initials without a token, answered with a Retry (no state kept)
+    tokens_refused: int = 0  # Initials with a token this endpoint did not issue (or expired, or moved)
+    initials_refused: int = 0  # dropped: too many connections or handshakes at once
+    handshakes_timed_out: int = 0  # accepted connections closed for not finishing in time
     datagrams_ignored: int = 0  # not QUIC, or for no connection
     datagrams_blocked: int = 0  # dropped by an injected partition
     datagrams_lost: int = 0  # dropped by injected loss
@@ -361,6 +378,7 @@ class _Conn:
     nonce: bytes | None = None  # qh3, server side: the challenge the client must sign
     auth: bytearray | None = None  # qh3: the authentication stream so far
     backed_off: bool = False  # its failure has delayed the next dial to its peer
+    opened_at: float = 0.0
 
 
 class QuicEndpoint:
@@ -381,7 +399,7 @@ class QuicEndpoint:
                  limits: Limits = Limits(), max_queue_bytes: int = 16 * 1024 * 1024,
                  receive_buffer: int = 4 * 1024 * 1024, close_grace: float = 0.5,
                  max_datagram_size: int | None = None, max_data: int = 16 * 1024 * 1024,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, retry: bool = True) -> None:
         self.node = credentials.node
         self.backend = quic_backend(backend)  # aioquic unless asked (or $SWARM_QUIC_BACKEND) for qh3
         self.credentials = credentials
@@ -396,6 +414,9 @@ class QuicEndpoint:
         self.max_datagram_size = max_datagram_size  # None: by path, see _settings
         self.max_data = max_data  # flow-control window, per connection and per stream
         self.stats = QuicStats()
+        # address validation: a client proves it receives at its address (RFC 9000 8.1) before
+        # this endpoint keeps any state for it, so a flood of (spoofable) Initials costs nothing
+        self._retry = QuicRetryTokenHandler() if retry else None
         self.address: tuple[str, int] | None = None
         self._by_cid: dict[bytes, _Conn] = {}
         # the connection frames for a peer go on: the one we dialled, or one the peer dialled once
@@ -686,19 +707,69 @@ class QuicEndpoint:
             if header.packet_type != QuicPacketType.INITIAL or len(data) < 1200 or self._closing:
                 self.stats.datagrams_ignored += 1
                 return
-            quic = self.backend.connection(self._settings(addr), client=False,
-                                           original_destination_connection_id=header.destination_cid)
-            conn = _Conn(quic, (addr[0], addr[1]), outbound=False)
-            self._conns.append(conn)
-            self._by_cid[header.destination_cid] = conn
-            self._by_cid[quic.host_cid] = conn
-            self.stats.connections_accepted += 1
+            conn = self._accept(header, (addr[0], addr[1]), now)
+            if conn is None:
+                return
         try:
             conn.quic.receive_datagram(data, (addr[0], addr[1]), now=now)
         except Exception as e:
             return self._broken(conn, e)
         self._dirty.add(conn)
         self._events(conn)
+
+    def _accept(self, header: Any, addr: tuple[str, int], now: float) -> _Conn | None:
+        """A connection for a client's Initial, once its address is validated (a Retry first) and
+        within the caps; None when it gets a Retry or is dropped."""
+        st = self.stats
+        original, retry_source = header.destination_cid, None
+        if self._retry is not None:
+            if not header.token:
+                source_cid = os.urandom(8)
+                token = self._retry.create_token(address=addr, original_destination_connection_id=original,
+                                                 retry_source_connection_id=source_cid, now=now)
+                self._sendto(encode_quic_retry(version=header.version, source_cid=source_cid,
+                                               destination_cid=header.source_cid,
+                                               original_destination_cid=original, retry_token=token), addr)
+                st.retries_sent += 1
+                return None
+            try:
+                original = self._retry.validate_token(address=addr, destination_cid=header.destination_cid,
+                                                      token=header.token, now=now)
+            except ValueError:
+                st.tokens_refused += 1
+                return None
+            retry_source = header.destination_cid
+        if not self._room_for(addr[0], now):
+            st.initials_refused += 1
+            return None
+        quic = self.backend.connection(self._settings(addr), client=False,
+                                       original_destination_connection_id=original,
+                                       retry_source_connection_id=retry_source)
+        conn = _Conn(quic, addr, outbound=False, opened_at=now)
+        self._conns.append(conn)
+        self._by_cid[header.destination_cid] = conn
+        self._by_cid[quic.host_cid] = conn
+        st.connections_accepted += 1
+        return conn
+
+    def _room_for(self, ip: str, now: float) -> bool:
+        """Whether one more accepted connection from ``ip`` is within the caps, after closing the
+        accepted connections that have not finished their handshake in time."""
+        half_open = half_open_here = here = 0
+        for c in self._conns:
+            if c.outbound or c.closed:
+                continue
+            if not c.ready and now - c.opened_at > HANDSHAKE_TIMEOUT:
+                self.stats.handshakes_timed_out += 1
+                self._close(c, ERROR_REFUSED, "handshake timed out")
+                continue
+            same = c.addr[0] == ip
+            here += same
+            if not c.ready:
+                half_open += 1
+                half_open_here += same
+        return (half_open < MAX_HALF_OPEN and half_open_here < MAX_HALF_OPEN_PER_ADDRESS
+                and len(self._conns) < MAX_CONNECTIONS and here < MAX_CONNECTIONS_PER_ADDRESS)
 
     async def _timer_loop(self) -> None:
         """Fire due timers, write queued frames, send; then sleep until the next timer or a kick."""
@@ -923,10 +994,16 @@ class QuicEndpoint:
 
     def _deliver(self, peer: str, frames: list[bytes]) -> None:
         st = self.stats
-        for f in frames:
+        for i, f in enumerate(frames):
+            try:
+                self._inbox_send.send_nowait((peer, f))
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                # closed or killed: the tasks still read the socket until the lifecycle ends them,
+                # and a frame arriving meanwhile has nobody to go to (it must not crash them)
+                st.frames_after_close += len(frames) - i
+                return
             st.frames_received += 1
             st.bytes_received += len(f)
-            self._inbox_send.send_nowait((peer, f))
 
     def _close_malformed(self, conn: _Conn, reason: str) -> None:
         self.stats.closed_malformed += 1

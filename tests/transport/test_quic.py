@@ -269,3 +269,22 @@ async def test_the_timer_heap_is_compacted_in_place():
         ep._transmit()
     assert ep._timers is heap and len(heap) <= 64 + 4 * len(conns)
     assert sorted(at for at, _, _ in heap)[-3:] == sorted(c.timer_at for c in conns)
+
+
+@pytest.mark.anyio
+async def test_frames_arriving_at_a_killed_endpoint_are_dropped_without_crashing_it(stack):
+    """A crashed hub: its endpoint is killed (inbox closed) while its tasks still read the socket
+    and a peer keeps sending; nothing may raise out of either endpoint."""
+    ca = SwarmCA.generate()
+    directory: dict = {}
+    async with QuicEndpoint(ca.issue("hub"), directory=directory, backend=stack) as hub, \
+            QuicEndpoint(ca.issue("leaf"), directory=directory, backend=stack) as leaf:
+        leaf.send_nowait("hub", encode(Message(PING, "leaf", probe=0)))
+        with anyio.fail_after(5):
+            await hub.recv()
+        hub.kill()
+        for i in range(1, 40):
+            leaf.send_nowait("hub", encode(Message(PING, "leaf", probe=i)))
+            await anyio.sleep(0.01)
+        await wait_until(lambda: hub.stats.frames_after_close > 0)
+        assert hub.stats.frames_received == 1
