@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from swarm.memory import Pattern
+
+#: How much longer fault tests (kill loops, fuzzing) run: 1 in ``make test``, more in the weekly job.
+FAULT_SCALE = max(1, int(os.environ.get("SWARM_FAULT_SCALE", "1")))
 
 
 def unit(v: np.ndarray) -> np.ndarray:

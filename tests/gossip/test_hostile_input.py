@@ -18,7 +18,11 @@ from swarm.gossip.codec import DELTA, DIGEST, HEADER, VERSION
 from swarm.memory import ImportValidationError, PatternStore, export_patterns, import_patterns
 from swarm.memory.transfer import pattern_to_record, revision_to_record
 
+from tests.conftest import FAULT_SCALE
+
 from .test_protocol import DIM, pattern
+
+pytestmark = pytest.mark.fault
 
 # any JSON value, including what JSON accepts and a store cannot hold: lone surrogates, integers
 # beyond 64 bits, NaN and infinities (Python's json writes and reads them), deep nesting
@@ -104,7 +108,7 @@ def test_each_known_killer_frame_is_refused_and_the_node_keeps_working(case):
 
 
 @given(st.binary(max_size=200))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150 * FAULT_SCALE, deadline=None)
 def test_random_bytes_raise_only_protocol_errors(data):
     for blob in (data, HEADER.pack(b"SG", VERSION, DELTA, len(data)) + data):
         try:
@@ -114,7 +118,7 @@ def test_random_bytes_raise_only_protocol_errors(data):
 
 
 @given(st.sampled_from(_RECORD_KEYS + ["source.agent", "source.reward", "source"]), _json)
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200 * FAULT_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_pattern_entry_with_any_value_in_any_field_is_refused_cleanly_or_taken_soundly(key, value):
     rec = _record()
     if key.startswith("source."):
@@ -130,7 +134,7 @@ def test_a_pattern_entry_with_any_value_in_any_field_is_refused_cleanly_or_taken
 
 
 @given(st.integers(0, 8), _json)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150 * FAULT_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_revision_with_any_value_in_any_field_is_refused_cleanly_or_applied_soundly(index, value):
     node = _node()
     held = pattern(1, origin="m")
@@ -148,7 +152,7 @@ def test_a_revision_with_any_value_in_any_field_is_refused_cleanly_or_applied_so
 
 
 @given(st.sampled_from(_RECORD_KEYS), _json)
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=100 * FAULT_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 def test_an_imported_pack_with_any_value_in_any_field_is_refused_cleanly_or_taken_soundly(tmp_path, key, value):
     good = tmp_path / "good.jsonl"

@@ -20,6 +20,8 @@ from swarm.transport.quic import ALPN, QuicEndpoint, SwarmCA
 
 from .test_quic import DIM, STACKS, patterns, wait_until
 
+pytestmark = pytest.mark.fault
+
 
 @pytest.fixture(params=["asyncio"])
 def anyio_backend(request):
