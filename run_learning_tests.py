@@ -8,7 +8,8 @@
     python run_learning_tests.py --transport quic          # swarms gossip over real QUIC
     python run_learning_tests.py --runtime process         # ...with every agent an OS process
 
-Exit status: 0 every check passed, 1 some check failed, 2 bad usage or input.
+Exit status: 0 every check passed, 1 some check failed, 2 bad usage or input, 130 stopped by SIGINT
+(Ctrl-C), 143 stopped by SIGTERM (what finished is reported, marked "interrupted").
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -184,6 +187,170 @@ def pytest_configure(config: Any) -> None:
     keyword = config.getoption("swarm_keyword")
     if keyword:
         config.pluginmanager.register(_Select(keyword), "swarm-select")
+    if hasattr(config, "workerinput"):  # an xdist worker (--jobs): the runner forwards its signal here as SIGINT
+        STOP.install(respect_ignored=False)
+        config.pluginmanager.register(_stop_hooks(), "swarm-stop")
+
+
+class _Stop:
+    """SIGINT and SIGTERM stop a run the same way, in the runner and in each --jobs worker.
+
+    The first one interrupts what the main thread runs, as Ctrl-C does, so that the swarm running
+    there unwinds (its agent processes are killed, its temporary directory removed), pytest ends the
+    session as interrupted and the report covers what finished (reports.plugin):
+
+    * outside an event loop (a simulated swarm, pytest itself) it raises KeyboardInterrupt;
+    * inside ``asyncio.Runner.run`` (a real-time swarm: anyio.run) it cancels that run's main task,
+      as asyncio's own SIGINT handling does, so that every task and thread of the loop winds down in
+      the loop; the test then ends in an interruption (see _stop_hooks). A KeyboardInterrupt out of
+      a running loop would skip that: anyio's worker threads were left waiting and the process never
+      exited. While a loop tears itself down (its main task done) it looks again 0.1 s later.
+
+    In the runner the signal is also forwarded to the workers as SIGINT. Later signals are only
+    noted, so that cleanup runs to its end (a terminal's Ctrl-C reaches the workers twice: from the
+    terminal and from the runner). Once the session finishes (the report is being written) a signal
+    is only noted too.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.armed = False
+        self.raised = False  # a KeyboardInterrupt was raised: nothing more to do
+        self.workers: list[Any] = []  # each --jobs worker's subprocess.Popen
+        self._previous: dict[int, Any] = {}
+        self._cancelled: Any = None  # weak set of the asyncio tasks cancelled here
+        self._retry: threading.Thread | None = None
+
+    @property
+    def name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
+
+    def install(self, *, respect_ignored: bool) -> None:
+        import weakref
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+            if respect_ignored and previous is signal.SIG_IGN:  # e.g. SIGINT of a shell's background job
+                continue
+            self._previous.setdefault(sig, previous)
+            signal.signal(sig, self._handle)
+        self.signum, self.armed, self.raised, self.workers = None, True, False, []
+        self._cancelled = weakref.WeakSet()
+
+    def restore(self) -> None:
+        self.armed = False
+        if self._retry is not None:  # it must not poke the main thread once the handlers are restored
+            self._retry.join()
+            self._retry = None
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            for worker in self.workers:
+                if worker.returncode is None:
+                    try:
+                        os.kill(worker.pid, signal.SIGINT)
+                    except OSError:  # gone already
+                        pass
+        self._act(frame)
+
+    def _act(self, frame: Any) -> None:
+        if not self.armed or self.raised:
+            return
+        asyncio = sys.modules.get("asyncio")  # not imported: no event loop runs
+        run = asyncio.Runner.run.__code__ if asyncio is not None else None
+        while frame is not None and frame.f_code is not run:
+            frame = frame.f_back
+        task = frame.f_locals.get("task") if frame is not None else None
+        if frame is None:
+            if not self._cancelled:  # no event loop was cancelled: interrupt right here
+                self.raised = True
+                raise KeyboardInterrupt(self.name)
+        elif isinstance(task, asyncio.Task) and not task.done() and task not in self._cancelled:
+            self._cancelled.add(task)
+            task.cancel()
+            task.get_loop().call_soon_threadsafe(lambda: None)  # wake the loop if it waits in select()
+        self._look_again()
+
+    def _look_again(self) -> None:
+        """Come back every 0.1 s while the run goes on: a loop that was tearing itself down has gone,
+        or (should a cancellation have been swallowed) a new one runs."""
+        if self._retry is not None:
+            return
+        import _thread
+
+        def again() -> None:
+            while self.armed and not self.raised:
+                time.sleep(0.1)
+                if self.armed and not self.raised and self.signum is not None:
+                    _thread.interrupt_main(self.signum)  # runs _handle in the main thread
+
+        self._retry = threading.Thread(target=again, name="stop-retry", daemon=True)
+        self._retry.start()
+
+
+STOP = _Stop()
+
+
+def _end_if_stopping() -> Any:
+    """The body of a hook wrapper around a test's setup, call or teardown: once a stop signal came,
+    whatever the phase ended in (a swarm's cancellation, an error it caused, or nothing) is an
+    interruption, which pytest does not record as a test outcome and which ends the session."""
+    try:
+        result = yield
+    except KeyboardInterrupt:
+        STOP.raised = True
+        raise
+    except BaseException as e:
+        if STOP.signum is None:
+            raise
+        STOP.raised = True
+        raise KeyboardInterrupt(STOP.name) from e
+    if STOP.signum is not None:
+        STOP.raised = True
+        raise KeyboardInterrupt(STOP.name)
+    return result
+
+
+def _stop_hooks() -> Any:
+    """pytest plugin: tell the session which signal stopped it, and note the --jobs worker processes."""
+    import pytest
+
+    class StopHooks:
+        def pytest_configure(self, config: Any) -> None:
+            config._swarm_stopping = lambda: STOP.signum is not None  # read by reports.plugin
+
+        @pytest.hookimpl(optionalhook=True)
+        def pytest_configure_node(self, node: Any) -> None:
+            """xdist, in the runner: a worker process was started (execnet keeps its Popen as gateway._io.popen)."""
+            popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
+            if popen is not None:
+                STOP.workers.append(popen)
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_setup(self, item: Any) -> Any:
+            return (yield from _end_if_stopping())
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_call(self, item: Any) -> Any:
+            return (yield from _end_if_stopping())
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_teardown(self, item: Any, nextitem: Any) -> Any:
+            return (yield from _end_if_stopping())
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_sessionfinish(self, session: Any) -> None:
+            STOP.armed = False  # the report is written next: a signal now is only noted
+            if STOP.signum is not None:
+                session.config._swarm_signal = STOP.name  # reports.plugin marks the report with it
+
+    return StopHooks()
 
 
 class _Listing:
@@ -214,6 +381,8 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.collected = [item.nodeid for item in session.items]
+        # what the session sets out to run, so that an interrupted run's report can list what it did not run
+        session.config._swarm_selected = [_describe(item).pattern for item in session.items]
         if session.config.option.collectonly or not session.items:
             return
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -256,12 +425,18 @@ class _Progress:
                 self.progress.advance(self.task)
 
     def pytest_sessionfinish(self, session: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop following the workers and the bar (again: a no-op)."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join()
+            self._watcher = None
         if self.progress is not None:
-            self.progress.update(self.task, description="done")
+            self.progress.update(self.task, description="interrupted" if STOP.signum is not None else "done")
             self.progress.stop()
+            self.progress = None
 
 
 def _short(nodeid: str) -> str:
@@ -275,12 +450,44 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = parse(argv)
+        if not args.list:
+            _prepare_out(Path(args.out))
     except UsageError as e:
         print(f"run_learning_tests.py: error: {e}", file=sys.stderr)
         return 2
     except SystemExit as e:  # --help
         return int(e.code or 0)
+    if args.list:
+        return _run(args, argv)
+    STOP.install(respect_ignored=True)
+    try:
+        return _run(args, argv)
+    except KeyboardInterrupt:  # before the session started (or out of pytest itself): nothing ran
+        print(f"run_learning_tests.py: interrupted by {STOP.name or 'SIGINT'} before any pattern ran",
+              file=sys.stderr)
+        return 128 + (STOP.signum or signal.SIGINT)
+    finally:
+        STOP.restore()
 
+
+def _prepare_out(out: Path) -> None:
+    """Make ``--out``, remove an earlier run's files from it (the report must show this run only) and
+    check that this run can write there: any failure is one line and exit 2, before anything runs."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / "charts").exists() and not (out / "charts").is_dir():
+            raise UsageError(f"--out {out}: {out / 'charts'} exists and is not a directory")
+        for stale in [*out.glob("*-metrics.json"), *out.glob("*-metrics.json.tmp"), *out.glob("charts/*.png"),
+                      out / "LEARNING_PATTERNS_COMPARISON.md", out / "interrupted.json"]:
+            stale.unlink(missing_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
     import pytest
     from rich.console import Console
@@ -302,9 +509,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         return _list(console, pytest_args, args.keyword, progress)
 
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob("*-metrics.json"), out / "LEARNING_PATTERNS_COMPARISON.md", *out.glob("charts/*.png")]:
-        stale.unlink(missing_ok=True)  # the report must show this run only
+    selected: list[str] | None = None
+    if args.jobs > 1:  # the workers collect for themselves: collect here too, to know what the run is to cover
+        listing = _Listing()
+        code = pytest.main([*pytest_args, "--collect-only", "-p", "no:terminal"], plugins=[listing])
+        if STOP.signum is not None:
+            raise KeyboardInterrupt
+        if code == 0 and not listing.tests:
+            code = 5
+        if code == 5:
+            print("run_learning_tests.py: error: no test matches -k " + repr(args.keyword), file=sys.stderr)
+            return 2
+        selected = [t.pattern for t in listing.tests]
     live = out / ".progress"  # each worker's latest pattern, seed and episode (see reports.plugin)
     shutil.rmtree(live, ignore_errors=True)
     progress.watch = live
@@ -320,15 +536,26 @@ def main(argv: list[str] | None = None) -> int:
     class _Command:
         def pytest_configure(self, config: Any) -> None:
             config._swarm_command = command.strip()
+            if selected is not None:
+                config._swarm_selected = selected
 
     from threadpoolctl import threadpool_limits
 
     try:
         with threadpool_limits(limits=1, user_api="blas"):  # the patterns run here with --jobs 1
-            code = pytest.main(pytest_args, plugins=[progress, _Command()])
+            code = pytest.main(pytest_args, plugins=[progress, _Command(), _stop_hooks()])
+    except KeyboardInterrupt:  # a signal before pytest's session began: nothing ran
+        code = pytest.ExitCode.INTERRUPTED
     finally:
+        progress.close()
         shutil.rmtree(live, ignore_errors=True)
     wall = time.perf_counter() - t0
+    from reports.summary import read_interruption
+
+    interrupted = read_interruption(out)
+    if STOP.signum is not None or (code == pytest.ExitCode.INTERRUPTED and interrupted):
+        _summary(console, out, progress, wall)
+        return 128 + (STOP.signum or signal.SIGINT)
     if code == 5:
         print("run_learning_tests.py: error: no test matches -k " + repr(args.keyword), file=sys.stderr)
         return 2
@@ -371,16 +598,18 @@ def _list(console: Any, pytest_args: list[str], keyword: str | None, progress: _
 
 
 def _summary(console: Any, out: Path, progress: _Progress, wall: float) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from reports.metrics import read_metrics
 
-    from reports.summary import ROW_HEADER, row
+    from reports.summary import ROW_HEADER, interrupted_line, not_run_row, read_interruption, row
 
     docs = read_metrics(out)
+    interrupted = read_interruption(out)
     seeds = sorted({s for d in docs for s in d["seeds"]})
-    table = Table(title=f"learning patterns ({wall:.0f} s, seeds {', '.join(map(str, seeds))}; "
-                        f"mean [95% CI] over seeds)")
+    table = Table(title=f"learning patterns ({wall:.0f} s, seeds {', '.join(map(str, seeds)) or '—'}; "
+                        f"mean [95% CI] over seeds)" + (", INTERRUPTED" if interrupted or STOP.signum else ""))
     for col in ROW_HEADER:
         table.add_column(col, no_wrap=col == "pattern")
     for d in docs:
@@ -388,10 +617,18 @@ def _summary(console: Any, out: Path, progress: _Progress, wall: float) -> None:
         style = "green" if d["status"] == "passed" else "red"
         cells[1] = f"[{style}]{cells[1]}[/]"
         table.add_row(*cells)
+    for pattern in interrupted["not_run"] if interrupted else ():
+        cells = not_run_row(escape(pattern))
+        cells[1] = f"[yellow]{cells[1]}[/]"
+        table.add_row(*cells)
     console.print(table)
     failed = [o for o in progress.outcomes if o[1] == "failed"]
     for nodeid, _, _, detail in failed:
-        console.print(f"[red]FAILED[/] {_short(nodeid)}: {detail}")
+        console.print(f"[red]FAILED[/] {_short(nodeid)}: {escape(detail)}")
+    if interrupted:
+        console.print(f"[yellow]{escape(interrupted_line(interrupted, len(docs)))}[/]")
+    elif STOP.signum is not None:
+        console.print(f"[yellow]Interrupted by {STOP.name}.[/]")
     report = out / "LEARNING_PATTERNS_COMPARISON.md"
     if report.exists():
         console.print(f"report: {report}  metrics: {out}/*-metrics.json")

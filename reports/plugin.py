@@ -11,13 +11,14 @@ over all seeds.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +32,7 @@ from swarm.topology import Topology, register
 
 from .markdown import write_report
 from .metrics import environment, save_metrics, to_metrics, write_metrics
+from .summary import INTERRUPTED_NAME, write_interruption
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -140,6 +142,9 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
     runtime = config.getoption("--swarm-runtime")
     transport = "quic" if runtime == "process" else config.getoption("--swarm-transport")
 
+    # run_learning_tests.py sets this: whether SIGINT or SIGTERM asked the run to stop
+    stopping: Callable[[], bool] = getattr(config, "_swarm_stopping", lambda: False)
+
     def get(pattern: str) -> PatternRuns:
         if pattern not in cache:
             env = environment(transport, runtime)
@@ -147,6 +152,8 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
             crashes: list[dict[str, Any]] = []
             walls: list[float] = []  # wall seconds of each seed's run
             for seed in seeds:
+                if stopping():  # a run the stop cut short is no finished pattern
+                    raise KeyboardInterrupt
                 try:
                     with deployed(transport, runtime), progress.reporting(_Beacon(config, pattern, seed, seeds)):
                         started = time.perf_counter()
@@ -154,10 +161,14 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
                                                 market=config.getoption("--swarm-market")))
                         walls.append(time.perf_counter() - started)
                 except Exception as e:  # a crashed run fails the pattern: recorded, then raised
+                    if stopping():  # an error of a swarm being stopped is no crash: the pattern did not run
+                        raise KeyboardInterrupt from e
                     crashes.append({"pattern": pattern, "seed": seed, "error": crash_description(e)})
                     if out:
                         write_metrics(runs, out, env, crashes=crashes)
                     raise
+            if stopping():  # a run the stop cut short is no finished pattern
+                raise KeyboardInterrupt
             doc = to_metrics(runs, env)
             doc["performance"]["pattern_wall_seconds"] = pattern_walls(walls)
             if out:
@@ -195,12 +206,79 @@ def assert_check(result: ScenarioResult | PatternRuns, name: str) -> None:
     assert found[0].passed, f"{result.pattern}: {name}: {found[0].detail}"
 
 
+# ---- interruption (SIGINT, or SIGTERM turned into one by run_learning_tests.py) ----
+
+@contextlib.contextmanager
+def _interruption_unwrapped() -> Iterator[None]:
+    """Let a KeyboardInterrupt through as itself. A swarm's task group wraps it with its siblings'
+    errors in a BaseExceptionGroup, which pytest would record as a failed test and then run the next."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if group.subgroup(KeyboardInterrupt) is None:
+            raise
+        raise KeyboardInterrupt from group
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    with _interruption_unwrapped():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _interruption_unwrapped():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    with _interruption_unwrapped():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """Note an interruption while the patterns run (not pytest's own stop after collection errors or -x)."""
+    try:
+        return (yield)
+    except KeyboardInterrupt as e:
+        if not isinstance(e, session.Interrupted):
+            session.config._swarm_interrupted = True  # type: ignore[attr-defined]
+        raise
+
+
+def _selected_patterns(session: pytest.Session) -> list[str]:
+    """The pattern ids the session set out to run, in order: as the runner listed them
+    (``config._swarm_selected``), else each collected test's ``pattern`` marker or parameter."""
+    given = getattr(session.config, "_swarm_selected", None)
+    if given is not None:
+        return list(dict.fromkeys(given))
+    ids: list[str] = []
+    for item in session.items:
+        marker = item.get_closest_marker("pattern")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        pattern = marker.args[0] if marker and marker.args else params.get("pattern")
+        if pattern is not None:
+            ids.append(str(pattern))
+    return list(dict.fromkeys(ids))
+
+
+@pytest.hookimpl(trylast=True)  # after xdist has stopped its workers: every metrics file they wrote is there
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     out = config.getoption("--swarm-out")
     if not out or hasattr(config, "workerinput"):  # xdist workers leave the report to the controller
         return
-    if any(Path(out).glob("*-metrics.json")):
+    signal = getattr(config, "_swarm_signal", None)  # set by run_learning_tests.py when SIGINT or SIGTERM came
+    interrupted = bool(signal) or getattr(config, "_swarm_interrupted", False)
+    marker = Path(out) / INTERRUPTED_NAME
+    marker.unlink(missing_ok=True)
+    if interrupted:  # the report covers what finished; the rest is listed as not run, never as failed
+        finished = {p.name.removesuffix("-metrics.json") for p in Path(out).glob("*-metrics.json")}
+        write_interruption(out, signal, [p for p in _selected_patterns(session) if p not in finished])
+    if interrupted or any(Path(out).glob("*-metrics.json")):
         path = write_report(out, seed=config.getoption("--swarm-seed"),
                             command=getattr(config, "_swarm_command", ""))
         config._swarm_report = path  # type: ignore[attr-defined]
