@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from . import charts
 from .aggregate import is_figure, show, value
 from .metrics import read_metrics
-from .summary import wall_cell
+from .summary import interrupted_line, read_interruption, wall_cell
 
 REPORT_NAME = "LEARNING_PATTERNS_COMPARISON.md"
-LEARNING_SCENARIOS = ("cold-start", "warm-start", "transfer-learning", "continual-learning", "catastrophic-forgetting")
+LEARNING_SCENARIOS = ("cold-start", "warm-start", "transfer-learning", "continual-learning", "catastrophic-forgetting",
+                      "poisoning-defence")
 #: Baselines shown beside each learner, by their name in the metrics files.
 BASELINES = (("best-fixed", "best fixed"), ("no-memory", "no-memory"), ("contextual-bandit", "VW bandit"),
              ("regime-rule", "regime rule"), ("oracle", "oracle"))
@@ -130,7 +131,10 @@ def write_report(out: str | os.PathLike[str], *, seed: int | None = None, comman
     seeds = sorted({s for d in docs for s in d["seeds"]})
     passed = sum(d["status"] == "passed" for d in docs)
     crashed = [d["pattern"] for d in docs if d["status"] == "crashed"]
-    lines = ["# Learning patterns comparison", ""]
+    interrupted = read_interruption(out)  # the run was stopped (SIGINT, SIGTERM) before it ran everything
+    lines = ["# Learning patterns comparison" + (" (interrupted)" if interrupted else ""), ""]
+    if interrupted:
+        lines += [f"**{interrupted_line(interrupted, len(docs))}** What was not run is not counted as failed.", ""]
     lines.append(f"Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
                  + (f" by `{command}`" if command else "")
                  + f"; seeds {', '.join(map(str, seeds)) or '—'}; transport {env.get('transport', '—')}, runtime "
@@ -181,6 +185,8 @@ def write_report(out: str | os.PathLike[str], *, seed: int | None = None, comman
             lines.append(f"- {tag} **{c['name']}** ({c['passed_seeds']}/{c['seeds']} seeds, {c['verdict']}): "
                          f"{c['detail']}")
         lines.append("")
+    for pattern in interrupted["not_run"] if interrupted else ():
+        lines += [f"### {pattern} — not run", "", "- NOT RUN: the run was interrupted before this pattern finished.", ""]
     path = out / REPORT_NAME
     path.write_text("\n".join(lines))
     return path

@@ -23,7 +23,8 @@ from .base import ScenarioResult
 Runner = Callable[[int, bool], ScenarioResult]
 
 #: The scenario modules, deployment patterns first (one per topology), then the learning scenarios.
-MODULES: tuple[str, ...] = (*TOPOLOGIES, "cold_start", "warm_start", "transfer", "continual", "forgetting")
+MODULES: tuple[str, ...] = (*TOPOLOGIES, "cold_start", "warm_start", "transfer", "continual", "forgetting",
+                            "poisoning")
 
 
 def _run_module(module: ModuleType, seed: int, quick: bool) -> ScenarioResult:

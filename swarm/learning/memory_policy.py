@@ -75,6 +75,11 @@ class MemoryConfig:
     retrieval: bool = True  # False: decide without looking at memory (the ablation that proves it helps)
     allowed: tuple[str, ...] | None = None  # strategies this agent may trade (None: all); specialists
     seed: int = 0  # exploration
+    trust: bool = False  # weigh each author's patterns by how well its claims matched outcomes here
+    claim_cap: float = 10.0  # with ``trust``: a pattern's reward counts at most this (units of REWARD_SCALE)
+    trust_prior: float = 2.0  # with ``trust``: evidence mass at the own error before an author is judged
+    poison: float = 0.0  # > 0: an attacker; it stores each trade's reward sign-flipped and this much larger
+    poison_copies: int = 1  # an attacker's patterns per trade (a flood)
 
     def __post_init__(self) -> None:
         if not 0 < self.lr <= 1:
@@ -89,6 +94,8 @@ class MemoryConfig:
             raise ValueError("long_term_share must be in (0, 1)")
         if self.allowed is not None and (not self.allowed or set(self.allowed) - set(STRATEGIES)):
             raise ValueError(f"allowed must be a non-empty subset of {STRATEGIES}")
+        if self.claim_cap <= 0 or self.trust_prior <= 0 or self.poison < 0 or self.poison_copies < 1:
+            raise ValueError("claim_cap > 0, trust_prior > 0, poison >= 0 and poison_copies >= 1 are required")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +117,50 @@ class MemoryStats:
     outcomes_recorded: int = 0
     evicted: int = 0
     consolidations: list[ConsolidationReport] = field(default_factory=list)
+
+
+class AuthorTrust:
+    """How far each author's advice can be trusted here, learned from outcomes (in the spirit of
+    gossipsub v1.1's peer scores). After a trade, every retrieved pattern about the strategy played
+    made a claim (its reward, capped) that the realised reward tests. Per author, the weighted
+    least-squares slope of realised rewards on its claims says whether its advice predicts what
+    happens here, and how strongly; its trust is that slope over this agent's own patterns' slope,
+    clipped to [0, 1], each author starting from ``prior`` claims' worth of the own slope (a new
+    author is trusted like oneself until its record says otherwise). A slope, not an error: the
+    market's noise makes every claim miss by a lot (honest peers' squared errors here are 30-40
+    units against an attacker's 100-140), but honest claims still point the right way on average
+    and flipped ones the wrong way."""
+
+    def __init__(self, me: str, prior: float) -> None:
+        self.me, self.prior = me, prior
+        self._xy: dict[str, float] = {}  # author -> sum of weight * claim * realised
+        self._xx: dict[str, float] = {}  # author -> sum of weight * claim**2
+        self._trust: dict[str, float] = {}
+
+    def of(self, author: str) -> float:
+        return self._trust.get(author, 1.0)
+
+    def observe(self, claims: Sequence[tuple[str, float, float]], realised: float) -> None:
+        """Judge ``(author, claim, weight)`` claims against the ``realised`` reward (both in units
+        of REWARD_SCALE)."""
+        for author, claim, w in claims:
+            self._xy[author] = self._xy.get(author, 0.0) + w * claim * realised
+            self._xx[author] = self._xx.get(author, 0.0) + w * claim * claim
+        own_xx = self._xx.get(self.me, 0.0)
+        own = self._xy.get(self.me, 0.0) / own_xx if own_xx > 0 else 1.0
+        prior = self.prior * (own_xx / max(1, len(self._xx)) if own_xx > 0 else 1.0)
+        slopes = {a: (self._xy[a] + prior * own) / (xx + prior) for a, xx in self._xx.items() if a != self.me}
+        # the yardstick: the typical other author's slope (a minority of liars does not move it;
+        # peers' experience of other market paths predicts a little less than one's own, and is
+        # no less honest for it), no higher than one's own; near zero (early, or an unlearnable
+        # market) it judges little
+        typical = float(np.median(list(slopes.values()))) if len(slopes) >= 3 else own
+        scale = max(min(own, typical), 0.05)
+        for author, slope in slopes.items():
+            self._trust[author] = min(1.0, max(0.0, slope / scale))
+
+    def to_json(self) -> dict[str, float]:
+        return {a: round(t, 4) for a, t in sorted(self._trust.items())}
 
 
 def make_embedder(config: MemoryConfig) -> ContextEmbedder:
@@ -154,6 +205,9 @@ class MemoryPolicy:
         self.decisions = 0  # made so far: the epsilon schedule of ``exploration`` runs on it
         self._short_term: deque[str] | None = None  # unconsolidated pattern ids, oldest first
         self._allowed = None if config.allowed is None else [STRATEGIES.index(a) for a in config.allowed]
+        self.trust = AuthorTrust(name, config.trust_prior) if config.trust else None
+        # per open decision (symbol, bar): the chosen strategy's evidence as (author, claim, weight)
+        self._claims: dict[tuple[str, int], list[tuple[str, float, float]]] = {}
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] = ":memory:", config: MemoryConfig = MemoryConfig(),
@@ -182,6 +236,7 @@ class MemoryPolicy:
         """What the retrieved patterns say each strategy earns here: kernel-weighted mean reward,
         its spread, and the evidence mass behind it (see the module docstring)."""
         c = self.config
+        trust = self.trust
         hits = self.bank.nearest(embedding, c.k, domain=DOMAIN) if c.retrieval else []
         # plain floats in the loop (numpy scalar updates cost ~1 us a hit on the decision path);
         # the same IEEE operations in the same order as array arithmetic, so the same numbers
@@ -199,6 +254,9 @@ class MemoryPolicy:
                 last = p.last_used_at if p.last_used_at is not None else p.created_at
                 w *= 0.5 ** (max(0.0, now - last) / half_life)
             m = reward / REWARD_SCALE
+            if trust is not None:  # bounded influence: a capped claim, weighed by its author's record
+                m = min(c.claim_cap, max(-c.claim_cap, m))
+                w *= trust.of(p.source.agent)
             total[i] += w * m
             mass[i] += w
             rows.append((i, w, m))
@@ -233,6 +291,11 @@ class MemoryPolicy:
         explored = bool(i != int(np.argmax(value)))
         informers = sorted((h for h in ev.hits if h[0].action == STRATEGIES[i]), key=lambda h: -h[1])
         ids = tuple(p.id for p, _, _ in informers[: c.update_top])
+        if self.trust is not None:  # judged against the outcome once it is known (update)
+            cap = c.claim_cap
+            self._claims[(context.symbol, context.bar)] = [
+                (p.source.agent, min(cap, max(-cap, p.source.reward / REWARD_SCALE)), sim ** c.sharpness)
+                for p, _, sim in informers if p.source.reward is not None]
         return Choice(STRATEGIES[i], explored, tuple(float(v) for v in value), ids)
 
     def preference(self, context: Context) -> np.ndarray:
@@ -250,6 +313,11 @@ class MemoryPolicy:
         """Judge the trade, distill and store it, and record the outcome on its informers."""
         self._clock.at = outcome.context.time
         self._trades += 1
+        claims = self._claims.pop((outcome.context.symbol, outcome.context.bar), None)
+        if self.trust is not None and claims:
+            self.trust.observe(claims, outcome.reward / REWARD_SCALE)
+        if self.config.poison > 0:
+            return self._poison(outcome)
         traj = Trajectory(
             id=f"{outcome.context.symbol}-{outcome.context.bar}-{self._trades}", agent=self.name,
             context=outcome.context.features, steps=(Step(outcome.strategy, f"{outcome.context.symbol} trade",
@@ -267,6 +335,21 @@ class MemoryPolicy:
                        for pid in outcome.informed_by if pid in informers]
             self.bank.record_outcomes(updates)
             self.stats.outcomes_recorded += len(updates)
+        self._evict_over_capacity()
+
+    def _poison(self, outcome: Outcome) -> None:
+        """An attacker's learning: each trade stored ``poison_copies`` times with its reward
+        sign-flipped and ``poison`` times larger, so losers become confident strategies and
+        winners lessons, and gossip spreads them like any other writes."""
+        fake = -self.config.poison * outcome.reward
+        for copy in range(self.config.poison_copies):
+            traj = Trajectory(
+                id=f"{outcome.context.symbol}-{outcome.context.bar}-{self._trades}-{copy}", agent=self.name,
+                context=outcome.context.features, steps=(Step(outcome.strategy, f"{outcome.context.symbol} trade",
+                                                              fake),),
+                reward=fake, task=f"trade {outcome.context.symbol}", domain=DOMAIN,
+                metadata={"feature_names": FEATURE_NAMES})
+            self.stats.stored += len(self.bank.learn(traj).patterns)
         self._evict_over_capacity()
 
     def _evict_over_capacity(self) -> None:

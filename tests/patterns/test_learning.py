@@ -1,8 +1,9 @@
-"""The five learning scenarios, as part of the pattern suite (each with baselines beside it)."""
+"""The six learning scenarios, as part of the pattern suite (each with baselines beside it)."""
 
 import pytest
 
-LEARNING = ("cold-start", "warm-start", "transfer-learning", "continual-learning", "catastrophic-forgetting")
+LEARNING = ("cold-start", "warm-start", "transfer-learning", "continual-learning", "catastrophic-forgetting",
+            "poisoning-defence")
 
 
 @pytest.mark.parametrize("pattern", LEARNING)

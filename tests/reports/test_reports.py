@@ -184,10 +184,10 @@ def test_ci_workflows_are_valid_and_do_what_the_readme_says():
 PATTERN_IDS = ("mesh-distributed-learning", "hierarchical-centralized-learning", "ring-sequential-learning",
                "star-hub-learning", "auto-scale-adaptive-learning", "multi-strategy-meta-learning",
                "blue-green-knowledge-transfer", "canary-incremental-learning", "cold-start", "warm-start",
-               "transfer-learning", "continual-learning", "catastrophic-forgetting")
+               "transfer-learning", "continual-learning", "catastrophic-forgetting", "poisoning-defence")
 
 
-def test_the_registry_holds_exactly_the_thirteen_patterns_in_suite_order():
+def test_the_registry_holds_exactly_the_fourteen_patterns_in_suite_order():
     from scenarios.registry import builtin
     assert tuple(builtin()) == PATTERN_IDS
 
