@@ -23,6 +23,9 @@ from .errors import (
     MissingAPIKeyError,
     SchemaVersionError,
     StoreError,
+    StoreFullError,
+    StoreLockedError,
+    StoreReadOnlyError,
 )
 from .index import VectorIndex
 from .judge import Judge, LLMJudge, OutcomeJudge
@@ -71,6 +74,9 @@ __all__ = [
     "Source",
     "Step",
     "StoreError",
+    "StoreFullError",
+    "StoreLockedError",
+    "StoreReadOnlyError",
     "Trajectory",
     "VectorIndex",
     "Verdict",

@@ -12,7 +12,25 @@ class StoreError(MemoryEngineError):
 
 
 class CorruptStoreError(StoreError):
-    """The file is not a readable SQLite database (damaged, truncated, or not a database)."""
+    """The file is damaged: not a readable SQLite database (truncated, pages damaged, not a
+    database), a schema that is not a store's (a missing table or column), or a pattern row
+    that fails its checks (a value of the wrong type or out of range, or content that no longer
+    matches the row's body digest)."""
+
+
+class StoreReadOnlyError(StoreError):
+    """A write to a store that can only be read (opened with ``read_only=True``, or a file or
+    directory this process cannot write); reads still work."""
+
+
+class StoreFullError(StoreError):
+    """A write did not fit: the disk is full, or SQLite's page limit was reached. The write was
+    rolled back; every earlier commit is intact."""
+
+
+class StoreLockedError(StoreError):
+    """Another connection held the store's lock for longer than the busy timeout (a writer that
+    does not commit, or a connection in exclusive locking mode); nothing was changed."""
 
 
 class ForeignStoreError(StoreError):

@@ -5,7 +5,28 @@
 * Several processes may open one file: SQLite's WAL lets one write while the others read.
   Each write stamps its rows with a global sequence number and logs deletions, so a reader's
   :meth:`PatternStore.refresh` pulls just what changed since it last looked
-  (``PRAGMA data_version`` tells it cheaply whether anything did).
+  (``PRAGMA data_version`` tells it cheaply whether anything did), reading the counter, the
+  rows and the deletions in one snapshot (a read transaction).
+* Two writers on one file (two processes, or two stores in one): each write takes SQLite's write
+  lock (``BEGIN IMMEDIATE``), waiting up to ``busy_timeout_s`` for the other's transaction to
+  end, so writes serialise and never interleave; a writer first indexes what the other committed
+  (under the lock), and each sees the other's commits on its next refresh or search.
+* Every row is checked when it is read: its values' types and ranges, its content against the
+  ``body`` digest stored beside it (:meth:`~swarm.memory.models.Pattern.body_digest`), and its
+  outcome statistics against its ``row_digest`` (:func:`_row_digest`); once per row as it is
+  loaded into the index (at open and refresh) and as a row is decoded into a pattern (rows kept
+  in the row cache are not checked again). What the rows cannot show (an index that lost a row,
+  damaged page structure) SQLite's ``PRAGMA integrity_check`` finds: it runs at open on a second
+  connection, in a thread, beside the loading of the rows.
+* What goes wrong raises a one-line :class:`~swarm.memory.errors.StoreError`, never a raw
+  ``sqlite3`` error or a decoding error: :class:`~swarm.memory.errors.CorruptStoreError` for a
+  damaged file (truncated, damaged pages, a schema that is not a store's, a row that fails its
+  checks: the message names the row), :class:`~swarm.memory.errors.StoreReadOnlyError` for a
+  write to a store that can only be read (``read_only=True``, or a file or directory this
+  process cannot write: reads still work),
+  :class:`~swarm.memory.errors.StoreFullError` for a disk (or SQLite's page limit) that is full,
+  :class:`~swarm.memory.errors.StoreLockedError` for a lock held longer than the busy timeout.
+  A failed write is rolled back whole: every earlier commit stays intact.
 * The schema is versioned through ``PRAGMA user_version`` and upgraded by the migrations in
   ``_MIGRATIONS``; a file stamped with another ``application_id`` is refused as foreign.
 * Nothing here reads a clock: times come in as ``now`` arguments.
@@ -14,12 +35,18 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import math
+import operator
 import os
 import sqlite3
+import struct
+import threading
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -28,15 +55,19 @@ from .errors import (
     CorruptStoreError,
     DimensionMismatchError,
     ForeignStoreError,
+    MemoryEngineError,
     SchemaVersionError,
     StoreError,
+    StoreFullError,
+    StoreLockedError,
+    StoreReadOnlyError,
 )
 from .index import Filter, IndexMode, VectorIndex
-from .models import REVISION_FIELDS, Pattern, Source, apply_outcome, merge
+from .models import KINDS, REVISION_FIELDS, Pattern, Source, _number, apply_outcome, merge
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -143,15 +174,39 @@ def _migrate_5(db: sqlite3.Connection) -> None:
     db.executemany("UPDATE patterns SET body = ? WHERE rowid = ?", [(_decode(r[1:]).body_digest(), r[0]) for r in rows])
 
 
+def _migrate_6(db: sqlite3.Connection) -> None:
+    """v6: each row's digest of its body digest and its revision fields (:func:`_row_digest`), so
+    that a row altered in any column is caught as it is read (the body digest leaves out the
+    outcome statistics, which every recorded outcome changes)."""
+    db.execute("ALTER TABLE patterns ADD COLUMN row_digest TEXT NOT NULL DEFAULT ''")
+    rows = db.execute(f"SELECT rowid, body, {', '.join(REVISION_FIELDS)} FROM patterns").fetchall()
+    db.executemany("UPDATE patterns SET row_digest = ? WHERE rowid = ?", [(_row_digest(r[1], r[2:]), r[0]) for r in rows])
+
+
+def _row_digest(body: str, revision: Sequence[Any]) -> str:
+    """A row's digest: of its body digest and its :data:`~swarm.memory.models.REVISION_FIELDS`
+    values (in that order), the numbers packed as SQLite gives them back (REAL columns as
+    doubles, -0.0 as 0.0; INTEGER columns as 64-bit integers): about 1 us a row, where
+    formatting the floats as text took twice that."""
+    conf, uses, successes, failures, total, last, version, by = revision
+    h = hashlib.blake2b(_REVISION_PACKING.pack(float(conf) + 0.0, int(uses), int(successes), int(failures),
+                                               float(total) + 0.0, 0.0 if last is None else float(last) + 0.0,
+                                               int(version), last is None), digest_size=8)
+    h.update(f"{body}\x1e{by}".encode())
+    return h.hexdigest()
+
+
+_REVISION_PACKING = struct.Struct("<dqqqddq?")
+
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3,
-                                                                4: _migrate_4, 5: _migrate_5}
+                                                                4: _migrate_4, 5: _migrate_5, 6: _migrate_6}
 
 _COLUMNS_V4 = (
     "id, title, description, content, domain, tags, kind, action, confidence, uses, successes, "
     "failures, total_reward, created_at, last_used_at, source_agent, source_trajectory, "
     "source_outcome, version, updated_by, embedding, provenance, source_reward"
 )
-_COLUMNS = _COLUMNS_V4 + ", body"
+_COLUMNS = _COLUMNS_V4 + ", body, row_digest"
 _PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
 _INSERT = f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?)"
 _UPSERT = (f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?) ON CONFLICT (id) DO UPDATE SET "
@@ -185,12 +240,16 @@ def _json_list(items: Sequence[Any]) -> str:
 
 def _encode(p: Pattern, body: str | None = None) -> tuple[Any, ...]:
     """A pattern's column values; ``body`` is its body digest when the caller has it already."""
+    if body is None:
+        body = p.body_digest()
     return (
         p.id, p.title, p.description, p.content, p.domain, _json_list(p.tags), p.kind,
         p.action, p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.created_at,
         p.last_used_at, p.source.agent, p.source.trajectory, p.source.outcome, p.version,
         p.updated_by, p.embedding.astype("<f4", copy=False).tobytes(),
-        _json_list(p.provenance), p.source.reward, p.body_digest() if body is None else body,
+        _json_list(p.provenance), p.source.reward, body,
+        _row_digest(body, (p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.last_used_at,
+                           p.version, p.updated_by)),
     )
 
 
@@ -209,6 +268,138 @@ def _decode(row: Sequence[Any]) -> Pattern:
 
 def _json_tuple(text: str) -> tuple[Any, ...]:
     return tuple(json.loads(text)) if text != "[]" else ()  # fast path: most are empty
+
+
+# ---- checking what is read --------------------------------------------------------------
+
+#: The tables of a store at :data:`SCHEMA_VERSION`.
+_TABLES = frozenset({"meta", "patterns", "deleted", "links", "consolidation_log", "replica", "tombstones"})
+
+_COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
+_TEXT_AT = operator.itemgetter(0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 19, 21, 23, 24)  # the TEXT columns
+_REVISION_AT = operator.itemgetter(8, 9, 10, 11, 12, 14, 18, 19)  # REVISION_FIELDS, in order
+_STR = {str}
+_NONE = type(None)
+_HEAD_TYPES = ((str,), (int,), (str,), (str,))  # id, version, updated_by, body
+_REPLICA_TYPES = ((str,), (int,), (str,), (int,), (str,), (str,))  # a ReplicaRow
+
+
+def _short(value: Any) -> str:
+    """A value for a one-line message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _revision_damage(values: Sequence[Any]) -> str | None:
+    """What is wrong with a row's :data:`~swarm.memory.models.REVISION_FIELDS` values (types and
+    ranges; the body digest does not cover them), or None."""
+    conf, uses, successes, failures, total, last, version, by = values
+    if (type(conf) is float and 0.0 <= conf <= 1.0 and type(uses) is int and type(successes) is int
+            and type(failures) is int and type(version) is int and min(uses, successes, failures, version) >= 0
+            and type(total) is float and math.isfinite(total) and (last is None or type(last) is float)
+            and type(by) is str):
+        return None  # the fast path: a sound row
+    if type(conf) is not float or not 0.0 <= conf <= 1.0:
+        return f"confidence {_short(conf)} is not a number in [0, 1]"
+    for name, n in (("uses", uses), ("successes", successes), ("failures", failures), ("version", version)):
+        if type(n) is not int or n < 0:
+            return f"{name} {_short(n)} is not a count"
+    if type(total) is not float or not math.isfinite(total):
+        return f"total_reward {_short(total)} is not a finite number"
+    if last is not None and type(last) is not float:
+        return f"last_used_at {_short(last)} is not a time"
+    return f"updated_by {_short(by)} is not text"
+
+
+def _row_damage(row: Sequence[Any], embedding_bytes: int) -> str | None:
+    """What is wrong with a pattern row as read (its columns in ``_COLUMNS`` order), or None:
+    a value of the wrong type or out of range, an embedding of the wrong length, content that
+    does not match the row's ``body`` digest, or outcome statistics that do not match its
+    ``row_digest`` (an altered row)."""
+    # the values the digest does not cover, and those the index takes (the text the digest
+    # covers is checked by hashing it: a value that is not text fails the join)
+    (_, _, _, _, domain, _, kind, _, conf, uses, successes, failures, total, created, last, _, _, _, version, by,
+     embedding, _, reward, body, row_digest) = row
+    if (type(conf) is float and 0.0 <= conf <= 1.0 and type(uses) is int and type(successes) is int
+            and type(failures) is int and type(version) is int and min(uses, successes, failures, version) >= 0
+            and type(total) is float and math.isfinite(total) and type(created) is float
+            and (last is None or type(last) is float) and type(by) is str and type(embedding) is bytes
+            and len(embedding) == embedding_bytes and kind in KINDS and type(domain) is str
+            and (reward is None or (type(reward) is float and math.isfinite(reward)))):
+        try:
+            if _stored_body_digest(row) != body:
+                return "its content does not match its body digest (the row was altered)"
+            if _row_digest(body, (conf, uses, successes, failures, total, last, version, by)) == row_digest:
+                return None  # the fast path: a sound row
+            return "its outcome statistics do not match its row digest (the row was altered)"
+        except (ValueError, TypeError, RecursionError):  # a value not text, or tags or provenance not JSON
+            pass
+    # the slow path: say what is wrong
+    if set(map(type, _TEXT_AT(row))) != _STR:
+        at = next(i for i in (0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 19, 21, 23, 24) if type(row[i]) is not str)
+        return f"{_COLUMN_NAMES[at]} is {type(row[at]).__name__}, not text"
+    if row[6] not in KINDS:
+        return f"kind {_short(row[6])} is not one of {', '.join(KINDS)}"
+    what = _revision_damage(_REVISION_AT(row))
+    if what is not None:
+        return what
+    created, reward, embedding = row[13], row[22], row[20]
+    if type(created) is not float:
+        return f"created_at {_short(created)} is not a time"
+    if reward is not None and (type(reward) is not float or not math.isfinite(reward)):
+        return f"source_reward {_short(reward)} is not a finite number"
+    if type(embedding) is not bytes or len(embedding) != embedding_bytes:
+        size = len(embedding) if type(embedding) is bytes else type(embedding).__name__
+        return f"embedding is {size} bytes, not {embedding_bytes} ({embedding_bytes // 4} float32)"
+    return "its tags or provenance are not the JSON lists written"
+
+
+def _stored_body_digest(row: Sequence[Any]) -> str:
+    """:meth:`~swarm.memory.models.Pattern.body_digest` of the pattern a row holds, computed from
+    the row's columns without building the pattern (a third of the time): the same parts, hashed
+    as :func:`~swarm.memory.models._hash_parts` does, over the embedding's stored bytes (the tests
+    check that the two agree)."""
+    tags, provenance, reward = row[5], row[21], row[22]
+    h = hashlib.blake2b(("\x1e".join((
+        row[0], row[1], row[2], row[3], row[4], row[6], row[7],
+        "\x1f".join(json.loads(tags)) if tags != "[]" else "", _number(row[13]), row[15], row[16], row[17],
+        "None" if reward is None else _number(reward),
+        json.dumps(json.loads(provenance), sort_keys=True, default=str) if provenance != "[]" else "[]",
+    )) + "\x1e").encode(), digest_size=16)
+    h.update(row[20])  # little-endian float32: the bytes of the decoded embedding
+    return h.hexdigest()
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# SQLite's result codes (https://sqlite.org/rescode.html) that say what went wrong
+_SQLITE_ERROR, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 1, 5, 6, 8
+_SQLITE_FULL, _SQLITE_CANTOPEN = 13, 14
+_SQLITE_IOERR_SHORT_READ = 522  # a read past the end of a (truncated) file
+_SQLITE_READONLY_DBMOVED = 1032  # the file was moved or deleted while open
+#: Codes that mean the file is not what a store's writer left: damaged pages (CORRUPT), not a
+#: database (NOTADB, FORMAT), a schema without the tables or columns asked for (ERROR), values
+#: of impossible types or sizes (MISMATCH, TOOBIG, RANGE).
+_DAMAGE_CODES = frozenset({_SQLITE_ERROR, 11, 18, 20, 24, 25, 26})
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _sqlite_errors(method: Callable[Concatenate[PatternStore, _P], _R]) -> Callable[Concatenate[PatternStore, _P], _R]:
+    """A method that raises what goes wrong inside SQLite as a one-line
+    :class:`~swarm.memory.errors.StoreError` by its cause (:meth:`PatternStore._store_error`),
+    never as a raw ``sqlite3`` exception."""
+    @functools.wraps(method)
+    def guarded(self: PatternStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as e:
+            raise self._store_error(e) from None
+    return guarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +428,10 @@ class PatternStore:
     """Patterns in SQLite with a vector index mirror. Open a file path or ``":memory:"``.
 
     ``dim`` fixes the embedding dimension of a new store; an existing store keeps its own and
-    refuses a different one.
+    refuses a different one. ``read_only`` opens an existing store for reading only (searches,
+    gets, refreshes); a file this process cannot write is opened so by itself (and, in a
+    directory it cannot write either, read as an immutable file: later changes by others are not
+    seen). Writes to a read-only store raise :class:`~swarm.memory.errors.StoreReadOnlyError`.
     """
 
     def __init__(
@@ -250,10 +444,16 @@ class PatternStore:
         synchronous: Synchronous = "FULL",
         busy_timeout_s: float = 30.0,
         row_cache_bytes: int = ROW_CACHE_BYTES,
+        read_only: bool = False,
     ) -> None:
         if row_cache_bytes < 0:
             raise ValueError(f"row_cache_bytes must be >= 0, not {row_cache_bytes}")
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        if dim is not None and int(dim) <= 0:
+            raise ValueError(f"dim must be > 0, not {dim}")
         self.path = str(path)
+        self.busy_timeout_s = float(busy_timeout_s)
         # decoded patterns a search returned, by rowid, least recently used first: fetching and
         # decoding the k rows of a search cost ~10x the vector search itself at 10k patterns.
         # Every change to a row goes through the index mirror (_index_*), which drops it here.
@@ -261,27 +461,44 @@ class PatternStore:
         self._row_cache = 0  # entries, once the dimension is known
 
         self._in_memory = self.path == ":memory:"
+        #: Why this store cannot be written (None: it can).
+        self.read_only_reason: str | None = "opened with read_only=True" if read_only else None
+        if self._in_memory and read_only:
+            raise ValueError("an in-memory store cannot be read-only: it starts empty")
         if not self._in_memory:
             _check_header(self.path)
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_s)
-        except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: cannot open store: {e}") from None
+            if self.read_only_reason is None and os.path.exists(self.path):
+                if not os.access(self.path, os.W_OK):
+                    self.read_only_reason = "the file is not writable"
+                elif not os.access(os.path.dirname(os.path.abspath(self.path)), os.W_OK) and not os.path.exists(
+                        self.path + "-shm"):
+                    self.read_only_reason = "its directory is not writable, so SQLite cannot make its WAL files"
         self.index: VectorIndex | None = None  # built once the schema and dimension are known
         self._seq = 0
         self._data_version = -1
         try:
-            self._open(dim, synchronous)
+            self._db = self._connect()
+        except sqlite3.Error as e:
+            raise self._store_error(e) from None
+        try:
+            self._reading(self._open, dim, synchronous)
             self.index = VectorIndex(self.dim, mode=index_mode, ann_threshold=ann_threshold)
             self._row_cache = row_cache_bytes // (4 * self.dim + 1024)  # ~1 KB of text and objects a row
-            self._data_version = self._pragma("data_version")
-            self._load_since(0)
-        except sqlite3.DatabaseError as e:
-            self._db.close()
-            raise CorruptStoreError(f"{self.path}: corrupt store ({e})") from None
-        except Exception:
+            pages_checked = self._check_pages()
+            try:
+                self._reading(self._load_all)
+            except BaseException:
+                pages_checked(report=False)  # the rows' error names the row: it says more
+                raise
+            pages_checked()
+        except BaseException:
             self._db.close()
             raise
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused (see :attr:`read_only_reason`)."""
+        return self.read_only_reason is not None
 
     # ---- opening -----------------------------------------------------------------------
 
@@ -291,11 +508,141 @@ class PatternStore:
         assert self.index is not None
         return self.index
 
+    def _connect(self) -> sqlite3.Connection:
+        #: how a second, read-only connection opens the file (the integrity check's)
+        self._read_uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        if self.read_only_reason is None:
+            return sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout_s)
+        # read-only: SQLite still needs the WAL index (the -shm file) beside the file; when it can
+        # create none (a read-only directory) and no WAL holds commits, the file is all there is
+        uri = self._read_uri
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=self.busy_timeout_s)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.Error as e:
+            db.close()
+            wal = self.path + "-wal"
+            if (getattr(e, "sqlite_errorcode", 0) & 0xFF != _SQLITE_CANTOPEN
+                    or (os.path.exists(wal) and os.path.getsize(wal) > 0)):
+                raise
+        self.read_only_reason += "; its directory is not writable either: read as an immutable file"
+        self._read_uri = uri + "&immutable=1"
+        return sqlite3.connect(self._read_uri, uri=True, isolation_level=None, timeout=self.busy_timeout_s)
+
+    def _check_pages(self) -> Callable[..., None]:
+        """Start SQLite's ``PRAGMA integrity_check`` of the file (every page's structure, every
+        index against its table: what the rows' own checks cannot see, e.g. an id index that no
+        longer finds a row) on a second, read-only connection in a thread, while this one loads
+        and checks the rows: SQLite runs without the GIL, so on a free core it costs no time.
+        Returns the function that waits for it and raises what it found."""
+        if self._in_memory:
+            return lambda report=True: None
+        found: list[str | sqlite3.Error] = []
+
+        def check() -> None:
+            try:
+                db = sqlite3.connect(self._read_uri, uri=True, isolation_level=None, timeout=self.busy_timeout_s)
+                try:
+                    found.extend(str(r[0]) for r in db.execute("PRAGMA integrity_check(1)").fetchall())
+                finally:
+                    db.close()
+            except sqlite3.Error as e:
+                found.append(e)
+
+        thread = threading.Thread(target=check, name=f"integrity_check {self.path}", daemon=True)
+        thread.start()
+
+        def wait(report: bool = True) -> None:
+            thread.join()
+            if not report:
+                return
+            if found and isinstance(found[0], sqlite3.Error):
+                raise self._store_error(found[0]) from None
+            if found != ["ok"]:
+                raise CorruptStoreError(f"{self.path}: corrupt store (SQLite's integrity check:"
+                                        f" {_one_line(Exception(found[0] if found else 'no answer'))})")
+        return wait
+
+    def _reading(self, step: Callable[..., None], *args: Any) -> None:
+        """Run a step of opening that reads the file: what the file's damage makes it raise
+        (SQLite's errors, and whatever a value no store writes trips) becomes a one-line
+        :class:`~swarm.memory.errors.StoreError`."""
+        try:
+            step(*args)
+        except sqlite3.Error as e:
+            raise self._store_error(e) from None
+        except MemoryEngineError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError, RecursionError) as e:
+            raise CorruptStoreError(
+                f"{self.path}: corrupt store (unreadable data: {type(e).__name__}: {_one_line(e)})") from None
+
+    def _store_error(self, e: sqlite3.Error) -> StoreError:
+        """The one-line error to raise for what SQLite reported, by its result code."""
+        where, msg = self.path, _one_line(e)
+        code = getattr(e, "sqlite_errorcode", None)
+        if code is None:  # raised by Python's sqlite3 module itself
+            if isinstance(e, sqlite3.OperationalError):  # e.g. "Could not decode to UTF-8 column ..."
+                return CorruptStoreError(f"{where}: corrupt store ({msg})")
+            return StoreError(f"{where}: {type(e).__name__}: {msg}")  # e.g. "Cannot operate on a closed database."
+        primary = code & 0xFF
+        if primary == _SQLITE_FULL:
+            return StoreFullError(f"{where}: store is full (no space left on the disk, or SQLite's page limit"
+                                  " reached): the write was rolled back; earlier commits are intact")
+        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return StoreLockedError(f"{where}: store is locked: another connection held it for longer than"
+                                    f" the busy timeout ({self.busy_timeout_s:g} s); nothing was changed")
+        if code == _SQLITE_READONLY_DBMOVED:
+            return StoreError(f"{where}: the store's file was moved or deleted while open; nothing was changed")
+        if primary == _SQLITE_READONLY:
+            return StoreReadOnlyError(f"{where}: store is read-only ({self.read_only_reason or msg}):"
+                                      " nothing was changed")
+        if primary in _DAMAGE_CODES or code == _SQLITE_IOERR_SHORT_READ:
+            return CorruptStoreError(f"{where}: corrupt store ({msg})")
+        if primary == _SQLITE_CANTOPEN:
+            return StoreError(f"{where}: cannot open store ({msg})")
+        return StoreError(f"{where}: store error ({getattr(e, 'sqlite_errorname', 'SQLITE')}: {msg})")
+
+    def _corrupt_row(self, rowid: int | None, pattern_id: Any, what: str) -> CorruptStoreError:
+        at = "" if rowid is None else f" at row {rowid}"
+        return CorruptStoreError(f"{self.path}: corrupt store (pattern {_short(pattern_id)}{at}: {what})")
+
+    def _pattern(self, row: Sequence[Any], rowid: int | None = None) -> Pattern:
+        """Decode a row (its columns in ``_COLUMNS`` order) after checking it (:func:`_row_damage`)."""
+        what = _row_damage(row, 4 * self.dim)
+        if what is None:
+            try:
+                return _decode(row)
+            except (ValueError, TypeError) as e:
+                what = f"cannot be decoded ({_one_line(e)})"
+        raise self._corrupt_row(rowid, row[0], what)
+
+    def _checked(self, rows: Iterable[Sequence[Any]], types: Sequence[tuple[type, ...]],
+                 what: str) -> list[tuple[Any, ...]]:
+        """``rows`` as tuples, each value of one of its column's ``types`` (exact types, as SQLite
+        gives them back); a damaged value raises :class:`~swarm.memory.errors.CorruptStoreError`."""
+        out = [tuple(r) for r in rows]
+        for col, allowed in zip(zip(*out), types):
+            if not set(map(type, col)) <= set(allowed):
+                bad = next(v for v in col if type(v) not in allowed)
+                raise CorruptStoreError(f"{self.path}: corrupt store ({what}: {_short(bad)} where"
+                                        f" {' or '.join(t.__name__ for t in allowed)} belongs)")
+        return out
+
+    def _meta_int(self, key: str) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is not None and type(row[0]) is str and row[0].isascii() and row[0].isdigit():
+            return int(row[0])
+        found = "missing" if row is None else _short(row[0])
+        raise CorruptStoreError(f"{self.path}: corrupt store (meta {key!r} is {found}, not a count)")
+
     def _pragma(self, name: str) -> Any:
         return self._db.execute(f"PRAGMA {name}").fetchone()[0]
 
     def _open(self, dim: int | None, synchronous: Synchronous) -> None:
         db = self._db
+        writable = self.read_only_reason is None
         has_tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
         app_id = self._pragma("application_id")
         version = self._pragma("user_version")
@@ -304,14 +651,14 @@ class PatternStore:
         if version > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"{self.path}: store schema v{version} is newer than this software (v{SCHEMA_VERSION})")
-        if not has_tables and dim is not None:
+        if not has_tables and dim is None:  # before anything is written to the file
+            raise StoreError(f"{self.path}: a new store needs an embedding dimension (dim=...)")
+        if not has_tables and dim is not None and writable:
             db.execute(f"PRAGMA page_size = {_page_size(int(dim))}")
-        if not self._in_memory:
+        if not self._in_memory and writable:
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
-        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         db.execute(f"PRAGMA synchronous = {synchronous}")
         db.execute("PRAGMA foreign_keys = ON")
         # read the file through a memory map: a search's rows then cost no read() copies of whole
@@ -321,32 +668,54 @@ class PatternStore:
         # is 1,000 pages: 64 MiB at 64 KiB pages, but a checkpoint per 4 MiB at 4 KiB pages)
         db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_BYTES // int(self._pragma('page_size'))}")
         if version < SCHEMA_VERSION:
+            if not has_tables and not writable:
+                raise StoreError(f"{self.path}: empty file, not a store yet (and read-only: {self.read_only_reason})")
             self.migrate(SCHEMA_VERSION)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if missing := _TABLES - tables:
+            raise CorruptStoreError(f"{self.path}: corrupt store (missing table(s):"
+                                    f" {', '.join(sorted(missing))})")
         row = db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
         if row is None:
+            if db.execute("SELECT 1 FROM patterns LIMIT 1").fetchone() is not None:
+                raise CorruptStoreError(f"{self.path}: corrupt store (meta 'dim' is missing, and rows are held)")
             if dim is None:
                 raise StoreError(f"{self.path}: a new store needs an embedding dimension (dim=...)")
             with self._tx() as tx:
                 tx.db.execute("INSERT OR IGNORE INTO meta VALUES ('dim', ?)", (str(int(dim)),))
-            row = db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
-        self.dim = int(row[0])
+        self.dim = self._meta_int("dim")
+        if not 0 < self.dim <= 1 << 20:
+            raise CorruptStoreError(f"{self.path}: corrupt store (meta 'dim' is {self.dim})")
         if dim is not None and int(dim) != self.dim:
             raise DimensionMismatchError(
                 f"{self.path}: store holds {self.dim}-d embeddings, {dim}-d were asked for")
 
+    @_sqlite_errors
     def migrate(self, target: int) -> None:
         """Apply migrations up to ``target``, each step in its own transaction."""
         current = self._pragma("user_version")
+        if current < target and self.read_only_reason is not None:
+            raise StoreReadOnlyError(f"{self.path}: store schema v{current} needs upgrading to v{target},"
+                                     f" but the store is read-only ({self.read_only_reason})")
         for step in range(current + 1, target + 1):
-            with self._tx():
-                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                _MIGRATIONS[step](self._db)
-                self._db.execute(f"PRAGMA user_version = {step}")
+            try:
+                with self._tx():
+                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    _MIGRATIONS[step](self._db)
+                    self._db.execute(f"PRAGMA user_version = {step}")
+            except sqlite3.OperationalError as e:
+                if getattr(e, "sqlite_errorcode", None) != _SQLITE_ERROR:
+                    raise
+                # e.g. "duplicate column name": the tables are not those of the version stamped
+                raise CorruptStoreError(f"{self.path}: corrupt store (cannot upgrade schema v{step - 1} to"
+                                        f" v{step}: {_one_line(e)})") from None
 
     @property
+    @_sqlite_errors
     def schema_version(self) -> int:
         return int(self._pragma("user_version"))
 
+    @_sqlite_errors
     def close(self) -> None:
         self._db.close()
 
@@ -370,23 +739,41 @@ class PatternStore:
             return self.store._db
 
         def __enter__(self) -> PatternStore._Tx:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.store._catch_up()  # index what other writers committed before we took the lock
+            store = self.store
+            if store.read_only_reason is not None:
+                raise StoreReadOnlyError(f"{store.path}: store is read-only ({store.read_only_reason}):"
+                                         " nothing was changed")
+            self.db.execute("BEGIN IMMEDIATE")  # waits up to the busy timeout for another writer
+            try:
+                store._catch_up()  # index what other writers committed before we took the lock
+            except BaseException:
+                self._rollback()
+                raise
             return self
 
         def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
             if exc_type is not None:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
+                self._rollback()
                 return
-            self.db.execute("COMMIT")
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback()  # a COMMIT that failed (a full disk) leaves the transaction open
+                raise
             self.store._data_version = self.store._pragma("data_version")
             for effect in self.on_commit:
                 effect()
 
+        def _rollback(self) -> None:
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the error being raised says more; SQLite rolls back what it cannot keep
+
         def next_seq(self) -> int:
             """Claim the next change number; the store adopts it once the commit succeeds."""
-            seq = int(self.db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]) + 1
+            seq = self.store._meta_int("seq") + 1
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
             self.on_commit.append(lambda: setattr(self.store, "_seq", max(self.store._seq, seq)))
             return seq
@@ -394,27 +781,47 @@ class PatternStore:
     def _tx(self) -> PatternStore._Tx:
         return PatternStore._Tx(self)
 
+    @_sqlite_errors
     def refresh(self) -> bool:
         """Pull rows other connections committed since we last looked; True if any changed."""
         dv = self._pragma("data_version")
         if dv == self._data_version:
             return False
-        self._data_version = dv
-        return self._load_since(self._seq)
+        changed = self._load_since(self._seq)
+        self._data_version = dv  # only now: a refresh that failed (a damaged row) fails again
+        return changed
 
     def _catch_up(self) -> None:
         if self.index is not None and self._pragma("data_version") != self._data_version:
             self._load_since(self._seq)
 
-    def _load_since(self, seq: int) -> bool:
+    def _load_all(self) -> None:
+        self._data_version = self._pragma("data_version")
+        self._load_since(None)
+
+    def _load_since(self, seq: int | None) -> bool:
+        """Mirror the rows written and deleted after change ``seq`` into the index (``None``:
+        every row, read by a scan of the table itself, so that no damaged index hides one).
+        The counter, the rows and the deletions are read in one snapshot (a read transaction,
+        unless a write transaction holds one already): a commit landing meanwhile is read next
+        time, whole."""
         db = self._db
-        # the counter first: a commit landing between these reads is then read again next
-        # time (harmless), where reading it last would skip that commit's rows for good
-        top = int(db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
-        rows = db.execute(
-            f"SELECT rowid, seq, {_COLUMNS} FROM patterns WHERE seq > ? ORDER BY rowid", (seq,)
-        ).fetchall()
-        gone = db.execute("SELECT prow, seq FROM deleted WHERE seq > ?", (seq,)).fetchall()
+        snapshot = not db.in_transaction
+        if snapshot:
+            db.execute("BEGIN")  # deferred: the first SELECT fixes what this connection sees
+        try:
+            top = self._meta_int("seq")
+            if seq is None:
+                rows = db.execute(f"SELECT rowid, seq, {_COLUMNS} FROM patterns NOT INDEXED ORDER BY rowid").fetchall()
+                gone = []
+            else:
+                rows = db.execute(
+                    f"SELECT rowid, seq, {_COLUMNS} FROM patterns WHERE seq > ? ORDER BY rowid", (seq,)).fetchall()
+                gone = self._checked(db.execute("SELECT prow FROM deleted WHERE seq > ?", (seq,)), [(int,)],
+                                     "deleted.prow")
+        finally:
+            if snapshot and db.in_transaction:
+                db.execute("ROLLBACK")  # a read transaction: nothing to keep
         if gone:
             self._index_remove([r[0] for r in gone])
         if rows:
@@ -423,12 +830,17 @@ class PatternStore:
         return bool(rows or gone)
 
     def _index_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Mirror ``(rowid, seq, columns...)`` rows into the vector index."""
-        keys = [r[0] for r in rows]
-        vecs = np.frombuffer(b"".join(r[22] for r in rows), dtype="<f4").reshape(len(rows), -1)
-        if vecs.shape[1] != self.dim:
-            raise CorruptStoreError(f"{self.path}: an embedding has {vecs.shape[1]} dimensions, not {self.dim}")
-        self._index_upsert(keys, vecs, [r[6] for r in rows], [r[8] for r in rows], [r[10] for r in rows])
+        """Check ``(rowid, seq, columns...)`` rows (:func:`_row_damage`) and mirror them into the
+        vector index; a damaged row raises :class:`~swarm.memory.errors.CorruptStoreError`
+        naming it, and nothing is indexed."""
+        size = 4 * self.dim
+        for r in rows:
+            what = _row_damage(r[2:], size) if type(r[1]) is int else f"seq {_short(r[1])} is not a count"
+            if what is not None:
+                raise self._corrupt_row(r[0], r[2], what)
+        vecs = np.frombuffer(b"".join(r[22] for r in rows), dtype="<f4").reshape(len(rows), self.dim)
+        self._index_upsert([r[0] for r in rows], vecs, [r[6] for r in rows], [r[8] for r in rows],
+                           [r[10] for r in rows])
 
     # ---- the index mirror: every change to a row passes here, and drops its cached copy ----
 
@@ -491,6 +903,7 @@ class PatternStore:
     def add(self, pattern: Pattern) -> None:
         self.add_many([pattern])
 
+    @_sqlite_errors
     def add_many(self, patterns: Sequence[Pattern]) -> None:
         """Insert new patterns in one transaction; an id that already exists aborts the whole batch."""
         if not patterns:
@@ -501,12 +914,14 @@ class PatternStore:
         except sqlite3.IntegrityError as e:
             raise ValueError(f"cannot add patterns: {e}") from None
 
+    @_sqlite_errors
     def put_many(self, patterns: Sequence[Pattern]) -> None:
         """Insert or replace patterns by id, in one transaction."""
         if patterns:
             with self._tx() as tx:
                 self._write_in_tx(tx, patterns, _UPSERT)
 
+    @_sqlite_errors
     def merge_many(self, incoming: Sequence[Pattern]) -> list[Pattern]:
         """Merge copies from elsewhere by :func:`~swarm.memory.models.merge`; return those that changed."""
         latest: dict[str, Pattern] = {}
@@ -517,6 +932,7 @@ class PatternStore:
         self.put_many(changed)
         return changed
 
+    @_sqlite_errors
     def apply_changes(self, *, puts: Sequence[Pattern] = (), deletes: Sequence[str] = (),
                       links: Sequence[tuple[str, str, str, float]] = (),
                       log: Sequence[tuple[str, str, str | None, dict[str, Any]]] = (),
@@ -534,6 +950,7 @@ class PatternStore:
                               [(now, act, pid, other, json.dumps(detail, sort_keys=True))
                                for act, pid, other, detail in log])
 
+    @_sqlite_errors
     def delete_many(self, ids: Sequence[str]) -> int:
         """Delete patterns by id in one transaction; returns how many existed."""
         if not ids:
@@ -559,6 +976,7 @@ class PatternStore:
         """Apply :func:`~swarm.memory.models.apply_outcome` to a stored pattern, atomically."""
         return self.record_outcomes([(pattern_id, success, reward)], now, lr=lr, by=by)[0]
 
+    @_sqlite_errors
     def record_outcomes(self, outcomes: Sequence[tuple[str, bool, float]], now: float,
                         lr: float = 0.1, by: str = "") -> list[Pattern]:
         """:meth:`record_outcome` for several ``(pattern_id, success, reward)``, in one transaction.
@@ -571,28 +989,35 @@ class PatternStore:
                 row = tx.db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE id = ?", (pattern_id,)).fetchone()
                 if row is None:
                     raise KeyError(f"no pattern with id {pattern_id!r}")
-                rowid, updated = row[0], apply_outcome(_decode(row[1:]), success, reward, now, lr=lr, by=by)
+                rowid, updated = row[0], apply_outcome(self._pattern(row[1:], row[0]), success, reward, now,
+                                                       lr=lr, by=by)
+                revision = (updated.confidence, updated.uses, updated.successes, updated.failures,
+                            updated.total_reward, updated.last_used_at, updated.version, updated.updated_by)
                 tx.db.execute(
                     "UPDATE patterns SET confidence=?, uses=?, successes=?, failures=?, total_reward=?,"
-                    " last_used_at=?, version=?, updated_by=?, seq=? WHERE rowid=?",
-                    (updated.confidence, updated.uses, updated.successes, updated.failures,
-                     updated.total_reward, updated.last_used_at, updated.version, updated.updated_by,
-                     tx.next_seq(), rowid))
+                    " last_used_at=?, version=?, updated_by=?, seq=?, row_digest=? WHERE rowid=?",
+                    (*revision, tx.next_seq(), _row_digest(row[24], revision), rowid))
                 tx.on_commit.append(functools.partial(self._index_set_confidence, rowid, updated.confidence))
                 out.append(updated)
         return out
 
     # ---- reads -------------------------------------------------------------------------
 
+    @_sqlite_errors
     def get(self, pattern_id: str) -> Pattern | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE id = ?", (pattern_id,)).fetchone()
-        return _decode(row) if row else None
+        if row is None:
+            return None
+        if row[0] != pattern_id:
+            raise self._corrupt_row(None, row[0], f"the id index gave this row for {_short(pattern_id)}")
+        return self._pattern(row)
 
+    @_sqlite_errors
     def get_many(self, ids: Sequence[str]) -> dict[str, Pattern]:
         out: dict[str, Pattern] = {}
         for chunk, marks in _id_chunks(ids):
             for row in self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE id IN ({marks})", chunk):
-                out[row[0]] = _decode(row)
+                out[row[0]] = self._pattern(row)
         return out
 
     def _by_rowid(self, keys: Sequence[int]) -> dict[int, Pattern]:
@@ -609,7 +1034,7 @@ class PatternStore:
         if missing:
             marks = ",".join("?" * len(missing))
             for r in self._db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE rowid IN ({marks})", missing):
-                found[r[0]] = p = _decode(r[1:])  # its embedding is read-only: safe to share
+                found[r[0]] = p = self._pattern(r[1:], r[0])  # its embedding is read-only: safe to share
                 if self._row_cache:
                     cache[r[0]] = p
             while len(cache) > self._row_cache:
@@ -621,6 +1046,7 @@ class PatternStore:
         SQLite again); for measurements and for callers that want the memory back."""
         self._rows.clear()
 
+    @_sqlite_errors
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM patterns").fetchone()[0])
 
@@ -642,9 +1068,13 @@ class PatternStore:
             clauses.append("confidence >= ?")
             args.append(min_confidence)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        for row in self._db.execute(f"SELECT {_COLUMNS} FROM patterns{where} ORDER BY rowid", args):
-            yield _decode(row)
+        try:
+            for row in self._db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns{where} ORDER BY rowid", args):
+                yield self._pattern(row[1:], row[0])
+        except sqlite3.Error as e:
+            raise self._store_error(e) from None
 
+    @_sqlite_errors
     def search(self, query: np.ndarray, k: int = 10, *, domain: str | None = None,
                kind: str | None = None, min_confidence: float | None = None) -> list[tuple[Pattern, float]]:
         """Top ``k`` patterns by cosine similarity to ``query`` that pass the filters."""
@@ -657,10 +1087,12 @@ class PatternStore:
         return [(found[key], s) for key, s in zip(keys.tolist(), sims.tolist()) if key in found]
 
     @property
+    @_sqlite_errors
     def sequence(self) -> int:
         """The store's change counter: every committed write raises it."""
-        return int(self._db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+        return self._meta_int("seq")
 
+    @_sqlite_errors
     def changed_since(self, seq: int, unlogged: bool = False) -> tuple[list[Pattern], int]:
         """Patterns written after change ``seq`` (in write order) and the current counter: the
         feed a replicator reads to ship this store's writes. With ``unlogged``, only versions the
@@ -669,18 +1101,21 @@ class PatternStore:
         if unlogged:
             where += (" AND NOT EXISTS (SELECT 1 FROM replica r WHERE r.pattern_id = patterns.id"
                       " AND r.version = patterns.version AND r.updated_by = patterns.updated_by)")
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE {where} ORDER BY seq, rowid", (seq,)).fetchall()
-        return [_decode(r) for r in rows], self.sequence
+        rows = self._db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE {where} ORDER BY seq, rowid",
+                                (seq,)).fetchall()
+        return [self._pattern(r[1:], r[0]) for r in rows], self.sequence
 
+    @_sqlite_errors
     def deleted_between(self, after: int, upto: int) -> list[DeletedKey]:
         """This store's own deletions (not those a peer's tombstone caused) with change numbers in
         ``(after, upto]``, oldest first: the deletions a replicator ships beside :meth:`changed_since`."""
-        return [(pid, int(v), by) for pid, v, by in self._db.execute(
+        return self._checked(self._db.execute(
             "SELECT pattern_id, version, updated_by FROM deleted WHERE seq > ? AND seq <= ? AND remote = 0"
-            " ORDER BY seq, rowid", (after, upto))]
+            " ORDER BY seq, rowid", (after, upto)), _REPLICA_TYPES[2:5], "a deletion")
 
     # ---- the replicated write log (read and written by gossip: swarm.gossip.StoreReplica) ----
 
+    @_sqlite_errors
     def replica_log(self, rows: Sequence[ReplicaRow], merge_in: Sequence[Pattern] = (),
                     tombstones: Sequence[DeletedKey] = (), now: float = 0.0,
                     revisions: Sequence[dict[str, Any]] = (),
@@ -749,29 +1184,33 @@ class PatternStore:
                 continue
             heads[pid] = (r["version"], r["updated_by"], head[2])
             applied[pid] = r
-            batch.append((*(r[c] for c in REVISION_FIELDS), seq, pid, r["body"], r["version"], r["version"],
-                          r["updated_by"]))
+            revision = [r[c] for c in REVISION_FIELDS]
+            batch.append((*revision, seq, _row_digest(r["body"], revision), pid, r["body"], r["version"],
+                          r["version"], r["updated_by"]))
         if not batch:
             return []
         sets = ", ".join(f"{c} = ?" for c in REVISION_FIELDS)
         tx.db.executemany(
-            f"UPDATE patterns SET {sets}, seq = ? WHERE id = ? AND body = ?"
+            f"UPDATE patterns SET {sets}, seq = ?, row_digest = ? WHERE id = ? AND body = ?"
             " AND (version < ? OR (version = ? AND updated_by < ?))", batch)
         rowids = self.rowid_of(list(applied))
         for pid, r in applied.items():
             tx.on_commit.append(functools.partial(self._index_set_confidence, rowids[pid], float(r["confidence"])))
-        return [str(r[len(REVISION_FIELDS) + 1]) for r in batch]
+        return [str(r[len(REVISION_FIELDS) + 2]) for r in batch]
 
+    @_sqlite_errors
     def heads(self, ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
         """``(version, updated_by, body digest)`` of the current copy of each id held: which
         version and body a replica holds, read without decoding a pattern."""
         out: dict[str, tuple[int, str, str]] = {}
         for chunk, marks in _id_chunks(list(ids)):
-            for pid, v, by, body in self._db.execute(
-                    f"SELECT id, version, updated_by, body FROM patterns WHERE id IN ({marks})", chunk):
-                out[pid] = (int(v), by, body)
+            for pid, v, by, body in self._checked(self._db.execute(
+                    f"SELECT id, version, updated_by, body FROM patterns WHERE id IN ({marks})", chunk),
+                    _HEAD_TYPES, "a pattern's head"):
+                out[pid] = (v, by, body)
         return out
 
+    @_sqlite_errors
     def revision_records(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Per id held: its body digest and its revision record (the id and the columns a
         revision carries), read without decoding the pattern."""
@@ -779,9 +1218,13 @@ class PatternStore:
         out: dict[str, tuple[str, dict[str, Any]]] = {}
         for chunk, marks in _id_chunks(list(ids)):
             for row in self._db.execute(f"SELECT id, body, {cols} FROM patterns WHERE id IN ({marks})", chunk):
+                what = _revision_damage(row[2:]) if type(row[1]) is str else "body digest is not text"
+                if what is not None:
+                    raise self._corrupt_row(None, row[0], what)
                 out[row[0]] = (row[1], {"id": row[0], **dict(zip(REVISION_FIELDS, row[2:]))})
         return out
 
+    @_sqlite_errors
     def replica_guarded(self, ids: Sequence[str]) -> set[str]:
         """Which of these patterns are under a live tombstone (deleted; their writes refused)."""
         out: set[str] = set()
@@ -790,50 +1233,63 @@ class PatternStore:
                 f"SELECT pattern_id FROM tombstones WHERE pattern_id IN ({marks})", chunk))
         return out
 
+    @_sqlite_errors
     def replica_oldest_tombstone(self) -> float | None:
         """When the oldest live tombstone was recorded (None: there is none)."""
-        row = self._db.execute("SELECT MIN(at) FROM tombstones").fetchone()
-        return None if row[0] is None else float(row[0])
+        at = self._checked(self._db.execute("SELECT MIN(at) FROM tombstones"), [(float, _NONE)], "tombstones.at")[0][0]
+        return None if at is None else float(at)
 
+    @_sqlite_errors
     def replica_expire(self, before: float) -> int:
         """Drop the tombstones recorded before ``before``: their patterns' writes are taken again.
         Returns how many expired."""
         with self._tx() as tx:
             return int(tx.db.execute("DELETE FROM tombstones WHERE at < ?", (before,)).rowcount)
 
+    @_sqlite_errors
     def replica_writes(self) -> list[tuple[str, int]]:
         """Every ``(origin, seq)`` held: what a replica's digest is made from, at start."""
-        return [(o, int(q)) for o, q in self._db.execute("SELECT origin, seq FROM replica")]
+        return self._checked(self._db.execute("SELECT origin, seq FROM replica"), [(str,), (int,)], "a replica row")
 
+    @_sqlite_errors
     def replica_after(self, origin: str, seq: int, limit: int) -> list[ReplicaRow]:
         """Up to ``limit`` writes of ``origin`` after ``seq``, oldest first."""
-        return [(o, int(q), pid, int(v), by, body) for o, q, pid, v, by, body in self._db.execute(
+        return self._checked(self._db.execute(
             "SELECT origin, seq, pattern_id, version, updated_by, body FROM replica WHERE origin = ? AND seq > ?"
-            " ORDER BY seq LIMIT ?", (origin, seq, limit))]
+            " ORDER BY seq LIMIT ?", (origin, seq, limit)), _REPLICA_TYPES, "a replica row")
 
+    @_sqlite_errors
     def replica_recent(self, since: int, limit: int) -> list[tuple[int, ReplicaRow]]:
         """The last ``limit`` writes that arrived after arrival number ``since``, as ``(arrival, row)``."""
-        rows = self._db.execute(
+        rows = self._checked(self._db.execute(
             "SELECT arrival, origin, seq, pattern_id, version, updated_by, body FROM replica WHERE arrival > ?"
-            " ORDER BY arrival DESC LIMIT ?", (since, limit)).fetchall()
-        return [(int(a), (o, int(q), pid, int(v), by, body)) for a, o, q, pid, v, by, body in reversed(rows)]
+            " ORDER BY arrival DESC LIMIT ?", (since, limit)), [(int,), *_REPLICA_TYPES], "a replica row")
+        return [(a, (o, q, pid, v, by, body)) for a, o, q, pid, v, by, body in reversed(rows)]
 
+    @_sqlite_errors
     def replica_arrivals(self) -> int:
-        return int(self._db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica").fetchone()[0])
+        return int(self._checked(self._db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica"), [(int,)],
+                                 "replica.arrival")[0][0])
 
+    @_sqlite_errors
     def replica_knows(self, pattern_id: str) -> bool:
         """Whether any held write carried this pattern."""
         return self._db.execute("SELECT 1 FROM replica WHERE pattern_id = ? LIMIT 1", (pattern_id,)).fetchone() is not None
 
+    @_sqlite_errors
     def replica_carriers(self, bodies: Sequence[str]) -> dict[str, dict[str, int]]:
         """Per pattern body, per origin, the first of the origin's writes that carried it."""
         out: dict[str, dict[str, int]] = {b: {} for b in bodies}
         for chunk, marks in _id_chunks(list(bodies)):
-            for body, o, q in self._db.execute(
-                    f"SELECT body, origin, MIN(seq) FROM replica WHERE body IN ({marks}) GROUP BY body, origin", chunk):
-                out[body][o] = int(q)
+            for body, o, q in self._checked(self._db.execute(
+                    f"SELECT body, origin, MIN(seq) FROM replica WHERE body IN ({marks}) GROUP BY body, origin", chunk),
+                    [(str,), (str,), (int,)], "a replica row"):
+                if body not in out:
+                    raise CorruptStoreError(f"{self.path}: corrupt store (the replica body index gave {_short(body)})")
+                out[body][o] = q
         return out
 
+    @_sqlite_errors
     def replica_held(self, keys: Sequence[tuple[str, int, str]]) -> set[tuple[str, int, str]]:
         """Which ``(pattern id, version, updated_by)`` have a write of exactly that version in the log."""
         out: set[tuple[str, int, str]] = set()
@@ -841,33 +1297,47 @@ class PatternStore:
         for k in keys:
             by_id.setdefault(k[0], set()).add(k)
         for chunk, marks in _id_chunks(list(by_id)):
-            for pid, v, by in self._db.execute(
-                    f"SELECT DISTINCT pattern_id, version, updated_by FROM replica WHERE pattern_id IN ({marks})", chunk):
-                if (pid, int(v), by) in by_id[pid]:
-                    out.add((pid, int(v), by))
+            for pid, v, by in self._checked(self._db.execute(
+                    f"SELECT DISTINCT pattern_id, version, updated_by FROM replica WHERE pattern_id IN ({marks})", chunk),
+                    _REPLICA_TYPES[2:5], "a replica row"):
+                if (pid, v, by) in by_id.get(pid, ()):
+                    out.add((pid, v, by))
         return out
 
+    @_sqlite_errors
     def rowid_of(self, ids: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for chunk, marks in _id_chunks(ids):
-            out.update(self._db.execute(f"SELECT id, rowid FROM patterns WHERE id IN ({marks})", chunk).fetchall())
+            out.update(self._checked(self._db.execute(f"SELECT id, rowid FROM patterns WHERE id IN ({marks})", chunk),
+                                     [(str,), (int,)], "a pattern's id"))
         return out
 
+    @_sqlite_errors
     def summary(self) -> list[tuple[str, str, int, float, int]]:
         """``(kind, domain, count, sum of confidence, sum of uses)`` per kind and domain."""
-        return self._db.execute("SELECT kind, domain, count(*), sum(confidence), sum(uses) "
-                                "FROM patterns GROUP BY kind, domain ORDER BY kind, domain").fetchall()
+        return self._checked(self._db.execute(
+            "SELECT kind, domain, count(*), sum(confidence), sum(uses) FROM patterns GROUP BY kind, domain"
+            " ORDER BY kind, domain"), [(str,), (str,), (int,), (float,), (int,)], "a pattern's kind, domain or counts")
 
+    @_sqlite_errors
     def links(self, relation: str | None = None) -> list[Link]:
         sql, args = "SELECT a, b, relation, similarity, created_at FROM links", []
         if relation is not None:
             sql, args = sql + " WHERE relation = ?", [relation]
-        return [Link(*r) for r in self._db.execute(sql + " ORDER BY a, b", args)]
+        return [Link(*r) for r in self._checked(self._db.execute(sql + " ORDER BY a, b", args),
+                                                [(str,), (str,), (str,), (float,), (float,)], "a link")]
 
+    @_sqlite_errors
     def consolidation_log(self) -> list[LogEntry]:
-        return [LogEntry(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in self._db.execute(
-            "SELECT at, action, pattern_id, other_id, detail FROM consolidation_log ORDER BY n")]
+        rows = self._checked(self._db.execute(
+            "SELECT at, action, pattern_id, other_id, detail FROM consolidation_log ORDER BY n"),
+            [(float,), (str,), (str,), (str, _NONE), (str,)], "a consolidation log entry")
+        try:
+            return [LogEntry(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        except (ValueError, RecursionError) as e:
+            raise CorruptStoreError(f"{self.path}: corrupt store (a consolidation log entry's detail: {_one_line(e)})") from None
 
+    @_sqlite_errors
     def size_bytes(self) -> int:
         """Bytes on disk (database plus WAL); the page total for an in-memory store."""
         if self._in_memory:
@@ -880,6 +1350,7 @@ class PatternStore:
             return 0
         return os.path.getsize(self.path + "-wal")
 
+    @_sqlite_errors
     def checkpoint(self) -> None:
         """Fold the WAL back into the database file."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -915,7 +1386,10 @@ def _check_header(path: str) -> None:
         return
     if p.is_dir():
         raise StoreError(f"{path}: is a directory, not a store file")
-    with open(p, "rb") as f:
-        head = f.read(16)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise StoreError(f"{path}: cannot read the store file ({e.strerror})") from None
     if head != _SQLITE_MAGIC:
         raise CorruptStoreError(f"{path}: not a ReasoningBank store (no SQLite header; corrupt or foreign file)")

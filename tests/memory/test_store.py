@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import sqlite3
@@ -13,6 +14,7 @@ from swarm.memory import (
     CorruptStoreError,
     DimensionMismatchError,
     ForeignStoreError,
+    Pattern,
     PatternStore,
     SchemaVersionError,
 )
@@ -326,3 +328,180 @@ def test_the_row_cache_stays_within_its_budget():
     assert len(off.search(_vec(1, dim), 3)) == 3 and not off._rows
     with pytest.raises(ValueError, match="row_cache_bytes"):
         PatternStore(":memory:", dim=dim, row_cache_bytes=-1)
+
+
+def test_the_stored_body_digest_is_the_patterns_body_digest(tmp_path):
+    """Rows are checked against their body digest computed from the columns (without building
+    the pattern): it must agree with Pattern.body_digest for every kind of value."""
+    from dataclasses import replace
+
+    from swarm.memory.models import Source
+    from swarm.memory.store import _COLUMNS, _row_damage, _stored_body_digest
+
+    base = make_pattern("p", _vec(1, 8))
+    patterns = [
+        base,
+        replace(base, id="tags", tags=("b", "a", "ünï\x1f")),
+        replace(base, id="prov", provenance=({"event": "merge", "at": 2, "nested": {"z": [1, 2.5], "a": None}},
+                                             {"é": "x"})),
+        replace(base, id="src", created_at=3, source=Source(agent="a", trajectory="t\n", outcome="failure",
+                                                            reward=-0.0)),
+        replace(base, id="reward", source=Source(reward=7), total_reward=-0.0, confidence=1, last_used_at=4),
+        replace(base, id="text", title="", description="line\nbreak", content="\x1e" * 3, action="ü"),
+        Pattern(id="big", title="t", content="c", embedding=np.arange(8, dtype=np.float32) * 1e17, kind="lesson"),
+    ]
+    with PatternStore(tmp_path / "s.db", dim=8) as s:
+        s.add_many(patterns)
+        s.record_outcome("reward", False, 0.25, now=9.0)
+        rows = {r[0]: r for r in s._db.execute(f"SELECT {_COLUMNS} FROM patterns")}
+        for p in patterns:
+            assert _stored_body_digest(rows[p.id]) == p.body_digest() == s.get(p.id).body_digest(), p.id
+            assert _row_damage(rows[p.id], 4 * 8) is None, p.id
+
+
+def test_migration_to_v6_stamps_every_row_with_its_row_digest(tmp_path):
+    path = tmp_path / "v5.db"
+    with PatternStore(path, dim=8) as s:
+        s.add_many([make_pattern(f"p{i}", _vec(i, 8)) for i in range(20)])
+        s.record_outcome("p3", True, 1.0, now=2.0)
+        before = {p.id: (p.digest(), p.version, p.last_used_at) for p in s}
+    db = sqlite3.connect(path)  # back to v5: no row digests
+    db.execute("ALTER TABLE patterns DROP COLUMN row_digest")
+    db.execute("PRAGMA user_version = 5")
+    db.commit()
+    db.close()
+    with PatternStore(path) as s:
+        assert s.schema_version == SCHEMA_VERSION == 6
+        assert {p.id: (p.digest(), p.version, p.last_used_at) for p in s} == before
+        s.record_outcome("p3", False, 0.0, now=3.0)
+    with PatternStore(path) as s:  # reopened: every row passes its checks
+        assert s.get("p3").uses == 2 and len(s.index) == 20
+
+
+_TWO_WRITERS = textwrap.dedent("""
+    import json, sys, time, numpy as np
+    from swarm.memory import PatternStore, Pattern
+    path, name, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    s = PatternStore(path, busy_timeout_s=60)
+    rng = np.random.default_rng(ord(name))
+    for b in range(batches):
+        if b <= 5:  # the first five batches in turns (the test alternates the writers), then freely
+            sys.stdin.readline()
+        own = [Pattern(id=f"{name}{b}-{i}", title="t", content=name, embedding=rng.standard_normal(32))
+               for i in range(20)]
+        shared = Pattern(id=f"shared-{b % 5}", title=name, content=f"{name}{b}", embedding=rng.standard_normal(32))
+        s.put_many(own + [shared])
+        s.record_outcomes([(f"{name}{b}-0", True, 1.0)], now=float(b), by=name)
+        if b < 5:
+            print("ok", flush=True)
+        time.sleep(0.002)
+    print("done", flush=True)
+    sys.stdin.readline()  # both are done: refresh, and answer the same queries
+    s.refresh()
+    qs = np.random.default_rng(42).standard_normal((10, 32))
+    print(json.dumps({"n": len(s), "index": len(s.index),
+                      "hits": [[(p.id, p.version, p.title, round(x, 5)) for p, x in s.search(q, 10)] for q in qs]}),
+          flush=True)
+""")
+
+
+def test_two_writer_processes_on_one_file_serialise_and_agree(tmp_path):
+    """WAL + BEGIN IMMEDIATE + the busy timeout: two processes writing interleaved batches to one
+    file each commit whole transactions in turn; every row is there once, and after a refresh both
+    stores answer searches alike (and like a store opened afresh)."""
+    path = tmp_path / "bank.db"
+    PatternStore(path, dim=32).close()
+    script = tmp_path / "writer.py"
+    script.write_text(_TWO_WRITERS)
+    batches = 20
+    procs = [subprocess.Popen([sys.executable, str(script), str(path), name, str(batches)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+             for name in "ab"]
+    for _ in range(5):  # five batches each in turns: the interleaving does not hang on scheduling
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            assert p.stdout.readline().strip() == "ok"
+    for p in procs:  # then both at once, contending for the write lock
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        assert p.stdout.readline().strip() == "done"
+    answers = []
+    for p in procs:
+        out, _ = p.communicate("go\n", timeout=120)
+        assert p.returncode == 0
+        answers.append(json.loads(out))
+    expected_ids = {f"{n}{b}-{i}" for n in "ab" for b in range(batches) for i in range(20)}
+    expected_ids |= {f"shared-{k}" for k in range(5)}
+    with PatternStore(path) as fresh:
+        ids = [p.id for p in fresh]
+        assert len(ids) == len(set(ids)) == len(expected_ids) and set(ids) == expected_ids
+        assert all(fresh.get(f"{n}{b}-0").uses == 1 for n in "ab" for b in range(batches))
+        qs = np.random.default_rng(42).standard_normal((10, 32))
+        hits = [[[p.id, p.version, p.title, round(x, 5)] for p, x in fresh.search(q, 10)] for q in qs]
+        owners = [r[0] for r in fresh._db.execute("SELECT content FROM patterns WHERE id NOT LIKE 'shared%'"
+                                                    " ORDER BY seq")]
+    for a in answers:
+        assert a["n"] == a["index"] == len(expected_ids)  # no row twice in either index
+        assert a["hits"] == hits
+    switches = sum(x != y for x, y in zip(owners, owners[1:]))
+    assert switches >= 2, "the two writers' batches did not interleave"
+
+
+_CHURN = textwrap.dedent("""
+    import sys, numpy as np
+    from swarm.memory import PatternStore, Pattern
+    s = PatternStore(sys.argv[1])
+    rng = np.random.default_rng(5)
+    n = 0
+    for step in range(int(sys.argv[2])):
+        s.add_many([Pattern(id=f"w{n + i}", title="t", content="c", embedding=rng.standard_normal(16))
+                    for i in range(5)])
+        n += 5
+        if step % 3 == 0:
+            s.delete_many([f"w{n - 7}"])
+        if step % 2 == 0:
+            s.record_outcome(f"w{n - 3}", step % 4 == 0, 1.0, now=float(step))
+        if step % 5 == 0:
+            s.put_many([Pattern(id=f"w{n - 4}", title="rewritten", content="c", embedding=rng.standard_normal(16))])
+    print("done", flush=True)
+""")
+
+
+def _index_matches_table(s: PatternStore) -> None:
+    rows = s._db.execute("SELECT rowid, confidence, embedding FROM patterns").fetchall()
+    index = s.index
+    assert set(index._slot) == {r[0] for r in rows}, "the index and the table hold different rows"
+    for rowid, conf, emb in rows:
+        slot = index._slot[rowid]
+        vec = np.frombuffer(emb, dtype="<f4")
+        assert index._conf[slot] == np.float32(conf)
+        assert np.allclose(index._vecs[slot], vec / np.linalg.norm(vec), atol=1e-6)
+
+
+def test_readers_refreshing_while_a_writer_commits_end_with_every_committed_row(tmp_path):
+    """A writer process inserts, updates and deletes in many small commits while two readers
+    refresh and search as fast as they can; after a last refresh, each reader's index mirrors
+    the table exactly (the counter, rows and deletions are read in one snapshot)."""
+    path = tmp_path / "bank.db"
+    PatternStore(path, dim=16).close()
+    readers = [PatternStore(path), PatternStore(path)]
+    script = tmp_path / "churn.py"
+    script.write_text(_CHURN)
+    proc = subprocess.Popen([sys.executable, str(script), str(path), "300"], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    refreshes = 0
+    q = np.ones(16)
+    while proc.poll() is None:
+        for r in readers:
+            r.refresh()
+            assert all(p.id.startswith("w") for p, _ in r.search(q, 5))
+            refreshes += 1
+    assert proc.stdout.read().strip() == "done" and proc.returncode == 0
+    assert refreshes > 10
+    for r in readers:
+        r.refresh()
+        _index_matches_table(r)
+        deleted = sum(1 for step in range(300) if step % 3 == 0 and step > 0)  # step 0 deletes nothing
+        assert len(r.index) == len(r) == 300 * 5 - deleted
