@@ -83,3 +83,41 @@ def test_kernel_bench_runs_the_same_workload_as_simpy(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["kernel"]["messages"] == out["simpy"]["messages"] > 1000  # same semantics, same RNG order
     assert out["ratio_kernel_over_simpy"] > 0
+
+
+def test_a_run_abandoned_by_ctrl_c_leaves_no_coroutine_that_errs_when_collected(monkeypatch):
+    """KeyboardInterrupt (a signal handler's) out of ``run``: the suspended tasks' coroutines are
+    closed without their task groups trying to await on a kernel that no longer runs (which
+    printed "Exception ignored ... kernel operations must be awaited inside a task")."""
+    import gc
+    import sys
+
+    from swarm.kernel import VirtualKernel
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    k = VirtualKernel()
+
+    def ctrl_c() -> None:
+        raise KeyboardInterrupt
+
+    async def worker() -> None:
+        async with k.task_group() as tg:
+            tg.start_soon(k.sleep, 100)
+            await k.sleep(100)
+
+    async def main() -> None:
+        k.call_at(5, ctrl_c)
+        async with k.task_group() as tg:
+            tg.start_soon(worker)
+            tg.start_soon(worker)
+
+    try:
+        k.run(main)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the interruption was swallowed")
+    del k
+    gc.collect()
+    assert unraisable == []

@@ -183,20 +183,27 @@ class VirtualKernel:
         if until is not None:
             self.call_at(until, lambda: self._cancel(root, Cancelled("until")))
         heap = self._heap
-        while not root.done:
-            if not heap:
-                root.coro.close()
-                raise Deadlock(f"every task is blocked at virtual time {self._now:g}")
-            when, _, target, arg = heapq.heappop(heap)
-            if type(target) is Task:
-                token, value, error = arg
-                if token != target.token or target.done:
-                    continue  # stale: the task was woken or cancelled since
-                self._now = when
-                self._step(target, value, error)
-            else:
-                self._now = when
-                target.fire()
+        try:
+            while not root.done:
+                if not heap:
+                    root.coro.close()
+                    raise Deadlock(f"every task is blocked at virtual time {self._now:g}")
+                when, _, target, arg = heapq.heappop(heap)
+                if type(target) is Task:
+                    token, value, error = arg
+                    if token != target.token or target.done:
+                        continue  # stale: the task was woken or cancelled since
+                    self._now = when
+                    self._step(target, value, error)
+                else:
+                    self._now = when
+                    target.fire()
+        except BaseException:  # e.g. KeyboardInterrupt from a signal handler: the run is abandoned;
+            try:  # its suspended coroutines are closed (their task groups see GeneratorExit and
+                root.coro.close()  # await nothing more), the root's now and the rest when collected
+            except Exception:  # a cleanup that needed the loop: the interruption says more
+                pass
+            raise
         if root.error is not None:
             if isinstance(root.error, Cancelled) and root.error.origin == "until":
                 return None  # type: ignore[return-value]
@@ -385,6 +392,9 @@ class _VirtualTaskGroup:
             owner.pending_cancel = None  # the body is over: our cancellation must not leak past the block
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, GeneratorExit):  # the coroutine is being closed: the kernel's run was
+            self.cancel()  # abandoned (e.g. Ctrl-C) and nothing can be awaited any more
+            return False
         self._exiting = True
         self._drop_own_pending_cancel()
         outer: BaseException | None = None
