@@ -68,7 +68,8 @@ def _run(config: PoisoningConfig, attacked: bool, defended: bool) -> dict[str, A
         honest = list(swarm.agents.values())[: config.agents - 1]
         pooled = summarise(pooled_log(honest), config.scoring)
         return {"sharpe": mean_sharpe(honest, config.scoring), "regret": mean_regret(honest),
-                "accuracy": pooled["accuracy"], "win_rate": pooled["win_rate"], "avg_return": pooled["avg_return"],
+                "accuracy": pooled["accuracy"], "tie_share": pooled["tie_share"], "decisions_n": pooled["decisions"],
+                "win_rate": pooled["win_rate"], "avg_return": pooled["avg_return"],
                 "max_drawdown": pooled["max_drawdown"],
                 "curve": mean_episode_accuracy(honest, config.scoring.trades_per_episode),
                 "decisions": traded_decisions(honest), "wall_seconds": swarm.wall_s,
@@ -93,6 +94,8 @@ def run(config: PoisoningConfig = PoisoningConfig()) -> ScenarioResult:
         "kept_share_defended": rounded(defended / clean) if clean else None,
         "kept_share_undefended": rounded(attacked / clean) if clean else None,
         "accuracy": rounded(runs["attacked_defended"]["accuracy"]),
+        "decisions": runs["attacked_defended"]["decisions_n"],  # the honest peers' (what the figures cover)
+        "tie_share": rounded(runs["attacked_defended"]["tie_share"]),
         "pattern_count": runs["attacked_defended"]["pattern_count"],
         "convergence_episodes": m.convergence_episode(runs["attacked_defended"]["curve"], config.scoring.target,
                                                       config.scoring.window).to_json(),

@@ -35,6 +35,8 @@ from swarm.memory import (
 from swarm.memory.models import Source
 from tests.conftest import make_pattern
 
+pytestmark = pytest.mark.fault
+
 DIM = 16
 N = 120  # 4 KiB pages of ~16 rows: a table of several leaves under an interior page
 QUERIES = np.random.default_rng(99).standard_normal((4, DIM))

@@ -26,6 +26,7 @@ STOP_WITHIN = 5.0  # seconds, as the issue states
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.fault,
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc"),
 ]
 
