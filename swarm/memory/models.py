@@ -127,12 +127,10 @@ class Pattern:
         pattern that only recorded outcomes, so a peer holding one can rebuild the others.
         Numbers hash as SQLite and JSON give them back (see :func:`_number`), so the copy a
         distiller made and the copy read from a store or the wire hash alike."""
-        return _hash_parts((self.id, self.title, self.description, self.content, self.domain, self.kind,
-                            self.action, "\x1f".join(self.tags), _number(self.created_at), self.source.agent,
-                            self.source.trajectory, self.source.outcome,
-                            "None" if self.source.reward is None else _number(self.source.reward),
-                            json.dumps(self.provenance, sort_keys=True, default=str) if self.provenance else "[]"),
-                           self.embedding)
+        src = self.source
+        return body_digest_of(self.id, self.title, self.description, self.content, self.domain, self.kind,
+                              self.action, self.tags, self.created_at, src.agent, src.trajectory, src.outcome,
+                              src.reward, provenance_json(self.provenance), self.embedding)
 
     def bumped(self, by: str, **changes: Any) -> Pattern:
         """A copy with ``changes`` applied and the version advanced (a local edit)."""
@@ -148,12 +146,28 @@ def make_pattern_id(*parts: str) -> str:
     return h.hexdigest()
 
 
-def _hash_parts(parts: Sequence[str], embedding: np.ndarray) -> str:
+def body_digest_of(pattern_id: str, title: str, description: str, content: str, domain: str, kind: str,
+                   action: str, tags: Sequence[str], created_at: float, agent: str, trajectory: str,
+                   outcome: str, reward: float | None, provenance: str, embedding: np.ndarray | bytes) -> str:
+    """:meth:`Pattern.body_digest` from a body's values, for who holds them without a pattern (a
+    store's columns): ``provenance`` as :func:`provenance_json` writes it, the embedding as an
+    array or its little-endian float32 bytes."""
+    return _hash_parts((pattern_id, title, description, content, domain, kind, action, "\x1f".join(tags),
+                        _number(created_at), agent, trajectory, outcome,
+                        "None" if reward is None else _number(reward), provenance), embedding)
+
+
+def provenance_json(provenance: Sequence[Mapping[str, Any]]) -> str:
+    """Provenance as the body digest hashes it: sorted-key JSON, ``[]`` when there is none."""
+    return json.dumps(list(provenance), sort_keys=True, default=str) if provenance else "[]"
+
+
+def _hash_parts(parts: Sequence[str], embedding: np.ndarray | bytes) -> str:
     """blake2b-128 of each part followed by a record separator, then the embedding's bytes: one
     ``update`` of the joined text (the same digest as one per part, at a fraction of the calls;
     every store insert and every gossip merge hashes)."""
     h = hashlib.blake2b(("\x1e".join(parts) + "\x1e").encode(), digest_size=16)
-    h.update(embedding.tobytes())
+    h.update(embedding if isinstance(embedding, bytes) else embedding.tobytes())
     return h.hexdigest()
 
 

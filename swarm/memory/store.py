@@ -63,7 +63,7 @@ from .errors import (
     StoreReadOnlyError,
 )
 from .index import Filter, IndexMode, VectorIndex
-from .models import KINDS, REVISION_FIELDS, Pattern, Source, _number, apply_outcome, merge
+from .models import KINDS, REVISION_FIELDS, Pattern, Source, apply_outcome, body_digest_of, merge, provenance_json
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
@@ -356,18 +356,11 @@ def _row_damage(row: Sequence[Any], embedding_bytes: int) -> str | None:
 
 def _stored_body_digest(row: Sequence[Any]) -> str:
     """:meth:`~swarm.memory.models.Pattern.body_digest` of the pattern a row holds, computed from
-    the row's columns without building the pattern (a third of the time): the same parts, hashed
-    as :func:`~swarm.memory.models._hash_parts` does, over the embedding's stored bytes (the tests
-    check that the two agree)."""
-    tags, provenance, reward = row[5], row[21], row[22]
-    h = hashlib.blake2b(("\x1e".join((
-        row[0], row[1], row[2], row[3], row[4], row[6], row[7],
-        "\x1f".join(json.loads(tags)) if tags != "[]" else "", _number(row[13]), row[15], row[16], row[17],
-        "None" if reward is None else _number(reward),
-        json.dumps(json.loads(provenance), sort_keys=True, default=str) if provenance != "[]" else "[]",
-    )) + "\x1e").encode(), digest_size=16)
-    h.update(row[20])  # little-endian float32: the bytes of the decoded embedding
-    return h.hexdigest()
+    the row's columns without building the pattern (a third of the time)."""
+    tags, provenance = row[5], row[21]
+    return body_digest_of(row[0], row[1], row[2], row[3], row[4], row[6], row[7],
+                          json.loads(tags) if tags != "[]" else (), row[13], row[15], row[16], row[17], row[22],
+                          provenance_json(json.loads(provenance)) if provenance != "[]" else "[]", row[20])
 
 
 def _one_line(e: BaseException) -> str:
