@@ -44,6 +44,9 @@ from .policies import N_ACTIONS, REWARD_SCALE, Choice, Exploration
 
 DOMAIN = "trading"
 _ACTION_INDEX = {name: i for i, name in enumerate(STRATEGIES)}
+#: Decisions whose claims wait for their outcome (the oldest go: a decision that was only
+#: evaluated, never traded, gets none)
+OPEN_CLAIMS = 1024
 
 #: How far apart two contexts are, per feature (FEATURE_NAMES order; inf = not compared; smaller =
 #: matters more). Tuned on seeds below 100 only: one- and five-bar returns are noise for what a
@@ -295,6 +298,8 @@ class MemoryPolicy:
         ids = tuple(p.id for p, _, _ in informers[: c.update_top])
         if self.trust is not None:  # judged against the outcome once it is known (update)
             cap = c.claim_cap
+            if len(self._claims) >= OPEN_CLAIMS:  # decisions closed without an outcome (evaluations)
+                del self._claims[next(iter(self._claims))]
             self._claims[(context.symbol, context.bar)] = [
                 (p.source.agent, min(cap, max(-cap, p.source.reward / REWARD_SCALE)), sim ** c.sharpness)
                 for p, _, sim in informers if p.source.reward is not None]

@@ -53,3 +53,13 @@ def test_claims_are_capped_and_weighed_by_trust():
     assert policy.trust.of("liar") == 0.0
     assert policy.evidence(emb).mean[0] == pytest.approx(1.0 / (1 + config.prior))  # only its own claim is left
     policy.close()
+
+
+def test_claims_of_decisions_never_traded_do_not_pile_up():
+    from swarm.learning.memory_policy import OPEN_CLAIMS
+
+    policy = MemoryPolicy.open(":memory:", MemoryConfig(trust=True), name="me")
+    for d in stationary(OPEN_CLAIMS + 50, seed=4):  # evaluated only: chosen, never learned from
+        policy.choose(d.context)
+    assert len(policy._claims) <= OPEN_CLAIMS
+    policy.close()
