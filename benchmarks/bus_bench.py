@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swarm.gossip import GossipConfig, GossipNode, PatternsReceived  # noqa: E402
+from swarm.gossip import GossipConfig, GossipNode, PatternsReceived, Signer, derived_identities  # noqa: E402
 from swarm.gossip.membership import DEAD  # noqa: E402
 from swarm.kernel import AnyioKernel  # noqa: E402
 from swarm.memory.models import Pattern, make_pattern_id  # noqa: E402
@@ -48,6 +48,7 @@ from swarm.transport.quic import SwarmCA  # noqa: E402
 
 DIM = 64
 PUBLISHER = "n0"
+KEY_SECRET = b"bus-bench"  # every worker draws the same write keys from it (each node's certificate holds its key)
 
 
 def batch(n: int, seed: int = 0) -> list[Pattern]:
@@ -89,9 +90,10 @@ async def _worker(conn: Connection, job: dict[str, Any]) -> None:
             return QuicEndpoint(creds, directory=directory, backend=job["quic_backend"])
         return TlsEndpoint(creds, directory=directory)
 
+    identities = derived_identities(everyone, KEY_SECRET)
     endpoints = [make(NodeCredentials(name, x509.load_pem_x509_certificate(cert),
                                       serialization.load_pem_private_key(key, None),  # type: ignore[arg-type]
-                                      job["ca_pem"]))
+                                      job["ca_pem"], identities[name].signer.key))
                  for name, cert, key in job["credentials"]]
     arrivals: list[float] = []
     held = {name: 0 for name in names}
@@ -117,7 +119,7 @@ async def _worker(conn: Connection, job: dict[str, Any]) -> None:
         t0 = conn.recv()  # the shared start (time.time)
         kernel = AnyioKernel()
         cfg = gossip_config()
-        nodes = [GossipNode(name, cfg, seed=1, now=kernel.now()) for name in names]
+        nodes = [GossipNode(name, cfg, seed=1, now=kernel.now(), identity=identities[name]) for name in names]
         for node in nodes:
             node.bootstrap(everyone, kernel.now())
         buses = [GossipBus(kernel, node, ep, on_event(node.id)) for node, ep in zip(nodes, endpoints)]
@@ -188,7 +190,7 @@ def replicate(transport: str, n: int, patterns: int = 1000, timeout: float = 300
     procs = [_spawn_worker() for _ in range(workers)]
     try:
         for (_, conn), share in zip(procs, shares):
-            creds = [ca.issue(name) for name in share]
+            creds = [ca.issue(name, write_key=Signer.derive(name, KEY_SECRET).key) for name in share]
             conn.send({"names": share, "everyone": names, "patterns": patterns, "transport": transport,
                        "backend": backend, "ca_pem": ca.pem, "profile": profile, "quic_backend": quic_backend,
                        "credentials": [(c.node, c.certificate.public_bytes(serialization.Encoding.PEM),

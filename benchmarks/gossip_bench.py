@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swarm.gossip import GossipConfig, GossipNode, PatternsReceived  # noqa: E402
+from swarm.gossip import GossipConfig, GossipNode, PatternsReceived, derived_identities  # noqa: E402
 from swarm.kernel import VirtualKernel  # noqa: E402
 from swarm.memory.models import Pattern, make_pattern_id  # noqa: E402
 from swarm.transport import GossipBus, LinkProfile, SimNetwork  # noqa: E402
@@ -73,7 +73,8 @@ def replicate(n: int, *, loss: float = 0.0, crash: float = 0.0, writers: int = 1
                     done_all.append(k.now())
         return on_event
 
-    nodes = {i: GossipNode(i, config, seed=seed) for i in ids}
+    identities = derived_identities(ids, f"bench-{seed}")
+    nodes = {i: GossipNode(i, config, seed=seed, identity=identities[i]) for i in ids}
     buses = {i: GossipBus(k, nodes[i], net.endpoint(i), watcher(i)) for i in ids}
     for i in ids:
         nodes[i].bootstrap(ids, 0.0)

@@ -42,8 +42,8 @@ def measure(agents: int, episodes: int, seed: int) -> dict[str, object]:
                 "store_patterns": len(a.store),
                 "replica_log_rows": log.writes,  # one row per write held, in the store
                 "replica_versions_in_memory": 0,  # the store is the replica: no version is kept beside it
-                "echoes": sum(1 for _, _, _, _, by, body in own if body and by != a.id),
-                "tombstones_published": sum(1 for *_, body in own if not body),
+                "echoes": sum(1 for _, _, _, _, by, body, _ in own if body and by != a.id),
+                "tombstones_published": sum(1 for _, _, _, _, _, body, _ in own if not body),
             })
         stats = [a.node.stats for a in swarm.agents.values()]
         traffic = swarm.traffic()

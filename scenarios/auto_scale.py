@@ -1,7 +1,8 @@
 """Auto-scale adaptive learning: the swarm grows and shrinks with what it learns.
 
 Behaviours: scale up on patterns (20 new patterns in the swarm add an agent), scale down on
-consolidation (a consolidation that shrinks memory by 30% retires the weakest agent),
+consolidation (a consolidation that finds a quarter of what the members authored redundant
+retires the weakest agent),
 VIX-based adaptation (each agent's learning rate follows its market's volatility index), and
 performance allocation (the better half of the agents gets full trading, the rest half).
 """

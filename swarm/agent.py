@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import progress
-from .gossip import GossipConfig, GossipNode, MemberChanged, PatternsReceived
+from .gossip import GossipConfig, GossipNode, Identity, MemberChanged, PatternsReceived
 from .gossip.node import Contacts, Share
 from .kernel import Kernel, TaskGroup
 from .learning.agent import LearningAgent
@@ -86,6 +86,7 @@ class Host(Protocol):
     def share(self) -> Callable[[str], Share] | None: ...
 
     def endpoint(self, node: str) -> Endpoint: ...
+    def identity(self, node: str) -> Identity: ...  # the node's write key and the swarm's key ring
     async def finished_trading(self, agent_id: str) -> None: ...  # returns once every agent has traded
     async def settle(self) -> None: ...  # gossip on until the replicas agree (or time runs out)
 
@@ -122,6 +123,7 @@ class AgentHandle(Protocol):
     def kill(self) -> None: ...
     def reboot(self, members: Sequence[str], seeds: Sequence[str]) -> None: ...
     def leave(self) -> None: ...
+    def revoke(self, revocation_list: bytes) -> list[str]: ...
     def publish(self) -> None: ...
     def digest(self) -> dict[str, int]: ...
     def pattern_ids(self) -> set[str]: ...
@@ -166,7 +168,8 @@ class SwarmAgent:
         gcfg = GossipConfig(dim=self.store.dim, fanout=host.config.fanout, degree=host.config.degree or 0,
                             gossip_interval=host.config.gossip_interval, space=host.space,
                             **(QUIC_GOSSIP if host.config.transport == "quic" else {}))
-        self.node = GossipNode(self.id, gcfg, seed=host.config.seed, now=host.kernel.now(),
+        self.node = GossipNode(self.id, gcfg, identity=host.identity(self.id), seed=host.config.seed,
+                               now=host.kernel.now(),
                                contacts=host.contacts,
                                share=host.share(self.id) if host.share else None, boot=self.boots,
                                store=self.store)  # the store is the replica
@@ -253,12 +256,20 @@ class SwarmAgent:
 
     def consolidate(self, policy: Any) -> Any:
         """Merge near-duplicate patterns in this agent's memory; their new versions ship next."""
-        report = self.policy.bank.consolidate(policy)
+        curator = self.id in self.node.identity.ring.curators  # may change any member's patterns
+        report = self.policy.bank.consolidate(policy, authors=None if curator else {self.id})
         self.publish()
         return report
 
     def set_quota(self, quota: float) -> None:
         self.quota = quota
+
+    def revoke(self, revocation_list: bytes) -> list[str]:
+        """Take the swarm CA's revocation list (and gossip it on); returns the agents it newly
+        revokes here."""
+        agents = list(self.node.revoke(revocation_list, self.host.kernel.now()))
+        self.bus.flush()
+        return agents
 
     def leave(self) -> None:
         """Leave the gossip group now (scale-down)."""

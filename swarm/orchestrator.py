@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from .agent import AgentHandle, agent_decisions
 from .deployment import Environment, environment, resolve
+from .gossip import Identity, KeyRing, Signer
 from .gossip.neighbours import origin_node, ring_of
 from .gossip.node import Contacts, Share
 from .kernel import Event, Kernel, TaskGroup
@@ -35,6 +36,7 @@ from .records import SwarmRecords
 from .specs import AgentSpec, SwarmConfig
 from .topology import Topology
 from .transport import Endpoint
+from .transport.quic import NodeCredentials, QuicNetwork, SwarmCA
 from .transport.sim import LinkProfile
 
 Controller = Callable[["Swarm"], Awaitable[None]]
@@ -62,6 +64,12 @@ class Swarm:
         self.store_dir = Path(config.store_dir) if config.store_dir else Path(self._tmp.name)  # type: ignore[union-attr]
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.space = fingerprint_of(make_embedder(specs[0].memory if specs else MemoryConfig())) or ""
+        # the swarm's CA (the network's, when it has one): it certifies each agent's write key
+        self.ca: SwarmCA = getattr(self.net, "ca", None) or SwarmCA.generate()
+        self.keyring = KeyRing(self.ca.certificate)
+        self._credentials: dict[str, NodeCredentials] = {}
+        self._revoked: list[str] = []
+        self._specs: dict[str, AgentSpec] = {}
         self.records = SwarmRecords()
         self._agreement: tuple[float, bool] | None = None  # (when, whether the replicas agreed then)
         self._launched = False  # agents made before the run learn the member list once, at launch
@@ -77,7 +85,24 @@ class Swarm:
     # ---- what agents need of their host (swarm.agent.Host), beside the attributes above ----
 
     def endpoint(self, node: str) -> Endpoint:
+        if isinstance(self.net, QuicNetwork):
+            return self.net.endpoint(node, self.credentials(node))
         return self.net.endpoint(node)
+
+    def credentials(self, node: str) -> NodeCredentials:
+        """``node``'s certificate from the swarm CA, naming it and holding its write key (drawn
+        from the swarm's seed: a simulated run signs the same bytes every time)."""
+        creds = self._credentials.get(node)
+        if creds is None:
+            spec = self._specs.get(node)
+            creds = self.ca.issue(node, write_key=Signer.derive(node, f"swarm-seed:{self.config.seed}").key,
+                                  curator=spec is not None and spec.curator)
+            self.keyring.admit(creds.certificate)
+            self._credentials[node] = creds
+        return creds
+
+    def identity(self, node: str) -> Identity:
+        return Identity(self.credentials(node).signer, self.keyring)
 
     async def finished_trading(self, agent_id: str) -> None:
         """``agent_id`` has traded all it will; returns once every agent has."""
@@ -151,6 +176,7 @@ class Swarm:
             decisions = self._decisions[spec.id]
         else:
             decisions = agent_decisions(spec, self.config) if spec.trades else []
+        self._specs[spec.id] = spec  # its credentials name its role
         agent = self.env.runtime.make(self, spec, decisions, len(self.agents))
         self.agents[spec.id] = agent
         self._trading.add(spec.id)
@@ -251,6 +277,17 @@ class Swarm:
             self._tg.start_soon(agent.run, name=f"{agent_id}~{agent.boots}")
         self.log_event("agent_restarted", agent=agent_id, patterns_recovered=len(agent.store))
         return agent
+
+    def revoke(self, agent_id: str) -> None:
+        """Have the swarm CA revoke ``agent_id``: its revocation list goes to one live agent, and
+        gossip carries it to the rest, each of which then refuses the agent's writes, quarantines
+        the patterns it authored and drops its connections."""
+        self._revoked.append(agent_id)
+        der = self.ca.revocation_list([self.credentials(a).certificate for a in self._revoked], len(self._revoked))
+        holder = next((a for a in self.live() if a.id not in self._revoked), None)
+        if holder is not None:
+            holder.revoke(der)
+        self.log_event("agent_revoked", agent=agent_id, told=holder.id if holder is not None else None)
 
     def partition(self, *groups: Sequence[str]) -> None:
         """Cut the network: only agents in the same group can talk until :meth:`heal`."""

@@ -48,6 +48,9 @@ class AgentSpec:
     trades: bool = True  # False: a relay or a leader that gossips and consolidates but trades nothing
     start: float = 0.0  # virtual time the agent starts trading (later for scaled-up agents)
     wrap: Callable[[MemoryPolicy], Any] | None = None  # a policy built on the memory policy (e.g. a rotator)
+    # the swarm CA names it a curator: it may change and delete any member's patterns (a leader
+    # that consolidates its workers' memory); a plain member changes only what it authored
+    curator: bool = False
 
 
 @dataclass(frozen=True, slots=True)

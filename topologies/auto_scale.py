@@ -28,7 +28,11 @@ class ScalingRules:
     min_agents: int = 2
     scale_up_patterns: int = 20  # new patterns in the swarm since the last scale-up
     vix_high: float = 25.0  # mean volatility index of the last episode that also triggers a scale-up
-    shrink_down: float = 0.3  # consolidation removing this share of memory triggers a scale-down
+    # a consolidation removing this share of memory triggers a scale-down: the mean, over the live
+    # members, of the share of its own patterns each found redundant (a member consolidates only
+    # what it authored, see swarm.gossip.identity; when each consolidated everyone's copies, the
+    # threshold was 30% of the whole store, which own patterns alone rarely reach)
+    shrink_down: float = 0.25
     consolidate_every: int = 5  # episodes
     allocate_every: int = 5  # episodes
     vix_reference: float = 15.0  # lr = base * clip(vix / reference, lr_floor, lr_cap)
@@ -121,10 +125,11 @@ class Scaler:
             if e % rules.consolidate_every == 0:
                 ratios = []
                 for a in swarm.live():
-                    before = len(a.store)
-                    if before:
-                        a.consolidate(ConsolidationPolicy(duplicate_similarity=self.duplicate_similarity))
-                        ratios.append(1 - len(a.store) / before)
+                    # a member consolidates what it authored (see swarm.gossip.identity): the
+                    # share of its own memory the consolidation found redundant
+                    report = a.consolidate(ConsolidationPolicy(duplicate_similarity=self.duplicate_similarity))
+                    if report.before:
+                        ratios.append(1 - report.after / report.before)
                 shrink = float(np.mean(ratios)) if ratios else 0.0
                 if shrink >= rules.shrink_down and len(swarm.live()) > rules.min_agents and e < self.episodes:
                     weakest = min((a for a in live if not a.retired), key=lambda a: (recent[a.id][0], a.id))

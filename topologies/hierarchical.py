@@ -24,7 +24,7 @@ def agents(seed: int, workers: int = WORKERS, memory: MemoryConfig = MemoryConfi
     """The leader (it trades nothing) and one worker per asset, all on one seeded market."""
     if not 1 <= workers <= len(ASSETS):
         raise ValueError(f"workers must be between 1 and {len(ASSETS)}")
-    out = [AgentSpec(LEADER, role="leader", market_seed=seed, memory=memory, trades=False)]
+    out = [AgentSpec(LEADER, role="leader", market_seed=seed, memory=memory, trades=False, curator=True)]
     out += [AgentSpec(f"worker-{ASSETS[i]}", role="worker", market_seed=seed, symbols=(ASSETS[i],), memory=memory)
             for i in range(workers)]
     return out

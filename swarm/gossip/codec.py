@@ -12,6 +12,8 @@ frame layer is eight bytes of ``struct`` and the message checks are a dozen fiel
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import struct
 from dataclasses import dataclass, field
@@ -21,16 +23,19 @@ from collections.abc import Iterable, Iterator
 from ..memory.errors import ImportValidationError
 from ..memory.models import REVISION_FIELDS, Pattern
 from ..memory.transfer import MAX_INT, ImportLimits, pattern_from_record, pattern_to_record, revision_from_record
+from .identity import SIGNATURE_BYTES
 
 MAGIC = b"SG"
-VERSION = 3  # 2: entries may be revisions; 3: or tombstones
+VERSION = 4  # 2: entries may be revisions; 3: or tombstones; 4: every entry signed by its origin
 HEADER = struct.Struct(">2sBBI")
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
 
 # message kinds
-PING, ACK, PING_REQ, JOIN, DIGEST, DELTA, LEAVE = 1, 2, 3, 4, 5, 6, 7
+PING, ACK, PING_REQ, JOIN, DIGEST, DELTA, LEAVE, REVOKE = 1, 2, 3, 4, 5, 6, 7, 8
 KIND_NAMES = {PING: "ping", ACK: "ack", PING_REQ: "ping-req", JOIN: "join", DIGEST: "digest",
-              DELTA: "delta", LEAVE: "leave"}
+              DELTA: "delta", LEAVE: "leave", REVOKE: "revoke"}
+#: The largest revocation list a node takes (DER bytes).
+MAX_REVOCATION_LIST = 256 * 1024
 STATUSES = ("alive", "suspect", "dead", "left")
 
 
@@ -69,21 +74,28 @@ class Revision:
 class Tombstone:
     """A deletion as a replicated write: pattern ``id`` was deleted as of ``version`` by
     ``updated_by`` (the version its deleter held); a replica deletes its copy if that copy is not
-    newer, and older writes of the pattern do not bring it back."""
+    newer, and older writes of the pattern do not bring it back. ``deleter`` (the pattern's
+    author, or a curator) signed ``proof`` (:func:`~swarm.gossip.identity.deletion_message`)."""
 
     id: str
     version: int
     updated_by: str
+    deleter: str = ""
+    proof: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One replicated write: the ``seq``-th write by ``origin``, carrying a pattern version
-    (a :class:`Revision` only on the wire: replica logs hold whole patterns)."""
+    (a :class:`Revision` only on the wire: replica logs hold whole patterns). ``sig`` is the
+    origin's signature of the write (:func:`~swarm.gossip.identity.write_message`); a whole
+    pattern also carries ``body_sig``, its author's signature of its body."""
 
     origin: str
     seq: int
     pattern: Pattern | Revision | Tombstone
+    sig: bytes = b""
+    body_sig: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +124,8 @@ class Message:
     entries: tuple[Entry, ...] = ()
     raw: tuple[RawEntry, ...] = ()  # a lazy decode's entries (see decode); ``entries`` is then empty
     reply: bool = False  # digest / delta: whether the receiver should answer with its own delta
+    revocations: int = -1  # digest / delta: the number of the newest revocation list the sender holds
+    revocation_list: bytes = b""  # revoke: the swarm CA's revocation list (DER)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -119,14 +133,19 @@ class Message:
         return KIND_NAMES[self.kind]
 
 
+def _b64(data: bytes | None) -> str:
+    return base64.b64encode(data).decode("ascii") if data else ""
+
+
 def _entry_record(e: Entry) -> list[Any]:
-    """``[origin, seq, pattern]``, ``[origin, seq, revision, body]`` or ``[origin, seq, null, [id, version, by]]``."""
+    """``[origin, seq, signature, pattern, body signature]``, ``[origin, seq, signature, revision,
+    body]`` or ``[origin, seq, signature, null, [id, version, by]]`` (signatures in base64)."""
     p = e.pattern
     if isinstance(p, Revision):
-        return [e.origin, e.seq, [p.fields[k] for k in _REVISION_KEYS], p.body]
+        return [e.origin, e.seq, _b64(e.sig), [p.fields[k] for k in _REVISION_KEYS], p.body]
     if isinstance(p, Tombstone):
-        return [e.origin, e.seq, None, [p.id, p.version, p.updated_by]]
-    return [e.origin, e.seq, pattern_to_record(p)]
+        return [e.origin, e.seq, _b64(e.sig), None, [p.id, p.version, p.updated_by, p.deleter, _b64(p.proof)]]
+    return [e.origin, e.seq, _b64(e.sig), pattern_to_record(p), _b64(e.body_sig)]
 
 
 def encode(msg: Message) -> bytes:
@@ -147,6 +166,10 @@ def encode(msg: Message) -> bytes:
         if msg.entries:
             body["entries"] = [_entry_record(e) for e in msg.entries]
         body["reply"] = msg.reply
+        if msg.revocations >= 0:
+            body["rl"] = msg.revocations
+    if msg.kind == REVOKE:
+        body["crl"] = _b64(msg.revocation_list)
     payload = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     return HEADER.pack(MAGIC, VERSION, msg.kind, len(payload)) + payload
 
@@ -279,7 +302,26 @@ def _message(kind: int, payload: bytes, dim: int, limits: Limits, lazy: bool = F
         if not isinstance(reply, bool):
             raise ProtocolError(f"{name}: 'reply' must be true or false")
         out["reply"] = reply
+        if "rl" in body:
+            out["revocations"] = _int(body["rl"], "rl", name)
+    if kind == REVOKE:
+        crl = body.get("crl")
+        if not isinstance(crl, str) or not crl or len(crl) > MAX_REVOCATION_LIST * 4 // 3 + 4:
+            raise ProtocolError(f"revoke: 'crl' must be a revocation list of at most {MAX_REVOCATION_LIST} bytes")
+        out["revocation_list"] = _unb64(crl, "crl", name)
     return Message(kind, sender, updates, **out)
+
+
+def _unb64(v: Any, key: str, name: str, size: int | None = None) -> bytes:
+    """Base64 text -> bytes (of ``size`` bytes, if given)."""
+    try:
+        raw = base64.b64decode(v, validate=True) if isinstance(v, str) else None
+    except (binascii.Error, ValueError):
+        raw = None
+    if raw is None or (size is not None and len(raw) != size):
+        what = f"{size} bytes in base64" if size is not None else "base64"
+        raise ProtocolError(f"{name}: '{key}' must be {what}")
+    return raw
 
 
 def _encodable(v: str) -> bool:
@@ -326,9 +368,9 @@ def _raw_entries(raw: Any, name: str, limits: Limits) -> tuple[RawEntry, ...]:
         raise ProtocolError(f"{name}: 'entries' must be a list of at most {limits.max_entries}")
     out = []
     for e in raw:
-        if not isinstance(e, list) or len(e) not in (3, 4):
-            raise ProtocolError(f"{name}: an entry must be [origin, seq, pattern], [origin, seq, revision, body] "
-                                "or [origin, seq, null, tombstone]")
+        if not isinstance(e, list) or len(e) != 5:
+            raise ProtocolError(f"{name}: an entry must be [origin, seq, signature, pattern, body signature], "
+                                "[origin, seq, signature, revision, body] or [origin, seq, signature, null, tombstone]")
         seq = _int(e[1], "seq", name)
         if seq < 1:
             raise ProtocolError(f"{name}: entry sequence numbers start at 1")
@@ -343,23 +385,28 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
     for r in raw:
         e = r.record
         pattern: Pattern | Revision | Tombstone
+        sig = _unb64(e[2], "signature", name, SIGNATURE_BYTES)
+        body_sig = None
         try:
-            if len(e) == 4 and e[2] is None:
-                t = e[3]
-                if (not isinstance(t, list) or len(t) != 3 or not isinstance(t[2], str)
+            if e[3] is None:
+                t = e[4]
+                if (not isinstance(t, list) or len(t) != 5 or not isinstance(t[2], str)
                         or len(t[2]) > limits.max_id_chars or not _encodable(t[2])):
-                    raise ProtocolError(f"{name}: a tombstone must be [pattern id, version, updated_by]")
-                pattern = Tombstone(_ident(t[0], "pattern id", name, limits), _int(t[1], "version", name), t[2])
-            elif len(e) == 3:
-                pattern = pattern_from_record(e[2], dim, ImportLimits(), where=f"{name} entry")
+                    raise ProtocolError(f"{name}: a tombstone must be [pattern id, version, updated_by, deleter, proof]")
+                pattern = Tombstone(_ident(t[0], "pattern id", name, limits), _int(t[1], "version", name), t[2],
+                                    _ident(t[3], "deleter", name, limits),
+                                    _unb64(t[4], "proof", name, SIGNATURE_BYTES))
+            elif isinstance(e[3], dict):
+                pattern = pattern_from_record(e[3], dim, ImportLimits(), where=f"{name} entry")
+                body_sig = _unb64(e[4], "body signature", name, SIGNATURE_BYTES)
             else:
-                if not isinstance(e[3], str) or len(e[3]) != 32 or not all(c in "0123456789abcdef" for c in e[3]):
+                if not isinstance(e[4], str) or len(e[4]) != 32 or not all(c in "0123456789abcdef" for c in e[4]):
                     raise ProtocolError(f"{name}: a revision's body must be a 32-digit hex digest")
-                if not isinstance(e[2], list) or len(e[2]) != len(_REVISION_KEYS):
+                if not isinstance(e[3], list) or len(e[3]) != len(_REVISION_KEYS):
                     raise ProtocolError(f"{name}: a revision must list {', '.join(_REVISION_KEYS)}")
-                fields = revision_from_record(dict(zip(_REVISION_KEYS, e[2])), ImportLimits(), where=f"{name} revision")
-                pattern = Revision(e[3], fields)
+                fields = revision_from_record(dict(zip(_REVISION_KEYS, e[3])), ImportLimits(), where=f"{name} revision")
+                pattern = Revision(e[4], fields)
         except ImportValidationError as err:
             raise ProtocolError(str(err)) from None
-        out.append(Entry(r.origin, r.seq, pattern))
+        out.append(Entry(r.origin, r.seq, pattern, sig, body_sig))
     return tuple(out)

@@ -37,6 +37,7 @@ from .codec import (
     LEAVE,
     PING,
     PING_REQ,
+    REVOKE,
     Entry,
     Limits,
     Message,
@@ -47,6 +48,7 @@ from .codec import (
     encode,
     validate_entries,
 )
+from .identity import Identity, IdentityError
 from .membership import ALIVE, DEAD, LEFT, SUSPECT, MemberChanged, Membership
 from .neighbours import BOOT_MARK, Ring, origin_node, ring_of
 from .replication import StoreReplica
@@ -119,7 +121,17 @@ class PatternsReceived:
     ids: tuple[str, ...]
 
 
-Event = PatternsReceived | MemberChanged
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """Event: the swarm CA revoked ``agents`` (a revocation list reached this node): their writes
+    are refused from now on, their connections should be dropped, and the ``quarantined``
+    patterns they authored were deleted here."""
+
+    agents: tuple[str, ...]
+    quarantined: tuple[str, ...]
+
+
+Event = PatternsReceived | MemberChanged | Revoked
 
 
 @dataclass(slots=True)
@@ -144,19 +156,27 @@ class NodeStats:
     revisions_unresolved: int = 0  # ...received without that body here (dropped; asked for again)
     tombstones_applied: int = 0  # patterns deleted here because a peer's tombstone said so
     entries_unwanted: int = 0  # writes of origins outside this node's neighbourhood (dropped unread)
+    entries_unverified: int = 0  # writes whose signer's key is not known here yet (left: asked for again)
+    entries_refused: int = 0  # signed writes that may not do what they try (held, nothing applied)
+    entries_revoked: int = 0  # writes of revoked origins (refused)
 
 
 class GossipNode:
     """One swarm member's gossip state machine."""
 
-    def __init__(self, node_id: str, config: GossipConfig, *, seed: int = 0, now: float = 0.0,
+    def __init__(self, node_id: str, config: GossipConfig, *, identity: Identity, seed: int = 0, now: float = 0.0,
                  contacts: Contacts | None = None, share: Share | None = None, boot: int = 0,
                  store: PatternStore | None = None) -> None:
-        """``store`` is the replica this node serves (default: a store in memory)."""
+        """``identity`` signs this node's writes and checks its peers'; ``store`` is the replica
+        this node serves (default: a store in memory)."""
+        if identity.agent != node_id:
+            raise ValueError(f"node {node_id!r} cannot sign as {identity.agent!r}")
         self.id = node_id
         self.config = config
+        self.identity = identity
         self.origin = node_id if boot == 0 else f"{node_id}{BOOT_MARK}{boot}"  # each boot numbers its own writes
-        self.log = StoreReplica(store if store is not None else PatternStore(":memory:", dim=config.dim), self.origin)
+        self.log = StoreReplica(store if store is not None else PatternStore(":memory:", dim=config.dim), self.origin,
+                                identity)
         self.membership = Membership(node_id, retransmit=config.retransmit)
         self.contacts = contacts
         self.share = share
@@ -221,6 +241,8 @@ class GossipNode:
                 raise ProtocolError(f"frame claims to be from {msg.sender!r} but came from {sender!r}")
             if msg.sender == self.id:
                 raise ProtocolError("frame claims to come from this node")
+            if msg.sender in self.identity.revoked:
+                raise ProtocolError(f"{msg.sender} is revoked")
             if msg.kind == JOIN and self.config.space and msg.space and msg.space != self.config.space:
                 raise ProtocolError(f"{msg.sender} embeds in space {msg.space!r}, this swarm in {self.config.space!r}")
             arrived, unwanted = len(msg.raw), 0
@@ -249,6 +271,24 @@ class GossipNode:
             self._learn(u, now)
         handler = self._handlers[msg.kind]
         handler(self, msg, now)
+
+    def revoke(self, revocation_list: bytes, now: float) -> tuple[str, ...]:
+        """Take the swarm CA's revocation list (DER): refuse the agents it names from now on,
+        quarantine the patterns they authored, and pass the list on (to ``fanout`` peers now; to
+        any peer whose digest shows an older list, later). Returns the agents newly revoked.
+        Raises :class:`ProtocolError` if the CA did not sign it."""
+        try:
+            fresh = self.identity.revoked.take(revocation_list)
+        except IdentityError as e:
+            raise ProtocolError(f"revoke: {e}") from None
+        if fresh is None:
+            return ()
+        agents = tuple(sorted(fresh))
+        quarantined = self.log.quarantine(agents)
+        self._events.append(Revoked(agents, tuple(quarantined)))
+        for peer in self._pick(self._contactable(), self.config.fanout):
+            self._send(peer, Message(REVOKE, self.id, revocation_list=revocation_list))
+        return agents
 
     def tick(self, now: float) -> None:
         """Run the timers that are due."""
@@ -363,12 +403,16 @@ class GossipNode:
             live = [m for m in ring.neighbour_list(self.id) if members[m].status in (ALIVE, SUSPECT)]
         else:
             live = self.membership.live()
+        if self.identity.revoked.agents:
+            live = [m for m in live if m not in self.identity.revoked]
         return list(self.contacts(self.id, live)) if self.contacts is not None else live
 
     def _pick(self, candidates: Sequence[str], k: int) -> list[str]:
         return list(candidates) if len(candidates) <= k else self._rng.sample(list(candidates), k)
 
     def _send(self, dest: str, msg: Message) -> None:
+        if msg.kind in (DIGEST, DELTA) and self.identity.revoked.number >= 0:
+            msg = replace(msg, revocations=self.identity.revoked.number)
         if not msg.updates:
             updates = self.membership.piggyback(self.config.piggyback_updates)
             if updates:
@@ -475,13 +519,18 @@ class GossipNode:
         return (self.share is None or self.share(peer, origin)) and self.peer_wants(peer, origin)
 
     def _accept(self, sender: str, entries: Sequence[Entry]) -> None:
-        held, unresolved = self.log.writes, self.log.unresolved
-        deleted = self.log.deleted
-        changed = self.log.apply(entries, self._now)
-        self.stats.tombstones_applied += self.log.deleted - deleted
-        self.stats.revisions_unresolved += self.log.unresolved - unresolved
+        log = self.log
+        held, unresolved, deleted = log.writes, log.unresolved, log.deleted
+        unverified, refused, revoked = log.unverified, log.refused, log.revoked
+        changed = log.apply(entries, self._now)
+        self.stats.tombstones_applied += log.deleted - deleted
+        self.stats.revisions_unresolved += log.unresolved - unresolved
+        self.stats.entries_unverified += log.unverified - unverified
+        self.stats.entries_refused += log.refused - refused
+        self.stats.entries_revoked += log.revoked - revoked
         # held already (dropped unvalidated on arrival, or repeated within the frame)
-        self.stats.entries_duplicate += len(entries) - (self.log.writes - held) - (self.log.unresolved - unresolved)
+        self.stats.entries_duplicate += (len(entries) - (log.writes - held) - (log.unresolved - unresolved)
+                                         - (log.unverified - unverified) - (log.revoked - revoked))
         if changed:
             self._events.append(PatternsReceived(sender, tuple(changed)))
 
@@ -528,8 +577,17 @@ class GossipNode:
         snapshot = self.membership.snapshot()[: self.config.limits.max_updates]
         self._send(msg.sender, Message(DIGEST, self.id, snapshot, digest=self.log.digest(), reply=True))
 
+    def _revocations_behind(self, msg: Message) -> None:
+        """A peer whose digest shows an older revocation list than this node's gets this one."""
+        if msg.revocations < self.identity.revoked.number:
+            self._send(msg.sender, Message(REVOKE, self.id, revocation_list=self.identity.revoked.der))
+
+    def _on_revoke(self, msg: Message, now: float) -> None:
+        self.revoke(msg.revocation_list, now)
+
     def _on_digest(self, msg: Message, now: float) -> None:
         self._now = now
+        self._revocations_behind(msg)
         self._forget_acknowledged(msg.sender, msg.digest)
         self._accept(msg.sender, msg.entries)
         if msg.digest is None:
@@ -546,6 +604,7 @@ class GossipNode:
 
     def _on_delta(self, msg: Message, now: float) -> None:
         self._now = now
+        self._revocations_behind(msg)
         self._forget_acknowledged(msg.sender, msg.digest)
         if msg.entries:
             self._answered(msg.sender, now)  # the answer to an ask (or news anyway): ask again
@@ -564,5 +623,5 @@ class GossipNode:
 
     _handlers: ClassVar[dict[int, Callable[[GossipNode, Message, float], None]]] = {
         PING: _on_ping, ACK: _on_ack, PING_REQ: _on_ping_req, JOIN: _on_join,
-        DIGEST: _on_digest, DELTA: _on_delta, LEAVE: _on_leave,
+        DIGEST: _on_digest, DELTA: _on_delta, LEAVE: _on_leave, REVOKE: _on_revoke,
     }

@@ -22,6 +22,17 @@ lacks any write of it, even after the tombstone has expired. Expiry only ends th
 replica cut off from its peers for longer than the TTL can bring a deleted pattern back with an
 old write, as in every tombstone scheme (Cassandra's ``gc_grace_seconds``).
 
+Every write is signed by its origin (the log row keeps the signature, and every replica serves
+it on), and every body by its pattern's author (see :mod:`swarm.gossip.identity`). A replica
+takes a write only when its origin's key verifies it: a member cannot forge another's writes, and
+a forged one closes the connection it came on. What a write may do is checked too: only a
+pattern's author may give it a body or delete it (another member's attempt is held, so that its
+origin's stream goes on, and changes nothing); a pattern keeps its first author; a version may
+not run more than :data:`MAX_VERSION_STEP` ahead of the copy held. A revoked agent's writes are
+refused and the patterns it authored quarantined (deleted here, not published again). The
+outcome statistics of a version (uses, successes, rewards) are not yet kept per contributing
+member: a member may still overwrite them under its own, signed, name.
+
 The high-water marks are kept in memory (integers, rebuilt from the log when the store opens).
 """
 
@@ -35,22 +46,34 @@ from cachetools import LRUCache
 
 from ..memory.models import Pattern
 from ..memory.store import DeletedKey, PatternStore, ReplicaRow
-from .codec import Entry, Revision, Tombstone
+from .codec import Entry, ProtocolError, Revision, Tombstone
+from .identity import Identity, body_message, deletion_message, write_message
+from .neighbours import origin_node
 
 TOMBSTONE_BODY = ""  # the body column of a deletion's row in the write log
 #: Patterns decoded to serve peers, kept by body and revision fields: a write is served to many
 #: peers, and decoding a row costs more than anything else in serving it.
 SERVED_CACHE = 4096
+#: How far a version may run ahead of the copy a replica holds (or of none): a member cannot make
+#: its copy win every merge by numbering it 2**63 - 1.
+MAX_VERSION_STEP = 1 << 20
 
 
 class StoreReplica:
     """A node's replica, held in its store; nothing beside the store but the high-water marks."""
 
-    def __init__(self, store: PatternStore, node_id: str) -> None:
+    def __init__(self, store: PatternStore, node_id: str, identity: Identity) -> None:
         self.store = store
         self.node_id = node_id
+        self.identity = identity
+        self.agent = identity.agent
         self.unresolved = 0  # revisions whose body this store did not hold (dropped: asked for again)
         self.deleted = 0  # patterns deleted here by peers' tombstones
+        self.unverified = 0  # writes whose origin's (or body's author's) key is not known here yet
+        self.refused = 0  # signed writes that may not do what they try (held, nothing applied)
+        self.revoked = 0  # writes of revoked origins, or of patterns revoked agents authored
+        self.unpublished = 0  # local changes to another author's body (not published: unsigned)
+        self.unservable = 0  # writes this replica holds but cannot prove (unsigned), so does not serve
         self._hwm: dict[str, int] = {}
         self._above: dict[str, set[int]] = {}
         self._count = 0
@@ -77,7 +100,11 @@ class StoreReplica:
         return {p.id: p for p in self.store.iter_patterns()}
 
     def digest(self) -> dict[str, int]:
-        return dict(self._hwm)
+        """Per origin, the high-water mark (revoked origins left out: nobody serves their writes)."""
+        revoked = self.identity.revoked
+        if not revoked.agents:
+            return dict(self._hwm)
+        return {o: q for o, q in self._hwm.items() if origin_node(o) not in revoked}
 
     def holds(self, origin: str, seq: int) -> bool:
         """Whether the ``seq``-th write of ``origin`` is held here."""
@@ -85,7 +112,9 @@ class StoreReplica:
 
     def lacks(self, digest: Mapping[str, int]) -> bool:
         """Whether a peer with ``digest`` holds writes this replica does not."""
-        return any(seq > self._hwm.get(origin, 0) for origin, seq in digest.items())
+        revoked = self.identity.revoked
+        return any(seq > self._hwm.get(origin, 0) and origin_node(origin) not in revoked
+                   for origin, seq in digest.items())
 
     def missing_for(self, digest: Mapping[str, int], limit: int,
                     allow: Callable[[str, int], bool] | None = None, revisions: bool = True,
@@ -108,7 +137,7 @@ class StoreReplica:
             have = digest.get(origin, 0)
             if self._hwm.get(origin, 0) <= have and not self._above.get(origin):
                 continue
-            if origins is not None and not origins(origin):
+            if (origins is not None and not origins(origin)) or origin_node(origin) in self.identity.revoked:
                 continue
             rows = []
             for r in self.store.replica_after(origin, have, limit - len(out)):  # filtered before decoding
@@ -120,10 +149,12 @@ class StoreReplica:
                 asked = {records[r[2]][0] for r, again in rows if not again and r[2] in records} - held.keys()
                 for body, carriers in self.store.replica_carriers(list(asked)).items():
                     held[body] = any(digest.get(o, 0) >= q for o, q in carriers.items())
-            planned: list[Entry | str] = []  # an entry, or the id of a pattern that goes whole
-            for (_, seq, pid, version, by, _), again in rows:
-                if pid not in records:
-                    planned.append(Entry(origin, seq, Tombstone(pid, version, by)))
+            planned: list[Entry | str | None] = []  # an entry, the id of a pattern that goes whole, or None
+            gone = self.store.deletion_proofs([r[2] for r, _ in rows if r[2] not in records])
+            for (_, seq, pid, version, by, _, _), again in rows:
+                if pid not in records:  # deleted here: its deletion's proof, if it has one
+                    proof = gone.get(pid)
+                    planned.append(None if proof is None else Entry(origin, seq, Tombstone(pid, version, by, *proof)))
                     continue
                 body, record = records[pid]
                 if revisions and not again and (body in sent_bodies or held[body]):
@@ -131,11 +162,56 @@ class StoreReplica:
                 else:
                     planned.append(pid)
                 sent_bodies.add(body)
-            patterns = self._current({x: records[x] for x in planned if isinstance(x, str)})
-            for ((_, seq, _, _, _, _), _), x in zip(rows, planned):
-                out.append(x if isinstance(x, Entry) else Entry(origin, seq, patterns[x]))
+            sendable = self._signed_current({x: records[x] for x in planned if isinstance(x, str)})
+            sigs = self._write_sigs([r for r, _ in rows])
+            for (row, _), x in zip(rows, planned):
+                sig = sigs.get((row[0], row[1]))
+                if sig is None or x is None or (isinstance(x, str) and x not in sendable):
+                    self.unservable += 1  # unproven: the peer asks again, and gets it from another
+                    continue
+                if isinstance(x, Entry):
+                    out.append(Entry(x.origin, x.seq, x.pattern, sig))
+                else:
+                    out.append(Entry(origin, row[1], sendable[x][0], sig, sendable[x][1]))
             if len(out) >= limit:
                 break
+        return out
+
+    def _write_sigs(self, rows: Iterable[ReplicaRow]) -> dict[tuple[str, int], bytes]:
+        """The origins' signatures of these writes: as logged, or (for this agent's own writes
+        logged before writes were signed) signed now and logged. A foreign write logged unsigned
+        has none."""
+        out: dict[tuple[str, int], bytes] = {}
+        late: list[tuple[str, int, bytes]] = []
+        for origin, seq, pid, _, _, _, sig in rows:
+            if sig is None and origin_node(origin) == self.agent:
+                sig = self.identity.signer.sign(write_message(origin, seq, pid))
+                late.append((origin, seq, sig))
+            if sig is not None:
+                out[(origin, seq)] = sig
+        self.store.replica_sign(late)
+        return out
+
+    def _signed_current(self, records: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, tuple[Pattern, bytes]]:
+        """The current copies of these patterns (see :meth:`_current`) with their authors'
+        signatures of their bodies. A body this agent authors (or one nobody has claimed yet: it
+        becomes this agent's) is signed now if it is not yet; another author's unsigned body (a
+        local edit it never published) is left out."""
+        if not records:
+            return {}
+        current = self._current(records)
+        signed = self.store.body_signatures(list(records))
+        out: dict[str, tuple[Pattern, bytes]] = {}
+        late: list[tuple[str, str, str, bytes]] = []
+        for pid, p in current.items():
+            author, body, sig = signed[pid]
+            if sig is None and (not author or self.identity.ring.may_change(self.agent, author)):
+                author = self.agent
+                sig = self.identity.signer.sign(body_message(pid, author, body))
+                late.append((pid, author, body, sig))
+            if sig is not None:
+                out[pid] = (p if p.author == author else replace(p, author=author), sig)
+        self.store.sign_bodies(late)
         return out
 
     def _current(self, records: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, Pattern]:
@@ -157,89 +233,193 @@ class StoreReplica:
         """Up to the last ``n`` writes this node learned of after arrival number ``since``."""
         if n <= 0:
             return []
-        rows = self.store.replica_recent(since, n)
-        current = self._current(self.store.revision_records(list({r[2] for _, r in rows})))
-        return [Entry(o, q, current[pid] if pid in current else Tombstone(pid, v, by))
-                for _, (o, q, pid, v, by, _) in rows]
+        rows = [r for _, r in self.store.replica_recent(since, n)]
+        revoked = self.identity.revoked
+        rows = [r for r in rows if origin_node(r[0]) not in revoked]
+        records = self.store.revision_records(list({r[2] for r in rows}))
+        whole = self._signed_current(records)
+        gone = self.store.deletion_proofs([r[2] for r in rows if r[2] not in records])
+        sigs = self._write_sigs(rows)
+        out = []
+        for o, q, pid, v, by, _, _ in rows:
+            sig = sigs.get((o, q))
+            if sig is None or (pid not in whole and pid not in gone):
+                continue  # unproven: not pushed (a pull of it counts it unservable)
+            out.append(Entry(o, q, whole[pid][0], sig, whole[pid][1]) if pid in whole
+                       else Entry(o, q, Tombstone(pid, v, by, *gone[pid]), sig))  # deleted here since
+        return out
 
     # ---- what the node writes ----
 
     def write_many(self, patterns: Iterable[Pattern], deleted: Iterable[DeletedKey] = (),
                    now: float = 0.0) -> list[Entry]:
-        """Local writes and deletions, numbered as this node's, in one transaction. The store takes
-        a pattern not yet in it (or newer than its copy); a deletion is one the store made already,
-        and starts a tombstone recorded at ``now``."""
+        """Local writes and deletions, numbered as this node's and signed, in one transaction. The
+        store takes a pattern not yet in it (or newer than its copy); a deletion is one the store
+        made already, and starts a tombstone recorded at ``now``. A pattern nobody authors yet
+        becomes this agent's; a change to another author's body is not published (peers would
+        refuse it: only its author can sign it), nor is anything once this agent is revoked."""
+        if self.agent in self.identity.revoked:
+            return []
         rows: list[ReplicaRow] = []
         out: list[Entry] = []
         patterns = list(patterns)
         seen = self.store.replica_held([(p.id, p.version, p.updated_by) for p in patterns])
+        held = self.store.body_signatures([p.id for p in patterns])
+        sign = self.identity.signer.sign
+        signed: list[tuple[str, str, str, bytes]] = []  # bodies signed now: (id, author, body, signature)
         for p in patterns:
             key = (p.id, p.version, p.updated_by)
             if key in seen:
                 continue
             seen.add(key)
+            author, body, body_sig = held.get(p.id) or (p.author, p.body_digest(), None)
+            author = author or self.agent
+            if body_sig is None:  # a new body: this agent's to sign, if it may (it then vouches for it)
+                if not self.identity.ring.may_change(self.agent, author):
+                    self.unpublished += 1
+                    continue
+                author = self.agent
+                body_sig = sign(body_message(p.id, author, body))
+                signed.append((p.id, author, body, body_sig))
             self._own += 1
-            rows.append((self.node_id, self._own, p.id, p.version, p.updated_by, p.body_digest()))
-            out.append(Entry(self.node_id, self._own, p))
+            sig = sign(write_message(self.node_id, self._own, p.id))
+            rows.append((self.node_id, self._own, p.id, p.version, p.updated_by, body, sig))
+            out.append(Entry(self.node_id, self._own, p if p.author == author else replace(p, author=author),
+                             sig, body_sig))
         written = [e.pattern for e in out if isinstance(e.pattern, Pattern)]
-        tombstones = list(deleted)
-        for pid, version, by in tombstones:
+        tombstones: list[DeletedKey] = []
+        proofs: list[tuple[str, str, bytes]] = []
+        deleted = list(deleted)
+        authors = self.store.deleted_authors([pid for pid, _, _ in deleted])
+        ring = self.identity.ring
+        for pid, version, by in deleted:
+            author = authors.get(pid, "")
+            if author and not ring.may_change(self.agent, author):
+                self.unpublished += 1  # another author's pattern: deleted here only
+                continue
+            proof = sign(deletion_message(pid, self.agent))
             self._own += 1
-            rows.append((self.node_id, self._own, pid, version, by, TOMBSTONE_BODY))
-            out.append(Entry(self.node_id, self._own, Tombstone(pid, version, by)))
+            sig = sign(write_message(self.node_id, self._own, pid))
+            rows.append((self.node_id, self._own, pid, version, by, TOMBSTONE_BODY, sig))
+            out.append(Entry(self.node_id, self._own, Tombstone(pid, version, by, self.agent, proof), sig))
+            tombstones.append((pid, version, by))
+            proofs.append(("*" if self.agent in ring.curators else self.agent, self.agent, proof))
         if rows:
             self.store.replica_log(rows, written, tombstones, now,
-                                   bodies=[r[5] for r in rows[:len(written)]])
+                                   bodies=[r[5] for r in rows[:len(written)]],
+                                   body_sigs=[e.body_sig for e in out[:len(written)]], proofs=proofs)
+            self.store.sign_bodies(signed)  # for patterns the store held already (not rewritten)
             self._took(rows, tombstones, now)
         return out
 
     def apply(self, entries: Iterable[Entry], now: float = 0.0) -> list[str]:
-        """Take writes from a peer; return the ids whose current version changed."""
-        entries = list(entries)
+        """Take writes from a peer; return the ids whose current version changed. A write whose
+        signature does not verify raises :class:`~.codec.ProtocolError` (nothing is taken); one
+        whose signer's key is not known here yet is left (asked for again later)."""
+        fresh = self._verified(entries)
         rows: list[ReplicaRow] = []
         incoming: list[Pattern] = []
         incoming_bodies: list[str] = []
+        incoming_sigs: list[bytes | None] = []
         revised: list[dict[str, Any]] = []
         tombstones: list[DeletedKey] = []
-        taken: set[tuple[str, int]] = set()
+        proofs: list[tuple[str, str, bytes]] = []
         bodies: dict[str, Pattern] = {}  # body digest -> a pattern earlier in this batch with that body
-        heads = self.store.heads(list({e.pattern.id for e in entries if isinstance(e.pattern, Revision)}))
-        for e in entries:
-            if self.holds(e.origin, e.seq) or (e.origin, e.seq) in taken:
-                continue  # already held
+        heads = self.store.heads(list({e.pattern.id for e in fresh}))
+        revoked, ring = self.identity.revoked, self.identity.ring
+        for e in fresh:
             p = e.pattern
+            head = heads.get(p.id)
             if isinstance(p, Tombstone):
-                row: ReplicaRow = (e.origin, e.seq, p.id, p.version, p.updated_by, TOMBSTONE_BODY)
-                tombstones.append((p.id, p.version, p.updated_by))
+                row: ReplicaRow = (e.origin, e.seq, p.id, p.version, p.updated_by, TOMBSTONE_BODY, e.sig)
+                ok = ring.verify(p.deleter, deletion_message(p.id, p.deleter), p.proof)
+                if ok is None:
+                    self.unverified += 1  # the deleter's key is not known here yet: asked for again
+                    continue
+                if not ok:
+                    raise ProtocolError(f"deletion of {p.id!r}: its proof is not {p.deleter!r}'s")
+                if p.deleter in revoked or (head is not None and head[3] and not ring.may_change(p.deleter, head[3])):
+                    self.refused += 1  # only a pattern's author (or a curator) deletes it: held, nothing applied
+                else:
+                    tombstones.append((p.id, p.version, p.updated_by))
+                    proofs.append(("*" if p.deleter in ring.curators else p.deleter, p.deleter, p.proof))
             elif isinstance(p, Revision):
                 version, by = int(p.fields.get("version", 0)), str(p.fields.get("updated_by", ""))
-                earlier, head = bodies.get(p.body), heads.get(p.id)
-                if earlier is not None and earlier.id == p.id:  # over a body earlier in this batch
+                row = (e.origin, e.seq, p.id, version, by, p.body, e.sig)
+                earlier = bodies.get(p.body)
+                if head is not None and version > head[0] + MAX_VERSION_STEP:
+                    self.refused += 1
+                elif earlier is not None and earlier.id == p.id:  # over a body earlier in this batch
                     incoming.append(replace(earlier, **{k: v for k, v in p.fields.items() if k != "id"}))
                     incoming_bodies.append(p.body)
+                    incoming_sigs.append(None)
                 elif head is not None and head[2] == p.body:  # over the body held: the store applies it
                     revised.append({**p.fields, "body": p.body})
                 elif not self._superseded(p.id, head, version, by):
                     self.unresolved += 1  # the sender was wrong: asked for again
                     continue
-                row = (e.origin, e.seq, p.id, version, by, p.body)
             else:
-                row = (e.origin, e.seq, p.id, p.version, p.updated_by, p.body_digest())
-                incoming.append(p)
-                incoming_bodies.append(row[5])
-                bodies.setdefault(row[5], p)
+                body = p.body_digest()
+                row = (e.origin, e.seq, p.id, p.version, p.updated_by, body, e.sig)
+                proven = (head is not None and head[2] == body and head[3] == p.author) or (
+                    bodies.get(body) is not None and bodies[body].author == p.author)
+                if p.author in revoked:
+                    self.refused += 1
+                elif (head is not None and head[3] not in ("", p.author) and p.author not in ring.curators) or p.version > (
+                        head[0] if head is not None else 0) + MAX_VERSION_STEP:
+                    self.refused += 1  # another author's pattern id, or a version out of reach
+                elif not proven and not self._body_proven(p, body, e.body_sig):
+                    self.unverified += 1  # the author's key is not known here yet: asked for again
+                    continue
+                else:
+                    incoming.append(p)
+                    incoming_bodies.append(body)
+                    incoming_sigs.append(e.body_sig)
+                    bodies.setdefault(body, p)
             if e.origin == self.node_id:
                 self._own = max(self._own, e.seq)  # our own writes from before a restart
-            taken.add((e.origin, e.seq))
             rows.append(row)
         if not rows:
             return []
-        changed, deleted = self.store.replica_log(rows, incoming, tombstones, now, revised, incoming_bodies)
+        changed, deleted = self.store.replica_log(rows, incoming, tombstones, now, revised, incoming_bodies,
+                                                  incoming_sigs, proofs)
         self.deleted += len(deleted)
         self._took(rows, tombstones, now)
         return list(dict.fromkeys(changed))
 
-    def _superseded(self, pid: str, head: tuple[int, str, str] | None, version: int, by: str) -> bool:
+    def _verified(self, entries: Iterable[Entry]) -> list[Entry]:
+        """The entries not held yet whose origins signed them (one each: a batch may repeat one).
+        Those of revoked origins, and of origins whose key is not known here, are left out."""
+        out: list[Entry] = []
+        taken: set[tuple[str, int]] = set()
+        ring, revoked = self.identity.ring, self.identity.revoked
+        for e in entries:
+            if self.holds(e.origin, e.seq) or (e.origin, e.seq) in taken:
+                continue
+            agent = origin_node(e.origin)
+            if agent in revoked:
+                self.revoked += 1
+                continue
+            ok = ring.verify(agent, write_message(e.origin, e.seq, e.pattern.id), e.sig)
+            if ok is None:
+                self.unverified += 1
+                continue
+            if not ok:
+                raise ProtocolError(f"write {e.seq} of {e.origin!r} does not carry {agent!r}'s signature")
+            taken.add((e.origin, e.seq))
+            out.append(e)
+        return out
+
+    def _body_proven(self, p: Pattern, body: str, sig: bytes | None) -> bool:
+        """Whether ``p``'s author signed its ``body``: False when the author's key is not known
+        here; raises :class:`~.codec.ProtocolError` when the signature is not the author's."""
+        ok = None if not p.author else self.identity.ring.verify(p.author, body_message(p.id, p.author, body),
+                                                                  sig or b"")
+        if ok is False or not p.author:
+            raise ProtocolError(f"pattern {p.id!r}: its body is not signed by its author {p.author!r}")
+        return bool(ok)
+
+    def _superseded(self, pid: str, head: tuple[int, str, str, str] | None, version: int, by: str) -> bool:
         """Whether a version of ``pid`` whose body is not held here would change nothing: the
         copy here (``head``) is newer (its body changed since, say by a consolidation here), or the
         pattern was deleted here (the deletion wins). Such a write is held (the origin's
@@ -247,6 +427,15 @@ class StoreReplica:
         if head is None:
             return self.store.replica_knows(pid)
         return (head[0], head[1]) > (version, by)
+
+    def quarantine(self, agents: Iterable[str]) -> list[str]:
+        """Delete here the patterns revoked ``agents`` authored; returns their ids. Their later
+        writes, and copies of their patterns from others, are refused from now on."""
+        out: list[str] = []
+        for agent in sorted(agents):
+            out += self.store.quarantine(agent)
+        self._served.clear()
+        return out
 
     def expire(self, now: float, ttl: float) -> int:
         """End the tombstones older than ``ttl`` at ``now``; returns how many ended."""

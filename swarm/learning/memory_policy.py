@@ -261,7 +261,7 @@ class MemoryPolicy:
             m = reward / REWARD_SCALE
             if trust is not None:  # bounded influence: a capped claim, weighed by its author's record
                 m = min(c.claim_cap, max(-c.claim_cap, m))
-                w *= trust.of(p.source.agent)
+                w *= trust.of(p.author or p.source.agent)  # the signed author (the distiller, until published)
             total[i] += w * m
             mass[i] += w
             rows.append((i, w, m))
@@ -301,7 +301,7 @@ class MemoryPolicy:
             if len(self._claims) >= OPEN_CLAIMS:  # decisions closed without an outcome (evaluations)
                 del self._claims[next(iter(self._claims))]
             self._claims[(context.symbol, context.bar)] = [
-                (p.source.agent, min(cap, max(-cap, p.source.reward / REWARD_SCALE)), sim ** c.sharpness)
+                (p.author or p.source.agent, min(cap, max(-cap, p.source.reward / REWARD_SCALE)), sim ** c.sharpness)
                 for p, _, sim in informers if p.source.reward is not None]
         return Choice(STRATEGIES[i], explored, tuple(float(v) for v in value), ids)
 

@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -283,8 +283,10 @@ class ReasoningBank:
 
     def consolidate(self, policy: ConsolidationPolicy | None = None, *, min_success_rate: float | None = None,
                     min_uses: int | None = None, lookback_days: float | None = None,
-                    max_patterns: int | None = None) -> ConsolidationReport:
-        """Merge duplicates, link contradictions, prune, cap; applied in one transaction.
+                    max_patterns: int | None = None, authors: Collection[str] | None = None) -> ConsolidationReport:
+        """Merge duplicates, link contradictions, prune, cap; applied in one transaction. With
+        ``authors``, only their patterns (and unpublished ones) are touched: in a swarm, a member
+        may change or delete only what it authored.
 
         The keyword form is the one library users ask for, e.g.
         ``bank.consolidate(min_success_rate=0.5, min_uses=3, lookback_days=30)``.
@@ -301,7 +303,7 @@ class ReasoningBank:
             overrides["max_patterns"] = max_patterns
         if overrides:
             base = replace(base, **overrides)
-        return consolidate_store(self.store, base, self.clock(), by=self.agent or "consolidation")
+        return consolidate_store(self.store, base, self.clock(), by=self.agent or "consolidation", authors=authors)
 
     def export(self, path: str | os.PathLike[str], *, domain: str | None = None,
                min_confidence: float | None = None) -> int:
@@ -342,10 +344,13 @@ class ReasoningBank:
 
 
 def consolidate_store(store: PatternStore, policy: ConsolidationPolicy, now: float,
-                      by: str = "consolidation") -> ConsolidationReport:
-    """Plan a consolidation over every pattern in ``store`` and apply it in one transaction."""
+                      by: str = "consolidation", authors: Collection[str] | None = None) -> ConsolidationReport:
+    """Plan a consolidation over every pattern in ``store`` (or only those ``authors`` wrote, and
+    those nobody has published yet) and apply it in one transaction."""
     store.refresh()
     patterns = list(store.iter_patterns())
+    if authors is not None:
+        patterns = [p for p in patterns if p.author in authors or not p.author]
     rowids = store.rowid_of([p.id for p in patterns])
     assert store.index is not None  # an opened store has built its index
     near = index_neighbours(store.index.search_many, [rowids[p.id] for p in patterns])

@@ -53,8 +53,10 @@ class Pattern:
     """One unit of memory: a strategy that worked, or a lesson from something that failed.
 
     ``version`` and ``updated_by`` order concurrent copies of one pattern (see :func:`merge`);
-    every local change bumps ``version``. Equality is identity (the embedding is an array);
-    compare copies with :meth:`digest` and ``version``.
+    every local change bumps ``version``. ``author`` is the agent that vouches for the body (signs
+    it, when a swarm replicates it: only the author may change or delete it); empty until the
+    pattern is first published, when its publisher becomes its author. Equality is identity (the
+    embedding is an array); compare copies with :meth:`digest` and ``version``.
     """
 
     id: str
@@ -77,6 +79,7 @@ class Pattern:
     version: int = 1
     updated_by: str = ""
     provenance: tuple[Mapping[str, Any], ...] = ()
+    author: str = ""
 
     def __post_init__(self) -> None:
         emb = np.asarray(self.embedding, dtype=np.float32)

@@ -67,14 +67,15 @@ from .models import KINDS, REVISION_FIELDS, Pattern, Source, apply_outcome, body
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
-#: One replicated write: ``(origin, seq, pattern id, version, updated_by, body digest)``; the body
-#: is empty for a deletion (a tombstone).
-ReplicaRow = tuple[str, int, str, int, str, str]
+#: One replicated write: ``(origin, seq, pattern id, version, updated_by, body digest, signature)``;
+#: the body is empty for a deletion (a tombstone); the signature is the origin's over the write
+#: (:func:`swarm.gossip.identity.write_message`), None for a write made before writes were signed.
+ReplicaRow = tuple[str, int, str, int, str, str, bytes | None]
 #: A deletion: ``(pattern id, version, updated_by)`` of the copy removed.
 DeletedKey = tuple[str, int, str]
 
@@ -198,20 +199,42 @@ def _row_digest(body: str, revision: Sequence[Any]) -> str:
 
 _REVISION_PACKING = struct.Struct("<dqqqddq?")
 
+def _migrate_7(db: sqlite3.Connection) -> None:
+    """v7: authenticated writes (see :mod:`swarm.gossip.identity`). Each pattern's ``author`` (the
+    agent that vouches for its body; older rows: the agent it was distilled by), the author's
+    signature of its body and which body digest that signature covers (a body changed since is
+    unsigned); each replicated write's signature by its origin; which agent a tombstone's
+    deletion came from (it guards only that author's patterns, unless a curator's: ``*``); each
+    deleted pattern's author; and the signed proofs of deletions (served for good in place of a
+    deleted pattern's writes)."""
+    db.execute("ALTER TABLE patterns ADD COLUMN author TEXT NOT NULL DEFAULT ''")
+    db.execute("UPDATE patterns SET author = source_agent")
+    db.execute("ALTER TABLE patterns ADD COLUMN body_sig BLOB")
+    db.execute("ALTER TABLE patterns ADD COLUMN signed_body TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE replica ADD COLUMN sig BLOB")
+    db.execute("ALTER TABLE tombstones ADD COLUMN deleter TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX patterns_author ON patterns (author)")
+    db.execute("ALTER TABLE deleted ADD COLUMN author TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE TABLE deletions (pattern_id TEXT PRIMARY KEY, deleter TEXT NOT NULL, proof BLOB NOT NULL)"
+               " WITHOUT ROWID")
+
+
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3,
-                                                                4: _migrate_4, 5: _migrate_5, 6: _migrate_6}
+                                                                4: _migrate_4, 5: _migrate_5, 6: _migrate_6,
+                                                                7: _migrate_7}
 
 _COLUMNS_V4 = (
     "id, title, description, content, domain, tags, kind, action, confidence, uses, successes, "
     "failures, total_reward, created_at, last_used_at, source_agent, source_trajectory, "
     "source_outcome, version, updated_by, embedding, provenance, source_reward"
 )
-_COLUMNS = _COLUMNS_V4 + ", body, row_digest"
+_COLUMNS = _COLUMNS_V4 + ", body, row_digest, author"
 _PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
 _INSERT = f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?)"
+# an upsert keeps the author a row has when the new copy names none (an edit of a published pattern)
 _UPSERT = (f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?) ON CONFLICT (id) DO UPDATE SET "
-           + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[1:])
-           + ", seq = excluded.seq")
+           + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[1:] if c.strip() != "author")
+           + ", author = CASE excluded.author WHEN '' THEN author ELSE excluded.author END, seq = excluded.seq")
 
 
 WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024
@@ -250,6 +273,7 @@ def _encode(p: Pattern, body: str | None = None) -> tuple[Any, ...]:
         _json_list(p.provenance), p.source.reward, body,
         _row_digest(body, (p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.last_used_at,
                            p.version, p.updated_by)),
+        p.author,
     )
 
 
@@ -263,6 +287,7 @@ def _decode(row: Sequence[Any]) -> Pattern:
         version=row[18], updated_by=row[19],
         embedding=np.frombuffer(row[20], dtype="<f4"),  # read-only over the row's bytes: no copy
         provenance=_json_tuple(row[21]),
+        author=row[25] if len(row) > 25 else "",  # rows read by migrations before v7 have none
     )
 
 
@@ -273,15 +298,16 @@ def _json_tuple(text: str) -> tuple[Any, ...]:
 # ---- checking what is read --------------------------------------------------------------
 
 #: The tables of a store at :data:`SCHEMA_VERSION`.
-_TABLES = frozenset({"meta", "patterns", "deleted", "links", "consolidation_log", "replica", "tombstones"})
+_TABLES = frozenset({"meta", "patterns", "deleted", "links", "consolidation_log", "replica", "tombstones",
+                     "deletions"})
 
 _COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
-_TEXT_AT = operator.itemgetter(0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 19, 21, 23, 24)  # the TEXT columns
+_TEXT_AT = operator.itemgetter(0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 19, 21, 23, 24, 25)  # the TEXT columns
 _REVISION_AT = operator.itemgetter(8, 9, 10, 11, 12, 14, 18, 19)  # REVISION_FIELDS, in order
 _STR = {str}
 _NONE = type(None)
-_HEAD_TYPES = ((str,), (int,), (str,), (str,))  # id, version, updated_by, body
-_REPLICA_TYPES = ((str,), (int,), (str,), (int,), (str,), (str,))  # a ReplicaRow
+_HEAD_TYPES = ((str,), (int,), (str,), (str,), (str,))  # id, version, updated_by, body, author
+_REPLICA_TYPES = ((str,), (int,), (str,), (int,), (str,), (str,), (bytes, _NONE))  # a ReplicaRow
 
 
 def _short(value: Any) -> str:
@@ -319,13 +345,13 @@ def _row_damage(row: Sequence[Any], embedding_bytes: int) -> str | None:
     # the values the digest does not cover, and those the index takes (the text the digest
     # covers is checked by hashing it: a value that is not text fails the join)
     (_, _, _, _, domain, _, kind, _, conf, uses, successes, failures, total, created, last, _, _, _, version, by,
-     embedding, _, reward, body, row_digest) = row
+     embedding, _, reward, body, row_digest, author) = row
     if (type(conf) is float and 0.0 <= conf <= 1.0 and type(uses) is int and type(successes) is int
             and type(failures) is int and type(version) is int and min(uses, successes, failures, version) >= 0
             and type(total) is float and math.isfinite(total) and type(created) is float
             and (last is None or type(last) is float) and type(by) is str and type(embedding) is bytes
             and len(embedding) == embedding_bytes and kind in KINDS and type(domain) is str
-            and (reward is None or (type(reward) is float and math.isfinite(reward)))):
+            and type(author) is str and (reward is None or (type(reward) is float and math.isfinite(reward)))):
         try:
             if _stored_body_digest(row) != body:
                 return "its content does not match its body digest (the row was altered)"
@@ -336,7 +362,7 @@ def _row_damage(row: Sequence[Any], embedding_bytes: int) -> str | None:
             pass
     # the slow path: say what is wrong
     if set(map(type, _TEXT_AT(row))) != _STR:
-        at = next(i for i in (0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 19, 21, 23, 24) if type(row[i]) is not str)
+        at = next(i for i in (0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 19, 21, 23, 24, 25) if type(row[i]) is not str)
         return f"{_COLUMN_NAMES[at]} is {type(row[at]).__name__}, not text"
     if row[6] not in KINDS:
         return f"kind {_short(row[6])} is not one of {', '.join(KINDS)}"
@@ -953,14 +979,14 @@ class PatternStore:
 
     def _delete_in_tx(self, tx: PatternStore._Tx, ids: Sequence[str], remote: bool = False) -> int:
         seq = tx.next_seq()
-        rows: list[tuple[int, str, int, str]] = []
+        rows: list[tuple[int, str, int, str, str]] = []
         for chunk, marks in _id_chunks(ids):
-            rows += tx.db.execute(f"SELECT rowid, id, version, updated_by FROM patterns WHERE id IN ({marks})",
+            rows += tx.db.execute(f"SELECT rowid, id, version, updated_by, author FROM patterns WHERE id IN ({marks})",
                                   chunk).fetchall()
             tx.db.execute(f"DELETE FROM patterns WHERE id IN ({marks})", chunk)
-        tx.db.executemany("INSERT INTO deleted (pattern_id, prow, seq, version, updated_by, remote)"
-                          " VALUES (?, ?, ?, ?, ?, ?)",
-                          [(pid, rowid, seq, v, by, int(remote)) for rowid, pid, v, by in rows])
+        tx.db.executemany("INSERT INTO deleted (pattern_id, prow, seq, version, updated_by, remote, author)"
+                          " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [(pid, rowid, seq, v, by, int(remote), a) for rowid, pid, v, by, a in rows])
         tx.on_commit.append(lambda: self._index_remove([r[0] for r in rows]))
         return len(rows)
 
@@ -1112,15 +1138,20 @@ class PatternStore:
     def replica_log(self, rows: Sequence[ReplicaRow], merge_in: Sequence[Pattern] = (),
                     tombstones: Sequence[DeletedKey] = (), now: float = 0.0,
                     revisions: Sequence[dict[str, Any]] = (),
-                    bodies: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+                    bodies: Sequence[str] | None = None,
+                    body_sigs: Sequence[bytes | None] | None = None,
+                    proofs: Sequence[tuple[str, str, bytes]] | None = None) -> tuple[list[str], list[str]]:
         """In one transaction: apply ``tombstones`` (delete each pattern whatever its version, and
         refuse its writes until the tombstone expires), merge ``merge_in`` (copies from peers) by
         the memory's total order and ``revisions`` (an id, a ``body`` digest and the revision
         columns: a new version over the body held, applied only where the copy here has that body
         and an older version) except patterns under a tombstone, and record the writes in ``rows``
         (already held ones are ignored). ``bodies``, if given, are the body digests of
-        ``merge_in``, in order (computed once by the caller). Returns the ids whose current version changed and the
-        ids deleted."""
+        ``merge_in``, in order (computed once by the caller), and ``body_sigs`` their authors'
+        signatures (kept with each copy written, for serving it on); ``proofs``, per tombstone,
+        ``(guard, deleter, signed proof)``: a tombstone guards only the patterns of its ``guard``
+        (the deleter, or ``*`` for a curator's deletion: any). Returns the ids whose current
+        version changed and the ids deleted."""
         deleted: list[str] = []
         changed: list[str] = []
         with self._tx() as tx:
@@ -1129,34 +1160,42 @@ class PatternStore:
                 deleted = list(self.rowid_of(ids))
                 if deleted:
                     self._delete_in_tx(tx, deleted, remote=True)
+                why = list(proofs) if proofs is not None else [("", "", b"")] * len(tombstones)
                 tx.db.executemany(
-                    "INSERT INTO tombstones VALUES (?, ?, ?, ?) ON CONFLICT (pattern_id) DO UPDATE SET"
+                    "INSERT INTO tombstones (pattern_id, version, updated_by, at, deleter) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (pattern_id) DO UPDATE SET"
                     " version = max(version, excluded.version), at = max(at, excluded.at)",
-                    [(pid, v, by, now) for pid, v, by in tombstones])
-            guarded = self.replica_guarded([p.id for p in merge_in] + [str(r["id"]) for r in revisions])
-            latest: dict[str, tuple[Pattern, str | None]] = {}
+                    [(pid, v, by, now, g) for (pid, v, by), (g, _, _) in zip(tombstones, why, strict=True)])
+                tx.db.executemany("INSERT OR IGNORE INTO deletions VALUES (?, ?, ?)",
+                                  [(t[0], d, proof) for t, (_, d, proof) in zip(tombstones, why) if proof])
+            guarded = self.replica_guarded([(p.id, p.author) for p in merge_in])
+            latest: dict[str, tuple[Pattern, str | None, bytes | None]] = {}
             for i, p in enumerate(merge_in):
                 if p.id not in guarded:
                     body = None if bodies is None else bodies[i]
+                    sig = None if body_sigs is None else body_sigs[i]
                     if p.id in latest:
                         won = merge(latest[p.id][0], p)
-                        latest[p.id] = (won, body) if won is p else latest[p.id]
+                        latest[p.id] = (won, body, sig) if won is p else latest[p.id]
                     else:
-                        latest[p.id] = (p, body)
+                        latest[p.id] = (p, body, sig)
             if latest:
                 heads = self.heads(list(latest))
-                newer = [(p, b) for pid, (p, b) in latest.items()
+                newer = [(p, b, g) for pid, (p, b, g) in latest.items()
                          if pid not in heads or _newer_than_head(p, heads[pid], self)]
                 if newer:
-                    self._write_in_tx(tx, [p for p, _ in newer], _UPSERT,
-                                      bodies=[p.body_digest() if b is None else b for p, b in newer])
-                    changed = [p.id for p, _ in newer]
+                    digests = [p.body_digest() if b is None else b for p, b, _ in newer]
+                    self._write_in_tx(tx, [p for p, _, _ in newer], _UPSERT, bodies=digests)
+                    changed = [p.id for p, _, _ in newer]
+                    signed = [(g, b, p.id, b) for (p, _, g), b in zip(newer, digests) if g is not None]
+                    tx.db.executemany("UPDATE patterns SET body_sig = ?, signed_body = ? WHERE id = ? AND body = ?",
+                                      signed)
             # after the copies: each UPDATE checks the body and version of the row as it now stands
-            revised = [r for r in revisions if r["id"] not in guarded]
-            if revised:
-                changed += self._revise_in_tx(tx, revised)
+            if revisions:  # over a body held: a live tombstone has deleted it
+                changed += self._revise_in_tx(tx, revisions)
             top = tx.db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica").fetchone()[0]
-            tx.db.executemany("INSERT OR IGNORE INTO replica VALUES (?, ?, ?, ?, ?, ?, ?)",
+            tx.db.executemany("INSERT OR IGNORE INTO replica (origin, seq, pattern_id, version, updated_by, body, sig,"
+                              " arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                               [(*r, top + 1 + i) for i, r in enumerate(rows)])
         return changed, deleted
 
@@ -1175,7 +1214,7 @@ class PatternStore:
             head = heads.get(pid)
             if head is None or head[2] != r["body"] or (r["version"], r["updated_by"]) <= (head[0], head[1]):
                 continue
-            heads[pid] = (r["version"], r["updated_by"], head[2])
+            heads[pid] = (r["version"], r["updated_by"], head[2], head[3])
             applied[pid] = r
             revision = [r[c] for c in REVISION_FIELDS]
             batch.append((*revision, seq, _row_digest(r["body"], revision), pid, r["body"], r["version"],
@@ -1192,16 +1231,79 @@ class PatternStore:
         return [str(r[len(REVISION_FIELDS) + 2]) for r in batch]
 
     @_sqlite_errors
-    def heads(self, ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
-        """``(version, updated_by, body digest)`` of the current copy of each id held: which
-        version and body a replica holds, read without decoding a pattern."""
-        out: dict[str, tuple[int, str, str]] = {}
+    def heads(self, ids: Sequence[str]) -> dict[str, tuple[int, str, str, str]]:
+        """``(version, updated_by, body digest, author)`` of the current copy of each id held:
+        which version and body a replica holds, and whose it is, read without decoding a pattern."""
+        out: dict[str, tuple[int, str, str, str]] = {}
         for chunk, marks in _id_chunks(list(ids)):
-            for pid, v, by, body in self._checked(self._db.execute(
-                    f"SELECT id, version, updated_by, body FROM patterns WHERE id IN ({marks})", chunk),
+            for pid, v, by, body, author in self._checked(self._db.execute(
+                    f"SELECT id, version, updated_by, body, author FROM patterns WHERE id IN ({marks})", chunk),
                     _HEAD_TYPES, "a pattern's head"):
-                out[pid] = (v, by, body)
+                out[pid] = (v, by, body, author)
         return out
+
+    @_sqlite_errors
+    def body_signatures(self, ids: Sequence[str]) -> dict[str, tuple[str, str, bytes | None]]:
+        """Per id held: ``(author, body digest, the author's signature of that body)``; the
+        signature is None when the body has none (not yet published, or changed since it was)."""
+        out: dict[str, tuple[str, str, bytes | None]] = {}
+        for chunk, marks in _id_chunks(list(ids)):
+            for pid, author, body, sig, signed in self._checked(self._db.execute(
+                    f"SELECT id, author, body, body_sig, signed_body FROM patterns WHERE id IN ({marks})", chunk),
+                    [(str,), (str,), (str,), (bytes, _NONE), (str,)], "a pattern's signature"):
+                out[pid] = (author, body, sig if signed == body else None)
+        return out
+
+    @_sqlite_errors
+    def sign_bodies(self, signed: Sequence[tuple[str, str, str, bytes]]) -> None:
+        """Record authors' signatures: ``(pattern id, author, body digest, signature)``, each
+        taken only while the pattern still has that body; its signer becomes its author."""
+        if signed:
+            with self._tx() as tx:
+                tx.db.executemany("UPDATE patterns SET author = ?, body_sig = ?, signed_body = ? WHERE id = ?"
+                                  " AND body = ?", [(a, sig, body, pid, body) for pid, a, body, sig in signed])
+                self.clear_row_cache()  # the author column is decoded into cached patterns
+
+    @_sqlite_errors
+    def deletion_proofs(self, ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """Per id deleted here with a signed proof: ``(deleter, proof)``."""
+        out: dict[str, tuple[str, bytes]] = {}
+        for chunk, marks in _id_chunks(list(ids)):
+            for pid, deleter, proof in self._checked(self._db.execute(
+                    f"SELECT pattern_id, deleter, proof FROM deletions WHERE pattern_id IN ({marks})", chunk),
+                    [(str,), (str,), (bytes,)], "a deletion proof"):
+                out[pid] = (deleter, proof)
+        return out
+
+    @_sqlite_errors
+    def deleted_authors(self, ids: Sequence[str]) -> dict[str, str]:
+        """The author of each of these patterns when it was last deleted here."""
+        out: dict[str, str] = {}
+        for chunk, marks in _id_chunks(list(ids)):
+            for pid, author in self._checked(self._db.execute(
+                    f"SELECT pattern_id, author FROM deleted WHERE pattern_id IN ({marks}) ORDER BY seq", chunk),
+                    [(str,), (str,)], "a deletion's author"):
+                out[pid] = author
+        return out
+
+    @_sqlite_errors
+    def replica_sign(self, signed: Sequence[tuple[str, int, bytes]]) -> None:
+        """Record signatures of writes logged before they were signed: ``(origin, seq, signature)``."""
+        if signed:
+            with self._tx() as tx:
+                tx.db.executemany("UPDATE replica SET sig = ? WHERE origin = ? AND seq = ?",
+                                  [(sig, o, q) for o, q, sig in signed])
+
+    @_sqlite_errors
+    def quarantine(self, author: str) -> list[str]:
+        """Delete every pattern ``author`` vouches for (a revoked agent's), as a peer's tombstone
+        would (not this store's own deletion: not published again); returns their ids."""
+        ids = [r[0] for r in self._checked(self._db.execute("SELECT id FROM patterns WHERE author = ?", (author,)),
+                                           [(str,)], "a pattern's id")]
+        if ids:
+            with self._tx() as tx:
+                self._delete_in_tx(tx, ids, remote=True)
+        return ids
 
     @_sqlite_errors
     def revision_records(self, ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -1218,12 +1320,16 @@ class PatternStore:
         return out
 
     @_sqlite_errors
-    def replica_guarded(self, ids: Sequence[str]) -> set[str]:
-        """Which of these patterns are under a live tombstone (deleted; their writes refused)."""
+    def replica_guarded(self, keys: Sequence[tuple[str, str]]) -> set[str]:
+        """Which of these ``(pattern id, author)`` are under a live tombstone (deleted; their
+        writes refused): one their author's deletion made (or one from before deleters were
+        recorded); another agent's deletion does not guard an author's pattern."""
+        authors = dict(keys)
         out: set[str] = set()
-        for chunk, marks in _id_chunks(list(ids)):
-            out.update(r[0] for r in self._db.execute(
-                f"SELECT pattern_id FROM tombstones WHERE pattern_id IN ({marks})", chunk))
+        for chunk, marks in _id_chunks(list(authors)):
+            out.update(pid for pid, deleter in self._db.execute(
+                f"SELECT pattern_id, deleter FROM tombstones WHERE pattern_id IN ({marks})", chunk)
+                if deleter in ("", "*", authors[pid]))
         return out
 
     @_sqlite_errors
@@ -1248,16 +1354,16 @@ class PatternStore:
     def replica_after(self, origin: str, seq: int, limit: int) -> list[ReplicaRow]:
         """Up to ``limit`` writes of ``origin`` after ``seq``, oldest first."""
         return self._checked(self._db.execute(
-            "SELECT origin, seq, pattern_id, version, updated_by, body FROM replica WHERE origin = ? AND seq > ?"
+            "SELECT origin, seq, pattern_id, version, updated_by, body, sig FROM replica WHERE origin = ? AND seq > ?"
             " ORDER BY seq LIMIT ?", (origin, seq, limit)), _REPLICA_TYPES, "a replica row")
 
     @_sqlite_errors
     def replica_recent(self, since: int, limit: int) -> list[tuple[int, ReplicaRow]]:
         """The last ``limit`` writes that arrived after arrival number ``since``, as ``(arrival, row)``."""
         rows = self._checked(self._db.execute(
-            "SELECT arrival, origin, seq, pattern_id, version, updated_by, body FROM replica WHERE arrival > ?"
+            "SELECT arrival, origin, seq, pattern_id, version, updated_by, body, sig FROM replica WHERE arrival > ?"
             " ORDER BY arrival DESC LIMIT ?", (since, limit)), [(int,), *_REPLICA_TYPES], "a replica row")
-        return [(a, (o, q, pid, v, by, body)) for a, o, q, pid, v, by, body in reversed(rows)]
+        return [(a, (o, q, pid, v, by, body, sig)) for a, o, q, pid, v, by, body, sig in reversed(rows)]
 
     @_sqlite_errors
     def replica_arrivals(self) -> int:
@@ -1362,7 +1468,7 @@ def _newer(candidate: Pattern, current: Pattern) -> bool:
     return key > (current.version, current.updated_by, current.digest())
 
 
-def _newer_than_head(candidate: Pattern, head: tuple[int, str, str], store: PatternStore) -> bool:
+def _newer_than_head(candidate: Pattern, head: tuple[int, str, str, str], store: PatternStore) -> bool:
     """:func:`_newer` against a stored copy known by its head; the copy is decoded only to break
     a tie on (version, updated_by)."""
     key, cur = (candidate.version, candidate.updated_by), (head[0], head[1])

@@ -99,7 +99,7 @@ def _pattern_record(p: Pattern) -> dict[str, Any]:
         "confidence": p.confidence, "uses": p.uses, "successes": p.successes,
         "failures": p.failures, "total_reward": p.total_reward, "created_at": p.created_at,
         "last_used_at": p.last_used_at, "source": p.source.to_dict(), "version": p.version,
-        "updated_by": p.updated_by, "provenance": list(p.provenance),
+        "updated_by": p.updated_by, "provenance": list(p.provenance), "author": p.author,
         "embedding": base64.b64encode(p.embedding.astype("<f4").tobytes()).decode("ascii"),
     }
 
@@ -271,7 +271,8 @@ class _Reader:
             source=Source(agent=self.text(src, "agent", name=True, missing=""),
                           trajectory=self.text(src, "trajectory", name=True, missing=""),
                           outcome=self.text(src, "outcome", name=True, missing=""), reward=src_reward),
-            provenance=prov, embedding=emb, **self.revision(rec),
+            provenance=prov, embedding=emb, author=self.text(rec, "author", name=True, missing=""),
+            **self.revision(rec),
         )
 
     def revision(self, rec: Any) -> dict[str, Any]:
@@ -367,7 +368,8 @@ def import_patterns(store: PatternStore, path: str | os.PathLike[str], now: floa
                 continue
             if policy.on_conflict == "merge" and merge(cur, p) is cur:
                 continue
-        take.append(replace(p, provenance=p.provenance + (stamp,)))
+        # the importer vouches for what it imports: it becomes the author when it publishes them
+        take.append(replace(p, provenance=p.provenance + (stamp,), author=""))
     store.put_many(take)
     return ImportReport(in_file=len(patterns), imported=len(take),
                         filtered_out=len(patterns) - len(admitted),

@@ -21,8 +21,10 @@ import anyio
 from threadpoolctl import threadpool_limits
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..agent import SwarmAgent
+from ..gossip import Identity, KeyRing, Signer
 from ..gossip.node import Contacts, Share
 from ..kernel import AnyioKernel, Kernel
 from ..specs import SwarmConfig
@@ -79,6 +81,18 @@ class ChildHost:
         self.share: Callable[[str], Share] | None = setup.share
         self.done = False
         self.stop = anyio.Event()
+        self.keyring = KeyRing(x509.load_pem_x509_certificate(setup.ca_pem))
+        self.admit([setup.certificate_pem, *setup.certificates])
+        self._identity = Identity(Signer(setup.spec.id, Ed25519PrivateKey.from_private_bytes(setup.write_key)),
+                                  self.keyring)
+
+    def admit(self, certificates: Sequence[bytes]) -> None:
+        """Take agents' certificates (PEM) into this process's key ring."""
+        for pem in certificates:
+            self.keyring.admit(x509.load_pem_x509_certificate(pem))
+
+    def identity(self, node: str) -> Identity:
+        return self._identity
 
     def endpoint(self, node: str) -> QuicEndpoint:
         return self.net.endpoint(node)
@@ -109,7 +123,7 @@ class _Child:
             s = self.setup
             creds = NodeCredentials(s.spec.id, x509.load_pem_x509_certificate(s.certificate_pem),
                                     serialization.load_pem_private_key(s.key_pem, None),  # type: ignore[arg-type]
-                                    s.ca_pem)
+                                    s.ca_pem, Ed25519PrivateKey.from_private_bytes(s.write_key))
             kernel = AnyioKernel(s.config.time_scale, epoch=self.epoch)
             self.host = ChildHost(s, kernel, _Net(creds))
             agent = SwarmAgent(self.host, s.spec, s.decisions, index=s.index, boots=s.boots)
@@ -178,6 +192,7 @@ class _Child:
             return None
         if isinstance(request, msg.Directory):
             host.net.directory.update(request.directory)
+            host.admit(request.certificates)
             return None
         if isinstance(request, msg.Faults):  # blocked peers and injected loss, at this node's transport
             if host.net.ep is not None:
@@ -209,7 +224,7 @@ STORE_READS = frozenset({"__len__", "iter_patterns", "get_many", "size_bytes", "
 
 #: What an orchestrator may do to an agent process.
 CALLS = frozenset({"vote", "export_pack", "import_pack", "consolidate", "set_quota", "set_learning_rate",
-                   "use_memory_config", "leave", "publish", "pattern_ids", "digest"})
+                   "use_memory_config", "leave", "publish", "pattern_ids", "digest", "revoke"})
 
 
 def _not_ready(request: msg.Message) -> Any:

@@ -304,6 +304,8 @@ class Setup(Message):
     certificate_pem: bytes  # issued by the orchestrator's swarm CA; the CA key never leaves it
     key_pem: bytes
     ca_pem: bytes
+    write_key: bytes  # the agent's Ed25519 write key (raw); its certificate holds the public half
+    certificates: list[bytes]  # every agent's certificate so far (PEM): whose writes it can check
     members: list[str]  # the swarm's agents (a static member list)
     seeds: list[str]  # live peers to rejoin through, after a restart
     # where a restarted agent carries on: its trades so far (as last reported) and its settings
@@ -343,6 +345,7 @@ class Directory(Message):
     """Where every agent's endpoint listens."""
 
     directory: dict[str, tuple[str, int]]
+    certificates: list[bytes]  # every agent's certificate (PEM), new ones included
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

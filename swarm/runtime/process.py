@@ -35,7 +35,7 @@ from ..learning.episodes import Decision
 from ..learning.memory_policy import MemoryConfig, MemoryPolicy
 from ..learning.session import RunLog
 from ..specs import AgentSpec
-from ..transport.quic import QuicStats, SwarmCA, link_counts, traffic_totals
+from ..transport.quic import NodeCredentials, QuicStats, SwarmCA, link_counts, traffic_totals
 from . import messages as msg
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,21 @@ class AgentProcessError(RuntimeError):
     """An agent process failed a request, or is gone."""
 
 
+def pem_credentials(creds: NodeCredentials) -> tuple[bytes, bytes, bytes, bytes]:
+    """Credentials as an agent process receives them: certificate and TLS key (PEM), the CA's
+    certificate (PEM) and the raw 32-byte Ed25519 write key."""
+    key = creds.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption())
+    return (creds.certificate.public_bytes(serialization.Encoding.PEM), key, creds.ca_pem,
+            creds.write_key.private_bytes_raw())
+
+
 class ProcessHost(Host, Protocol):
     """What a process agent needs of its swarm, beyond what any agent does: hearing that its
     process died without being asked to."""
 
     def agent_died(self, agent_id: str, exitcode: int | None, why: str) -> None: ...
+    def credentials(self, node: str) -> NodeCredentials: ...  # from the swarm CA, naming the node
 
 
 class ProcessAgent:
@@ -85,7 +95,7 @@ class ProcessAgent:
         self._informed_by: list[tuple[str, ...]] = []
         self._report: dict[str, Any] | None = None
         self._local: MemoryPolicy | None = None  # the store, read from its file while no process runs
-        self.credentials = network.issue(spec.id)
+        self.credentials = host.credentials(spec.id)
 
     # ---- the control channel ----
 
@@ -123,10 +133,11 @@ class ProcessAgent:
             self._local.close()
             self._local = None
         host = self.host
-        cert, key, ca = self.credentials
+        cert, key, ca, write_key = pem_credentials(self.credentials)
         setup = msg.Setup(spec=self.spec, decisions=self.decisions, config=host.config, index=self.index,
                            boots=self.boots, store_dir=str(host.store_dir), space=host.space, contacts=host.contacts,
-                           share=host.share, certificate_pem=cert, key_pem=key, ca_pem=ca,
+                           share=host.share, certificate_pem=cert, key_pem=key, ca_pem=ca, write_key=write_key,
+                           certificates=self.network.certificates(),
                            members=list(self._members), seeds=self._seeds,
                            cursor=self._status["cursor"], log=self._log, informed_by=self._informed_by,
                            memory=self.memory_config, quota=self._quota)
@@ -300,6 +311,9 @@ class ProcessAgent:
     def publish(self) -> None:
         self._call("publish")
 
+    def revoke(self, revocation_list: bytes) -> list[str]:
+        return list(self._call("revoke", revocation_list)) if self.running else []
+
     def digest(self) -> dict[str, int]:
         if self.running and self._report is None:
             self._status["digest"] = self._call("digest")
@@ -434,18 +448,16 @@ class ProcessNetwork:
         self._groups: dict[str, int] | None = None
         self._loss = 0.0
 
-    def issue(self, node: str) -> tuple[bytes, bytes, bytes]:
-        creds = self.ca.issue(node)
-        key = creds.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption())
-        return creds.certificate.public_bytes(serialization.Encoding.PEM), key, self.ca.pem
+    def certificates(self) -> list[bytes]:
+        """The certificates (PEM) of every agent this network has: each process's key ring."""
+        return [a.credentials.certificate.public_bytes(serialization.Encoding.PEM) for a in self.agents.values()]
 
     def register(self, agent: ProcessAgent, address: tuple[str, int]) -> None:
         """A process bound its endpoint: tell everyone (a restarted one has a new port)."""
         self.agents[agent.id] = agent
         self.directory[agent.id] = tuple(address)  # type: ignore[assignment]
         for a in self._running():
-            a.request(msg.Directory(dict(self.directory)))
+            a.request(msg.Directory(dict(self.directory), self.certificates()))
         self._apply(agent)
 
     def _running(self) -> list[ProcessAgent]:

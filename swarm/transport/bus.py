@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable
 
-from ..gossip import Event, GossipNode, ProtocolError
+from ..gossip import Event, GossipNode, ProtocolError, Revoked
 from ..kernel import EndOfChannel, Kernel
 from .base import Endpoint
 
@@ -45,6 +45,12 @@ class GossipBus:
         for dest, frame in self.node.outgoing():
             self.endpoint.send_nowait(dest, frame)
         events = self.node.events()
+        revoke = getattr(self.endpoint, "revoke", None)
+        if revoke is not None:  # a connection-oriented transport drops revoked peers for good
+            for ev in events:
+                if isinstance(ev, Revoked):
+                    for agent in ev.agents:
+                        revoke(agent)
         if self.on_event is not None:
             for ev in events:
                 self.on_event(ev)

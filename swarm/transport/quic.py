@@ -61,16 +61,16 @@ from aioquic.quic.recovery import QuicPacketPacer
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from ..gossip.codec import FrameSplitter, Limits, ProtocolError
+from ..gossip.identity import SAN_SUFFIX, Signer, certificate_agent, curator_extension, write_key_extension
 from ..kernel import EndOfChannel
 
 log = logging.getLogger(__name__)
 
 ALPN = "swarm-gossip/1"
-SAN_SUFFIX = ".swarm"
 ERROR_REFUSED = 0x1  # application close codes
 ERROR_MALFORMED = 0x2
 ERROR_SHUTDOWN = 0x0
@@ -104,10 +104,19 @@ CLIENT_AUTH_STREAM, SERVER_AUTH_STREAM = 2, 3  # the first client- and server-in
 
 @dataclass(frozen=True, slots=True)
 class NodeCredentials:
+    """A member's certificate and keys: the certificate names the member, holds its TLS key (EC
+    P-256: both QUIC stacks speak it) and, in an extension the CA signs with the rest, the public
+    half of its Ed25519 write key (:class:`~swarm.gossip.identity.Signer`), which signs its writes."""
+
     node: str
     certificate: x509.Certificate
     private_key: ec.EllipticCurvePrivateKey
     ca_pem: bytes
+    write_key: ed25519.Ed25519PrivateKey
+
+    @property
+    def signer(self) -> Signer:
+        return Signer(self.node, self.write_key)
 
 
 class SwarmCA:
@@ -137,31 +146,41 @@ class SwarmCA:
     def pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, node: str, days: int = 7) -> NodeCredentials:
-        """A certificate naming ``node`` (as DNS name ``<node>.swarm``), signed by this CA."""
+    def issue(self, node: str, days: int = 7, write_key: ed25519.Ed25519PrivateKey | None = None,
+              curator: bool = False) -> NodeCredentials:
+        """A certificate naming ``node`` (as DNS name ``<node>.swarm``), holding a new TLS key and
+        the public half of its Ed25519 write key (``write_key``, or a new one), and naming it a
+        ``curator`` if so (see :data:`swarm.gossip.identity.CURATOR_OID`), signed by this CA."""
         key = ec.generate_private_key(ec.SECP256R1())
+        write_key = write_key if write_key is not None else ed25519.Ed25519PrivateKey.generate()
         now = dt.datetime.now(dt.UTC)
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node)]))
-                .issuer_name(self.certificate.subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + dt.timedelta(days=days))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(node + SAN_SUFFIX)]), critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .sign(self.key, hashes.SHA256()))
-        return NodeCredentials(node, cert, key, self.pem)
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node)]))
+                   .issuer_name(self.certificate.subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=days))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(node + SAN_SUFFIX)]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(write_key_extension(write_key.public_key()), critical=False))
+        if curator:
+            builder = builder.add_extension(curator_extension(), critical=False)
+        return NodeCredentials(node, builder.sign(self.key, hashes.SHA256()), key, self.pem, write_key)
+
+    def revocation_list(self, certificates: Iterable[x509.Certificate], number: int) -> bytes:
+        """A revocation list (DER, CRL number ``number``: a node takes only a newer list than the
+        one it holds) revoking ``certificates``; gossip spreads it to every member."""
+        now = dt.datetime.now(dt.UTC)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.certificate.subject)
+                   .last_update(now).next_update(now + dt.timedelta(days=7))
+                   .add_extension(x509.CRLNumber(number), critical=False))
+        for cert in certificates:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now).build())
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
-def node_of(certificate: x509.Certificate) -> str | None:
-    """The node a swarm certificate names (from its ``<node>.swarm`` DNS name), if any."""
-    try:
-        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    for name in names.get_values_for_type(x509.DNSName):
-        if name.endswith(SAN_SUFFIX):
-            return name[: -len(SAN_SUFFIX)]
-    return None
+#: The node a swarm certificate names (from its ``<node>.swarm`` DNS name), if any.
+node_of = certificate_agent
 
 
 def _is_loopback(host: str) -> bool:
@@ -442,6 +461,7 @@ class QuicEndpoint:
         self.loss = 0.0  # fault injection: share of outgoing datagrams dropped
         self._loss_rng = random.Random(f"loss:{credentials.node}")
         self._killed = False
+        self.revoked: set[str] = set()  # peers the swarm CA revoked: refused (see revoke)
 
     # ---- lifecycle ----
 
@@ -529,6 +549,14 @@ class QuicEndpoint:
         for c in self._live():
             if c.peer == peer:
                 self._close_malformed(c, reason)
+        self._kick()
+
+    def revoke(self, peer: str) -> None:
+        """The swarm CA revoked ``peer``: close its connections and refuse it from now on."""
+        self.revoked.add(peer)
+        for c in self._live():
+            if c.peer == peer:
+                self._close(c, ERROR_REFUSED, "revoked")
         self._kick()
 
     def close(self) -> None:
@@ -941,6 +969,8 @@ class QuicEndpoint:
         except (ValueError, TypeError, InvalidSignature):
             return None, "its certificate is not signed by the swarm CA"
         peer = node_of(cert)
+        if peer is not None and peer in self.revoked:
+            return None, f"{peer} is revoked"
         return (peer, None) if peer is not None else (None, "its certificate names no swarm node")
 
     def _refuse(self, conn: _Conn, reason: str) -> None:
@@ -1045,11 +1075,12 @@ class QuicNetwork:
         self._retired: list[QuicEndpoint] = []
         self._groups: dict[str, int] | None = None
 
-    def endpoint(self, node: str) -> QuicEndpoint:
+    def endpoint(self, node: str, credentials: NodeCredentials | None = None) -> QuicEndpoint:
+        """``node``'s endpoint, with ``credentials`` (or new ones from this network's CA)."""
         old = self.endpoints.get(node)
         if old is not None:
             self._retired.append(old)
-        ep = QuicEndpoint(self.ca.issue(node), host=self.host, directory=self.directory)
+        ep = QuicEndpoint(credentials or self.ca.issue(node), host=self.host, directory=self.directory)
         self.endpoints[node] = ep
         self._apply_partition()
         return ep

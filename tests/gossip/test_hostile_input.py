@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from swarm.gossip import GossipConfig, GossipNode, ProtocolError, decode
 from swarm.gossip.codec import DELTA, DIGEST, HEADER, VERSION
 from swarm.memory import ImportValidationError, PatternStore, export_patterns, import_patterns
-from swarm.memory.transfer import pattern_to_record, revision_to_record
+from swarm.gossip.identity import body_message, write_message
+from swarm.memory.transfer import pattern_from_record, pattern_to_record, revision_to_record
+from tests.identities import RING, ident
 
 from tests.conftest import FAULT_SCALE
 
@@ -40,8 +42,42 @@ def _frame(kind: int, body: dict | str) -> bytes:
     return HEADER.pack(b"SG", VERSION, kind, len(payload)) + payload
 
 
+def _sig(agent: str, message: bytes) -> str:
+    return base64.b64encode(ident(agent).signer.sign(message)).decode("ascii")
+
+
+_NO_SIG = base64.b64encode(bytes(64)).decode("ascii")
+
+
+def _write_sig(origin: str, seq: object, pid: object) -> str:
+    """The origin's signature of its write (a well-signed entry: what fails must be the payload)."""
+    try:
+        return _sig(origin, write_message(origin, int(seq), pid if isinstance(pid, str) else ""))  # type: ignore[call-overload]
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return _NO_SIG
+
+
+def _signed(origin: str, seq: object, rec: object) -> list:
+    """``[origin, seq, signature, record, body signature]``, signed as the origin and the author
+    would (the record names the origin its author if it names none)."""
+    if isinstance(rec, dict) and rec.get("author", "") == "":
+        rec = {**rec, "author": origin}
+    body_sig = _NO_SIG
+    try:
+        p = pattern_from_record(rec, DIM)
+        if p.author in RING:
+            body_sig = _sig(p.author, body_message(p.id, p.author, p.body_digest()))
+    except (ImportValidationError, UnicodeEncodeError):
+        pass
+    return [origin, seq, _write_sig(origin, seq, rec.get("id") if isinstance(rec, dict) else None), rec, body_sig]
+
+
+def _revision(origin: str, seq: int, fields: list, body: str) -> list:
+    return [origin, seq, _write_sig(origin, seq, fields[0]), fields, body]
+
+
 def _node() -> GossipNode:
-    node = GossipNode("b", GossipConfig(dim=DIM), seed=1)
+    node = GossipNode("b", GossipConfig(dim=DIM), seed=1, identity=ident("b"))
     node.bootstrap(["b", "m"], 0.0)
     return node
 
@@ -57,7 +93,7 @@ def _still_sound(node: GossipNode) -> None:
     assert len(store.search(pattern(2).embedding, 5)) == min(5, len(held))
     fresh = pattern(7, origin="m")
     seq = node.digest().get("m", 0) + 1
-    node.receive(_frame(DELTA, {"from": "m", "entries": [["m", seq, pattern_to_record(fresh)]]}), 1.0, sender="m")
+    node.receive(_frame(DELTA, {"from": "m", "entries": [_signed("m", seq, pattern_to_record(fresh))]}), 1.0, sender="m")
     assert fresh.id in node.patterns
 
 
@@ -73,27 +109,27 @@ def _b64(v: np.ndarray) -> str:
 
 # what one member sent, each of which stopped a node's bus before (or was taken and did harm)
 _KNOWN = {
-    "lone surrogate in a title": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(title="\ud800")]]}),
+    "lone surrogate in a title": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(title="\ud800"))]}),
     "lone surrogate in a sender id": _frame(DELTA, {"from": "\udfff", "entries": []}),
     "JSON nested 100,000 deep": _frame(DELTA, '{"from": "m", "entries": [["m", 1, ' + "[" * 100_000
                                        + "]" * 100_000 + "]]}"),
-    "version 2**63": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(version=2**63)]]}),
-    "uses 10**30": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(uses=10**30)]]}),
-    "created_at 10**400": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(created_at=10**400)]]}),
-    "sequence number 2**64": _frame(DELTA, {"from": "m", "entries": [["m", 2**64, _record()]]}),
-    "a 1 MB agent name": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(
-        source={"agent": "a" * 1_000_000, "trajectory": "", "outcome": "", "reward": 0.1})]]}),
-    "50,000 provenance entries": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(
-        provenance=[{"e": i} for i in range(50_000)])]]}),
-    "NaN in provenance": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(provenance=[{"x": math.nan}])]]}),
-    "provenance nested 50 deep": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(
-        provenance=[json.loads('{"a":' * 50 + "1" + "}" * 50)])]]}),
-    "embedding of 3e38": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(
-        embedding=_b64(np.full(DIM, 3e38, np.float32)))]]}),
-    "embedding of 1e-30": _frame(DELTA, {"from": "m", "entries": [["m", 1, _record(
-        embedding=_b64(np.full(DIM, 1e-30, np.float32)))]]}),
-    "revision with version 2**63": _frame(DIGEST, {"from": "m", "entries": [["m", 1, [
-        "x", 0.5, 1, 1, 0, 0.1, 2.0, 2**63, "m"], "0" * 32]]}),
+    "version 2**63": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(version=2**63))]}),
+    "uses 10**30": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(uses=10**30))]}),
+    "created_at 10**400": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(created_at=10**400))]}),
+    "sequence number 2**64": _frame(DELTA, {"from": "m", "entries": [_signed("m", 2**64, _record())]}),
+    "a 1 MB agent name": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(
+        source={"agent": "a" * 1_000_000, "trajectory": "", "outcome": "", "reward": 0.1}))]}),
+    "50,000 provenance entries": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(
+        provenance=[{"e": i} for i in range(50_000)]))]}),
+    "NaN in provenance": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(provenance=[{"x": math.nan}]))]}),
+    "provenance nested 50 deep": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(
+        provenance=[json.loads('{"a":' * 50 + "1" + "}" * 50)]))]}),
+    "embedding of 3e38": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(
+        embedding=_b64(np.full(DIM, 3e38, np.float32))))]}),
+    "embedding of 1e-30": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(
+        embedding=_b64(np.full(DIM, 1e-30, np.float32))))]}),
+    "revision with version 2**63": _frame(DIGEST, {"from": "m", "entries": [_revision("m", 1, [
+        "x", 0.5, 1, 1, 0, 0.1, 2.0, 2**63, "m"], "0" * 32)]}),
 }
 
 
@@ -127,7 +163,7 @@ def test_a_pattern_entry_with_any_value_in_any_field_is_refused_cleanly_or_taken
         rec[key] = value
     node = _node()
     try:
-        node.receive(_frame(DELTA, {"from": "m", "entries": [["m", 1, rec]]}), 1.0, sender="m")
+        node.receive(_frame(DELTA, {"from": "m", "entries": [_signed("m", 1, rec)]}), 1.0, sender="m")
     except ProtocolError:
         assert not node.patterns
     _still_sound(node)
@@ -138,13 +174,13 @@ def test_a_pattern_entry_with_any_value_in_any_field_is_refused_cleanly_or_taken
 def test_a_revision_with_any_value_in_any_field_is_refused_cleanly_or_applied_soundly(index, value):
     node = _node()
     held = pattern(1, origin="m")
-    node.receive(_frame(DELTA, {"from": "m", "entries": [["m", 1, pattern_to_record(held)]]}), 1.0, sender="m")
+    node.receive(_frame(DELTA, {"from": "m", "entries": [_signed("m", 1, pattern_to_record(held))]}), 1.0, sender="m")
     rev = revision_to_record(held.bumped("m", uses=1, successes=1))
     fields = [rev["id"], rev["confidence"], rev["uses"], rev["successes"], rev["failures"], rev["total_reward"],
               rev["last_used_at"], rev["version"], rev["updated_by"]]
     fields[index] = value
     try:
-        node.receive(_frame(DIGEST, {"from": "m", "entries": [["m", 2, fields, held.body_digest()]]}), 2.0,
+        node.receive(_frame(DIGEST, {"from": "m", "entries": [_revision("m", 2, fields, held.body_digest())]}), 2.0,
                      sender="m")
     except ProtocolError:
         pass
@@ -180,7 +216,7 @@ def test_a_frame_that_fails_in_an_unforeseen_way_closes_one_connection_and_the_b
     k = VirtualKernel()
     net = SimNetwork(k, 0)
     cfg = GossipConfig(dim=DIM)
-    nodes = {n: GossipNode(n, cfg, seed=3) for n in ("a", "b")}
+    nodes = {n: GossipNode(n, cfg, seed=3, identity=ident(n)) for n in ("a", "b")}
     buses = {n: GossipBus(k, nodes[n], net.endpoint(n)) for n in nodes}
     for node in nodes.values():
         node.bootstrap(nodes, 0.0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,6 +14,7 @@ from swarm.gossip import (
 )
 from swarm.gossip.codec import DIGEST, HEADER, PING, VERSION, Entry, FrameReader, Limits, Update
 from swarm.memory.models import Pattern, apply_outcome, make_pattern_id
+from tests.identities import ident, signed_entry
 
 DIM = 8
 
@@ -58,7 +62,7 @@ class Net:
 
 def cluster(n: int, **cfg) -> Net:
     config = GossipConfig(dim=DIM, **cfg)
-    nodes = {f"n{i}": GossipNode(f"n{i}", config, seed=7) for i in range(n)}
+    nodes = {f"n{i}": GossipNode(f"n{i}", config, seed=7, identity=ident(f"n{i}")) for i in range(n)}
     net = Net(nodes)
     for name, node in nodes.items():
         if name != "n0":
@@ -81,9 +85,9 @@ def test_two_nodes_replicate_a_batch_both_ways():
 
 def test_concurrent_versions_converge_to_the_same_copy():
     net = cluster(3)
-    base = pattern(1)
-    for node in net.nodes.values():
-        node.publish([base], 0.0)
+    base = replace(pattern(1), author="n0")
+    net.nodes["n0"].publish([base], 0.0)
+    net.run(3.0)
     # two nodes update the same pattern concurrently
     net.nodes["n1"].publish([apply_outcome(base, True, 0.01, now=1.0, by="n1")], 1.0)
     net.nodes["n2"].publish([apply_outcome(base, False, -0.01, now=1.0, by="n2")], 1.0)
@@ -138,7 +142,7 @@ def test_new_versions_of_a_held_pattern_travel_as_revisions():
 
 def test_a_revision_over_a_body_not_held_is_dropped_until_the_whole_pattern_comes():
     config = GossipConfig(dim=DIM)
-    sender, fresh = GossipNode("s", config, seed=1), GossipNode("f", config, seed=1)
+    sender, fresh = GossipNode("s", config, seed=1, identity=ident("s")), GossipNode("f", config, seed=1, identity=ident("f"))
     p = pattern(3)
     v2 = _versions(p, 1, by="s")[0]
     sender.publish([p, v2], 0.0)
@@ -238,7 +242,7 @@ def test_a_restarted_node_catches_up_and_resends_what_it_had():
     net.run(net.now + 12.0)
     assert net.nodes["n0"].membership.status("n2") == DEAD
     kept = list(net.nodes["n2"].patterns.values())[:10]  # what its own store had committed
-    reborn = GossipNode("n2", net.nodes["n0"].config, seed=7, now=net.now, boot=1)
+    reborn = GossipNode("n2", net.nodes["n0"].config, seed=7, now=net.now, boot=1, identity=ident("n2"))
     reborn.publish(kept, net.now)
     net.nodes["n2"] = reborn
     net.events["n2"] = []
@@ -253,7 +257,7 @@ def test_a_restarted_node_catches_up_and_resends_what_it_had():
 def test_topology_limits_whom_a_node_contacts():
     config = GossipConfig(dim=DIM)
     hub_only = lambda me, live: [m for m in live if m == "hub"] if me != "hub" else live  # noqa: E731
-    nodes = {n: GossipNode(n, config, seed=1, contacts=hub_only) for n in ("hub", "s1", "s2", "s3")}
+    nodes = {n: GossipNode(n, config, seed=1, contacts=hub_only, identity=ident(n)) for n in ("hub", "s1", "s2", "s3")}
     net = Net(nodes)
     for n in ("s1", "s2", "s3"):
         nodes[n].join(["hub"], 0.0)
@@ -275,12 +279,16 @@ def test_topology_limits_whom_a_node_contacts():
 # ---- codec -------------------------------------------------------------------------------------
 
 def test_codec_round_trip():
-    msg = Message(DIGEST, "n1", (Update("n2", ALIVE, 3),), digest={"n1": 4}, entries=(Entry("n1", 4, pattern(3)),),
-                  reply=True)
+    entry = signed_entry("n1", 4, pattern(3))
+    msg = Message(DIGEST, "n1", (Update("n2", ALIVE, 3),), digest={"n1": 4}, entries=(entry,), reply=True)
     back = decode(encode(msg), DIM)
     assert back.sender == "n1" and back.digest == {"n1": 4} and back.reply
+    assert (back.entries[0].sig, back.entries[0].body_sig) == (entry.sig, entry.body_sig)
     assert back.updates == msg.updates and back.entries[0].pattern.id == pattern(3).id
     assert np.array_equal(back.entries[0].pattern.embedding, pattern(3).embedding)
+
+
+SIG = base64.b64encode(bytes(64))  # a signature's shape (its worth is the replica's to check)
 
 
 def _frame(kind: int, body: bytes, version: int = VERSION, magic: bytes = b"SG") -> bytes:
@@ -299,11 +307,18 @@ def _frame(kind: int, body: bytes, version: int = VERSION, magic: bytes = b"SG")
     (_frame(PING, b'{"from":"","probe":1}'), "node id"),
     (_frame(PING, b'{"from":"x","probe":-1}'), "non-negative"),
     (_frame(PING, b'{"from":"x","probe":1,"u":[["y","zombie",1]]}'), "membership update"),
-    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,{"kind":"strategy"}]]}'), "entry"),
-    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,["p",0.5,1,1,0,0.1,2.0,2,"x"],"not-a-digest"]]}'), "body"),
-    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,["p",0.5,-1,1,0,0.1,2.0,2,"x"],"' + b"0" * 32 + b'"]]}'), "uses"),
-    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,{"id":"p"},"' + b"0" * 32 + b'"]]}'), "revision must list"),
-    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,["p"],"' + b"0" * 32 + b'",5]]}'), "entry must be"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",{"kind":"strategy"},"' + SIG + b'"]]}'), "entry"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,{"kind":"strategy"}]]}'), "entry must be"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p",0.5,1,1,0,0.1,2.0,2,"x"],"not-a-digest"]]}'),
+     "body"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p",0.5,-1,1,0,0.1,2.0,2,"x"],"' + b"0" * 32
+            + b'"]]}'), "uses"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",{"id":"p"},"' + b"0" * 32 + b'"]]}'),
+     "'kind' must be"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p"],"' + b"0" * 32 + b'"]]}'),
+     "revision must list"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p"],"' + b"0" * 32 + b'",5]]}'), "entry must be"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"c2ln",null,["p",1,"x"]]]}'), "signature"),
     (_frame(PING, b'{"from":"x","probe":1}') + b"extra", "does not match"),
 ])
 def test_malformed_frames_raise_one_protocol_error(data, why):
@@ -344,7 +359,7 @@ def test_a_node_survives_garbage_and_keeps_working():
 
 
 def test_spoofed_sender_and_foreign_embedding_space_are_refused():
-    a = GossipNode("a", GossipConfig(dim=DIM, space="ctx-1"))
+    a = GossipNode("a", GossipConfig(dim=DIM, space="ctx-1"), identity=ident("a"))
     with pytest.raises(ProtocolError, match="claims"):
         a.receive(encode(Message(PING, "b", probe=1)), 0.0, sender="c")
     from swarm.gossip.codec import JOIN

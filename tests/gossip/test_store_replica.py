@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,12 +12,13 @@ from swarm.gossip.codec import Entry, Revision
 from swarm.memory.models import apply_outcome
 from swarm.memory.store import PatternStore
 from swarm.memory.transfer import revision_to_record
+from tests.identities import ident, signed_entry
 
 from .test_protocol import DIM, Net, pattern
 
 
 def node(name: str, store: PatternStore, **cfg: float) -> GossipNode:
-    return GossipNode(name, GossipConfig(dim=DIM, fanout=2, **cfg), seed=1, store=store)
+    return GossipNode(name, GossipConfig(dim=DIM, fanout=2, **cfg), seed=1, store=store, identity=ident(name))
 
 
 def pair(tmp_path, *names: str, **cfg: float) -> tuple[Net, dict[str, PatternStore]]:
@@ -46,7 +49,7 @@ def test_writes_replicate_between_stores_and_survive_a_reopen(tmp_path):
     assert net.nodes["b"].digest() == net.nodes["a"].digest() == {"a": 20}
     b.close()
     reopened = PatternStore(tmp_path / "b.db", dim=DIM)
-    assert StoreReplica(reopened, "b").digest() == {"a": 20}  # a restart keeps the replica
+    assert StoreReplica(reopened, "b", ident("b")).digest() == {"a": 20}  # a restart keeps the replica
 
 
 def test_copies_received_are_never_published_again_as_own(tmp_path):
@@ -70,7 +73,7 @@ def test_copies_received_are_never_published_again_as_own(tmp_path):
 
 def test_an_old_write_is_served_with_the_current_version(tmp_path):
     store = PatternStore(tmp_path / "a.db", dim=DIM)
-    r = StoreReplica(store, "a")
+    r = StoreReplica(store, "a", ident("a"))
     p1 = pattern(1)
     store.put_many([p1])
     r.write_many([p1])
@@ -87,16 +90,16 @@ def test_an_old_write_is_served_with_the_current_version(tmp_path):
 
 def test_revisions_resolve_over_a_held_body_and_count_when_they_cannot(tmp_path):
     store = PatternStore(tmp_path / "b.db", dim=DIM)
-    r = StoreReplica(store, "b")
+    r = StoreReplica(store, "b", ident("b"))
     p1 = pattern(1)
-    assert r.apply([Entry("a", 1, p1)]) == [p1.id]
+    assert r.apply([signed_entry("a", 1, p1)]) == [p1.id]
     p2 = apply_outcome(p1, True, 0.02, 3.0, by="a")
     rev = Revision(p1.body_digest(), revision_to_record(p2))
-    assert r.apply([Entry("a", 2, rev)]) == [p1.id]  # applied in the store, nothing decoded
+    assert r.apply([signed_entry("a", 2, rev)]) == [p1.id]  # applied in the store, nothing decoded
     got = store.get(p1.id)
     assert got.version == p2.version and store.get(p1.id).uses == p2.uses
     stranger = Revision(pattern(7).body_digest(), revision_to_record(pattern(7)))
-    assert r.apply([Entry("a", 3, stranger)]) == [] and r.unresolved == 1
+    assert r.apply([signed_entry("a", 3, stranger)]) == [] and r.unresolved == 1
     assert r.digest() == {"a": 2}  # the unresolved write is asked for again
 
 
@@ -105,30 +108,30 @@ def test_a_revision_applied_in_the_store_equals_the_version_it_describes(tmp_pat
     the pattern the revision describes, field for field, and the vector index's confidence follows;
     an older revision changes nothing."""
     store = PatternStore(tmp_path / "b.db", dim=DIM)
-    r = StoreReplica(store, "b")
+    r = StoreReplica(store, "b", ident("b"))
     p1 = pattern(1)
-    r.apply([Entry("a", 1, p1)])
+    r.apply([signed_entry("a", 1, p1)])
     v = p1
     for i in range(3):
         v = apply_outcome(v, i != 1, 0.03 * (i + 1), float(i + 2), by="a")
-    r.apply([Entry("a", 2, Revision(p1.body_digest(), revision_to_record(v)))])
+    r.apply([signed_entry("a", 2, Revision(p1.body_digest(), revision_to_record(v)))])
     got = store.get(p1.id)
     assert got.digest() == v.digest() and got.body_digest() == p1.body_digest()
     assert store.search(v.embedding, 1, min_confidence=v.confidence - 1e-6)[0][0].id == p1.id
     assert store.search(v.embedding, 1, min_confidence=v.confidence + 1e-6) == []
     older = apply_outcome(p1, True, 0.5, 9.0, by="a")
-    assert r.apply([Entry("a", 3, Revision(p1.body_digest(), revision_to_record(older)))]) == []
+    assert r.apply([signed_entry("a", 3, Revision(p1.body_digest(), revision_to_record(older)))]) == []
     assert store.get(p1.id).digest() == v.digest() and r.digest() == {"a": 3}
 
 
 def test_a_newer_revision_before_an_older_whole_copy_in_one_batch_wins(tmp_path):
     store = PatternStore(tmp_path / "b.db", dim=DIM)
-    r = StoreReplica(store, "b")
+    r = StoreReplica(store, "b", ident("b"))
     p1 = pattern(1)
-    r.apply([Entry("a", 1, p1)])
+    r.apply([signed_entry("a", 1, p1)])
     v2 = apply_outcome(p1, True, 0.01, 2.0, by="a")
     v3 = apply_outcome(v2, False, -0.02, 3.0, by="a")
-    r.apply([Entry("a", 3, Revision(p1.body_digest(), revision_to_record(v3))), Entry("a", 2, v2)])
+    r.apply([signed_entry("a", 3, Revision(p1.body_digest(), revision_to_record(v3))), signed_entry("a", 2, v2)])
     assert store.get(p1.id).digest() == v3.digest() and r.digest() == {"a": 3}
 
 
@@ -148,8 +151,8 @@ def test_a_deletion_travels_as_a_tombstone_and_old_writes_do_not_bring_it_back(t
     assert net.nodes["a"].digest() == net.nodes["b"].digest() == {"a": 3}
     assert b.deleted_between(0, b.sequence) == []  # b deleted on a's word: nothing of b's to publish
     # a straggler's copy of the old version (a write of c's, arriving late) is refused
-    late = apply_outcome(gone, True, 0.01, 7.0, by="c")
-    assert net.nodes["b"].log.apply([Entry("c", 1, late)], 7.0) == [] and b.get(gone.id) is None
+    late = apply_outcome(replace(gone, author="a"), True, 0.01, 7.0, by="c")
+    assert net.nodes["b"].log.apply([signed_entry("c", 1, late)], 7.0) == [] and b.get(gone.id) is None
     assert net.nodes["b"].digest()["c"] == 1  # ...but held: anti-entropy moves on
 
 
@@ -157,28 +160,30 @@ def test_a_deleted_patterns_writes_reach_a_newcomer_as_tombstones(tmp_path):
     """A peer that missed a pattern altogether learns its deletion from anyone who holds its writes,
     and the digests converge (no write is left that nobody can serve)."""
     store = PatternStore(tmp_path / "b.db", dim=DIM)
-    b = StoreReplica(store, "b")
+    b = StoreReplica(store, "b", ident("b"))
     p1 = pattern(1)
-    b.apply([Entry("a", 1, p1), Entry("a", 2, apply_outcome(p1, True, 0.02, 1.0, by="a"))], 1.0)
-    b.apply([Entry("a", 3, Tombstone(p1.id, 2, "a"))], 2.0)
+    b.apply([signed_entry("a", 1, p1), signed_entry("a", 2, apply_outcome(p1, True, 0.02, 1.0, by="a"))], 1.0)
+    b.apply([signed_entry("a", 3, Tombstone(p1.id, 2, "a"))], 2.0)
     assert store.get(p1.id) is None
     sent = b.missing_for({}, 10)
-    assert [e.pattern for e in sent] == [Tombstone(p1.id, 1, ""), Tombstone(p1.id, 2, "a"), Tombstone(p1.id, 2, "a")]
-    newcomer = StoreReplica(PatternStore(":memory:", dim=DIM), "c")
+    assert [(e.pattern.id, e.pattern.version, e.pattern.updated_by, e.pattern.deleter) for e in sent] == [
+        (p1.id, 1, "", "a"), (p1.id, 2, "a", "a"), (p1.id, 2, "a", "a")]  # each with a's signed proof
+    newcomer = StoreReplica(PatternStore(":memory:", dim=DIM), "c", ident("c"))
     assert newcomer.apply(sent, 3.0) == []
     assert newcomer.digest() == b.digest() == {"a": 3} and len(newcomer) == 0
 
 
 def test_a_revision_over_a_body_deleted_here_is_held_not_asked_for_forever(tmp_path):
     store = PatternStore(tmp_path / "b.db", dim=DIM)
-    b = StoreReplica(store, "b")
+    b = StoreReplica(store, "b", ident("b"))
     p1 = pattern(1)
-    b.apply([Entry("a", 1, p1)], 1.0)
+    b.apply([signed_entry("a", 1, p1)], 1.0)
     store.delete_many([p1.id])
-    b.write_many([], store.deleted_between(0, store.sequence), 2.0)
+    assert b.write_many([], store.deleted_between(0, store.sequence), 2.0) == []  # a's pattern: deleted here only
+    assert b.unpublished == 1
     newer = apply_outcome(p1, True, 0.02, 3.0, by="a")  # a kept using it meanwhile
-    assert b.apply([Entry("a", 2, Revision(p1.body_digest(), revision_to_record(newer)))], 3.0) == []
-    assert b.unresolved == 0 and b.digest() == {"a": 2, "b": 1} and store.get(p1.id) is None
+    assert b.apply([signed_entry("a", 2, Revision(p1.body_digest(), revision_to_record(newer)))], 3.0) == []
+    assert b.unresolved == 0 and b.digest() == {"a": 2} and store.get(p1.id) is None
 
 
 def test_a_tombstone_expires_after_its_ttl(tmp_path):
@@ -191,11 +196,11 @@ def test_a_tombstone_expires_after_its_ttl(tmp_path):
     a.delete_many([p1.id])
     publish(net, "a", a, seen)
     net.run(4.0)
-    assert b.replica_guarded([p1.id]) == {p1.id}
+    assert b.replica_guarded([(p1.id, "a")]) == {p1.id}
     net.run(4.0 + 5.0 + 1.5)  # past the TTL, at a gossip round
-    assert b.replica_guarded([p1.id]) == set() and a.replica_guarded([p1.id]) == set()
+    assert b.replica_guarded([(p1.id, "a")]) == set() and a.replica_guarded([(p1.id, "a")]) == set()
     # expired: an old write is taken again (why the TTL must outlast any partition)
-    assert net.nodes["b"].log.apply([Entry("c", 1, p1)], net.now) == [p1.id]
+    assert net.nodes["b"].log.apply([signed_entry("c", 1, replace(p1, author="a"))], net.now) == [p1.id]
 
 
 writes = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["put", "use", "delete"])), min_size=1, max_size=14)
@@ -213,15 +218,15 @@ def test_replicas_that_took_the_same_writes_agree_whatever_the_order(ops, order,
         if op == "delete":
             if p is None:
                 continue
-            entries.append(Entry("o", len(entries) + 1, Tombstone(p.id, p.version, p.updated_by)))
+            entries.append(signed_entry("o", len(entries) + 1, Tombstone(p.id, p.version, p.updated_by)))
             current.pop(i)
             continue
         p = pattern(i, "o") if p is None else apply_outcome(p, True, 0.01, float(len(entries)), by="o")
         current[i] = p
-        entries.append(Entry("o", len(entries) + 1, p))
+        entries.append(signed_entry("o", len(entries) + 1, p))
     shuffled = list(entries)
     order.shuffle(shuffled)
-    one, two = (StoreReplica(PatternStore(":memory:", dim=DIM), n) for n in ("x", "y"))
+    one, two = (StoreReplica(PatternStore(":memory:", dim=DIM), n, ident(n)) for n in ("x", "y"))
     one.apply(entries, 1.0)
     two.apply(shuffled[:cut], 1.0)
     two.apply(shuffled[cut:], 2.0)
@@ -239,9 +244,9 @@ def test_a_tombstone_crosses_the_wire_and_a_malformed_one_is_refused():
     from swarm.gossip.codec import DELTA, HEADER, MAGIC, VERSION
 
     t = Tombstone("pattern-1", 4, "leader")
-    msg = Message(DELTA, "a", entries=(Entry("a", 7, t),), reply=False)
+    msg = Message(DELTA, "a", entries=(signed_entry("a", 7, t),), reply=False)
     [got] = decode(encode(msg), DIM).entries
-    assert got == Entry("a", 7, t)
+    assert got == signed_entry("a", 7, t)
     for bad in ([["a", 7, None, ["pattern-1", -1, "x"]]], [["a", 7, None, ["", 1, "x"]]],
                 [["a", 7, None, ["p", 1]]], [["a", 7, None, "p"]]):
         payload = json.dumps({"from": "a", "entries": bad, "reply": False}).encode()

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 import os
 import signal
 import sqlite3
@@ -18,6 +19,7 @@ from swarm.memory import (
     PatternStore,
     SchemaVersionError,
 )
+from swarm.memory.models import Source
 from swarm.memory.store import APPLICATION_ID, SCHEMA_VERSION, _MIGRATIONS
 from tests.conftest import make_pattern
 
@@ -366,16 +368,44 @@ def test_migration_to_v6_stamps_every_row_with_its_row_digest(tmp_path):
         s.record_outcome("p3", True, 1.0, now=2.0)
         before = {p.id: (p.digest(), p.version, p.last_used_at) for p in s}
     db = sqlite3.connect(path)  # back to v5: no row digests
+    _back_to_v6(db)
     db.execute("ALTER TABLE patterns DROP COLUMN row_digest")
     db.execute("PRAGMA user_version = 5")
     db.commit()
     db.close()
     with PatternStore(path) as s:
-        assert s.schema_version == SCHEMA_VERSION == 6
+        assert s.schema_version == SCHEMA_VERSION == 7
         assert {p.id: (p.digest(), p.version, p.last_used_at) for p in s} == before
         s.record_outcome("p3", False, 0.0, now=3.0)
     with PatternStore(path) as s:  # reopened: every row passes its checks
         assert s.get("p3").uses == 2 and len(s.index) == 20
+
+
+def _back_to_v6(db: sqlite3.Connection) -> None:
+    """Undo the v7 migration: no authors, signatures or deletion proofs."""
+    db.execute("DROP INDEX patterns_author")
+    for table, column in (("patterns", "author"), ("patterns", "body_sig"), ("patterns", "signed_body"),
+                          ("replica", "sig"), ("tombstones", "deleter"), ("deleted", "author")):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute("DROP TABLE deletions")
+    db.execute("PRAGMA user_version = 6")
+
+
+def test_migration_to_v7_names_each_pattern_its_distillers_as_author(tmp_path):
+    path = tmp_path / "v6.db"
+    with PatternStore(path, dim=8) as s:
+        s.add_many([replace(make_pattern(f"p{i}", _vec(i, 8)), source=Source(agent=f"agent-{i % 2}"))
+                    for i in range(6)])
+        before = {p.id: p.digest() for p in s}
+    db = sqlite3.connect(path)
+    _back_to_v6(db)
+    db.commit()
+    db.close()
+    with PatternStore(path) as s:
+        assert s.schema_version == 7
+        assert {p.id: p.author for p in s} == {f"p{i}": f"agent-{i % 2}" for i in range(6)}
+        assert {p.id: p.digest() for p in s} == before
+        assert s.body_signatures(["p0"])["p0"][2] is None  # nothing signed yet: signed when published
 
 
 _TWO_WRITERS = textwrap.dedent("""

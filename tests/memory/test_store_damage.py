@@ -62,7 +62,7 @@ def _build(path: Path) -> None:
         s.apply_changes(links=[(_pid(1), _pid(2), "contradicts", 0.9)],
                         log=[("prune", _pid(17), None, {"why": "old"})], now=5.0)
         body = s.heads([_pid(3)])[_pid(3)][2]
-        s.replica_log([("peer", 1, _pid(3), 1, "", body)], now=2.0)
+        s.replica_log([("peer", 1, _pid(3), 1, "", body, None)], now=2.0)
         s.replica_log([], tombstones=[(_pid(10), 1, "")], now=3.0)
         s.checkpoint()
 
@@ -109,7 +109,7 @@ def _everything(s: PatternStore) -> dict:
         "recent": s.replica_recent(0, 10),
         "arrivals": s.replica_arrivals(),
         "tombstone": s.replica_oldest_tombstone(),
-        "guarded": sorted(s.replica_guarded(ids)),
+        "guarded": sorted(s.replica_guarded([(i, "") for i in ids])),
         "held": sorted(s.replica_held([(_pid(3), 1, "")])),
         "carriers": s.replica_carriers(sorted({h[2] for h in heads.values()})[:20]),
         "schema": s.schema_version,
@@ -388,7 +388,7 @@ def _write_attempts(s: PatternStore):
         "delete_many": lambda: s.delete_many(["p1"]),
         "record_outcome": lambda: s.record_outcome("p1", True, 1.0, now=2.0),
         "apply_changes": lambda: s.apply_changes(links=[("p1", "p2", "contradicts", 0.5)]),
-        "replica_log": lambda: s.replica_log([("o", 1, "p1", 9, "", "b")]),
+        "replica_log": lambda: s.replica_log([("o", 1, "p1", 9, "", "b", None)]),
         "replica_expire": lambda: s.replica_expire(10.0),
     }
 

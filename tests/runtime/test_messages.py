@@ -48,7 +48,7 @@ def _setup(**overrides: object) -> msg.Setup:
     log = RunLog("p0", choices=[1, 2], rewards=[0.01, float("nan")], correct=[True, False], tied=[False, True])
     fields = dict(spec=spec, decisions=agent_decisions(spec, cfg, 20), config=cfg, index=0, boots=1, store_dir="/tmp/x",
                   space="abc", contacts=only_hub, share=None, certificate_pem=b"cert", key_pem=b"key", ca_pem=b"ca",
-                  members=["p0", "p1"], seeds=["p1"], cursor=10, log=log, informed_by=[("a", "b"), ()],
+                  write_key=bytes(range(32)), certificates=[b"c1", b"c2"], members=["p0", "p1"], seeds=["p1"], cursor=10, log=log, informed_by=[("a", "b"), ()],
                   memory=MemoryConfig(k=8, allowed=("momentum",)), quota=0.5)
     fields.update(overrides)
     return msg.Setup(**fields)  # type: ignore[arg-type]
@@ -62,6 +62,7 @@ def test_a_setup_survives_the_wire_with_every_value_intact():
     assert back.spec.wrap.func is Wrapper and back.spec.wrap.keywords == {"every": 5}
     assert back.contacts is only_hub and back.share is None
     assert back.certificate_pem == b"cert" and back.informed_by == [("a", "b"), ()]
+    assert back.write_key == bytes(range(32)) and back.certificates == [b"c1", b"c2"]
     assert back.memory.allowed == ("momentum",) and back.memory.feature_scale == setup.memory.feature_scale
     assert back.log.rewards[0] == 0.01 and np.isnan(back.log.rewards[1]) and back.log.tied == [False, True]
     for a, b in zip(setup.decisions, back.decisions):  # exact: arrays travel as raw bytes

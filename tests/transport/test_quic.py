@@ -13,6 +13,7 @@ from swarm.kernel import AnyioKernel
 from swarm.memory.models import Pattern, make_pattern_id
 from swarm.transport import GossipBus
 from swarm.transport.quic import NodeCredentials, QuicEndpoint, SwarmCA, node_of, qh3_available, quic_backend
+from tests.identities import ident
 
 DIM = 16
 QH3 = pytest.mark.skipif(not qh3_available(), reason="qh3 is not installed (optional: the [qh3] extra)")
@@ -55,7 +56,7 @@ async def test_two_nodes_replicate_a_batch_both_ways_over_quic(stack):
     cfg = GossipConfig(dim=DIM, gossip_interval=0.1, probe_interval=0.2, ack_timeout=0.1)
     async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as ea, \
             QuicEndpoint(ca.issue("b"), directory=directory, backend=stack) as eb:
-        a, b = GossipNode("a", cfg, now=k.now()), GossipNode("b", cfg, now=k.now())
+        a, b = GossipNode("a", cfg, now=k.now(), identity=ident("a")), GossipNode("b", cfg, now=k.now(), identity=ident("b"))
         a.bootstrap(["b"], k.now())
         b.bootstrap(["a"], k.now())
         a.publish(patterns("a", 300), k.now())
@@ -76,7 +77,7 @@ async def test_a_peer_with_another_ca_is_refused_and_the_node_keeps_serving(stac
     ca, rogue = SwarmCA.generate(), SwarmCA.generate("rogue")
     forged = rogue.issue("evil")
     # the attacker trusts the swarm CA (its certificate is public) but cannot get it to sign its own
-    evil_creds = NodeCredentials("evil", forged.certificate, forged.private_key, ca.pem)
+    evil_creds = NodeCredentials("evil", forged.certificate, forged.private_key, ca.pem, forged.write_key)
     directory: dict = {}
     async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as a, \
             QuicEndpoint(ca.issue("b"), directory=directory, backend=stack) as b, \
@@ -157,7 +158,7 @@ async def test_a_node_refuses_to_send_to_a_server_that_is_not_the_peer_it_dialle
     forged = SwarmCA.generate("rogue").issue("b") if impostor == "other CA" else ca.issue("c")
     directory: dict = {}
     async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as a, \
-            QuicEndpoint(NodeCredentials("b", forged.certificate, forged.private_key, ca.pem), directory={},
+            QuicEndpoint(NodeCredentials("b", forged.certificate, forged.private_key, ca.pem, forged.write_key), directory={},
                          backend=stack) as fake_b:
         directory["b"] = fake_b.address  # b's entry points at the impostor
         a.send_nowait("b", encode(Message(PING, "a", probe=1)))
@@ -173,7 +174,7 @@ async def test_a_client_showing_a_members_certificate_without_its_key_is_never_r
     qh3), and nothing it sends is read."""
     ca = SwarmCA.generate()
     real_b, other = ca.issue("b"), SwarmCA.generate("rogue").issue("x")
-    thief = NodeCredentials("b", real_b.certificate, other.private_key, ca.pem)
+    thief = NodeCredentials("b", real_b.certificate, other.private_key, ca.pem, other.write_key)
     directory: dict = {}
     async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as a, \
             QuicEndpoint(thief, directory=dict(directory), backend=stack) as t, \

@@ -17,6 +17,7 @@ from swarm.kernel import AnyioKernel
 from swarm.transport import GossipBus
 from swarm.transport import quic as quic_module
 from swarm.transport.quic import ALPN, QuicEndpoint, SwarmCA
+from tests.identities import ident
 
 from .test_quic import DIM, STACKS, patterns, wait_until
 
@@ -56,7 +57,7 @@ async def test_a_flood_of_1000_initials_keeps_no_state_and_a_peer_keeps_replicat
     cfg = GossipConfig(dim=DIM, gossip_interval=0.1, probe_interval=1.0, ack_timeout=0.5, suspect_timeout=5.0)
     async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as ea, \
             QuicEndpoint(ca.issue("b"), directory=directory, backend=stack) as eb:
-        a, b = GossipNode("a", cfg, now=k.now()), GossipNode("b", cfg, now=k.now())
+        a, b = GossipNode("a", cfg, now=k.now(), identity=ident("a")), GossipNode("b", cfg, now=k.now(), identity=ident("b"))
         a.bootstrap(["b"], k.now())
         b.bootstrap(["a"], k.now())
         async with anyio.create_task_group() as tg:

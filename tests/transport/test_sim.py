@@ -8,6 +8,7 @@ import pytest
 
 from swarm.kernel import VirtualKernel
 from swarm.transport import LinkProfile, SimNetwork
+from tests.identities import ident
 
 
 def run_traffic(profile: LinkProfile, n: int = 200, seed: int = 1):
@@ -108,7 +109,7 @@ def test_bus_drops_a_malformed_frame_and_keeps_replicating():
     k = VirtualKernel()
     net = SimNetwork(k, 0)
     cfg = GossipConfig(dim=4)
-    nodes = {n: GossipNode(n, cfg, seed=3) for n in ("a", "b")}
+    nodes = {n: GossipNode(n, cfg, seed=3, identity=ident(n)) for n in ("a", "b")}
     buses = {n: GossipBus(k, nodes[n], net.endpoint(n)) for n in nodes}
     evil = net.endpoint("evil")
     for node in nodes.values():
@@ -153,7 +154,7 @@ def _replicate(link: LinkProfile, cfg, nodes: int, patterns: int, seconds: float
 
     k = VirtualKernel()
     net = SimNetwork(k, 5, link)
-    group = {f"n{i}": GossipNode(f"n{i}", cfg, seed=3) for i in range(nodes)}
+    group = {f"n{i}": GossipNode(f"n{i}", cfg, seed=3, identity=ident(f"n{i}")) for i in range(nodes)}
     for node in group.values():
         node.bootstrap(group, 0.0)
     group["n0"].publish([Pattern(id=f"p{i}", title="t", description="", content="", domain="d", kind="strategy",

@@ -1,0 +1,256 @@
+"""Who wrote what: agent signing keys, the swarm's key ring, and revocation.
+
+Each agent holds an Ed25519 write key; the swarm CA's certificate for the agent names its id (DNS
+name ``<agent>.swarm``) and carries the key's public half in an extension (:data:`WRITE_KEY_OID`;
+the certificate's own key is the agent's TLS key, EC P-256, which both QUIC stacks speak). A node signs every write it makes (the
+log row: origin, sequence number, pattern) and every pattern body it authors; a receiver
+takes a write only when its origin's key verifies it, and a body only when its author's does.
+The CA revokes an agent with a certificate revocation list (an X.509 CRL it signs), which spreads
+by gossip: every node then refuses the agent's writes and quarantines the patterns it authored.
+
+Pure functions of bytes and keys (``cryptography``): no socket and no clock. Ed25519 because its
+signatures are deterministic (a simulated run signs the same bytes every time) and 64 bytes long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+#: A certificate's DNS name for agent ``a`` is ``a + SAN_SUFFIX``.
+SAN_SUFFIX = ".swarm"
+SIGNATURE_BYTES = 64
+#: The certificate extension holding an agent's Ed25519 write key (32 raw bytes). An OID of this
+#: project's own: only the swarm's CA writes it and only swarm members read it.
+WRITE_KEY_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
+#: The certificate extension that makes its agent a curator: it may change and delete any
+#: member's patterns (a hierarchical swarm's leader, which consolidates its workers' memory).
+CURATOR_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.2")
+
+_WRITE = b"swarm-write/1\x00"
+_BODY = b"swarm-body/1\x00"
+_DELETE = b"swarm-delete/1\x00"
+
+
+class IdentityError(ValueError):
+    """A certificate or revocation list that is not the swarm CA's, or names no agent."""
+
+
+def write_message(origin: str, seq: int, pattern_id: str) -> bytes:
+    """What an origin signs for its ``seq``-th write: which pattern it wrote (or deleted). Neither
+    the version nor the kind: a replica serves a write with its pattern's current version, or as
+    a tombstone once the pattern is deleted (see :mod:`swarm.gossip.replication`); what the
+    payload may do is checked apart (its body is signed by its author)."""
+    return _WRITE + "\x1f".join((origin, str(seq), pattern_id)).encode()
+
+
+def body_message(pattern_id: str, author: str, body_digest: str) -> bytes:
+    """What an author signs for a body of its pattern (:meth:`~swarm.memory.models.Pattern.body_digest`)."""
+    return _BODY + "\x1f".join((pattern_id, author, body_digest)).encode()
+
+
+def deletion_message(pattern_id: str, deleter: str) -> bytes:
+    """What a pattern's author (or a curator) signs to delete it: the proof every replica serves
+    in place of the pattern's writes from then on."""
+    return _DELETE + "\x1f".join((pattern_id, deleter)).encode()
+
+
+class Signer:
+    """One agent's signing key."""
+
+    __slots__ = ("agent", "key", "public_bytes")
+
+    def __init__(self, agent: str, key: ed25519.Ed25519PrivateKey) -> None:
+        self.agent = agent
+        self.key = key
+        self.public_bytes = key.public_key().public_bytes_raw()
+
+    @classmethod
+    def derive(cls, agent: str, secret: bytes | str) -> Signer:
+        """A key drawn from ``secret`` and the agent id: the same every run (simulations; a real
+        swarm draws its keys at random, :meth:`generate`)."""
+        seed = hashlib.blake2b(f"{agent}\x1f".encode() + (secret.encode() if isinstance(secret, str) else secret),
+                               digest_size=32, person=b"swarm-agent-key").digest()
+        return cls(agent, ed25519.Ed25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
+    def generate(cls, agent: str) -> Signer:
+        return cls(agent, ed25519.Ed25519PrivateKey.generate())
+
+    def sign(self, message: bytes) -> bytes:
+        return self.key.sign(message)
+
+
+def write_key_extension(key: ed25519.Ed25519PublicKey) -> x509.UnrecognizedExtension:
+    """The certificate extension that binds ``key`` to the certificate's agent."""
+    return x509.UnrecognizedExtension(WRITE_KEY_OID, key.public_bytes_raw())
+
+
+def curator_extension() -> x509.UnrecognizedExtension:
+    """The certificate extension that makes its agent a curator (see :data:`CURATOR_OID`)."""
+    return x509.UnrecognizedExtension(CURATOR_OID, b"curator")
+
+
+def certificate_agent(certificate: x509.Certificate) -> str | None:
+    """The agent a swarm certificate names (its ``<agent>.swarm`` DNS name), if any."""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    for name in names.get_values_for_type(x509.DNSName):
+        if name.endswith(SAN_SUFFIX):
+            return name[: -len(SAN_SUFFIX)]
+    return None
+
+
+@dataclass(slots=True)
+class KeyRing:
+    """The public keys of a swarm's agents, each admitted from a certificate the swarm CA signed
+    (or added directly by whoever builds the swarm and holds the keys). Shared by the nodes of one
+    process; what each node has revoked is its own (:class:`Revocations`)."""
+
+    ca: x509.Certificate | None = None
+    _keys: dict[str, ed25519.Ed25519PublicKey] = field(default_factory=dict)
+    serials: dict[int, str] = field(default_factory=dict)  # certificate serial -> agent
+    curators: set[str] = field(default_factory=set)  # agents that may change and delete any pattern
+
+    def admit(self, certificate: x509.Certificate) -> str:
+        """Take the key of a certificate the swarm CA issued; returns the agent it names."""
+        if self.ca is None:
+            raise IdentityError("this key ring has no CA to check certificates against")
+        try:
+            certificate.verify_directly_issued_by(self.ca)
+        except (ValueError, TypeError, InvalidSignature):
+            raise IdentityError("certificate not issued by the swarm CA") from None
+        agent = certificate_agent(certificate)
+        if agent is None:
+            raise IdentityError("certificate names no agent")
+        try:
+            raw = certificate.extensions.get_extension_for_oid(WRITE_KEY_OID).value
+        except x509.ExtensionNotFound:
+            raise IdentityError(f"certificate of {agent!r} holds no write key") from None
+        if not isinstance(raw, x509.UnrecognizedExtension) or len(raw.value) != 32:
+            raise IdentityError(f"certificate of {agent!r} holds a malformed write key")
+        try:
+            curator = certificate.extensions.get_extension_for_oid(CURATOR_OID).value
+        except x509.ExtensionNotFound:
+            curator = None
+        self.add(agent, raw.value, curator=isinstance(curator, x509.UnrecognizedExtension)
+                 and curator.value == b"curator")
+        self.serials[certificate.serial_number] = agent
+        return agent
+
+    def add(self, agent: str, key: ed25519.Ed25519PublicKey | bytes, curator: bool = False) -> None:
+        """Trust ``key`` as ``agent``'s (a key the caller vouches for), a ``curator``'s or not.
+        An agent keeps its first key: a second, different one is refused."""
+        if isinstance(key, bytes):
+            key = ed25519.Ed25519PublicKey.from_public_bytes(key)
+        held = self._keys.get(agent)
+        if held is not None and held.public_bytes_raw() != key.public_bytes_raw():
+            raise IdentityError(f"{agent!r} already has another key")
+        self._keys[agent] = key
+        if curator:
+            self.curators.add(agent)
+
+    def may_change(self, agent: str, author: str) -> bool:
+        """Whether ``agent`` may give ``author``'s pattern a new body or delete it."""
+        return agent == author or agent in self.curators
+
+    def __contains__(self, agent: str) -> bool:
+        return agent in self._keys
+
+    def verify(self, agent: str, message: bytes, signature: bytes) -> bool | None:
+        """Whether ``signature`` is ``agent``'s over ``message``; None when the agent's key is not
+        known here (yet)."""
+        key = self._keys.get(agent)
+        if key is None:
+            return None
+        if len(signature) != SIGNATURE_BYTES:
+            return False
+        try:
+            key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+@dataclass(slots=True)
+class Revocations:
+    """What one node has revoked: the newest CA revocation list it has seen, and the agents that
+    list names (by their certificates' serial numbers, through the key ring)."""
+
+    ring: KeyRing
+    number: int = -1  # the CRL number of the newest list taken (-1: none)
+    der: bytes = b""
+    agents: frozenset[str] = frozenset()
+
+    def take(self, der: bytes) -> frozenset[str] | None:
+        """Take a revocation list (DER); returns the agents it newly revokes, or None when it is not
+        newer than the one held. Raises :class:`IdentityError` if the swarm CA did not sign it."""
+        ca = self.ring.ca
+        if ca is None:
+            raise IdentityError("no swarm CA to check a revocation list against")
+        try:
+            crl = x509.load_der_x509_crl(der)
+        except ValueError:
+            raise IdentityError("malformed revocation list") from None
+        ca_key = ca.public_key()
+        if not isinstance(ca_key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) or crl.issuer != ca.subject:
+            raise IdentityError("revocation list not issued by the swarm CA")
+        if not crl.is_signature_valid(ca_key):
+            raise IdentityError("revocation list signature does not verify")
+        try:
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        except x509.ExtensionNotFound:
+            raise IdentityError("revocation list has no CRL number") from None
+        if number <= self.number:
+            return None
+        agents = frozenset(self.ring.serials[r.serial_number] for r in crl if r.serial_number in self.ring.serials)
+        fresh = agents - self.agents
+        self.number, self.der, self.agents = number, der, self.agents | agents  # a revocation is for good
+        return frozenset(fresh)
+
+    def __contains__(self, agent: str) -> bool:
+        return agent in self.agents
+
+
+def admit_all(ring: KeyRing, certificates: Iterable[x509.Certificate]) -> list[str]:
+    """Admit several certificates; returns the agents they name."""
+    return [ring.admit(c) for c in certificates]
+
+
+@dataclass(slots=True)
+class Identity:
+    """What a node needs to sign its writes and check its peers': its agent's key, the swarm's
+    key ring, and what it has revoked (its own: a revocation reaches each node by gossip)."""
+
+    signer: Signer
+    ring: KeyRing
+    revoked: Revocations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.revoked = Revocations(self.ring)
+
+    @property
+    def agent(self) -> str:
+        return self.signer.agent
+
+
+def derived_identities(agents: Iterable[str], secret: bytes | str = b"", ca: x509.Certificate | None = None,
+                       ring: KeyRing | None = None, curators: Iterable[str] = ()) -> dict[str, Identity]:
+    """Identities for ``agents`` with keys drawn from ``secret`` (:meth:`Signer.derive`), their
+    public keys in one shared ring (``ring``, or a new one): for simulations, tests and benchmarks
+    that hold every key themselves."""
+    ring = ring if ring is not None else KeyRing(ca)
+    curators = set(curators)
+    out = {}
+    for a in agents:
+        signer = Signer.derive(a, secret)
+        ring.add(a, signer.public_bytes, curator=a in curators)
+        out[a] = Identity(signer, ring)
+    return out

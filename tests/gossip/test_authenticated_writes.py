@@ -1,0 +1,221 @@
+"""Authenticated writes: a member holding a valid certificate cannot forge another's writes,
+change or delete another's patterns, or jump versions out of reach; the swarm CA can revoke it.
+
+Each attack here was taken by the replica before writes were signed (see the "Hostile members"
+issue: forged entries under another origin's next sequence numbers dropped that origin's real
+writes for good, and a copy of its pattern at version 10**12 titled "POISONED" replaced it
+everywhere)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from swarm.gossip import GossipConfig, GossipNode, Identity, KeyRing, ProtocolError, Revoked, Signer, StoreReplica
+from swarm.gossip.codec import DELTA, Entry, Message, Revision, Tombstone, encode
+from swarm.gossip.identity import IdentityError, body_message, deletion_message, write_message
+from swarm.gossip.replication import MAX_VERSION_STEP
+from swarm.memory.models import apply_outcome
+from swarm.memory.store import PatternStore
+from swarm.memory.transfer import revision_to_record
+from swarm.transport.quic import SwarmCA
+from tests.identities import ident, signed_entry
+
+from .test_protocol import DIM, Net, pattern
+
+
+def forged(by: str, origin: str, seq: int, payload: object, body_author: str | None = None) -> Entry:
+    """An entry ``by`` makes up: claiming ``origin``'s ``seq``-th write, signed with ``by``'s own
+    key (the only one it has); a whole pattern's body signed by ``body_author`` (default ``by``)."""
+    signer = ident(by).signer
+    sig = signer.sign(write_message(origin, seq, payload.id))  # type: ignore[attr-defined]
+    if isinstance(payload, Tombstone):
+        return Entry(origin, seq, replace(payload, deleter=by, proof=signer.sign(deletion_message(payload.id, by))), sig)
+    if isinstance(payload, Revision):
+        return Entry(origin, seq, payload, sig)
+    author = body_author or by
+    p = replace(payload, author=payload.author or author)  # type: ignore[type-var]
+    return Entry(origin, seq, p, sig, ident(author).signer.sign(body_message(p.id, p.author, p.body_digest())))
+
+
+def replica(name: str) -> StoreReplica:
+    return StoreReplica(PatternStore(":memory:", dim=DIM), name, ident(name))
+
+
+def test_writes_claiming_another_origin_are_refused_and_its_real_writes_still_land():
+    ident("b")  # a member: the swarm knows its key
+    r = replica("c")
+    real = [pattern(i, "b") for i in range(3)]
+    with pytest.raises(ProtocolError, match="does not carry 'b'"):
+        r.apply([forged("m", "b", 1, pattern(9, "m"))])
+    assert r.digest() == {} and len(r) == 0  # nothing taken, the connection is closed
+    r.apply([signed_entry("b", i + 1, p) for i, p in enumerate(real)])
+    assert r.digest() == {"b": 3} and {p.id for p in r.store} == {p.id for p in real}
+
+
+def test_a_member_cannot_overwrite_another_members_pattern():
+    r = replica("c")
+    b0 = replace(pattern(0, "b"), author="b")
+    r.apply([signed_entry("b", 1, b0)])
+    poisoned = replace(b0, title="POISONED", version=10**12, updated_by="m")
+    # under its own name, with a body it signed: held (m's stream goes on), nothing applied
+    assert r.apply([forged("m", "m", 1, poisoned)]) == []
+    # claiming b wrote the body (m signs it: b's key does not verify it)
+    as_b = replace(poisoned, author="b", version=b0.version + 1)
+    with pytest.raises(ProtocolError, match="not signed by its author"):
+        r.apply([Entry("m", 2, as_b, ident("m").signer.sign(write_message("m", 2, b0.id)),
+                       ident("m").signer.sign(body_message(b0.id, "b", as_b.body_digest())))])
+    held = r.store.get(b0.id)
+    assert held is not None and held.title == b0.title and held.version == b0.version and held.author == "b"
+    assert r.refused == 1 and r.digest() == {"b": 1, "m": 1}
+
+
+def test_versions_cannot_jump_out_of_reach():
+    r = replica("c")
+    b0 = replace(pattern(0, "b"), author="b")
+    r.apply([signed_entry("b", 1, b0)])
+    far = apply_outcome(b0, True, 0.01, 1.0, by="b")
+    far = replace(far, version=b0.version + MAX_VERSION_STEP + 1)
+    assert r.apply([signed_entry("b", 2, Revision(b0.body_digest(), revision_to_record(far)))]) == []
+    near = replace(far, version=b0.version + 1)
+    assert r.apply([signed_entry("b", 3, Revision(b0.body_digest(), revision_to_record(near)))]) == [b0.id]
+    assert r.store.get(b0.id).version == b0.version + 1 and r.refused == 1  # type: ignore[union-attr]
+    fresh = replace(pattern(1, "b"), author="b", version=MAX_VERSION_STEP + 5)
+    assert r.apply([signed_entry("b", 4, fresh)]) == [] and r.store.get(fresh.id) is None
+
+
+def test_only_a_patterns_author_or_a_curator_deletes_it():
+    ring = KeyRing()
+    ids = {}
+    for name in ("b", "c", "m", "lead"):
+        signer = Signer.derive(name, b"curation")
+        ring.add(name, signer.public_bytes, curator=name == "lead")
+        ids[name] = Identity(signer, ring)
+
+    def entry(origin: str, seq: int, payload: object) -> Entry:
+        s = ids[origin].signer
+        sig = s.sign(write_message(origin, seq, payload.id))  # type: ignore[attr-defined]
+        if isinstance(payload, Tombstone):
+            return Entry(origin, seq, replace(payload, deleter=origin,
+                                              proof=s.sign(deletion_message(payload.id, origin))), sig)
+        p = replace(payload, author=origin)  # type: ignore[type-var]
+        return Entry(origin, seq, p, sig, s.sign(body_message(p.id, origin, p.body_digest())))
+
+    r = StoreReplica(PatternStore(":memory:", dim=DIM), "c", ids["c"])
+    b0, b1 = pattern(0, "b"), pattern(1, "b")
+    r.apply([entry("b", 1, b0), entry("b", 2, b1)])
+    assert r.apply([entry("m", 1, Tombstone(b0.id, 1, "m"))]) == [] and r.store.get(b0.id) is not None
+    r.apply([entry("b", 3, Tombstone(b0.id, 1, "b"))])
+    r.apply([entry("lead", 1, Tombstone(b1.id, 1, "lead"))])
+    assert len(r.store) == 0 and r.deleted == 2 and r.refused == 1
+    # a relay that serves a write as a deletion needs the author's signed proof
+    r2 = StoreReplica(PatternStore(":memory:", dim=DIM), "m", ids["m"])
+    r2.apply([entry("b", 1, b0)])
+    turned = Entry("b", 1, Tombstone(b0.id, 1, "b", "b", ids["m"].signer.sign(deletion_message(b0.id, "b"))),
+                   ids["b"].signer.sign(write_message("b", 1, b0.id)))
+    r3 = StoreReplica(PatternStore(":memory:", dim=DIM), "c", Identity(ids["c"].signer, ring))
+    r3.apply([entry("b", 2, b1)])
+    with pytest.raises(ProtocolError, match="proof is not 'b'"):
+        r3.apply([turned])
+
+
+def test_writes_of_an_unknown_key_wait_until_it_is_known():
+    ring = KeyRing()
+    me = Signer.derive("c", b"wait")
+    ring.add("c", me.public_bytes)
+    r = StoreReplica(PatternStore(":memory:", dim=DIM), "c", Identity(me, ring))
+    stranger = Signer.derive("s", b"wait")
+    p = replace(pattern(0, "s"), author="s")
+    e = Entry("s", 1, p, stranger.sign(write_message("s", 1, p.id)),
+              stranger.sign(body_message(p.id, "s", p.body_digest())))
+    assert r.apply([e]) == [] and r.digest() == {} and r.unverified == 1  # not held: asked for again
+    ring.add("s", stranger.public_bytes)
+    assert r.apply([e]) == [p.id] and r.digest() == {"s": 1}
+
+
+def test_another_members_body_changes_stay_local_and_the_authors_go_out_signed():
+    store = PatternStore(":memory:", dim=DIM)
+    r = StoreReplica(store, "c", ident("c"))
+    b0 = replace(pattern(0, "b"), author="b")
+    r.apply([signed_entry("b", 1, b0)])
+    edited = replace(b0, title="mine now").bumped("c")
+    store.put_many([edited])
+    assert r.write_many([edited]) == [] and r.unpublished == 1
+    own = pattern(5, "c")
+    store.put_many([own])
+    [e] = r.write_many([own])
+    assert e.pattern.author == "c" and store.get(own.id).author == "c"  # type: ignore[union-attr]
+    assert ident("c").ring.verify("c", body_message(own.id, "c", own.body_digest()), e.body_sig or b"")
+    assert ident("c").ring.verify("c", write_message("c", 1, own.id), e.sig)
+
+
+class Bus(Net):
+    """The test network, refusing frames as the gossip bus does: a frame that raises
+    ProtocolError is counted and dropped, and the node goes on."""
+
+    refused = 0
+
+    def pump(self) -> None:
+        moved = True
+        while moved:
+            moved = False
+            for name, node in self.nodes.items():
+                self.events[name] += node.events()
+                for dest, frame in node.outgoing():
+                    try:
+                        self.nodes[dest].receive(frame, self.now, sender=name)
+                    except ProtocolError:
+                        self.refused += 1
+                    moved = True
+
+
+def _ca_swarm(names: list[str]) -> tuple[SwarmCA, dict, dict[str, Identity]]:
+    ca = SwarmCA.generate()
+    ring = KeyRing(ca.certificate)
+    creds = {n: ca.issue(n, write_key=Signer.derive(n, b"crl").key) for n in names}
+    for c in creds.values():
+        ring.admit(c.certificate)
+    return ca, creds, {n: Identity(creds[n].signer, ring) for n in names}
+
+
+def test_certificates_name_the_agent_and_carry_its_write_key():
+    ca, creds, ids = _ca_swarm(["a"])
+    assert ids["a"].ring.verify("a", b"x", creds["a"].signer.sign(b"x"))
+    rogue = SwarmCA.generate("rogue").issue("a")
+    with pytest.raises(IdentityError, match="not issued by the swarm CA"):
+        KeyRing(ca.certificate).admit(rogue.certificate)
+    other = ca.issue("a")  # the CA's, but another key for a name that has one
+    with pytest.raises(IdentityError, match="already has another key"):
+        ids["a"].ring.admit(other.certificate)
+
+
+def test_a_revocation_spreads_by_gossip_quarantines_and_refuses_the_agent():
+    names = ["n0", "n1", "n2", "m"]
+    ca, creds, ids = _ca_swarm(names)
+    cfg = GossipConfig(dim=DIM, fanout=1)
+    nodes = {n: GossipNode(n, cfg, seed=5, identity=ids[n]) for n in names}
+    net = Bus(nodes)
+    for node in nodes.values():
+        node.bootstrap(names, 0.0)
+    nodes["m"].publish([pattern(i, "m") for i in range(4)], 0.0)
+    nodes["n1"].publish([pattern(i, "n1") for i in range(3)], 0.0)
+    net.run(5.0)
+    assert all(len(n.patterns) == 7 for n in nodes.values())
+    with pytest.raises(ProtocolError, match="not issued by the swarm CA"):
+        nodes["n0"].revoke(SwarmCA.generate("rogue").revocation_list([creds["m"].certificate], 1), net.now)
+    crl = ca.revocation_list([creds["m"].certificate], 1)
+    assert nodes["n0"].revoke(crl, net.now) == ("m",)
+    net.run(15.0)  # the list reaches the others by gossip (fanout 1: pushes and digests that show an older one)
+    for name in ("n0", "n1", "n2"):
+        assert "m" in nodes[name].identity.revoked
+        assert len(nodes[name].patterns) == 3  # m's four quarantined
+        assert "m" not in nodes[name].digest()
+        assert any(isinstance(e, Revoked) and e.agents == ("m",) for e in net.events[name])
+    late = pattern(9, "m")
+    nodes["m"].publish([late], net.now)
+    with pytest.raises(ProtocolError, match="revoked"):
+        nodes["n0"].receive(encode(Message(DELTA, "m", entries=tuple(nodes["m"].log.recent(1)))), net.now, sender="m")
+    assert late.id not in nodes["n0"].patterns
+    assert nodes["n0"].revoke(crl, net.now) == ()  # not newer: nothing happens again
+    assert net.refused > 0  # m's frames, refused once each node had the list
