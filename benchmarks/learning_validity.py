@@ -75,6 +75,8 @@ def policies_for(seed: int, decisions: list[Any]) -> list[Policy]:
         out.append(RegimeRule(decisions))
     if bandit.available():
         out.append(bandit.ContextualBandit(seed))
+        # the same bandit seeing the contexts as the memory embeds them (mirror-folded)
+        out.append(bandit.ContextualBandit(seed, fold=True))
     return out
 
 
@@ -106,7 +108,7 @@ def _run_setting(name: str, seeds: list[int], bars: int) -> dict[str, Any]:
     policies = {n: {k: mean_ci(v) for k, v in row.items()} for n, row in per.items()}
     memory = per["memory"]
     minus: dict[str, dict[str, Any]] = {}
-    for base in ("no-memory", "best-fixed", "contextual-bandit", "memory-no-retrieval",
+    for base in ("no-memory", "best-fixed", "contextual-bandit", "contextual-bandit-folded", "memory-no-retrieval",
                  *(f"always-{s}" for s in TRADING)):
         if base not in per:
             minus[base] = {"null_reason": "vowpalwabbit is not installed (pip install '.[dev]')"}

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..market import FEATURE_NAMES, STRATEGIES
 from .episodes import Context, Outcome
-from .memory_policy import MEMORY_FEATURE_SCALE
+from .memory_policy import MEMORY_FEATURE_SCALE, fold as fold_context
 from .policies import REWARD_SCALE, Choice
 
 #: The arguments the baseline runs with (also written to reports, so a reader can rerun it).
@@ -32,10 +32,11 @@ class ContextualBandit:
     """Vowpal Wabbit contextual bandit over the scaled market features (one model per instance)."""
 
     def __init__(self, seed: int = 0, args: str = VW_ARGS,
-                 feature_scale: tuple[float, ...] = MEMORY_FEATURE_SCALE) -> None:
+                 feature_scale: tuple[float, ...] = MEMORY_FEATURE_SCALE, fold: bool = False) -> None:
         import vowpalwabbit  # dev extra: imported on use, so the engine runs without it
 
-        self.name = "contextual-bandit"
+        self.name = "contextual-bandit-folded" if fold else "contextual-bandit"
+        self.fold = fold  # see the features as the memory does (mirror-folded), for a like-for-like check
         self.args = args
         self.vw: Any = vowpalwabbit.Workspace(f"{args} --random_seed {seed}")
         self.rng = np.random.default_rng(seed)
@@ -45,7 +46,9 @@ class ContextualBandit:
 
     def _features(self, context: Context) -> np.ndarray:
         """The features the memory compares, on its scale, clipped to +-5 (NaN as 0)."""
-        x = np.nan_to_num(np.asarray(context.features, dtype=float)[self.used] / self.scale[self.used], nan=0.0)
+        f = np.asarray(context.features, dtype=float)
+        f = fold_context(np.nan_to_num(f, nan=0.0)) if self.fold else f
+        x = np.nan_to_num(f[self.used] / self.scale[self.used], nan=0.0)
         return np.clip(x, -5.0, 5.0)
 
     def _example(self, x: np.ndarray, label: tuple[int, float, float] | None = None) -> list[str]:

@@ -21,6 +21,16 @@ rewards (another market, another asset) barely move a choice once evidence outwe
 mean-variance rule (``s_a**2``) did as well on the default market but fell to a Sharpe of 1.09 on
 the previous one, whose bursts are four times larger.
 
+What it compares: contexts folded onto one direction (``fold``, on by default). The market and
+the strategies are mirror-symmetric (a sell-off is a rally upside down, and every strategy trades
+the mirror image the other way round), so each context is embedded as seen from the side of its
+20-bar move: the signed features (returns, trend strength, z-score, channel position) times the
+sign of ``ret_20``. A rally and the mirror-image sell-off then retrieve the same evidence, which
+doubles the evidence behind every choice (on real prices, which drift and skew, the symmetry only
+holds roughly: ``fold=False`` compares raw contexts). Measured on tuning seeds 0-19 (before any
+held-out look), it raised the edge captured on every setting (weakest 0.49 -> 0.60); a 5-bar
+volatility feature and a wider ``k`` on top of it did not help.
+
 How it explores: Thompson sampling. Each decision draws ``value_a + explore_scale * s_a /
 sqrt(1 + sum(w)) * N(0, 1)`` and plays the largest draw, so a strategy is tried in proportion to
 the chance it is the best here, and exploration fades where evidence is dense.
@@ -83,6 +93,7 @@ class MemoryConfig:
     trust_prior: float = 2.0  # with ``trust``: evidence mass at the own error before an author is judged
     poison: float = 0.0  # > 0: an attacker; it stores each trade's reward sign-flipped and this much larger
     poison_copies: int = 1  # an attacker's patterns per trade (a flood)
+    fold: bool = True  # embed contexts folded onto one direction (the market's up/down mirror symmetry)
 
     def __post_init__(self) -> None:
         if not 0 < self.lr <= 1:
@@ -168,9 +179,44 @@ class AuthorTrust:
         return {a: round(t, 4) for a, t in sorted(self._trust.items())}
 
 
+#: Features that change sign when the market is mirrored (prices -> 1 / prices)
+SIGNED_FEATURES: tuple[int, ...] = tuple(i for i, n in enumerate(FEATURE_NAMES)
+                                         if n in ("ret_1", "ret_5", "ret_20", "trend_strength", "zscore", "channel"))
+_FOLD_BY = FEATURE_NAMES.index("ret_20")
+_SIGNED = np.array(SIGNED_FEATURES, dtype=np.intp)
+
+
+def fold(features: np.ndarray) -> np.ndarray:
+    """The context seen from the side of its 20-bar move: signed features times the sign of
+    ``ret_20``, so a rally and the mirror-image sell-off are one context."""
+    x = np.array(features, dtype=np.float64)
+    if x.ndim == 1:
+        if x[_FOLD_BY] < 0:
+            x[_SIGNED] *= -1.0
+        return x
+    neg = x[:, _FOLD_BY] < 0
+    x[np.ix_(neg, _SIGNED)] *= -1.0
+    return x
+
+
+class FoldedContextEmbedder(ContextEmbedder):
+    """:class:`ContextEmbedder` over :func:`fold`-ed contexts."""
+
+    @property
+    def fingerprint(self) -> str:
+        return "folded/" + super().fingerprint
+
+    def embed(self, item: object) -> np.ndarray:
+        return super().embed(fold(np.asarray(item, dtype=np.float64).ravel()))
+
+    def embed_many(self, items: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+        return super().embed_many(fold(np.asarray(items, dtype=np.float64)))
+
+
 def make_embedder(config: MemoryConfig) -> ContextEmbedder:
-    return ContextEmbedder(len(FEATURE_NAMES), dim=config.embed_dim, bandwidth=config.bandwidth,
-                           scale=config.feature_scale, seed=config.embed_seed)
+    cls = FoldedContextEmbedder if config.fold else ContextEmbedder
+    return cls(len(FEATURE_NAMES), dim=config.embed_dim, bandwidth=config.bandwidth,
+               scale=config.feature_scale, seed=config.embed_seed)
 
 
 class DecisionClock:

@@ -134,3 +134,24 @@ def test_learning_rate_hint_follows_context():
 
 def test_strategies_names_are_the_action_space():
     assert STRATEGIES == ("momentum", "mean_reversion", "breakout", "flat")
+
+
+def test_a_folded_memory_sees_a_context_and_its_mirror_image_as_one():
+    """``fold``: the market is mirror-symmetric (a sell-off is a rally upside down), so the memory
+    embeds a context from the side of its 20-bar move; the unfolded embedder tells them apart."""
+    from swarm.learning.memory_policy import SIGNED_FEATURES, MemoryConfig, fold, make_embedder
+    from swarm.market import FEATURE_NAMES
+
+    rng = np.random.default_rng(3)
+    up = rng.normal(size=len(FEATURE_NAMES))
+    up[FEATURE_NAMES.index("ret_20")] = abs(up[FEATURE_NAMES.index("ret_20")]) + 0.01
+    down = up.copy()
+    down[list(SIGNED_FEATURES)] *= -1.0
+    assert {FEATURE_NAMES[i] for i in SIGNED_FEATURES} == {"ret_1", "ret_5", "ret_20", "trend_strength", "zscore",
+                                                         "channel"}
+    assert np.array_equal(fold(down), up) and np.array_equal(fold(up), up)
+    assert np.array_equal(fold(np.stack([up, down])), np.stack([up, up]))
+    folded, plain = make_embedder(MemoryConfig()), make_embedder(MemoryConfig(fold=False))
+    assert np.allclose(folded.embed(up), folded.embed(down))
+    assert not np.allclose(plain.embed(up), plain.embed(down))
+    assert folded.fingerprint != plain.fingerprint  # packs from one space are refused by the other
