@@ -177,6 +177,12 @@ class GossipNode:
         self.origin = node_id if boot == 0 else f"{node_id}{BOOT_MARK}{boot}"  # each boot numbers its own writes
         self.log = StoreReplica(store if store is not None else PatternStore(":memory:", dim=config.dim), self.origin,
                                 identity)
+        kept = self.log.store.revocation_list()  # what this agent had revoked before a restart
+        if kept:
+            try:
+                identity.revoked.take(kept)
+            except IdentityError:  # not this swarm's CA's (another swarm's store): learnt again by gossip
+                pass
         self.membership = Membership(node_id, retransmit=config.retransmit)
         self.contacts = contacts
         self.share = share
@@ -284,6 +290,7 @@ class GossipNode:
         if fresh is None:
             return ()
         agents = tuple(sorted(fresh))
+        self.log.store.keep_revocation_list(revocation_list)
         quarantined = self.log.quarantine(agents)
         self._events.append(Revoked(agents, tuple(quarantined)))
         for peer in self._pick(self._contactable(), self.config.fanout):

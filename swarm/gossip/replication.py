@@ -71,7 +71,7 @@ class StoreReplica:
         self.deleted = 0  # patterns deleted here by peers' tombstones
         self.unverified = 0  # writes whose origin's (or body's author's) key is not known here yet
         self.refused = 0  # signed writes that may not do what they try (held, nothing applied)
-        self.revoked = 0  # writes of revoked origins, or of patterns revoked agents authored
+        self.revoked = 0  # writes of revoked origins (refused; patterns revoked agents authored count as refused)
         self.unpublished = 0  # local changes to another author's body (not published: unsigned)
         self.unservable = 0  # writes this replica holds but cannot prove (unsigned), so does not serve
         self._hwm: dict[str, int] = {}

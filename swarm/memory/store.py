@@ -1276,6 +1276,23 @@ class PatternStore:
         return out
 
     @_sqlite_errors
+    def revocation_list(self) -> bytes:
+        """The swarm CA's newest revocation list this store's agent took (DER; empty: none), kept so
+        that a restarted agent refuses the revoked at once."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'revocation_list'").fetchone()
+        if row is None:
+            return b""
+        try:
+            return bytes.fromhex(row[0])
+        except (TypeError, ValueError):
+            raise CorruptStoreError(f"{self.path}: corrupt store (meta 'revocation_list' is not hex)") from None
+
+    @_sqlite_errors
+    def keep_revocation_list(self, der: bytes) -> None:
+        with self._tx() as tx:
+            tx.db.execute("INSERT OR REPLACE INTO meta VALUES ('revocation_list', ?)", (der.hex(),))
+
+    @_sqlite_errors
     def deleted_authors(self, ids: Sequence[str]) -> dict[str, str]:
         """The author of each of these patterns when it was last deleted here."""
         out: dict[str, str] = {}

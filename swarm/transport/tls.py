@@ -57,6 +57,7 @@ class TlsEndpoint:
         self.limits = limits
         self.stats = QuicStats()
         self.address: tuple[str, int] | None = None
+        self.revoked: set[str] = set()
         self._server_ctx, self._client_ctx = _contexts(credentials)
         self._queues: dict[str, list[bytes]] = {}
         self._wake: dict[str, anyio.Event] = {}
@@ -107,6 +108,11 @@ class TlsEndpoint:
     def reject(self, peer: str, reason: str) -> None:
         log.warning("%s: malformed frame from %s: %s", self.node, peer, reason)
 
+    def revoke(self, peer: str) -> None:
+        """The swarm CA revoked ``peer``: its connections are refused from now on (the baseline
+        closes an open one at its next frame)."""
+        self.revoked.add(peer)
+
     def close(self) -> None:
         if self._inbox_send is not None:
             self._inbox_send.close()
@@ -142,7 +148,7 @@ class TlsEndpoint:
     async def _serve(self, stream: TLSStream) -> None:
         der = stream.extra(TLSAttribute.peer_certificate_binary, None)
         peer = node_of(x509.load_der_x509_certificate(der)) if der else None
-        if peer is None:  # the handshake already required a CA-signed certificate
+        if peer is None or peer in self.revoked:  # the handshake already required a CA-signed certificate
             self.stats.refused += 1
             await stream.aclose()
             return
@@ -151,6 +157,9 @@ class TlsEndpoint:
         async with stream:
             try:
                 async for chunk in stream:
+                    if peer in self.revoked:
+                        self.stats.refused += 1
+                        break
                     for f in splitter.feed(chunk):
                         self.stats.frames_received += 1
                         self.stats.bytes_received += len(f)

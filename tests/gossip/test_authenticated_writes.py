@@ -219,3 +219,15 @@ def test_a_revocation_spreads_by_gossip_quarantines_and_refuses_the_agent():
     assert late.id not in nodes["n0"].patterns
     assert nodes["n0"].revoke(crl, net.now) == ()  # not newer: nothing happens again
     assert net.refused > 0  # m's frames, refused once each node had the list
+
+
+def test_a_restarted_node_remembers_what_it_revoked(tmp_path):
+    ca, creds, ids = _ca_swarm(["n0", "m"])
+    store = PatternStore(tmp_path / "n0.db", dim=DIM)
+    node = GossipNode("n0", GossipConfig(dim=DIM), identity=ids["n0"], store=store)
+    node.revoke(ca.revocation_list([creds["m"].certificate], 1), 1.0)
+    store.close()
+    again = Identity(creds["n0"].signer, ids["n0"].ring)  # a new process: nothing revoked in memory
+    reborn = GossipNode("n0", GossipConfig(dim=DIM), identity=again, boot=1,
+                        store=PatternStore(tmp_path / "n0.db", dim=DIM))
+    assert "m" in reborn.identity.revoked and reborn.identity.revoked.number == 1
