@@ -125,6 +125,8 @@ class Scaler:
             if e % rules.consolidate_every == 0:
                 ratios = []
                 for a in swarm.live():
+                    if not len(a.store):  # nothing to consolidate (a new agent's process may not run yet)
+                        continue
                     # a member consolidates what it authored (see swarm.gossip.identity): the
                     # share of its own memory the consolidation found redundant
                     report = a.consolidate(ConsolidationPolicy(duplicate_similarity=self.duplicate_similarity))
