@@ -219,11 +219,6 @@ class Revocations:
         return agent in self.agents
 
 
-def admit_all(ring: KeyRing, certificates: Iterable[x509.Certificate]) -> list[str]:
-    """Admit several certificates; returns the agents they name."""
-    return [ring.admit(c) for c in certificates]
-
-
 @dataclass(slots=True)
 class Identity:
     """What a node needs to sign its writes and check its peers': its agent's key, the swarm's
