@@ -198,12 +198,13 @@ class SwarmAgent:
         since = self.published
         changed, self.published = self.store.changed_since(since, unlogged=True)
         deleted = self.store.deleted_between(since, self.published)
-        if changed or deleted:
+        contributed = self.store.own_contributions(self.id, since, self.published)
+        if changed or deleted or contributed:
             now = self.host.kernel.now()
             for p in changed:
                 self.host.records.record_publication(p.id, self.id, now)
             if self.host.config.sync:
-                self.node.publish(changed, now, deleted)
+                self.node.publish(changed, now, deleted, contributed)
 
     def _on_event(self, ev: object) -> None:
         if isinstance(ev, PatternsReceived):  # already in the store: it is the node's replica
@@ -297,7 +298,8 @@ class SwarmAgent:
         now = self.host.kernel.now()
         self.node.bootstrap(members, now)
         self.node.join(seeds, now)
-        self.node.publish(list(self.store.iter_patterns()), now)
+        self.node.publish(list(self.store.iter_patterns(base=True)), now,
+                          contributions=self.store.own_contributions(self.id, 0, self.store.sequence))
 
     def close(self) -> None:
         self.policy.close()

@@ -4,7 +4,8 @@ A frame is ``MAGIC (2 bytes) | version (1) | kind (1) | length (4, big-endian) |
 payload is one UTF-8 JSON object. Patterns travel as export records (embedding in base64 float32)
 and are validated exactly as an imported pack is; a version that only recorded outcomes may
 travel as a :class:`Revision` (its statistics and the digest of a body the receiver holds: about
-a tenth of the bytes). Every malformed input — bad magic, unknown
+a tenth of the bytes); what an agent recorded on another's pattern travels as its
+:class:`~swarm.memory.models.Contribution`. Every malformed input — bad magic, unknown
 version or kind, truncated or oversized frame, bad JSON, a field of the wrong type — raises
 :class:`ProtocolError` and nothing else. Hand-written rather than a schema library because the
 frame layer is eight bytes of ``struct`` and the message checks are a dozen field tests.
@@ -15,18 +16,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Iterable, Iterator
 
 from ..memory.errors import ImportValidationError
-from ..memory.models import REVISION_FIELDS, Pattern
+from ..memory.models import REVISION_FIELDS, Contribution, Pattern
 from ..memory.transfer import MAX_INT, ImportLimits, pattern_from_record, pattern_to_record, revision_from_record
 from .identity import SIGNATURE_BYTES
+from .neighbours import origin_node
 
 MAGIC = b"SG"
-VERSION = 4  # 2: entries may be revisions; 3: or tombstones; 4: every entry signed by its origin
+VERSION = 5  # 2: entries may be revisions; 3: or tombstones; 4: every entry signed by its origin;
+# 5: versions signed (not bodies), contributions
 HEADER = struct.Struct(">2sBBI")
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
 
@@ -84,18 +88,25 @@ class Tombstone:
     proof: bytes = b""
 
 
+#: What a write carries: a pattern version (whole, or as a revision), a deletion, or a contribution.
+Payload = Pattern | Revision | Tombstone | Contribution
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One replicated write: the ``seq``-th write by ``origin``, carrying a pattern version
-    (a :class:`Revision` only on the wire: replica logs hold whole patterns). ``sig`` is the
-    origin's signature of the write (:func:`~swarm.gossip.identity.write_message`); a whole
-    pattern also carries ``body_sig``, its author's signature of its body."""
+    (a :class:`Revision` only on the wire: replica logs hold whole patterns), a deletion, or the
+    origin's contribution to a pattern. ``sig`` is the origin's signature of the write
+    (:func:`~swarm.gossip.identity.write_message`; of a contribution,
+    :func:`~swarm.gossip.identity.contribution_message`); a version (whole or a revision) also
+    carries ``version_sig``, its author's (or a curator's) signature of it
+    (:func:`~swarm.gossip.identity.version_message`)."""
 
     origin: str
     seq: int
-    pattern: Pattern | Revision | Tombstone
+    pattern: Payload
     sig: bytes = b""
-    body_sig: bytes | None = None
+    version_sig: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +148,23 @@ def _b64(data: bytes | None) -> str:
     return base64.b64encode(data).decode("ascii") if data else ""
 
 
+#: The marker of a contribution entry (in a pattern's place).
+_CONTRIBUTION = "c"
+
+
 def _entry_record(e: Entry) -> list[Any]:
-    """``[origin, seq, signature, pattern, body signature]``, ``[origin, seq, signature, revision,
-    body]`` or ``[origin, seq, signature, null, [id, version, by]]`` (signatures in base64)."""
+    """``[origin, seq, signature, pattern, version signature]``, ``[origin, seq, signature,
+    revision, [body, version signature]]``, ``[origin, seq, signature, null, [id, version, by,
+    deleter, proof]]`` or ``[origin, seq, signature, "c", [id, uses, successes, failures,
+    total_reward, last_used_at]]`` (signatures in base64)."""
     p = e.pattern
     if isinstance(p, Revision):
-        return [e.origin, e.seq, _b64(e.sig), [p.fields[k] for k in _REVISION_KEYS], p.body]
+        return [e.origin, e.seq, _b64(e.sig), [p.fields[k] for k in _REVISION_KEYS], [p.body, _b64(e.version_sig)]]
     if isinstance(p, Tombstone):
         return [e.origin, e.seq, _b64(e.sig), None, [p.id, p.version, p.updated_by, p.deleter, _b64(p.proof)]]
-    return [e.origin, e.seq, _b64(e.sig), pattern_to_record(p), _b64(e.body_sig)]
+    if isinstance(p, Contribution):
+        return [e.origin, e.seq, _b64(e.sig), _CONTRIBUTION, [p.pattern_id, *p.values()]]
+    return [e.origin, e.seq, _b64(e.sig), pattern_to_record(p), _b64(e.version_sig)]
 
 
 def encode(msg: Message) -> bytes:
@@ -369,8 +388,9 @@ def _raw_entries(raw: Any, name: str, limits: Limits) -> tuple[RawEntry, ...]:
     out = []
     for e in raw:
         if not isinstance(e, list) or len(e) != 5:
-            raise ProtocolError(f"{name}: an entry must be [origin, seq, signature, pattern, body signature], "
-                                "[origin, seq, signature, revision, body] or [origin, seq, signature, null, tombstone]")
+            raise ProtocolError(f"{name}: an entry must be [origin, seq, signature, pattern, version signature], "
+                                "[origin, seq, signature, revision, [body, version signature]], [origin, seq, "
+                                "signature, null, tombstone] or [origin, seq, signature, \"c\", contribution]")
         seq = _int(e[1], "seq", name)
         if seq < 1:
             raise ProtocolError(f"{name}: entry sequence numbers start at 1")
@@ -380,15 +400,17 @@ def _raw_entries(raw: Any, name: str, limits: Limits) -> tuple[RawEntry, ...]:
 
 def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", limits: Limits = Limits()) -> tuple[Entry, ...]:
     """Validate the writes of ``raw`` entries (patterns as an imported pack's, revisions,
-    tombstones); raises :class:`ProtocolError` naming the message kind ``name``."""
+    tombstones, contributions); raises :class:`ProtocolError` naming the message kind ``name``."""
     out = []
     for r in raw:
         e = r.record
-        pattern: Pattern | Revision | Tombstone
+        pattern: Payload
         sig = _unb64(e[2], "signature", name, SIGNATURE_BYTES)
-        body_sig = None
+        version_sig = None
         try:
-            if e[3] is None:
+            if e[3] == _CONTRIBUTION:
+                pattern = _contribution(e[4], origin_node(r.origin), name, limits)
+            elif e[3] is None:
                 t = e[4]
                 if (not isinstance(t, list) or len(t) != 5 or not isinstance(t[2], str)
                         or len(t[2]) > limits.max_id_chars or not _encodable(t[2])):
@@ -398,15 +420,41 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
                                     _unb64(t[4], "proof", name, SIGNATURE_BYTES))
             elif isinstance(e[3], dict):
                 pattern = pattern_from_record(e[3], dim, ImportLimits(), where=f"{name} entry")
-                body_sig = _unb64(e[4], "body signature", name, SIGNATURE_BYTES)
+                version_sig = _unb64(e[4], "version signature", name, SIGNATURE_BYTES)
             else:
-                if not isinstance(e[4], str) or len(e[4]) != 32 or not all(c in "0123456789abcdef" for c in e[4]):
+                if not isinstance(e[4], list) or len(e[4]) != 2:
+                    raise ProtocolError(f"{name}: a revision goes with [body, version signature]")
+                body = e[4][0]
+                if not isinstance(body, str) or len(body) != 32 or not all(c in "0123456789abcdef" for c in body):
                     raise ProtocolError(f"{name}: a revision's body must be a 32-digit hex digest")
                 if not isinstance(e[3], list) or len(e[3]) != len(_REVISION_KEYS):
                     raise ProtocolError(f"{name}: a revision must list {', '.join(_REVISION_KEYS)}")
                 fields = revision_from_record(dict(zip(_REVISION_KEYS, e[3])), ImportLimits(), where=f"{name} revision")
-                pattern = Revision(e[4], fields)
+                pattern = Revision(body, fields)
+                version_sig = _unb64(e[4][1], "version signature", name, SIGNATURE_BYTES)
         except ImportValidationError as err:
             raise ProtocolError(str(err)) from None
-        out.append(Entry(r.origin, r.seq, pattern, sig, body_sig))
+        out.append(Entry(r.origin, r.seq, pattern, sig, version_sig))
     return tuple(out)
+
+
+def _contribution(v: Any, contributor: str, name: str, limits: Limits) -> Contribution:
+    """``[id, uses, successes, failures, total_reward, last_used_at]`` -> the origin's record."""
+    if not isinstance(v, list) or len(v) != 6:
+        raise ProtocolError(f"{name}: a contribution must be [id, uses, successes, failures, total_reward, last_used_at]")
+    pid = _ident(v[0], "pattern id", name, limits)
+    uses, successes, failures = (_int(x, k, name) for x, k in zip(v[1:4], ("uses", "successes", "failures")))
+    total = _finite(v[4], "total_reward", name)
+    last = None if v[5] is None else _finite(v[5], "last_used_at", name)
+    try:
+        return Contribution(pid, contributor, uses, successes, failures, total, last)
+    except ValueError as err:
+        raise ProtocolError(f"{name}: {err}") from None
+
+
+def _finite(v: Any, key: str, name: str) -> float:
+    """A JSON number a float holds exactly enough (an integer within 64 bits, or a finite float)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, int) and abs(v) > MAX_INT) or (
+            isinstance(v, float) and not math.isfinite(v)):
+        raise ProtocolError(f"{name}: a contribution's '{key}' must be a finite number")
+    return float(v)

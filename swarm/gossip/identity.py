@@ -3,8 +3,10 @@
 Each agent holds an Ed25519 write key; the swarm CA's certificate for the agent names its id (DNS
 name ``<agent>.swarm``) and carries the key's public half in an extension (:data:`WRITE_KEY_OID`;
 the certificate's own key is the agent's TLS key, EC P-256, which both QUIC stacks speak). A node signs every write it makes (the
-log row: origin, sequence number, pattern) and every pattern body it authors; a receiver
-takes a write only when its origin's key verifies it, and a body only when its author's does.
+log row: origin, sequence number, pattern), every version of a pattern it authors (its body and
+its author's figures) and every record of what it contributed to others' patterns; a receiver
+takes a write only when its origin's key verifies it, a version only when its author's (or a
+curator's) does, and a contribution only when its contributor's does.
 The CA revokes an agent with a certificate revocation list (an X.509 CRL it signs), which spreads
 by gossip: every node then refuses the agent's writes and quarantines the patterns it authored.
 
@@ -33,7 +35,8 @@ WRITE_KEY_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 CURATOR_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.2")
 
 _WRITE = b"swarm-write/1\x00"
-_BODY = b"swarm-body/1\x00"
+_VERSION = b"swarm-version/1\x00"
+_CONTRIBUTION = b"swarm-contribution/1\x00"
 _DELETE = b"swarm-delete/1\x00"
 
 
@@ -42,16 +45,31 @@ class IdentityError(ValueError):
 
 
 def write_message(origin: str, seq: int, pattern_id: str) -> bytes:
-    """What an origin signs for its ``seq``-th write: which pattern it wrote (or deleted). Neither
-    the version nor the kind: a replica serves a write with its pattern's current version, or as
-    a tombstone once the pattern is deleted (see :mod:`swarm.gossip.replication`); what the
-    payload may do is checked apart (its body is signed by its author)."""
+    """What an origin signs for its ``seq``-th write of a pattern version or a deletion: which
+    pattern it wrote (or deleted). Neither the version nor the kind: a replica serves a write with
+    its pattern's current version, or as a tombstone once the pattern is deleted (see
+    :mod:`swarm.gossip.replication`); the version is signed apart (:func:`version_message`)."""
     return _WRITE + "\x1f".join((origin, str(seq), pattern_id)).encode()
 
 
-def body_message(pattern_id: str, author: str, body_digest: str) -> bytes:
-    """What an author signs for a body of its pattern (:meth:`~swarm.memory.models.Pattern.body_digest`)."""
-    return _BODY + "\x1f".join((pattern_id, author, body_digest)).encode()
+def version_message(pattern_id: str, author: str, revision_digest: str) -> bytes:
+    """What a pattern's author (or a curator) signs for a version of it: the
+    :func:`~swarm.memory.models.revision_digest` of its body digest and its author's figures
+    (confidence, uses, successes, failures, rewards, version, updated_by). A relay can neither
+    change a body nor make up figures."""
+    return _VERSION + "\x1f".join((pattern_id, author, revision_digest)).encode()
+
+
+def contribution_message(origin: str, seq: int, pattern_id: str, values: list[object]) -> bytes:
+    """What a contributor signs for its ``seq``-th write when that write is its record on a
+    pattern (:class:`~swarm.memory.models.Contribution`): one signature for both (a record is
+    served as it was written, never as a later one)."""
+    return _CONTRIBUTION + "\x1f".join((origin, str(seq), pattern_id, *map(_figure, values))).encode()
+
+
+def _figure(v: object) -> str:
+    """A record's figure as signed: integers as written, floats by their repr (-0.0 as 0.0)."""
+    return repr(float(v) + 0.0) if isinstance(v, float) else "None" if v is None else str(v)
 
 
 def deletion_message(pattern_id: str, deleter: str) -> bytes:
@@ -160,6 +178,11 @@ class KeyRing:
     def may_change(self, agent: str, author: str) -> bool:
         """Whether ``agent`` may give ``author``'s pattern a new body or delete it."""
         return agent == author or agent in self.curators
+
+    def version_signer(self, author: str, updated_by: str) -> str:
+        """Whose signature a version of ``author``'s pattern made by ``updated_by`` carries: a
+        curator's for a version it made, its author's for any other."""
+        return updated_by if updated_by != author and updated_by in self.curators else author
 
     def __contains__(self, agent: str) -> bool:
         return agent in self._keys

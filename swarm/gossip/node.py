@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
-from ..memory.models import Pattern
+from ..memory.models import Contribution, Pattern
 from ..memory.store import DeletedKey, PatternStore
 from .codec import (
     ACK,
@@ -234,10 +234,11 @@ class GossipNode:
             self._send(peer, Message(LEAVE, self.id))
         self.left = True
 
-    def publish(self, patterns: Iterable[Pattern], now: float, deleted: Iterable[DeletedKey] = ()) -> int:
-        """Local writes and deletions (already made in the store) to replicate; returns how many
-        writes this node's replica took as its own."""
-        return len(self.log.write_many(patterns, deleted, now))
+    def publish(self, patterns: Iterable[Pattern], now: float, deleted: Iterable[DeletedKey] = (),
+                contributions: Iterable[Contribution] = ()) -> int:
+        """Local writes, deletions and this agent's contributions (already made in the store) to
+        replicate; returns how many writes this node's replica took as its own."""
+        return len(self.log.write_many(patterns, deleted, now, contributions))
 
     def receive(self, data: bytes, now: float, sender: str | None = None) -> None:
         """Handle one frame. Malformed input raises :class:`ProtocolError` and changes nothing."""

@@ -23,40 +23,64 @@ replica cut off from its peers for longer than the TTL can bring a deleted patte
 old write, as in every tombstone scheme (Cassandra's ``gc_grace_seconds``).
 
 Every write is signed by its origin (the log row keeps the signature, and every replica serves
-it on), and every body by its pattern's author (see :mod:`swarm.gossip.identity`). A replica
-takes a write only when its origin's key verifies it: a member cannot forge another's writes, and
-a forged one closes the connection it came on. What a write may do is checked too: only a
-pattern's author may give it a body or delete it (another member's attempt is held, so that its
-origin's stream goes on, and changes nothing); a pattern keeps its first author; a version may
-not run more than :data:`MAX_VERSION_STEP` ahead of the copy held. A revoked agent's writes are
-refused and the patterns it authored quarantined (deleted here, not published again). The
-outcome statistics of a version (uses, successes, rewards) are not yet kept per contributing
-member: a member may still overwrite them under its own, signed, name.
+it on), and every version of a pattern by its author, or by a curator for a version it made (see
+:mod:`swarm.gossip.identity`). A replica takes a write only when its origin's key verifies it,
+and a version only when its author's (or that curator's) does: a member cannot forge another's
+writes, change another's pattern or make up its figures, and a forged write closes the
+connection it came on. What a write may do is checked too: a pattern keeps its first author
+(another member's claim is held, so that its origin's stream goes on, and changes nothing); only
+its author (or a curator) deletes it; a version may not run more than :data:`MAX_VERSION_STEP`
+ahead of the copy held.
+
+What other agents record on a pattern (uses, successes, failures, rewards) is theirs: each
+agent's cumulative :class:`~swarm.memory.models.Contribution`, written and signed by it alone
+and served as written (a contribution's write is its record: one signature for both). A replica
+keeps, per contributor, the record with the most uses, and a pattern's figures are its
+author's plus every contributor's: no member can erase or overwrite another's share.
+
+A revoked agent's writes are refused, and what it wrote quarantined: the patterns it authored
+deleted here (not published again) and its contributions to others' patterns dropped.
 
 The high-water marks are kept in memory (integers, rebuilt from the log when the store opens).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from cachetools import LRUCache
 
-from ..memory.models import Pattern
+from ..memory.models import REVISION_FIELDS, Contribution, Pattern, revision_digest, revision_of
 from ..memory.store import DeletedKey, PatternStore, ReplicaRow
 from .codec import Entry, ProtocolError, Revision, Tombstone
-from .identity import Identity, body_message, deletion_message, write_message
+from .identity import Identity, contribution_message, deletion_message, version_message, write_message
 from .neighbours import origin_node
 
 TOMBSTONE_BODY = ""  # the body column of a deletion's row in the write log
+#: The body column of a contribution's row in the write log starts with this, followed by the
+#: record's figures as JSON (a record is served as written: the log row holds it).
+CONTRIBUTION_BODY = "+"
 #: Patterns decoded to serve peers, kept by body and revision fields: a write is served to many
 #: peers, and decoding a row costs more than anything else in serving it.
 SERVED_CACHE = 4096
 #: How far a version may run ahead of the copy a replica holds (or of none): a member cannot make
 #: its copy win every merge by numbering it 2**63 - 1.
 MAX_VERSION_STEP = 1 << 20
+
+
+def _contribution_body(c: Contribution) -> str:
+    """A contribution's log row body: the marker, then its figures."""
+    return CONTRIBUTION_BODY + json.dumps(c.values(), separators=(",", ":"))
+
+
+def _contribution_entry(origin: str, seq: int, pid: str, body: str, sig: bytes) -> Entry:
+    """A contribution's write as logged."""
+    uses, successes, failures, total, last = json.loads(body[len(CONTRIBUTION_BODY):])
+    return Entry(origin, seq, Contribution(pid, origin_node(origin), uses, successes, failures, float(total),
+                                           None if last is None else float(last)), sig)
 
 
 class StoreReplica:
@@ -124,7 +148,8 @@ class StoreReplica:
         (given origin and sequence number) lets go now: oldest first per origin, at most
         ``limit``. Each goes with its pattern's current version, as a Revision when the peer seems
         to hold the body (its digest covers a write that carried it, or it gets one earlier in this
-        batch) unless ``whole`` says otherwise, or as a tombstone when the pattern is deleted here.
+        batch) unless ``whole`` says otherwise, or as a tombstone when the pattern is deleted here;
+        a contribution goes as written.
 
         "Seems": a write is served with the server's current version, so a peer may hold a write
         under another version than the one this store logged, and lack the body. It then drops the
@@ -144,14 +169,19 @@ class StoreReplica:
                 again = whole is not None and whole(origin, r[1])  # asked before ``allow`` records the send
                 if allow is None or allow(origin, r[1]):
                     rows.append((r, again))
-            records = self.store.revision_records(list({r[2] for r, _ in rows}))
+            versions = [(r, again) for r, again in rows if not r[5].startswith(CONTRIBUTION_BODY)]
+            records = self.store.revision_records(list({r[2] for r, _ in versions}))
             if revisions:  # who carried which body, for the bodies a revision could go over (one query)
-                asked = {records[r[2]][0] for r, again in rows if not again and r[2] in records} - held.keys()
+                asked = {records[r[2]][0] for r, again in versions if not again and r[2] in records} - held.keys()
                 for body, carriers in self.store.replica_carriers(list(asked)).items():
                     held[body] = any(digest.get(o, 0) >= q for o, q in carriers.items())
-            planned: list[Entry | str | None] = []  # an entry, the id of a pattern that goes whole, or None
-            gone = self.store.deletion_proofs([r[2] for r, _ in rows if r[2] not in records])
-            for (_, seq, pid, version, by, _, _), again in rows:
+            # per row: an entry, the id of a pattern that goes whole, or None (nothing to serve)
+            planned: list[Entry | str | None] = []
+            gone = self.store.deletion_proofs([r[2] for r, _ in versions if r[2] not in records])
+            for (_, seq, pid, version, by, body_col, sig), again in rows:
+                if body_col.startswith(CONTRIBUTION_BODY):
+                    planned.append(None if sig is None else _contribution_entry(origin, seq, pid, body_col, sig))
+                    continue
                 if pid not in records:  # deleted here: its deletion's proof, if it has one
                     proof = gone.get(pid)
                     planned.append(None if proof is None else Entry(origin, seq, Tombstone(pid, version, by, *proof)))
@@ -162,15 +192,20 @@ class StoreReplica:
                 else:
                     planned.append(pid)
                 sent_bodies.add(body)
+            revised = self._version_sigs({x.pattern.id: records[x.pattern.id] for x in planned
+                                          if isinstance(x, Entry) and isinstance(x.pattern, Revision)})
             sendable = self._signed_current({x: records[x] for x in planned if isinstance(x, str)})
             sigs = self._write_sigs([r for r, _ in rows])
             for (row, _), x in zip(rows, planned):
                 sig = sigs.get((row[0], row[1]))
+                if isinstance(x, Entry) and isinstance(x.pattern, Revision):
+                    signed = revised.get(x.pattern.id)
+                    x = None if signed is None else Entry(x.origin, x.seq, x.pattern, x.sig, signed[1])
                 if sig is None or x is None or (isinstance(x, str) and x not in sendable):
                     self.unservable += 1  # unproven: the peer asks again, and gets it from another
                     continue
                 if isinstance(x, Entry):
-                    out.append(Entry(x.origin, x.seq, x.pattern, sig))
+                    out.append(Entry(x.origin, x.seq, x.pattern, sig, x.version_sig))
                 else:
                     out.append(Entry(origin, row[1], sendable[x][0], sig, sendable[x][1]))
             if len(out) >= limit:
@@ -183,8 +218,8 @@ class StoreReplica:
         has none."""
         out: dict[tuple[str, int], bytes] = {}
         late: list[tuple[str, int, bytes]] = []
-        for origin, seq, pid, _, _, _, sig in rows:
-            if sig is None and origin_node(origin) == self.agent:
+        for origin, seq, pid, _, _, body, sig in rows:
+            if sig is None and origin_node(origin) == self.agent and not body.startswith(CONTRIBUTION_BODY):
                 sig = self.identity.signer.sign(write_message(origin, seq, pid))
                 late.append((origin, seq, sig))
             if sig is not None:
@@ -193,37 +228,48 @@ class StoreReplica:
         return out
 
     def _signed_current(self, records: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, tuple[Pattern, bytes]]:
-        """The current copies of these patterns (see :meth:`_current`) with their authors'
-        signatures of their bodies. A body this agent authors (or one nobody has claimed yet: it
-        becomes this agent's) is signed now if it is not yet; another author's unsigned body (a
-        local edit it never published) is left out."""
+        """The current copies of these patterns (see :meth:`_current`: their authors' figures)
+        with the signatures of their versions. A version this agent must sign (of a pattern it
+        authors, or nobody has claimed yet: it becomes this agent's; or one it made as a curator)
+        is signed now if it is not yet; another's unsigned version (a local edit it never
+        published) is left out."""
         if not records:
             return {}
-        current = self._current(records)
-        signed = self.store.body_signatures(list(records))
-        out: dict[str, tuple[Pattern, bytes]] = {}
+        signed = self._version_sigs(records)
+        current = self._current({pid: records[pid] for pid in signed})
+        return {pid: (p if p.author == signed[pid][0] else replace(p, author=signed[pid][0]), signed[pid][1])
+                for pid, p in current.items()}
+
+    def _version_sigs(self, records: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, tuple[str, bytes]]:
+        """Per pattern whose current version (``records``, as in :meth:`_current`) is signed: its
+        author and the signature (signed now if this agent is the one to sign it; see
+        :meth:`_signed_current`)."""
+        if not records:
+            return {}
+        out: dict[str, tuple[str, bytes]] = {}
         late: list[tuple[str, str, str, bytes]] = []
-        for pid, p in current.items():
-            author, body, sig = signed[pid]
-            if sig is None and (not author or self.identity.ring.may_change(self.agent, author)):
-                author = self.agent
-                sig = self.identity.signer.sign(body_message(pid, author, body))
-                late.append((pid, author, body, sig))
+        for pid, (author, _, digest, sig) in self.store.version_signatures(list(records)).items():
+            by = str(records[pid][1]["updated_by"])
+            if sig is None and self.identity.ring.version_signer(author or self.agent, by) == self.agent:
+                author = author or self.agent
+                sig = self.identity.signer.sign(version_message(pid, author, digest))
+                late.append((pid, author, digest, sig))
             if sig is not None:
-                out[pid] = (p if p.author == author else replace(p, author=author), sig)
-        self.store.sign_bodies(late)
+                out[pid] = (author, sig)
+        self.store.sign_versions(late)
         return out
 
     def _current(self, records: Mapping[str, tuple[str, dict[str, Any]]]) -> dict[str, Pattern]:
-        """The current copies of patterns known by their body digest and revision record (from
-        :meth:`~swarm.memory.store.PatternStore.revision_records`): from the served cache, or read."""
+        """The current copies (their authors' figures) of patterns known by their body digest and
+        revision record (from :meth:`~swarm.memory.store.PatternStore.revision_records`): from
+        the served cache, or read."""
         out: dict[str, Pattern] = {}
         keys = {pid: (body, *record.values()) for pid, (body, record) in records.items()}
         for pid, key in keys.items():
             p = self._served.get(key)
             if p is not None:
                 out[pid] = p
-        read = self.store.get_many([pid for pid in keys if pid not in out])
+        read = self.store.get_many([pid for pid in keys if pid not in out], base=True)
         for pid, p in read.items():
             self._served[keys[pid]] = p  # read in the same state as the record (nothing wrote since)
             out[pid] = p
@@ -236,62 +282,69 @@ class StoreReplica:
         rows = [r for _, r in self.store.replica_recent(since, n)]
         revoked = self.identity.revoked
         rows = [r for r in rows if origin_node(r[0]) not in revoked]
-        records = self.store.revision_records(list({r[2] for r in rows}))
+        versions = [r for r in rows if not r[5].startswith(CONTRIBUTION_BODY)]
+        records = self.store.revision_records(list({r[2] for r in versions}))
         whole = self._signed_current(records)
-        gone = self.store.deletion_proofs([r[2] for r in rows if r[2] not in records])
+        gone = self.store.deletion_proofs([r[2] for r in versions if r[2] not in records])
         sigs = self._write_sigs(rows)
         out = []
-        for o, q, pid, v, by, _, _ in rows:
+        for o, q, pid, v, by, body, _ in rows:
             sig = sigs.get((o, q))
-            if sig is None or (pid not in whole and pid not in gone):
+            if sig is not None and body.startswith(CONTRIBUTION_BODY):
+                out.append(_contribution_entry(o, q, pid, body, sig))
+            elif sig is None or (pid not in whole and pid not in gone):
                 continue  # unproven: not pushed (a pull of it counts it unservable)
-            out.append(Entry(o, q, whole[pid][0], sig, whole[pid][1]) if pid in whole
-                       else Entry(o, q, Tombstone(pid, v, by, *gone[pid]), sig))  # deleted here since
+            else:
+                out.append(Entry(o, q, whole[pid][0], sig, whole[pid][1]) if pid in whole
+                           else Entry(o, q, Tombstone(pid, v, by, *gone[pid]), sig))  # deleted here since
         return out
 
     # ---- what the node writes ----
 
     def write_many(self, patterns: Iterable[Pattern], deleted: Iterable[DeletedKey] = (),
-                   now: float = 0.0) -> list[Entry]:
-        """Local writes and deletions, numbered as this node's and signed, in one transaction. The
-        store takes a pattern not yet in it (or newer than its copy); a deletion is one the store
-        made already, and starts a tombstone recorded at ``now``. A pattern nobody authors yet
-        becomes this agent's; a change to another author's body is not published (peers would
-        refuse it: only its author can sign it), nor is anything once this agent is revoked."""
+                   now: float = 0.0, contributions: Iterable[Contribution] = ()) -> list[Entry]:
+        """Local writes, deletions and contributions, numbered as this node's and signed, in one
+        transaction. The store takes a pattern not yet in it (or newer than its copy); patterns
+        carry their authors' figures (see :meth:`~swarm.memory.store.PatternStore.changed_since`);
+        a deletion is one the store made already, and starts a tombstone recorded at ``now``; a
+        contribution is this agent's record on another's pattern, as the store holds it. A
+        pattern nobody authors yet becomes this agent's; a version this agent may not sign (a
+        change to another author's pattern) is not published (peers would refuse it), nor is
+        anything once this agent is revoked."""
         if self.agent in self.identity.revoked:
             return []
         rows: list[ReplicaRow] = []
         out: list[Entry] = []
         patterns = list(patterns)
         seen = self.store.replica_held([(p.id, p.version, p.updated_by) for p in patterns])
-        held = self.store.body_signatures([p.id for p in patterns])
-        sign = self.identity.signer.sign
-        signed: list[tuple[str, str, str, bytes]] = []  # bodies signed now: (id, author, body, signature)
+        held = self.store.version_signatures([p.id for p in patterns])
+        sign, ring = self.identity.signer.sign, self.identity.ring
+        signed: list[tuple[str, str, str, bytes]] = []  # versions signed now: (id, author, digest, signature)
         for p in patterns:
             key = (p.id, p.version, p.updated_by)
             if key in seen:
                 continue
             seen.add(key)
-            author, body, body_sig = held.get(p.id) or (p.author, p.body_digest(), None)
+            body = p.body_digest()
+            author, _, digest, version_sig = held.get(p.id) or (p.author, body, "", None)
             author = author or self.agent
-            if body_sig is None:  # a new body: this agent's to sign, if it may (it then vouches for it)
-                if not self.identity.ring.may_change(self.agent, author):
+            mine = revision_digest(body, revision_of(p))
+            if version_sig is None or digest != mine:  # a new version: this agent's to sign, if it may
+                if ring.version_signer(author, p.updated_by) != self.agent:
                     self.unpublished += 1
                     continue
-                author = self.agent
-                body_sig = sign(body_message(p.id, author, body))
-                signed.append((p.id, author, body, body_sig))
+                version_sig = sign(version_message(p.id, author, mine))
+                signed.append((p.id, author, mine, version_sig))
             self._own += 1
             sig = sign(write_message(self.node_id, self._own, p.id))
             rows.append((self.node_id, self._own, p.id, p.version, p.updated_by, body, sig))
             out.append(Entry(self.node_id, self._own, p if p.author == author else replace(p, author=author),
-                             sig, body_sig))
+                             sig, version_sig))
         written = [e.pattern for e in out if isinstance(e.pattern, Pattern)]
         tombstones: list[DeletedKey] = []
         proofs: list[tuple[str, str, bytes]] = []
         deleted = list(deleted)
         authors = self.store.deleted_authors([pid for pid, _, _ in deleted])
-        ring = self.identity.ring
         for pid, version, by in deleted:
             author = authors.get(pid, "")
             if author and not ring.may_change(self.agent, author):
@@ -304,18 +357,26 @@ class StoreReplica:
             out.append(Entry(self.node_id, self._own, Tombstone(pid, version, by, self.agent, proof), sig))
             tombstones.append((pid, version, by))
             proofs.append(("*" if self.agent in ring.curators else self.agent, self.agent, proof))
+        for c in contributions:
+            if c.contributor != self.agent:
+                raise ValueError(f"{self.agent} cannot publish {c.contributor!r}'s contribution")
+            self._own += 1
+            sig = sign(contribution_message(self.node_id, self._own, c.pattern_id, c.values()))
+            rows.append((self.node_id, self._own, c.pattern_id, c.uses, c.contributor, _contribution_body(c), sig))
+            out.append(Entry(self.node_id, self._own, c, sig))
         if rows:
             self.store.replica_log(rows, written, tombstones, now,
                                    bodies=[r[5] for r in rows[:len(written)]],
-                                   body_sigs=[e.body_sig for e in out[:len(written)]], proofs=proofs)
-            self.store.sign_bodies(signed)  # for patterns the store held already (not rewritten)
+                                   version_sigs=[e.version_sig for e in out[:len(written)]], proofs=proofs)
+            self.store.sign_versions(signed)  # for patterns the store held already (not rewritten)
             self._took(rows, tombstones, now)
         return out
 
     def apply(self, entries: Iterable[Entry], now: float = 0.0) -> list[str]:
-        """Take writes from a peer; return the ids whose current version changed. A write whose
-        signature does not verify raises :class:`~.codec.ProtocolError` (nothing is taken); one
-        whose signer's key is not known here yet is left (asked for again later)."""
+        """Take writes from a peer; return the ids whose figures changed. A write whose signature
+        (or whose version's signature) does not verify raises :class:`~.codec.ProtocolError`
+        (nothing is taken); one whose signer's key is not known here yet is left (asked for again
+        later)."""
         fresh = self._verified(entries)
         rows: list[ReplicaRow] = []
         incoming: list[Pattern] = []
@@ -324,14 +385,18 @@ class StoreReplica:
         revised: list[dict[str, Any]] = []
         tombstones: list[DeletedKey] = []
         proofs: list[tuple[str, str, bytes]] = []
+        contributions: list[Contribution] = []
         bodies: dict[str, Pattern] = {}  # body digest -> a pattern earlier in this batch with that body
         heads = self.store.heads(list({e.pattern.id for e in fresh}))
         revoked, ring = self.identity.revoked, self.identity.ring
         for e in fresh:
             p = e.pattern
             head = heads.get(p.id)
-            if isinstance(p, Tombstone):
-                row: ReplicaRow = (e.origin, e.seq, p.id, p.version, p.updated_by, TOMBSTONE_BODY, e.sig)
+            if isinstance(p, Contribution):
+                row: ReplicaRow = (e.origin, e.seq, p.id, p.uses, p.contributor, _contribution_body(p), e.sig)
+                contributions.append(p)
+            elif isinstance(p, Tombstone):
+                row = (e.origin, e.seq, p.id, p.version, p.updated_by, TOMBSTONE_BODY, e.sig)
                 ok = ring.verify(p.deleter, deletion_message(p.id, p.deleter), p.proof)
                 if ok is None:
                     self.unverified += 1  # the deleter's key is not known here yet: asked for again
@@ -347,34 +412,45 @@ class StoreReplica:
                 version, by = int(p.fields.get("version", 0)), str(p.fields.get("updated_by", ""))
                 row = (e.origin, e.seq, p.id, version, by, p.body, e.sig)
                 earlier = bodies.get(p.body)
+                author = head[3] if head is not None and head[2] == p.body else (
+                    earlier.author if earlier is not None and earlier.id == p.id else None)
                 if head is not None and version > head[0] + MAX_VERSION_STEP:
                     self.refused += 1
-                elif earlier is not None and earlier.id == p.id:  # over a body earlier in this batch
-                    incoming.append(replace(earlier, **{k: v for k, v in p.fields.items() if k != "id"}))
-                    incoming_bodies.append(p.body)
-                    incoming_sigs.append(None)
-                elif head is not None and head[2] == p.body:  # over the body held: the store applies it
-                    revised.append({**p.fields, "body": p.body})
-                elif not self._superseded(p.id, head, version, by):
-                    self.unresolved += 1  # the sender was wrong: asked for again
-                    continue
+                elif author is None:  # over a body not held here
+                    if not self._superseded(p.id, head, version, by):
+                        self.unresolved += 1  # the sender was wrong: asked for again
+                        continue
+                elif head is not None and earlier is None and (version, by) <= (head[0], head[1]):
+                    pass  # not newer than the copy held: held, nothing to apply
+                else:
+                    fields = [p.fields[k] for k in REVISION_FIELDS]
+                    if not self._version_proven(p.id, author, by, revision_digest(p.body, fields), e.version_sig):
+                        self.unverified += 1  # the signer's key is not known here yet: asked for again
+                        continue
+                    if earlier is not None and earlier.id == p.id:  # over a body earlier in this batch
+                        incoming.append(replace(earlier, **{k: v for k, v in p.fields.items() if k != "id"}))
+                        incoming_bodies.append(p.body)
+                        incoming_sigs.append(e.version_sig)
+                    else:  # over the body held: the store applies it
+                        revised.append({**p.fields, "body": p.body, "sig": e.version_sig})
             else:
                 body = p.body_digest()
                 row = (e.origin, e.seq, p.id, p.version, p.updated_by, body, e.sig)
-                proven = (head is not None and head[2] == body and head[3] == p.author) or (
-                    bodies.get(body) is not None and bodies[body].author == p.author)
                 if p.author in revoked:
                     self.refused += 1
                 elif (head is not None and head[3] not in ("", p.author) and p.author not in ring.curators) or p.version > (
                         head[0] if head is not None else 0) + MAX_VERSION_STEP:
                     self.refused += 1  # another author's pattern id, or a version out of reach
-                elif not proven and not self._body_proven(p, body, e.body_sig):
-                    self.unverified += 1  # the author's key is not known here yet: asked for again
+                elif head is not None and (p.version, p.updated_by) <= (head[0], head[1]) and head[2] == body:
+                    pass  # this body at no newer a version: held, nothing to apply
+                elif not self._version_proven(p.id, p.author, p.updated_by, revision_digest(body, revision_of(p)),
+                                              e.version_sig):
+                    self.unverified += 1  # the signer's key is not known here yet: asked for again
                     continue
                 else:
                     incoming.append(p)
                     incoming_bodies.append(body)
-                    incoming_sigs.append(e.body_sig)
+                    incoming_sigs.append(e.version_sig)
                     bodies.setdefault(body, p)
             if e.origin == self.node_id:
                 self._own = max(self._own, e.seq)  # our own writes from before a restart
@@ -382,7 +458,7 @@ class StoreReplica:
         if not rows:
             return []
         changed, deleted = self.store.replica_log(rows, incoming, tombstones, now, revised, incoming_bodies,
-                                                  incoming_sigs, proofs)
+                                                  incoming_sigs, proofs, contributions)
         self.deleted += len(deleted)
         self._took(rows, tombstones, now)
         return list(dict.fromkeys(changed))
@@ -400,7 +476,10 @@ class StoreReplica:
             if agent in revoked:
                 self.revoked += 1
                 continue
-            ok = ring.verify(agent, write_message(e.origin, e.seq, e.pattern.id), e.sig)
+            p = e.pattern
+            message = (contribution_message(e.origin, e.seq, p.id, p.values()) if isinstance(p, Contribution)
+                       else write_message(e.origin, e.seq, p.id))
+            ok = ring.verify(agent, message, e.sig)
             if ok is None:
                 self.unverified += 1
                 continue
@@ -410,13 +489,14 @@ class StoreReplica:
             out.append(e)
         return out
 
-    def _body_proven(self, p: Pattern, body: str, sig: bytes | None) -> bool:
-        """Whether ``p``'s author signed its ``body``: False when the author's key is not known
-        here; raises :class:`~.codec.ProtocolError` when the signature is not the author's."""
-        ok = None if not p.author else self.identity.ring.verify(p.author, body_message(p.id, p.author, body),
-                                                                  sig or b"")
-        if ok is False or not p.author:
-            raise ProtocolError(f"pattern {p.id!r}: its body is not signed by its author {p.author!r}")
+    def _version_proven(self, pid: str, author: str, updated_by: str, digest: str, sig: bytes | None) -> bool:
+        """Whether the version of ``author``'s pattern ``pid`` with revision ``digest`` carries
+        its signer's signature (its author's, or the curator's that made it): False when the
+        signer's key is not known here; raises :class:`~.codec.ProtocolError` when it does not."""
+        signer = self.identity.ring.version_signer(author, updated_by) if author else ""
+        ok = None if not signer else self.identity.ring.verify(signer, version_message(pid, author, digest), sig or b"")
+        if ok is False or not signer:
+            raise ProtocolError(f"pattern {pid!r}: version {updated_by!r} made is not signed by {signer or 'its author'!r}")
         return bool(ok)
 
     def _superseded(self, pid: str, head: tuple[int, str, str, str] | None, version: int, by: str) -> bool:

@@ -35,18 +35,16 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import operator
 import os
 import sqlite3
-import struct
 import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -63,11 +61,26 @@ from .errors import (
     StoreReadOnlyError,
 )
 from .index import Filter, IndexMode, VectorIndex
-from .models import KINDS, REVISION_FIELDS, Pattern, Source, apply_outcome, body_digest_of, merge, provenance_json
+from .models import (
+    KINDS,
+    REVISION_FIELDS,
+    Contributed,
+    Contribution,
+    Pattern,
+    Source,
+    apply_outcome,
+    body_digest_of,
+    merge,
+    provenance_json,
+    revision_digest,
+    revision_of,
+    with_contributions,
+    without_contributions,
+)
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -184,20 +197,11 @@ def _migrate_6(db: sqlite3.Connection) -> None:
     db.executemany("UPDATE patterns SET row_digest = ? WHERE rowid = ?", [(_row_digest(r[1], r[2:]), r[0]) for r in rows])
 
 
-def _row_digest(body: str, revision: Sequence[Any]) -> str:
-    """A row's digest: of its body digest and its :data:`~swarm.memory.models.REVISION_FIELDS`
-    values (in that order), the numbers packed as SQLite gives them back (REAL columns as
-    doubles, -0.0 as 0.0; INTEGER columns as 64-bit integers): about 1 us a row, where
-    formatting the floats as text took twice that."""
-    conf, uses, successes, failures, total, last, version, by = revision
-    h = hashlib.blake2b(_REVISION_PACKING.pack(float(conf) + 0.0, int(uses), int(successes), int(failures),
-                                               float(total) + 0.0, 0.0 if last is None else float(last) + 0.0,
-                                               int(version), last is None), digest_size=8)
-    h.update(f"{body}\x1e{by}".encode())
-    return h.hexdigest()
-
-
-_REVISION_PACKING = struct.Struct("<dqqqddq?")
+def _row_digest(body: str, revision: Sequence[Any], contributed: str | None = None) -> str:
+    """A row's digest: :func:`~swarm.memory.models.revision_digest` of its body digest and its
+    :data:`~swarm.memory.models.REVISION_FIELDS` values, and (from v8) of its contributors' sums
+    when it has any."""
+    return revision_digest(body if contributed is None else f"{body}\x1e{contributed}", revision)
 
 def _migrate_7(db: sqlite3.Connection) -> None:
     """v7: authenticated writes (see :mod:`swarm.gossip.identity`). Each pattern's ``author`` (the
@@ -219,21 +223,42 @@ def _migrate_7(db: sqlite3.Connection) -> None:
                " WITHOUT ROWID")
 
 
+def _migrate_8(db: sqlite3.Connection) -> None:
+    """v8: outcome statistics per contributing agent. A pattern's own columns hold its author's
+    figures; what each other agent recorded on it is that agent's row in ``contributions``
+    (cumulative; ``seq`` is the store's change number when this store's own agent last changed
+    it, 0 for a peer's), and ``patterns.contributed`` caches their sums (JSON ``[uses, successes,
+    failures, total_reward, last_used_at]``, NULL when there are none; the row digest covers it).
+    ``body_sig`` is now the signature of a version (of its :func:`~swarm.memory.models.revision_digest`,
+    kept in ``signed_body``): signatures of bodies alone are dropped (an agent signs its own
+    patterns' versions again as it serves them)."""
+    db.execute("CREATE TABLE contributions (pattern_id TEXT NOT NULL, contributor TEXT NOT NULL,"
+               " uses INTEGER NOT NULL, successes INTEGER NOT NULL, failures INTEGER NOT NULL,"
+               " total_reward REAL NOT NULL, last_used_at REAL, seq INTEGER NOT NULL,"
+               " PRIMARY KEY (pattern_id, contributor)) WITHOUT ROWID")
+    db.execute("CREATE INDEX contributions_by ON contributions (contributor, seq)")
+    db.execute("ALTER TABLE patterns ADD COLUMN contributed TEXT")
+    db.execute("UPDATE patterns SET body_sig = NULL, signed_body = ''")
+
+
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3,
                                                                 4: _migrate_4, 5: _migrate_5, 6: _migrate_6,
-                                                                7: _migrate_7}
+                                                                7: _migrate_7, 8: _migrate_8}
 
 _COLUMNS_V4 = (
     "id, title, description, content, domain, tags, kind, action, confidence, uses, successes, "
     "failures, total_reward, created_at, last_used_at, source_agent, source_trajectory, "
     "source_outcome, version, updated_by, embedding, provenance, source_reward"
 )
-_COLUMNS = _COLUMNS_V4 + ", body, row_digest, author"
-_PLACEHOLDERS = ", ".join("?" * len(_COLUMNS.split(",")))
-_INSERT = f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?)"
+#: The columns a pattern is written with (its contributors' sums are the store's to keep).
+_STORED = _COLUMNS_V4 + ", body, row_digest, author"
+#: The columns a pattern is read from.
+_COLUMNS = _STORED + ", contributed"
+_PLACEHOLDERS = ", ".join("?" * len(_STORED.split(",")))
+_INSERT = f"INSERT INTO patterns ({_STORED}, seq) VALUES ({_PLACEHOLDERS}, ?)"
 # an upsert keeps the author a row has when the new copy names none (an edit of a published pattern)
-_UPSERT = (f"INSERT INTO patterns ({_COLUMNS}, seq) VALUES ({_PLACEHOLDERS}, ?) ON CONFLICT (id) DO UPDATE SET "
-           + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[1:] if c.strip() != "author")
+_UPSERT = (f"INSERT INTO patterns ({_STORED}, seq) VALUES ({_PLACEHOLDERS}, ?) ON CONFLICT (id) DO UPDATE SET "
+           + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _STORED.split(",")[1:] if c.strip() != "author")
            + ", author = CASE excluded.author WHEN '' THEN author ELSE excluded.author END, seq = excluded.seq")
 
 
@@ -277,7 +302,22 @@ def _encode(p: Pattern, body: str | None = None) -> tuple[Any, ...]:
     )
 
 
-def _decode(row: Sequence[Any]) -> Pattern:
+def _contributed(text: str | None) -> Contributed | None:
+    """A row's ``contributed`` column (checked by the row digest) as sums."""
+    if text is None:
+        return None
+    uses, successes, failures, total, last = json.loads(text)
+    return int(uses), int(successes), int(failures), float(total), None if last is None else float(last)
+
+
+def _decode(row: Sequence[Any], base: bool = False) -> Pattern:
+    """A row as a pattern: with its contributors' sums added (what readers see), or as its
+    author's figures alone (``base``: what replication serves and signs)."""
+    p = _decode_base(row)
+    return p if base or len(row) <= 26 or row[26] is None else with_contributions(p, _contributed(row[26]))
+
+
+def _decode_base(row: Sequence[Any]) -> Pattern:
     return Pattern(
         id=row[0], title=row[1], description=row[2], content=row[3], domain=row[4],
         tags=_json_tuple(row[5]), kind=row[6], action=row[7], confidence=row[8],
@@ -299,7 +339,7 @@ def _json_tuple(text: str) -> tuple[Any, ...]:
 
 #: The tables of a store at :data:`SCHEMA_VERSION`.
 _TABLES = frozenset({"meta", "patterns", "deleted", "links", "consolidation_log", "replica", "tombstones",
-                     "deletions"})
+                     "deletions", "contributions"})
 
 _COLUMN_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 _TEXT_AT = operator.itemgetter(0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 19, 21, 23, 24, 25)  # the TEXT columns
@@ -345,21 +385,26 @@ def _row_damage(row: Sequence[Any], embedding_bytes: int) -> str | None:
     # the values the digest does not cover, and those the index takes (the text the digest
     # covers is checked by hashing it: a value that is not text fails the join)
     (_, _, _, _, domain, _, kind, _, conf, uses, successes, failures, total, created, last, _, _, _, version, by,
-     embedding, _, reward, body, row_digest, author) = row
+     embedding, _, reward, body, row_digest, author, contributed) = row
     if (type(conf) is float and 0.0 <= conf <= 1.0 and type(uses) is int and type(successes) is int
             and type(failures) is int and type(version) is int and min(uses, successes, failures, version) >= 0
             and type(total) is float and math.isfinite(total) and type(created) is float
             and (last is None or type(last) is float) and type(by) is str and type(embedding) is bytes
             and len(embedding) == embedding_bytes and kind in KINDS and type(domain) is str
-            and type(author) is str and (reward is None or (type(reward) is float and math.isfinite(reward)))):
+            and type(author) is str and (reward is None or (type(reward) is float and math.isfinite(reward)))
+            and (contributed is None or type(contributed) is str)):
         try:
             if _stored_body_digest(row) != body:
                 return "its content does not match its body digest (the row was altered)"
-            if _row_digest(body, (conf, uses, successes, failures, total, last, version, by)) == row_digest:
+            if _row_digest(body, (conf, uses, successes, failures, total, last, version, by), contributed) == row_digest:
+                if contributed is not None:
+                    _contributed(contributed)  # written by this store, so its shape is sound unless damaged
                 return None  # the fast path: a sound row
             return "its outcome statistics do not match its row digest (the row was altered)"
         except (ValueError, TypeError, RecursionError):  # a value not text, or tags or provenance not JSON
             pass
+    if contributed is not None and type(contributed) is not str:
+        return f"contributed is {type(contributed).__name__}, not text"
     # the slow path: say what is wrong
     if set(map(type, _TEXT_AT(row))) != _STR:
         at = next(i for i in (0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 19, 21, 23, 24, 25) if type(row[i]) is not str)
@@ -627,12 +672,13 @@ class PatternStore:
         at = "" if rowid is None else f" at row {rowid}"
         return CorruptStoreError(f"{self.path}: corrupt store (pattern {_short(pattern_id)}{at}: {what})")
 
-    def _pattern(self, row: Sequence[Any], rowid: int | None = None) -> Pattern:
-        """Decode a row (its columns in ``_COLUMNS`` order) after checking it (:func:`_row_damage`)."""
+    def _pattern(self, row: Sequence[Any], rowid: int | None = None, base: bool = False) -> Pattern:
+        """Decode a row (its columns in ``_COLUMNS`` order) after checking it (:func:`_row_damage`);
+        ``base``: its author's figures alone (see :func:`_decode`)."""
         what = _row_damage(row, 4 * self.dim)
         if what is None:
             try:
-                return _decode(row)
+                return _decode(row, base)
             except (ValueError, TypeError) as e:
                 what = f"cannot be decoded ({_one_line(e)})"
         raise self._corrupt_row(rowid, row[0], what)
@@ -887,9 +933,15 @@ class PatternStore:
                     f"pattern {p.id!r} has a {p.dim}-d embedding, the store holds {self.dim}-d")
 
     def _write_in_tx(self, tx: PatternStore._Tx, patterns: Sequence[Pattern], sql: str,
-                     insert_only: bool = False, bodies: Sequence[str] | None = None) -> None:
-        """Write ``patterns`` (``bodies``: their body digests, if known) and index them on commit."""
+                     insert_only: bool = False, bodies: Sequence[str] | None = None, seen: bool = False) -> None:
+        """Write ``patterns`` (``bodies``: their body digests, if known) and index them on commit.
+        ``seen``: they are copies as readers see them (read from here, then changed): their
+        contributors' sums are taken off, so that only the author's figures are written."""
         self._check_dim(patterns)
+        if seen:
+            sums = self._sums_in_tx(tx, [p.id for p in patterns])
+            if sums:
+                patterns = [without_contributions(p, sums.get(p.id)) for p in patterns]
         seq = tx.next_seq()
         before = self._last_rowid(tx.db)
         if bodies is None:
@@ -902,7 +954,55 @@ class PatternStore:
             rowids = {p.id: before + 1 + i for i, p in enumerate(patterns)}
         else:
             rowids = self.rowid_of([p.id for p in patterns])
+        if not insert_only:
+            self._sum_in_tx(tx, [p.id for p in patterns], seq, rewritten=True)
         tx.on_commit.append(lambda: self._mirror(patterns, rowids))
+
+    def _sums_in_tx(self, tx: PatternStore._Tx, ids: Sequence[str]) -> dict[str, Contributed]:
+        """The contributors' sums of these patterns (those that have contributions), from the rows
+        themselves (``contributed``, checked by the row digest as each row is read)."""
+        out: dict[str, Contributed] = {}
+        for chunk, marks in _id_chunks(list(ids)):
+            for pid, text in tx.db.execute(
+                    f"SELECT id, contributed FROM patterns WHERE id IN ({marks}) AND contributed IS NOT NULL", chunk):
+                try:
+                    out[pid] = cast(Contributed, _contributed(text))
+                except (ValueError, TypeError):
+                    raise self._corrupt_row(None, pid, "contributed is not the sums written") from None
+        return out
+
+    def _sum_in_tx(self, tx: PatternStore._Tx, ids: Sequence[str], seq: int, rewritten: bool = False) -> list[str]:
+        """Bring these patterns' ``contributed`` sums (and row digests) up to their contributions
+        (summed in contributor order: every replica holding the same records gets the same
+        figures); returns the ids whose sums changed. A pattern that has none keeps NULL.
+        ``rewritten``: the rows were just written (their digests left the sums out)."""
+        ids = list(dict.fromkeys(ids))
+        sums: dict[str, str] = {}
+        for chunk, marks in _id_chunks(ids):
+            for pid, uses, successes, failures, total, last in tx.db.execute(
+                    f"SELECT pattern_id, SUM(uses), SUM(successes), SUM(failures), SUM(total_reward), MAX(last_used_at)"
+                    f" FROM contributions WHERE pattern_id IN ({marks}) GROUP BY pattern_id", chunk):
+                sums[pid] = json.dumps([uses, successes, failures, float(total), last])
+        changed: list[tuple[Any, ...]] = []
+        out: list[str] = []
+        cols = ", ".join(REVISION_FIELDS)
+        for chunk, marks in _id_chunks(ids):
+            for rowid, pid, body, contributed, *revision in tx.db.execute(
+                    f"SELECT rowid, id, body, contributed, {cols} FROM patterns WHERE id IN ({marks})", chunk):
+                now = sums.get(pid)
+                if now != contributed or (rewritten and now is not None):
+                    changed.append((now, seq, _row_digest(body, revision, now), rowid))
+                    out.append(pid)
+        if changed:
+            tx.db.executemany("UPDATE patterns SET contributed = ?, seq = ?, row_digest = ? WHERE rowid = ?", changed)
+            rowids = [r[3] for r in changed]
+            tx.on_commit.append(lambda: self._forget_rows(rowids))
+        return out
+
+    def _forget_rows(self, rowids: Sequence[int]) -> None:
+        """Drop these rows' cached copies (their figures changed; the index holds nothing of them)."""
+        for k in rowids:
+            self._rows.pop(k, None)
 
     def _mirror(self, patterns: Sequence[Pattern], rowids: dict[str, int]) -> None:
         """Copy committed rows into the vector index."""
@@ -935,10 +1035,11 @@ class PatternStore:
 
     @_sqlite_errors
     def put_many(self, patterns: Sequence[Pattern]) -> None:
-        """Insert or replace patterns by id, in one transaction."""
+        """Insert or replace patterns by id, in one transaction. Each carries the figures readers
+        see (its author's and its contributors'); its author's are what is written."""
         if patterns:
             with self._tx() as tx:
-                self._write_in_tx(tx, patterns, _UPSERT)
+                self._write_in_tx(tx, patterns, _UPSERT, seen=True)
 
     @_sqlite_errors
     def merge_many(self, incoming: Sequence[Pattern]) -> list[Pattern]:
@@ -961,7 +1062,7 @@ class PatternStore:
             if deletes:
                 self._delete_in_tx(tx, deletes)
             if puts:
-                self._write_in_tx(tx, puts, _UPSERT)
+                self._write_in_tx(tx, puts, _UPSERT, seen=True)
             tx.db.executemany("INSERT OR REPLACE INTO links VALUES (?, ?, ?, ?, ?)",
                               [(a, b, rel, float(sim), now) for a, b, rel, sim in links])
             tx.db.executemany("INSERT INTO consolidation_log (at, action, pattern_id, other_id, detail) "
@@ -987,6 +1088,7 @@ class PatternStore:
         tx.db.executemany("INSERT INTO deleted (pattern_id, prow, seq, version, updated_by, remote, author)"
                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
                           [(pid, rowid, seq, v, by, int(remote), a) for rowid, pid, v, by, a in rows])
+        tx.db.executemany("DELETE FROM contributions WHERE pattern_id = ?", [(r[1],) for r in rows])
         tx.on_commit.append(lambda: self._index_remove([r[0] for r in rows]))
         return len(rows)
 
@@ -1000,7 +1102,11 @@ class PatternStore:
                         lr: float = 0.1, by: str = "") -> list[Pattern]:
         """:meth:`record_outcome` for several ``(pattern_id, success, reward)``, in one transaction.
 
-        All or nothing: an unknown id raises ``KeyError`` and nothing is changed.
+        On a pattern ``by`` authors (or one nobody has published yet) the outcome moves its own
+        figures (a new version); on another agent's pattern it goes into ``by``'s contribution to
+        it (:class:`~swarm.memory.models.Contribution`: no new version; its confidence, the
+        author's judgement, stays). Returns the patterns as readers now see them. All or nothing:
+        an unknown id raises ``KeyError`` and nothing is changed.
         """
         out: list[Pattern] = []
         with self._tx() as tx:
@@ -1008,17 +1114,63 @@ class PatternStore:
                 row = tx.db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE id = ?", (pattern_id,)).fetchone()
                 if row is None:
                     raise KeyError(f"no pattern with id {pattern_id!r}")
-                rowid, updated = row[0], apply_outcome(self._pattern(row[1:], row[0]), success, reward, now,
-                                                       lr=lr, by=by)
+                rowid, author = row[0], row[26]
+                base = self._pattern(row[1:], rowid, base=True)
+                if by and author and author != by:
+                    out.append(self._contribute_in_tx(tx, base, by, success, reward, now))
+                    continue
+                updated = apply_outcome(base, success, reward, now, lr=lr, by=by)
                 revision = (updated.confidence, updated.uses, updated.successes, updated.failures,
                             updated.total_reward, updated.last_used_at, updated.version, updated.updated_by)
                 tx.db.execute(
                     "UPDATE patterns SET confidence=?, uses=?, successes=?, failures=?, total_reward=?,"
                     " last_used_at=?, version=?, updated_by=?, seq=?, row_digest=? WHERE rowid=?",
-                    (*revision, tx.next_seq(), _row_digest(row[24], revision), rowid))
+                    (*revision, tx.next_seq(), _row_digest(row[24], revision, row[27]), rowid))
                 tx.on_commit.append(functools.partial(self._index_set_confidence, rowid, updated.confidence))
-                out.append(updated)
+                out.append(with_contributions(updated, _contributed(row[27])))
         return out
+
+    def _contribute_in_tx(self, tx: PatternStore._Tx, base: Pattern, by: str, success: bool, reward: float,
+                          now: float) -> Pattern:
+        """Count an outcome in ``by``'s contribution to another's pattern; returns the pattern as
+        readers now see it."""
+        held = tx.db.execute("SELECT uses, successes, failures, total_reward, last_used_at FROM contributions"
+                             " WHERE pattern_id = ? AND contributor = ?", (base.id, by)).fetchone()
+        mine = Contribution(base.id, by) if held is None else self._contribution(base.id, by, held)
+        mine = mine.recorded(success, reward, now)
+        seq = tx.next_seq()
+        tx.db.execute("INSERT OR REPLACE INTO contributions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      (base.id, by, *mine.values(), seq))
+        self._sum_in_tx(tx, [base.id], seq)
+        sums = self._sums_in_tx(tx, [base.id])
+        return with_contributions(base, sums.get(base.id))
+
+    def _contribution(self, pattern_id: str, contributor: str, values: Sequence[Any]) -> Contribution:
+        """A contribution row's figures as a record (a damaged row raises CorruptStoreError)."""
+        try:
+            uses, successes, failures, total, last = values
+            if not (type(uses) is type(successes) is type(failures) is int and type(total) is float
+                    and (last is None or type(last) is float)):
+                raise TypeError("figures of the wrong types")
+            return Contribution(pattern_id, contributor, uses, successes, failures, total, last)
+        except (ValueError, TypeError) as e:
+            raise CorruptStoreError(f"{self.path}: corrupt store (contribution of {_short(contributor)} to"
+                                    f" {_short(pattern_id)}: {_one_line(e)})") from None
+
+    @_sqlite_errors
+    def contributions(self, pattern_id: str) -> list[Contribution]:
+        """Every contributor's record on a pattern, by contributor."""
+        return [self._contribution(pattern_id, c, v) for c, *v in self._db.execute(
+            "SELECT contributor, uses, successes, failures, total_reward, last_used_at FROM contributions"
+            " WHERE pattern_id = ? ORDER BY contributor", (pattern_id,))]
+
+    @_sqlite_errors
+    def own_contributions(self, contributor: str, after: int, upto: int) -> list[Contribution]:
+        """``contributor``'s records this store changed with change numbers in ``(after, upto]``:
+        what a replicator ships beside :meth:`changed_since` (peers' records are not re-shipped)."""
+        return [self._contribution(pid, contributor, v) for pid, *v in self._db.execute(
+            "SELECT pattern_id, uses, successes, failures, total_reward, last_used_at FROM contributions"
+            " WHERE contributor = ? AND seq > ? AND seq <= ? ORDER BY seq, pattern_id", (contributor, after, upto))]
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -1032,11 +1184,13 @@ class PatternStore:
         return self._pattern(row)
 
     @_sqlite_errors
-    def get_many(self, ids: Sequence[str]) -> dict[str, Pattern]:
+    def get_many(self, ids: Sequence[str], base: bool = False) -> dict[str, Pattern]:
+        """The patterns held of ``ids``; ``base``: with their authors' figures alone (what
+        replication serves), not their contributors' added."""
         out: dict[str, Pattern] = {}
         for chunk, marks in _id_chunks(ids):
             for row in self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE id IN ({marks})", chunk):
-                out[row[0]] = self._pattern(row)
+                out[row[0]] = self._pattern(row, base=base)
         return out
 
     def _by_rowid(self, keys: Sequence[int]) -> dict[int, Pattern]:
@@ -1073,8 +1227,8 @@ class PatternStore:
         return self.iter_patterns()
 
     def iter_patterns(self, domain: str | None = None, kind: str | None = None,
-                      min_confidence: float | None = None) -> Iterator[Pattern]:
-        """Every pattern passing the filters, in insertion order."""
+                      min_confidence: float | None = None, base: bool = False) -> Iterator[Pattern]:
+        """Every pattern passing the filters, in insertion order (``base``: see :meth:`get_many`)."""
         clauses: list[str] = []
         args: list[str | float] = []
         if domain is not None:
@@ -1089,7 +1243,7 @@ class PatternStore:
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         try:
             for row in self._db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns{where} ORDER BY rowid", args):
-                yield self._pattern(row[1:], row[0])
+                yield self._pattern(row[1:], row[0], base)
         except sqlite3.Error as e:
             raise self._store_error(e) from None
 
@@ -1113,16 +1267,17 @@ class PatternStore:
 
     @_sqlite_errors
     def changed_since(self, seq: int, unlogged: bool = False) -> tuple[list[Pattern], int]:
-        """Patterns written after change ``seq`` (in write order) and the current counter: the
-        feed a replicator reads to ship this store's writes. With ``unlogged``, only versions the
-        replicated write log does not hold (this store's own writes, not copies from peers)."""
+        """Patterns written after change ``seq`` (in write order, with their authors' figures
+        alone) and the current counter: the feed a replicator reads to ship this store's writes.
+        With ``unlogged``, only versions the replicated write log does not hold (this store's own
+        writes, not copies from peers)."""
         where = "seq > ?"
         if unlogged:
             where += (" AND NOT EXISTS (SELECT 1 FROM replica r WHERE r.pattern_id = patterns.id"
                       " AND r.version = patterns.version AND r.updated_by = patterns.updated_by)")
         rows = self._db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE {where} ORDER BY seq, rowid",
                                 (seq,)).fetchall()
-        return [self._pattern(r[1:], r[0]) for r in rows], self.sequence
+        return [self._pattern(r[1:], r[0], base=True) for r in rows], self.sequence
 
     @_sqlite_errors
     def deleted_between(self, after: int, upto: int) -> list[DeletedKey]:
@@ -1139,19 +1294,21 @@ class PatternStore:
                     tombstones: Sequence[DeletedKey] = (), now: float = 0.0,
                     revisions: Sequence[dict[str, Any]] = (),
                     bodies: Sequence[str] | None = None,
-                    body_sigs: Sequence[bytes | None] | None = None,
-                    proofs: Sequence[tuple[str, str, bytes]] | None = None) -> tuple[list[str], list[str]]:
+                    version_sigs: Sequence[bytes | None] | None = None,
+                    proofs: Sequence[tuple[str, str, bytes]] | None = None,
+                    contributions: Sequence[Contribution] = ()) -> tuple[list[str], list[str]]:
         """In one transaction: apply ``tombstones`` (delete each pattern whatever its version, and
         refuse its writes until the tombstone expires), merge ``merge_in`` (copies from peers) by
         the memory's total order and ``revisions`` (an id, a ``body`` digest and the revision
         columns: a new version over the body held, applied only where the copy here has that body
         and an older version) except patterns under a tombstone, and record the writes in ``rows``
         (already held ones are ignored). ``bodies``, if given, are the body digests of
-        ``merge_in``, in order (computed once by the caller), and ``body_sigs`` their authors'
-        signatures (kept with each copy written, for serving it on); ``proofs``, per tombstone,
+        ``merge_in``, in order (computed once by the caller), and ``version_sigs`` the signatures of
+        their versions (kept with each copy written, for serving it on); ``proofs``, per tombstone,
         ``(guard, deleter, signed proof)``: a tombstone guards only the patterns of its ``guard``
-        (the deleter, or ``*`` for a curator's deletion: any). Returns the ids whose current
-        version changed and the ids deleted."""
+        (the deleter, or ``*`` for a curator's deletion: any). ``contributions``: peers' records,
+        each kept where it supersedes the contributor's record held (more uses). Returns the ids
+        whose figures changed and the ids deleted."""
         deleted: list[str] = []
         changed: list[str] = []
         with self._tx() as tx:
@@ -1173,7 +1330,7 @@ class PatternStore:
             for i, p in enumerate(merge_in):
                 if p.id not in guarded:
                     body = None if bodies is None else bodies[i]
-                    sig = None if body_sigs is None else body_sigs[i]
+                    sig = None if version_sigs is None else version_sigs[i]
                     if p.id in latest:
                         won = merge(latest[p.id][0], p)
                         latest[p.id] = (won, body, sig) if won is p else latest[p.id]
@@ -1187,12 +1344,22 @@ class PatternStore:
                     digests = [p.body_digest() if b is None else b for p, b, _ in newer]
                     self._write_in_tx(tx, [p for p, _, _ in newer], _UPSERT, bodies=digests)
                     changed = [p.id for p, _, _ in newer]
-                    signed = [(g, b, p.id, b) for (p, _, g), b in zip(newer, digests) if g is not None]
-                    tx.db.executemany("UPDATE patterns SET body_sig = ?, signed_body = ? WHERE id = ? AND body = ?",
-                                      signed)
+                    signed = [(g, revision_digest(b, revision_of(p)), p.id, p.version, p.updated_by, b)
+                              for (p, _, g), b in zip(newer, digests) if g is not None]
+                    tx.db.executemany("UPDATE patterns SET body_sig = ?, signed_body = ? WHERE id = ? AND version = ?"
+                                      " AND updated_by = ? AND body = ?", signed)
             # after the copies: each UPDATE checks the body and version of the row as it now stands
             if revisions:  # over a body held: a live tombstone has deleted it
                 changed += self._revise_in_tx(tx, revisions)
+            if contributions:
+                tx.db.executemany(
+                    "INSERT INTO contributions VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (pattern_id, contributor)"
+                    " DO UPDATE SET uses = excluded.uses, successes = excluded.successes, failures = excluded.failures,"
+                    " total_reward = excluded.total_reward, last_used_at = excluded.last_used_at"
+                    " WHERE (excluded.uses, excluded.successes, excluded.total_reward, coalesce(excluded.last_used_at, -1.0))"
+                    " > (uses, successes, total_reward, coalesce(last_used_at, -1.0))",
+                    [(c.pattern_id, c.contributor, *c.values()) for c in contributions])
+                changed += self._sum_in_tx(tx, [c.pattern_id for c in contributions], tx.next_seq())
             top = tx.db.execute("SELECT COALESCE(MAX(arrival), 0) FROM replica").fetchone()[0]
             tx.db.executemany("INSERT OR IGNORE INTO replica (origin, seq, pattern_id, version, updated_by, body, sig,"
                               " arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1217,18 +1384,20 @@ class PatternStore:
             heads[pid] = (r["version"], r["updated_by"], head[2], head[3])
             applied[pid] = r
             revision = [r[c] for c in REVISION_FIELDS]
-            batch.append((*revision, seq, _row_digest(r["body"], revision), pid, r["body"], r["version"],
-                          r["version"], r["updated_by"]))
+            digest = revision_digest(r["body"], revision)
+            batch.append((*revision, seq, _row_digest(r["body"], revision), r.get("sig"), digest, pid, r["body"],
+                          r["version"], r["version"], r["updated_by"]))
         if not batch:
             return []
         sets = ", ".join(f"{c} = ?" for c in REVISION_FIELDS)
         tx.db.executemany(
-            f"UPDATE patterns SET {sets}, seq = ?, row_digest = ? WHERE id = ? AND body = ?"
-            " AND (version < ? OR (version = ? AND updated_by < ?))", batch)
+            f"UPDATE patterns SET {sets}, seq = ?, row_digest = ?, body_sig = ?, signed_body = ? WHERE id = ?"
+            " AND body = ? AND (version < ? OR (version = ? AND updated_by < ?))", batch)
+        self._sum_in_tx(tx, list(applied), seq, rewritten=True)
         rowids = self.rowid_of(list(applied))
         for pid, r in applied.items():
             tx.on_commit.append(functools.partial(self._index_set_confidence, rowids[pid], float(r["confidence"])))
-        return [str(r[len(REVISION_FIELDS) + 2]) for r in batch]
+        return [str(r[len(REVISION_FIELDS) + 4]) for r in batch]
 
     @_sqlite_errors
     def heads(self, ids: Sequence[str]) -> dict[str, tuple[int, str, str, str]]:
@@ -1243,26 +1412,43 @@ class PatternStore:
         return out
 
     @_sqlite_errors
-    def body_signatures(self, ids: Sequence[str]) -> dict[str, tuple[str, str, bytes | None]]:
-        """Per id held: ``(author, body digest, the author's signature of that body)``; the
-        signature is None when the body has none (not yet published, or changed since it was)."""
-        out: dict[str, tuple[str, str, bytes | None]] = {}
+    def version_signatures(self, ids: Sequence[str]) -> dict[str, tuple[str, str, str, bytes | None]]:
+        """Per id held: ``(author, body digest, revision digest, signature)`` of its current
+        version (:func:`~swarm.memory.models.revision_digest` of its body and its author's
+        figures); the signature (by its author, or a curator) is None when that version has none
+        (not published yet, or changed here since)."""
+        out: dict[str, tuple[str, str, str, bytes | None]] = {}
+        cols = ", ".join(REVISION_FIELDS)
         for chunk, marks in _id_chunks(list(ids)):
-            for pid, author, body, sig, signed in self._checked(self._db.execute(
-                    f"SELECT id, author, body, body_sig, signed_body FROM patterns WHERE id IN ({marks})", chunk),
-                    [(str,), (str,), (str,), (bytes, _NONE), (str,)], "a pattern's signature"):
-                out[pid] = (author, body, sig if signed == body else None)
+            for pid, author, body, sig, signed, *revision in self._db.execute(
+                    f"SELECT id, author, body, body_sig, signed_body, {cols} FROM patterns WHERE id IN ({marks})",
+                    chunk):
+                if not (type(author) is type(body) is type(signed) is str and type(sig) in (bytes, _NONE)):
+                    raise self._corrupt_row(None, pid, "its author or signature is damaged")
+                what = _revision_damage(revision)
+                if what is not None:
+                    raise self._corrupt_row(None, pid, what)
+                digest = revision_digest(body, revision)
+                out[pid] = (author, body, digest, sig if signed == digest else None)
         return out
 
     @_sqlite_errors
-    def sign_bodies(self, signed: Sequence[tuple[str, str, str, bytes]]) -> None:
-        """Record authors' signatures: ``(pattern id, author, body digest, signature)``, each
-        taken only while the pattern still has that body; its signer becomes its author."""
-        if signed:
-            with self._tx() as tx:
-                tx.db.executemany("UPDATE patterns SET author = ?, body_sig = ?, signed_body = ? WHERE id = ?"
-                                  " AND body = ?", [(a, sig, body, pid, body) for pid, a, body, sig in signed])
-                self.clear_row_cache()  # the author column is decoded into cached patterns
+    def sign_versions(self, signed: Sequence[tuple[str, str, str, bytes]]) -> None:
+        """Record signatures of versions: ``(pattern id, author, revision digest, signature)``,
+        each taken only while the pattern's current version is the one signed; its author is
+        recorded too (a pattern nobody had published becomes its signer's)."""
+        if not signed:
+            return
+        cols = ", ".join(REVISION_FIELDS)
+        with self._tx() as tx:
+            current: dict[str, str] = {}
+            for chunk, marks in _id_chunks([pid for pid, _, _, _ in signed]):
+                for pid, body, *revision in tx.db.execute(
+                        f"SELECT id, body, {cols} FROM patterns WHERE id IN ({marks})", chunk):
+                    current[pid] = revision_digest(body, revision)
+            tx.db.executemany("UPDATE patterns SET author = ?, body_sig = ?, signed_body = ? WHERE id = ?",
+                              [(a, sig, digest, pid) for pid, a, digest, sig in signed if current.get(pid) == digest])
+            self.clear_row_cache()  # the author column is decoded into cached patterns
 
     @_sqlite_errors
     def deletion_proofs(self, ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
@@ -1314,12 +1500,18 @@ class PatternStore:
     @_sqlite_errors
     def quarantine(self, author: str) -> list[str]:
         """Delete every pattern ``author`` vouches for (a revoked agent's), as a peer's tombstone
-        would (not this store's own deletion: not published again); returns their ids."""
+        would (not this store's own deletion: not published again), and every contribution it
+        made to others' patterns; returns the ids of the patterns deleted."""
         ids = [r[0] for r in self._checked(self._db.execute("SELECT id FROM patterns WHERE author = ?", (author,)),
                                            [(str,)], "a pattern's id")]
-        if ids:
+        touched = [r[0] for r in self._checked(self._db.execute(
+            "SELECT pattern_id FROM contributions WHERE contributor = ?", (author,)), [(str,)], "a contribution")]
+        if ids or touched:
             with self._tx() as tx:
-                self._delete_in_tx(tx, ids, remote=True)
+                if ids:
+                    self._delete_in_tx(tx, ids, remote=True)
+                tx.db.execute("DELETE FROM contributions WHERE contributor = ?", (author,))
+                self._sum_in_tx(tx, touched, tx.next_seq())
         return ids
 
     @_sqlite_errors

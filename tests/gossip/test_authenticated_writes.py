@@ -14,9 +14,15 @@ import pytest
 
 from swarm.gossip import GossipConfig, GossipNode, Identity, KeyRing, ProtocolError, Revoked, Signer, StoreReplica
 from swarm.gossip.codec import DELTA, Entry, Message, Revision, Tombstone, encode
-from swarm.gossip.identity import IdentityError, body_message, deletion_message, write_message
+from swarm.gossip.identity import (
+    IdentityError,
+    contribution_message,
+    deletion_message,
+    version_message,
+    write_message,
+)
 from swarm.gossip.replication import MAX_VERSION_STEP
-from swarm.memory.models import apply_outcome
+from swarm.memory.models import Contribution, Pattern, apply_outcome, revision_digest, revision_of
 from swarm.memory.store import PatternStore
 from swarm.memory.transfer import revision_to_record
 from swarm.transport.quic import SwarmCA
@@ -25,9 +31,14 @@ from tests.identities import ident, signed_entry
 from .test_protocol import DIM, Net, pattern
 
 
+def signed_version(signer: Signer, p: Pattern) -> bytes:
+    """``signer``'s signature of ``p``'s version (as its author's, whoever ``p.author`` is)."""
+    return signer.sign(version_message(p.id, p.author, revision_digest(p.body_digest(), revision_of(p))))
+
+
 def forged(by: str, origin: str, seq: int, payload: object, body_author: str | None = None) -> Entry:
     """An entry ``by`` makes up: claiming ``origin``'s ``seq``-th write, signed with ``by``'s own
-    key (the only one it has); a whole pattern's body signed by ``body_author`` (default ``by``)."""
+    key (the only one it has); a whole pattern's version signed by ``body_author`` (default ``by``)."""
     signer = ident(by).signer
     sig = signer.sign(write_message(origin, seq, payload.id))  # type: ignore[attr-defined]
     if isinstance(payload, Tombstone):
@@ -36,7 +47,7 @@ def forged(by: str, origin: str, seq: int, payload: object, body_author: str | N
         return Entry(origin, seq, payload, sig)
     author = body_author or by
     p = replace(payload, author=payload.author or author)  # type: ignore[type-var]
-    return Entry(origin, seq, p, sig, ident(author).signer.sign(body_message(p.id, p.author, p.body_digest())))
+    return Entry(origin, seq, p, sig, signed_version(ident(author).signer, p))
 
 
 def replica(name: str) -> StoreReplica:
@@ -63,9 +74,9 @@ def test_a_member_cannot_overwrite_another_members_pattern():
     assert r.apply([forged("m", "m", 1, poisoned)]) == []
     # claiming b wrote the body (m signs it: b's key does not verify it)
     as_b = replace(poisoned, author="b", version=b0.version + 1)
-    with pytest.raises(ProtocolError, match="not signed by its author"):
+    with pytest.raises(ProtocolError, match="not signed by 'b'"):
         r.apply([Entry("m", 2, as_b, ident("m").signer.sign(write_message("m", 2, b0.id)),
-                       ident("m").signer.sign(body_message(b0.id, "b", as_b.body_digest())))])
+                       signed_version(ident("m").signer, as_b))])
     held = r.store.get(b0.id)
     assert held is not None and held.title == b0.title and held.version == b0.version and held.author == "b"
     assert r.refused == 1 and r.digest() == {"b": 1, "m": 1}
@@ -100,7 +111,7 @@ def test_only_a_patterns_author_or_a_curator_deletes_it():
             return Entry(origin, seq, replace(payload, deleter=origin,
                                               proof=s.sign(deletion_message(payload.id, origin))), sig)
         p = replace(payload, author=origin)  # type: ignore[type-var]
-        return Entry(origin, seq, p, sig, s.sign(body_message(p.id, origin, p.body_digest())))
+        return Entry(origin, seq, p, sig, signed_version(s, p))
 
     r = StoreReplica(PatternStore(":memory:", dim=DIM), "c", ids["c"])
     b0, b1 = pattern(0, "b"), pattern(1, "b")
@@ -127,8 +138,7 @@ def test_writes_of_an_unknown_key_wait_until_it_is_known():
     r = StoreReplica(PatternStore(":memory:", dim=DIM), "c", Identity(me, ring))
     stranger = Signer.derive("s", b"wait")
     p = replace(pattern(0, "s"), author="s")
-    e = Entry("s", 1, p, stranger.sign(write_message("s", 1, p.id)),
-              stranger.sign(body_message(p.id, "s", p.body_digest())))
+    e = Entry("s", 1, p, stranger.sign(write_message("s", 1, p.id)), signed_version(stranger, p))
     assert r.apply([e]) == [] and r.digest() == {} and r.unverified == 1  # not held: asked for again
     ring.add("s", stranger.public_bytes)
     assert r.apply([e]) == [p.id] and r.digest() == {"s": 1}
@@ -146,7 +156,8 @@ def test_another_members_body_changes_stay_local_and_the_authors_go_out_signed()
     store.put_many([own])
     [e] = r.write_many([own])
     assert e.pattern.author == "c" and store.get(own.id).author == "c"  # type: ignore[union-attr]
-    assert ident("c").ring.verify("c", body_message(own.id, "c", own.body_digest()), e.body_sig or b"")
+    assert ident("c").ring.verify("c", version_message(own.id, "c", revision_digest(own.body_digest(), revision_of(own))),
+                                  e.version_sig or b"")
     assert ident("c").ring.verify("c", write_message("c", 1, own.id), e.sig)
 
 
@@ -231,3 +242,72 @@ def test_a_restarted_node_remembers_what_it_revoked(tmp_path):
     reborn = GossipNode("n0", GossipConfig(dim=DIM), identity=again, boot=1,
                         store=PatternStore(tmp_path / "n0.db", dim=DIM))
     assert "m" in reborn.identity.revoked and reborn.identity.revoked.number == 1
+
+
+def _contributed(r: StoreReplica, origin: str, seq: int, pid: str, *outcomes: tuple[bool, float]) -> Entry:
+    """``origin``'s record of ``outcomes`` on pattern ``pid``, as its ``seq``-th write."""
+    c = Contribution(pid, origin)
+    for ok, reward in outcomes:
+        c = c.recorded(ok, reward, 1.0)
+    return signed_entry(origin, seq, c)
+
+
+def test_no_member_can_erase_or_overwrite_anothers_contribution():
+    r = replica("c")
+    b0 = replace(pattern(0, "b"), author="b")
+    r.apply([signed_entry("b", 1, b0)])
+    r.apply([_contributed(r, "d", 1, b0.id, (True, 0.5), (True, 0.25))])
+    assert (r.store.get(b0.id).uses, r.store.get(b0.id).total_reward) == (2, 0.75)  # type: ignore[union-attr]
+    # a version of b's pattern with its figures zeroed, under m's name or claiming b's: refused
+    zeroed = replace(b0, version=b0.version + 1, updated_by="m")
+    for version in (zeroed, replace(zeroed, updated_by="b")):
+        with pytest.raises(ProtocolError, match="not signed by 'b'"):
+            r.apply([forged("m", "m", 1, version)])
+    # d's record claimed by m (m's key signs it), or a smaller record of d's own: no effect
+    fake = Contribution(b0.id, "d")
+    with pytest.raises(ProtocolError, match="does not carry 'd'"):
+        r.apply([Entry("d", 2, fake, ident("m").signer.sign(contribution_message("d", 2, b0.id, fake.values())))])
+    r.apply([_contributed(r, "d", 2, b0.id, (False, -9.0))])  # d's own older-looking record: fewer uses
+    # m adds its own share, which is all it can do
+    r.apply([_contributed(r, "m", 3, b0.id, (False, -1.0))])
+    held = r.store.get(b0.id)
+    assert held is not None and (held.uses, held.successes, held.failures, held.total_reward) == (3, 2, 1, -0.25)
+    assert held.version == b0.version and held.title == b0.title
+    assert {c.contributor: c.uses for c in r.store.contributions(b0.id)} == {"d": 2, "m": 1}
+
+
+def test_a_relay_cannot_make_up_a_versions_figures():
+    r = replica("c")
+    b0 = replace(pattern(0, "b"), author="b")
+    r.apply([signed_entry("b", 1, b0)])
+    real = apply_outcome(b0, True, 0.5, 2.0, by="b")
+    genuine = signed_entry("b", 2, Revision(b0.body_digest(), revision_to_record(real)))
+    assert isinstance(genuine.pattern, Revision)
+    inflated = replace(genuine, pattern=Revision(genuine.pattern.body, {**genuine.pattern.fields, "uses": 1000}))
+    with pytest.raises(ProtocolError, match="not signed by 'b'"):
+        r.apply([inflated])  # b's write, relayed with b's signatures, and figures b never wrote
+    assert r.apply([genuine]) == [b0.id] and r.store.get(b0.id).uses == 1  # type: ignore[union-attr]
+
+
+def test_revoking_a_member_drops_its_contributions_to_others_patterns():
+    names = ["n0", "n1", "m"]
+    ca, creds, ids = _ca_swarm(names)
+    store = PatternStore(":memory:", dim=DIM)
+    r = StoreReplica(store, "n0", ids["n0"])
+    p = replace(pattern(0, "n1"), author="n1")
+
+    def entry(origin: str, seq: int, payload: object) -> Entry:
+        s = ids[origin].signer
+        if isinstance(payload, Contribution):
+            return Entry(origin, seq, payload, s.sign(contribution_message(origin, seq, payload.id, payload.values())))
+        return Entry(origin, seq, payload, s.sign(write_message(origin, seq, payload.id)),  # type: ignore[arg-type]
+                     signed_version(s, payload))  # type: ignore[arg-type]
+
+    r.apply([entry("n1", 1, p), entry("m", 1, Contribution(p.id, "m").recorded(False, -50.0, 1.0)),
+             entry("n0", 1, Contribution(p.id, "n0").recorded(True, 1.0, 1.0))])
+    assert store.get(p.id).total_reward == -49.0  # type: ignore[union-attr]
+    node = GossipNode("n0", GossipConfig(dim=DIM), identity=ids["n0"], store=store)
+    node.revoke(ca.revocation_list([creds["m"].certificate], 1), 2.0)
+    held = store.get(p.id)
+    assert held is not None and (held.uses, held.total_reward) == (1, 1.0)  # the pattern stays; m's share goes
+    assert [c.contributor for c in store.contributions(p.id)] == ["n0"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 from swarm.gossip import GossipConfig, GossipNode, ProtocolError, decode
 from swarm.gossip.codec import DELTA, DIGEST, HEADER, VERSION
 from swarm.memory import ImportValidationError, PatternStore, export_patterns, import_patterns
-from swarm.gossip.identity import body_message, write_message
+from swarm.gossip.identity import contribution_message, version_message, write_message
+from swarm.memory.models import revision_digest, revision_of
 from swarm.memory.transfer import pattern_from_record, pattern_to_record, revision_to_record
 from tests.identities import RING, ident
 
@@ -58,22 +60,37 @@ def _write_sig(origin: str, seq: object, pid: object) -> str:
 
 
 def _signed(origin: str, seq: object, rec: object) -> list:
-    """``[origin, seq, signature, record, body signature]``, signed as the origin and the author
+    """``[origin, seq, signature, record, version signature]``, signed as the origin and the author
     would (the record names the origin its author if it names none)."""
     if isinstance(rec, dict) and rec.get("author", "") == "":
         rec = {**rec, "author": origin}
-    body_sig = _NO_SIG
+    version_sig = _NO_SIG
     try:
         p = pattern_from_record(rec, DIM)
         if p.author in RING:
-            body_sig = _sig(p.author, body_message(p.id, p.author, p.body_digest()))
+            version_sig = _sig(p.author, version_message(p.id, p.author, revision_digest(p.body_digest(), revision_of(p))))
     except (ImportValidationError, UnicodeEncodeError):
         pass
-    return [origin, seq, _write_sig(origin, seq, rec.get("id") if isinstance(rec, dict) else None), rec, body_sig]
+    return [origin, seq, _write_sig(origin, seq, rec.get("id") if isinstance(rec, dict) else None), rec, version_sig]
 
 
 def _revision(origin: str, seq: int, fields: list, body: str) -> list:
-    return [origin, seq, _write_sig(origin, seq, fields[0]), fields, body]
+    """A revision entry, its version signed by the origin as the pattern's author (when its
+    fields can be hashed at all: what fails must then be the fields)."""
+    try:
+        version_sig = _sig(origin, version_message(str(fields[0]), origin, revision_digest(body, fields[1:])))
+    except (TypeError, ValueError, OverflowError, UnicodeEncodeError, struct.error):
+        version_sig = _NO_SIG
+    return [origin, seq, _write_sig(origin, seq, fields[0]), fields, [body, version_sig]]
+
+
+def _contribution(origin: str, seq: int, values: list) -> list:
+    """A contribution entry, signed by its origin (when its figures can be signed at all)."""
+    try:
+        sig = _sig(origin, contribution_message(origin, seq, str(values[0]), values[1:]))
+    except (TypeError, ValueError, UnicodeEncodeError):
+        sig = _NO_SIG
+    return [origin, seq, sig, "c", values]
 
 
 def _node() -> GossipNode:
@@ -184,6 +201,23 @@ def test_a_revision_with_any_value_in_any_field_is_refused_cleanly_or_applied_so
                      sender="m")
     except ProtocolError:
         pass
+    _still_sound(node)
+
+
+@given(st.integers(0, 5), _json)
+@settings(max_examples=150 * FAULT_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_contribution_with_any_value_in_any_field_is_refused_cleanly_or_taken_soundly(index, value):
+    node = _node()
+    held = pattern(1, origin="b")
+    node.log.store.add_many([held])
+    values: list = [held.id, 2, 1, 1, 0.25, 3.0]
+    values[index] = value
+    try:
+        node.receive(_frame(DIGEST, {"from": "m", "entries": [_contribution("m", 1, values)]}), 2.0, sender="m")
+    except ProtocolError:
+        assert not node.log.store.contributions(held.id)
+    figures = node.log.store.get(held.id)
+    assert figures is not None and figures.successes + figures.failures <= figures.uses
     _still_sound(node)
 
 

@@ -83,18 +83,24 @@ def test_two_nodes_replicate_a_batch_both_ways():
     assert sum(len(e.ids) for e in got) == 300
 
 
-def test_concurrent_versions_converge_to_the_same_copy():
+def test_concurrent_outcomes_on_one_pattern_all_count_everywhere():
+    """Two members record outcomes on a third's pattern at once, while its author records one of
+    its own: each is kept (as a contribution, or the author's new version), and every copy ends
+    with all three (a last-writer-wins copy kept one of the two members' outcomes)."""
     net = cluster(3)
     base = replace(pattern(1), author="n0")
     net.nodes["n0"].publish([base], 0.0)
     net.run(3.0)
-    # two nodes update the same pattern concurrently
-    net.nodes["n1"].publish([apply_outcome(base, True, 0.01, now=1.0, by="n1")], 1.0)
-    net.nodes["n2"].publish([apply_outcome(base, False, -0.01, now=1.0, by="n2")], 1.0)
+    for name, ok, reward in (("n1", True, 0.25), ("n2", False, -0.5), ("n0", True, 1.0)):
+        store = net.nodes[name].log.store
+        store.record_outcomes([(base.id, ok, reward)], 1.0, by=name)
+        changed, top = store.changed_since(0, unlogged=True)
+        net.nodes[name].publish(changed, 1.0, contributions=store.own_contributions(name, 0, top))
     net.run(6.0)
     copies = {n: node.patterns[base.id] for n, node in net.nodes.items()}
-    assert len({(p.version, p.updated_by, p.confidence) for p in copies.values()}) == 1
-    assert copies["n0"].updated_by == "n2"  # the merge order: version, then updater, then digest
+    assert {(p.version, p.updated_by, p.uses, p.successes, p.failures, p.total_reward)
+            for p in copies.values()} == {(base.version + 1, "n0", 3, 2, 1, 0.75)}
+    assert {c.contributor: c.uses for c in net.nodes["n0"].log.store.contributions(base.id)} == {"n1": 1, "n2": 1}
 
 
 def _versions(p: Pattern, n: int, by: str) -> list[Pattern]:
@@ -283,7 +289,7 @@ def test_codec_round_trip():
     msg = Message(DIGEST, "n1", (Update("n2", ALIVE, 3),), digest={"n1": 4}, entries=(entry,), reply=True)
     back = decode(encode(msg), DIM)
     assert back.sender == "n1" and back.digest == {"n1": 4} and back.reply
-    assert (back.entries[0].sig, back.entries[0].body_sig) == (entry.sig, entry.body_sig)
+    assert (back.entries[0].sig, back.entries[0].version_sig) == (entry.sig, entry.version_sig)
     assert back.updates == msg.updates and back.entries[0].pattern.id == pattern(3).id
     assert np.array_equal(back.entries[0].pattern.embedding, pattern(3).embedding)
 
@@ -309,13 +315,17 @@ def _frame(kind: int, body: bytes, version: int = VERSION, magic: bytes = b"SG")
     (_frame(PING, b'{"from":"x","probe":1,"u":[["y","zombie",1]]}'), "membership update"),
     (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",{"kind":"strategy"},"' + SIG + b'"]]}'), "entry"),
     (_frame(DIGEST, b'{"from":"x","entries":[["x",1,{"kind":"strategy"}]]}'), "entry must be"),
-    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p",0.5,1,1,0,0.1,2.0,2,"x"],"not-a-digest"]]}'),
-     "body"),
-    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p",0.5,-1,1,0,0.1,2.0,2,"x"],"' + b"0" * 32
-            + b'"]]}'), "uses"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p",0.5,1,1,0,0.1,2.0,2,"x"],"' + b"0" * 32
+            + b'"]]}'), r"goes with \[body, version signature\]"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p",0.5,1,1,0,0.1,2.0,2,"x"],["not-a-digest","'
+            + SIG + b'"]]]}'), "body"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p",0.5,-1,1,0,0.1,2.0,2,"x"],["' + b"0" * 32
+            + b'","' + SIG + b'"]]]}'), "uses"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'","c",["p",2,1,0,0.1,2.0]]]}'), "adding up to uses"),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'","c",["p",1,1,0,1e999,2.0]]]}'), "total_reward"),
     (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",{"id":"p"},"' + b"0" * 32 + b'"]]}'),
      "'kind' must be"),
-    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p"],"' + b"0" * 32 + b'"]]}'),
+    (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p"],["' + b"0" * 32 + b'","' + SIG + b'"]]]}'),
      "revision must list"),
     (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"' + SIG + b'",["p"],"' + b"0" * 32 + b'",5]]}'), "entry must be"),
     (_frame(DIGEST, b'{"from":"x","entries":[["x",1,"c2ln",null,["p",1,"x"]]]}'), "signature"),

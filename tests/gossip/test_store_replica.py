@@ -64,11 +64,14 @@ def test_copies_received_are_never_published_again_as_own(tmp_path):
     assert len(received) == 5
     assert net.nodes["b"].publish(received, 5.0) == 0  # ...but they are not b's writes
     assert "b" not in net.nodes["b"].digest()
-    own = apply_outcome(received[0], True, 0.01, 6.0, by="b")  # b using a pattern is b's write
-    b.put_many([own])
-    assert net.nodes["b"].publish(b.changed_since(0)[0], 6.0) == 1
+    pid = received[0].id
+    [seen] = b.record_outcomes([(pid, True, 0.01)], 6.0, by="b")  # b using a's pattern: b's contribution
+    assert seen.uses == received[0].uses + 1 and seen.version == received[0].version  # a's version stays
+    changed, top = b.changed_since(0, unlogged=True)
+    assert changed == [] and net.nodes["b"].publish(changed, 6.0, contributions=b.own_contributions("b", 0, top)) == 1
     net.run(10.0)
-    assert a.get(own.id).version == own.version and net.nodes["a"].digest()["b"] == 1
+    assert a.get(pid).uses == seen.uses and net.nodes["a"].digest()["b"] == 1
+    assert [(c.contributor, c.uses, c.total_reward) for c in a.contributions(pid)] == [("b", 1, 0.01)]
 
 
 def test_an_old_write_is_served_with_the_current_version(tmp_path):

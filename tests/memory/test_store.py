@@ -374,15 +374,41 @@ def test_migration_to_v6_stamps_every_row_with_its_row_digest(tmp_path):
     db.commit()
     db.close()
     with PatternStore(path) as s:
-        assert s.schema_version == SCHEMA_VERSION == 7
+        assert s.schema_version == SCHEMA_VERSION
         assert {p.id: (p.digest(), p.version, p.last_used_at) for p in s} == before
         s.record_outcome("p3", False, 0.0, now=3.0)
     with PatternStore(path) as s:  # reopened: every row passes its checks
         assert s.get("p3").uses == 2 and len(s.index) == 20
 
 
+def _back_to_v7(db: sqlite3.Connection) -> None:
+    """Undo the v8 migration: no contributions."""
+    db.execute("DROP TABLE contributions")
+    db.execute("ALTER TABLE patterns DROP COLUMN contributed")
+    db.execute("PRAGMA user_version = 7")
+
+
+def test_migration_to_v8_keeps_every_pattern_and_drops_signatures_of_bodies(tmp_path):
+    path = tmp_path / "v7.db"
+    with PatternStore(path, dim=8) as s:
+        s.add_many([replace(make_pattern(f"p{i}", _vec(i, 8)), author="a") for i in range(4)])
+        s.record_outcome("p1", True, 0.5, now=2.0, by="a")
+        s._db.execute("UPDATE patterns SET body_sig = x'00', signed_body = body")  # a v7 body signature
+        before = {p.id: p.digest() for p in s}
+    db = sqlite3.connect(path)
+    _back_to_v7(db)
+    db.commit()
+    db.close()
+    with PatternStore(path) as s:
+        assert s.schema_version == SCHEMA_VERSION and {p.id: p.digest() for p in s} == before
+        assert all(sig is None for _, _, _, sig in s.version_signatures([f"p{i}" for i in range(4)]).values())
+        s.record_outcomes([("p1", False, -1.0)], 3.0, by="b")  # another agent's use: its contribution
+        assert s.get("p1").uses == 2 and [c.contributor for c in s.contributions("p1")] == ["b"]
+
+
 def _back_to_v6(db: sqlite3.Connection) -> None:
-    """Undo the v7 migration: no authors, signatures or deletion proofs."""
+    """Undo the v7 and v8 migrations: no authors, signatures, deletion proofs or contributions."""
+    _back_to_v7(db)
     db.execute("DROP INDEX patterns_author")
     for table, column in (("patterns", "author"), ("patterns", "body_sig"), ("patterns", "signed_body"),
                           ("replica", "sig"), ("tombstones", "deleter"), ("deleted", "author")):
@@ -402,10 +428,10 @@ def test_migration_to_v7_names_each_pattern_its_distillers_as_author(tmp_path):
     db.commit()
     db.close()
     with PatternStore(path) as s:
-        assert s.schema_version == 7
+        assert s.schema_version == SCHEMA_VERSION
         assert {p.id: p.author for p in s} == {f"p{i}": f"agent-{i % 2}" for i in range(6)}
         assert {p.id: p.digest() for p in s} == before
-        assert s.body_signatures(["p0"])["p0"][2] is None  # nothing signed yet: signed when published
+        assert s.version_signatures(["p0"])["p0"][3] is None  # nothing signed yet: signed when published
 
 
 _TWO_WRITERS = textwrap.dedent("""
