@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent
 SUITE = [str(ROOT / "tests" / "patterns")]
-TRANSPORTS = ("sim", "quic")
+TRANSPORTS = ("sim", "quic", "websocket")
 RUNTIMES = ("in-process", "process")
 DEFAULT_SEEDS = 3  # the fewest that give an interval worth printing; 4 took 597 s of the 600 s budget
 DEFAULT_JOBS = max(1, min(os.cpu_count() or 1, 4))  # one pattern file per core
@@ -83,8 +83,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {args.runtime!r}")
     if args.runtime == "process":
         if args.transport == "sim":
-            raise UsageError("--runtime process needs a real bus: use --transport quic (the default with it)")
-        args.transport = "quic"
+            raise UsageError("--runtime process needs a real bus: use --transport quic (the default with it) "
+                             "or websocket")
+        args.transport = args.transport or "quic"
     args.transport = args.transport or "sim"
     out = Path(args.out)
     if out.exists() and not out.is_dir():

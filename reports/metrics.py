@@ -27,7 +27,7 @@ from .aggregate import summarise_runs
 
 SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("schema") / "metrics.schema.json"
-PACKAGES = ("numpy", "pandas", "aioquic", "matplotlib", "pytest", "usearch")
+PACKAGES = ("numpy", "pandas", "aioquic", "websockets", "matplotlib", "pytest", "usearch")
 
 
 def jsonable(x: Any) -> Any:

@@ -44,8 +44,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--swarm-seeds", type=int, default=1, help="seeds per pattern (default 1)")
     g.addoption("--swarm-progress", default=None, help="directory where each process writes its live progress")
     g.addoption("--swarm-quick", action="store_true", help="shorter runs (fewer episodes and markets)")
-    g.addoption("--swarm-transport", default="sim", choices=("sim", "quic"),
-                help="gossip bus of the swarms: simulated network (sim) or real QUIC on loopback (quic)")
+    g.addoption("--swarm-transport", default="sim", choices=("sim", "quic", "websocket"),
+                help="gossip bus of the swarms: simulated network (sim), or real QUIC (quic) or WebSocket "
+                     "(websocket) on loopback")
     g.addoption("--swarm-runtime", default="in-process", choices=("in-process", "process"),
                 help="agents as tasks of one process, or one OS process each (needs quic)")
     g.addoption("--swarm-market", default="synthetic",
@@ -140,7 +141,9 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
     quick = config.getoption("--swarm-quick")
 
     runtime = config.getoption("--swarm-runtime")
-    transport = "quic" if runtime == "process" else config.getoption("--swarm-transport")
+    transport = config.getoption("--swarm-transport")
+    if runtime == "process" and transport == "sim":
+        transport = "quic"
 
     # run_learning_tests.py sets this: whether SIGINT or SIGTERM asked the run to stop
     stopping: Callable[[], bool] = getattr(config, "_swarm_stopping", lambda: False)

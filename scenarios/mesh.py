@@ -4,8 +4,9 @@ Behaviours measured: pattern sharing (the peers give up less P&L per decision to
 strategy than the same peers learning alone on the same decisions; Sharpe beside it), consensus decisions (a 0.67 majority of peers'
 votes is at least as often right as a single peer), pattern replication (every peer ends with
 every pattern; sync latency), and fault tolerance (a peer crashed mid-run restarts from its SQLite
-file, loses nothing it committed, and catches up). On ``--transport quic`` the run itself is on
-real sockets and one more check, sharing over QUIC, reports what it cost on the wire.
+file, loses nothing it committed, and catches up). On ``--transport quic`` (or ``websocket``) the
+run itself is on real sockets and one more check, sharing over QUIC (or WebSocket), reports what it
+cost on the wire.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from .swarm_base import (
 PATTERN = mesh.TOPOLOGY.name
 CONSENSUS_TOLERANCE = 0.01
 ISOLATED = "isolated agents (no sharing)"
+#: The real transports, by the name their check reports ("sharing over QUIC").
+WIRE_NAMES = {"quic": "QUIC", "websocket": "WebSocket"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,8 @@ def run(config: MeshScenarioConfig = MeshScenarioConfig()) -> ScenarioResult:
     # judged by regret: both runs trade the very same decisions, so the paired difference in P&L
     # per decision is the measure with the least seed-to-seed noise (Sharpe is in the detail)
     sharing_ok = regret_shared < regret_alone and replicated >= 0.999
-    where = "on the simulated network" if transport == "sim" else f"over real QUIC ({runtime})"
+    wire = WIRE_NAMES.get(transport or "sim")
+    where = "on the simulated network" if wire is None else f"over real {wire} ({runtime})"
     sharing = (f"regret per decision {regret_shared * 1e4:.1f} bp with gossip vs {regret_alone * 1e4:.1f} bp for the "
                f"same peers learning alone (same decisions and budget); Sharpe of all peers' trades pooled in time "
                f"order {sharpe_shared:.2f} vs {sharpe_alone:.2f}; replication {replicated:.4f}")
@@ -137,10 +141,10 @@ def run(config: MeshScenarioConfig = MeshScenarioConfig()) -> ScenarioResult:
             f"rest were partitioned in two for {config.down_episodes} episodes; it restarted with "
             f"{fault['recovered_patterns']}; patterns lost {fault['committed_patterns_lost']}; consistency "
             f"afterwards {fault['replication_consistency']:.4f}"))
-    if transport == "quic":  # measured on this very run: what sharing cost on real sockets
+    if wire is not None:  # measured on this very run: what sharing cost on real sockets
         checks.insert(1, Check(
-            "sharing over QUIC", sharing_ok,
-            f"over real QUIC ({runtime}): {sharing}; {performance['bytes_sent'] / 1e6:.1f} MB in "
+            f"sharing over {wire}", sharing_ok,
+            f"{where}: {sharing}; {performance['bytes_sent'] / 1e6:.1f} MB in "
             f"{performance['frames_sent']} frames, {refused} refused; sync latency "
             f"{_latency(performance['sync_latency_ms'])}",
             delta=regret_alone - regret_shared))

@@ -167,7 +167,7 @@ class SwarmAgent:
         self.published = self.store.sequence
         gcfg = GossipConfig(dim=self.store.dim, fanout=host.config.fanout, degree=host.config.degree or 0,
                             gossip_interval=host.config.gossip_interval, space=host.space,
-                            **(QUIC_GOSSIP if host.config.transport == "quic" else {}))
+                            **(QUIC_GOSSIP if host.config.on_wire else {}))
         self.node = GossipNode(self.id, gcfg, identity=host.identity(self.id), seed=host.config.seed,
                                now=host.kernel.now(),
                                contacts=host.contacts,

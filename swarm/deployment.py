@@ -15,9 +15,10 @@ from typing import Any, Protocol
 from .kernel import AnyioKernel, Kernel, VirtualKernel
 from .runtime import InProcess, Runtime
 from .runtime.process import ProcessNetwork, ProcessRuntime
-from .specs import SwarmConfig
+from .specs import WIRES, SwarmConfig
 from .transport import Endpoint, SimNetwork
-from .transport.quic import QuicNetwork
+from .transport.quic import QuicEndpoint, QuicNetwork
+from .transport.websocket import WebSocketEndpoint
 from .transport.sim import LinkProfile
 
 
@@ -52,7 +53,7 @@ def resolve(config: SwarmConfig) -> SwarmConfig:
         return replace(config, transport="sim", runtime="in-process")
     d = _DEPLOYMENT.get()
     runtime = config.runtime or d.runtime
-    transport = config.transport or ("quic" if runtime == "process" else d.transport)
+    transport = config.transport or ("quic" if runtime == "process" and d.transport not in WIRES else d.transport)
     return replace(config, transport=transport, runtime=runtime)
 
 
@@ -88,12 +89,15 @@ class Environment:
 
 def environment(config: SwarmConfig) -> Environment:
     """The environment a resolved ``config`` asks for: virtual time on the simulated network;
-    real time on QUIC, agents in-process or as OS processes."""
+    real time on QUIC or WebSocket, agents in-process or as OS processes (each binds the
+    endpoint its transport names)."""
     if config.runtime == "process":
         net = ProcessNetwork()
         # the epoch is set when every agent process has started (ProcessRuntime.launch)
         return Environment(AnyioKernel(config.time_scale, epoch=None), net, ProcessRuntime(net), config.backend)
-    if config.transport == "quic":
-        return Environment(AnyioKernel(config.time_scale), QuicNetwork(), InProcess(), config.backend)
+    if config.transport in WIRES:
+        endpoints = WebSocketEndpoint if config.transport == "websocket" else QuicEndpoint
+        return Environment(AnyioKernel(config.time_scale), QuicNetwork(endpoint_type=endpoints), InProcess(),
+                           config.backend)
     kernel = VirtualKernel()
     return Environment(kernel, SimNetwork(kernel, config.seed, config.link), InProcess())

@@ -322,11 +322,11 @@ class Swarm:
         the simulated network, wall-clock time on the wire over QUIC."""
         if not self.arrivals:
             return None
-        scale = self.config.time_scale if self.config.transport == "quic" else 1.0
+        scale = self.config.time_scale if self.config.on_wire else 1.0
         v = np.array(list(self.arrivals.values())) * 1000.0 * scale
         return {"p50": round(float(np.percentile(v, 50)), 3), "p99": round(float(np.percentile(v, 99)), 3),
                 "mean": round(float(v.mean()), 3), "samples": int(v.size),
-                "clock": "wall" if self.config.transport == "quic" else "virtual"}
+                "clock": "wall" if self.config.on_wire else "virtual"}
 
     def traffic(self) -> dict[str, int]:
         return self.net.totals()

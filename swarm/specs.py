@@ -30,7 +30,9 @@ def rule(fn: R) -> R:
 def is_rule(obj: object) -> bool:
     """``obj`` was marked with :func:`rule`."""
     return callable(obj) and getattr(obj, _RULE_MARK, False) is True
-TRANSPORTS: tuple[str, ...] = ("sim", "quic")
+TRANSPORTS: tuple[str, ...] = ("sim", "quic", "websocket")
+#: The transports on real sockets, in real time (WebSocket: the one E2B sandboxes can accept).
+WIRES: tuple[str, ...] = ("quic", "websocket")
 RUNTIMES: tuple[str, ...] = ("in-process", "process")
 
 
@@ -72,8 +74,8 @@ class SwarmConfig:
     settle: float = 10.0  # virtual seconds of gossip after the last trade, before figures are read
     settle_max: float = 300.0  # quic: longest wait for the replicas to agree after the last trade
     store_dir: str | None = None  # where the agents' SQLite files go (None: a temporary directory)
-    # "sim": simulated network in virtual time; "quic": real QUIC on loopback; None: the ambient
-    # deployment (see :func:`swarm.deployment.deployed`), "sim" unless a runner chose otherwise
+    # "sim": simulated network in virtual time; "quic": real QUIC on loopback; "websocket": real
+    # WebSocket on loopback (asyncio only; what E2B sandboxes accept); None: the ambient deployment (see :func:`swarm.deployment.deployed`), "sim" unless a runner chose otherwise
     transport: str | None = None
     runtime: str | None = None  # "in-process" (agents as tasks) or "process" (one OS process each)
     time_scale: float = 0.1  # quic: wall seconds per swarm second (a 10-trade episode takes 1 s)
@@ -85,11 +87,18 @@ class SwarmConfig:
         if self.runtime not in (None, *RUNTIMES):
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {self.runtime!r}")
         if self.runtime == "process" and self.transport == "sim":
-            raise ValueError("the process runtime needs a real bus: transport 'quic'")
+            raise ValueError(f"the process runtime needs a real bus: transport one of {WIRES}")
+        if self.transport == "websocket" and self.backend != "asyncio":
+            raise ValueError("the websocket transport runs on asyncio only (websockets' asyncio API)")
         if self.degree is not None and (self.degree < 0 or self.degree % 2):
             raise ValueError(f"degree must be 0 (every agent's writes) or even, not {self.degree}")
         if self.backend not in ("asyncio", "trio"):
             raise ValueError(f"backend must be 'asyncio' or 'trio', not {self.backend!r}")
+
+    @property
+    def on_wire(self) -> bool:
+        """Whether the gossip bus is real sockets in real time (a transport of :data:`WIRES`)."""
+        return self.transport in WIRES
 
     @property
     def episode_seconds(self) -> float:

@@ -1,5 +1,5 @@
-"""Inside an agent process: one :class:`SwarmAgent` on its own event loop, QUIC endpoint and
-SQLite store, answering the orchestrator's requests on a control channel.
+"""Inside an agent process: one :class:`SwarmAgent` on its own event loop, endpoint (QUIC or
+WebSocket, as the swarm's transport says) and SQLite store, answering the orchestrator's requests on a control channel.
 
 The channel is a socket carrying the typed, versioned messages of :mod:`swarm.runtime.messages`
 (request/answer pairs, one at a time; never pickle).
@@ -28,22 +28,25 @@ from ..gossip import Identity, KeyRing, Signer
 from ..gossip.node import Contacts, Share
 from ..kernel import AnyioKernel, Kernel
 from ..specs import SwarmConfig
-from ..transport.quic import NodeCredentials, QuicEndpoint
+from ..transport.quic import NodeCredentials, QuicEndpoint, WireEndpoint
+from ..transport.websocket import WebSocketEndpoint
 from . import messages as msg
 
 log = logging.getLogger(__name__)
 
 
 class _Net:
-    """The one endpoint of this process, with the swarm directory the orchestrator keeps filled."""
+    """The one endpoint of this process, on the swarm's ``transport``, with the swarm directory
+    the orchestrator keeps filled."""
 
-    def __init__(self, credentials: NodeCredentials) -> None:
+    def __init__(self, credentials: NodeCredentials, transport: str | None) -> None:
         self.credentials = credentials
+        self.kind = WebSocketEndpoint if transport == "websocket" else QuicEndpoint
         self.directory: dict[str, tuple[str, int]] = {}
-        self.ep: QuicEndpoint | None = None
+        self.ep: WireEndpoint | None = None
 
-    def endpoint(self, node: str) -> QuicEndpoint:
-        self.ep = QuicEndpoint(self.credentials, directory=self.directory)
+    def endpoint(self, node: str) -> WireEndpoint:
+        self.ep = self.kind(self.credentials, directory=self.directory)
         return self.ep
 
 
@@ -94,7 +97,7 @@ class ChildHost:
     def identity(self, node: str) -> Identity:
         return self._identity
 
-    def endpoint(self, node: str) -> QuicEndpoint:
+    def endpoint(self, node: str) -> WireEndpoint:
         return self.net.endpoint(node)
 
     async def finished_trading(self, agent_id: str) -> None:
@@ -125,7 +128,7 @@ class _Child:
                                     serialization.load_pem_private_key(s.key_pem, None),  # type: ignore[arg-type]
                                     s.ca_pem, Ed25519PrivateKey.from_private_bytes(s.write_key))
             kernel = AnyioKernel(s.config.time_scale, epoch=self.epoch)
-            self.host = ChildHost(s, kernel, _Net(creds))
+            self.host = ChildHost(s, kernel, _Net(creds, s.config.transport))
             agent = SwarmAgent(self.host, s.spec, s.decisions, index=s.index, boots=s.boots)
             if s.boots:  # a restart: the store reopened with what was committed; rejoin and re-announce
                 agent.rejoin(s.members, s.seeds)

@@ -39,8 +39,8 @@ import random
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
-from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import anyio
 import anyio.lowlevel
@@ -59,7 +59,6 @@ from aioquic.quic.packet import QuicPacketType, encode_quic_retry, pull_quic_hea
 from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.quic.recovery import QuicPacketPacer
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
@@ -67,6 +66,8 @@ from cryptography.x509.oid import NameOID
 from ..gossip.codec import FrameSplitter, Limits, ProtocolError
 from ..gossip.identity import SAN_SUFFIX, Signer, certificate_agent, curator_extension, write_key_extension
 from ..kernel import EndOfChannel
+from . import auth
+from .base import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -917,7 +918,7 @@ class QuicEndpoint:
         return self._auth_response(conn, message)
 
     def _auth_message(self, nonce: bytes, server: str, client: str) -> bytes:
-        return AUTH_CONTEXT + nonce + server.encode() + b"\x00" + client.encode()
+        return auth.transcript(AUTH_CONTEXT, nonce, server.encode(), client.encode())
 
     def _auth_answer(self, conn: _Conn, message: bytes) -> None:
         """Client side: sign the server's challenge (with both names: an answer is good for this
@@ -925,8 +926,7 @@ class QuicEndpoint:
         if len(message) != len(AUTH_CHALLENGE) + 32 or not message.startswith(AUTH_CHALLENGE):
             return self._refuse(conn, "malformed authentication challenge")
         nonce = message[len(AUTH_CHALLENGE):]
-        signature = self.credentials.private_key.sign(self._auth_message(nonce, conn.peer or "", self.node),
-                                                      ec.ECDSA(hashes.SHA256()))
+        signature = auth.sign(self.credentials.private_key, self._auth_message(nonce, conn.peer or "", self.node))
         cert = self.credentials.certificate.public_bytes(serialization.Encoding.DER)
         if self._send_stream(conn, AUTH_RESPONSE + len(cert).to_bytes(2, "big") + cert + signature):
             self._authenticated(conn, conn.peer or "")
@@ -945,33 +945,14 @@ class QuicEndpoint:
         peer, problem = self._check_certificate(cert)
         if peer is None:
             return self._refuse(conn, problem or "no peer")
-        key = cert.public_key()
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            return self._refuse(conn, "its certificate's key is not an EC key")
-        try:
-            key.verify(message[head + size:], self._auth_message(conn.nonce, self.node, peer),
-                       ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            return self._refuse(conn, "its authentication signature does not verify")
+        problem = auth.verify(cert, message[head + size:], self._auth_message(conn.nonce, self.node, peer))
+        if problem is not None:
+            return self._refuse(conn, f"authentication: {problem}")
         return self._authenticated(conn, peer)
 
     def _check_certificate(self, cert: x509.Certificate | None) -> tuple[str | None, str | None]:
-        """``(node, None)`` if ``cert`` is a swarm member's: signed by the swarm CA, in its validity
-        window, naming a node; else ``(None, why not)``. Node certificates are issued by the CA
-        itself (path length 0): one signature check, no certificate store built per handshake."""
-        if cert is None:
-            return None, "it sent no certificate"
-        now = dt.datetime.now(dt.UTC)
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            return None, "its certificate is outside its validity window"
-        try:
-            cert.verify_directly_issued_by(self._ca)
-        except (ValueError, TypeError, InvalidSignature):
-            return None, "its certificate is not signed by the swarm CA"
-        peer = node_of(cert)
-        if peer is not None and peer in self.revoked:
-            return None, f"{peer} is revoked"
-        return (peer, None) if peer is not None else (None, "its certificate names no swarm node")
+        """``(node, None)`` if ``cert`` is an unrevoked swarm member's, else ``(None, why not)``."""
+        return auth.check_certificate(cert, self._ca, self.revoked)
 
     def _refuse(self, conn: _Conn, reason: str) -> None:
         self.stats.refused += 1
@@ -1063,24 +1044,39 @@ class _LinkCount:
     bytes: int = 0
 
 
-class QuicNetwork:
-    """The orchestrator's view of real QUIC: it hands out endpoints (credentials from one swarm
-    CA, addresses in one directory) and injects faults at the transport: crash, partition, loss."""
+class WireEndpoint(Endpoint, Protocol):
+    """An endpoint on real sockets with the fault hooks the harness drives (QUIC, WebSocket)."""
 
-    def __init__(self, ca: SwarmCA | None = None, host: str = "127.0.0.1") -> None:
+    stats: QuicStats
+    address: tuple[str, int] | None  # where it listens, once bound
+    blocked: set[str]  # peers whose traffic it drops
+    loss: float  # share of outgoing traffic it drops
+
+    def kill(self) -> None: ...
+
+
+class QuicNetwork:
+    """The orchestrator's view of real sockets: it hands out endpoints (credentials from one swarm
+    CA, addresses in one directory) and injects faults at the transport: crash, partition, loss.
+    QUIC endpoints unless ``endpoint_type`` says otherwise (the WebSocket endpoint has the same
+    constructor and hooks)."""
+
+    def __init__(self, ca: SwarmCA | None = None, host: str = "127.0.0.1",
+                 endpoint_type: Callable[..., WireEndpoint] = QuicEndpoint) -> None:
         self.ca = ca or SwarmCA.generate()
         self.host = host
+        self.endpoint_type = endpoint_type
         self.directory: dict[str, tuple[str, int]] = {}
-        self.endpoints: dict[str, QuicEndpoint] = {}
-        self._retired: list[QuicEndpoint] = []
+        self.endpoints: dict[str, WireEndpoint] = {}
+        self._retired: list[WireEndpoint] = []
         self._groups: dict[str, int] | None = None
 
-    def endpoint(self, node: str, credentials: NodeCredentials | None = None) -> QuicEndpoint:
+    def endpoint(self, node: str, credentials: NodeCredentials | None = None) -> WireEndpoint:
         """``node``'s endpoint, with ``credentials`` (or new ones from this network's CA)."""
         old = self.endpoints.get(node)
         if old is not None:
             self._retired.append(old)
-        ep = QuicEndpoint(credentials or self.ca.issue(node), host=self.host, directory=self.directory)
+        ep = self.endpoint_type(credentials or self.ca.issue(node), host=self.host, directory=self.directory)
         self.endpoints[node] = ep
         self._apply_partition()
         return ep

@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import anyio
-import numpy as np
 import pytest
 
 from swarm.gossip import GossipConfig, GossipNode
 from swarm.gossip.codec import HEADER, PING, Limits, Message, encode
 from swarm.kernel import AnyioKernel
-from swarm.memory.models import Pattern, make_pattern_id
 from swarm.transport import GossipBus
 from swarm.transport.quic import NodeCredentials, QuicEndpoint, SwarmCA, node_of, qh3_available, quic_backend
 from tests.identities import ident
+from tests.transport.support import DIM, patterns, wait_until
 
-DIM = 16
 QH3 = pytest.mark.skipif(not qh3_available(), reason="qh3 is not installed (optional: the [qh3] extra)")
 STACKS = ["aioquic", pytest.param("qh3", marks=QH3)]
 
@@ -29,23 +27,6 @@ def anyio_backend(request):
 def stack(request) -> str:
     """The QUIC stack under test."""
     return request.param
-
-
-def patterns(origin: str, n: int) -> list[Pattern]:
-    rng = np.random.default_rng(abs(hash(origin)) % 2**32)
-    out = []
-    for i in range(n):
-        v = rng.standard_normal(DIM).astype(np.float32)
-        out.append(Pattern(id=make_pattern_id(origin, str(i)), title=f"{origin}{i}", description="", content="",
-                           domain="d", kind="strategy", action="momentum", embedding=v / np.linalg.norm(v),
-                           created_at=float(i)))
-    return out
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.02)
 
 
 @pytest.mark.anyio
@@ -191,13 +172,11 @@ async def test_a_client_showing_a_members_certificate_without_its_key_is_never_r
 
 
 def _signed_answer(creds: NodeCredentials, nonce: bytes, server: str) -> bytes:
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives import serialization
 
-    from swarm.transport import quic
+    from swarm.transport import auth, quic
     cert = creds.certificate.public_bytes(serialization.Encoding.DER)
-    sig = creds.private_key.sign(quic.AUTH_CONTEXT + nonce + server.encode() + b"\x00" + creds.node.encode(),
-                                 ec.ECDSA(hashes.SHA256()))
+    sig = auth.sign(creds.private_key, auth.transcript(quic.AUTH_CONTEXT, nonce, server.encode(), creds.node.encode()))
     return quic.AUTH_RESPONSE + len(cert).to_bytes(2, "big") + cert + sig
 
 

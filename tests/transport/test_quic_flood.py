@@ -19,7 +19,8 @@ from swarm.transport import quic as quic_module
 from swarm.transport.quic import ALPN, QuicEndpoint, SwarmCA
 from tests.identities import ident
 
-from .test_quic import DIM, STACKS, patterns, wait_until
+from .support import DIM, patterns, wait_until
+from .test_quic import STACKS
 
 pytestmark = pytest.mark.fault
 
