@@ -357,9 +357,13 @@ class StoreReplica:
             out.append(Entry(self.node_id, self._own, Tombstone(pid, version, by, self.agent, proof), sig))
             tombstones.append((pid, version, by))
             proofs.append(("*" if self.agent in ring.curators else self.agent, self.agent, proof))
+        contributions = list(contributions)
+        logged = self.store.replica_held([(c.pattern_id, c.uses, c.contributor) for c in contributions])
         for c in contributions:
             if c.contributor != self.agent:
                 raise ValueError(f"{self.agent} cannot publish {c.contributor!r}'s contribution")
+            if (c.pattern_id, c.uses, c.contributor) in logged:
+                continue  # written already (a rejoin announces every record it holds)
             self._own += 1
             sig = sign(contribution_message(self.node_id, self._own, c.pattern_id, c.values()))
             rows.append((self.node_id, self._own, c.pattern_id, c.uses, c.contributor, _contribution_body(c), sig))

@@ -255,3 +255,16 @@ def test_a_tombstone_crosses_the_wire_and_a_malformed_one_is_refused():
         payload = json.dumps({"from": "a", "entries": bad, "reply": False}).encode()
         with pytest.raises(ProtocolError):
             decode(HEADER.pack(MAGIC, VERSION, DELTA, len(payload)) + payload, DIM)
+
+
+def test_a_contribution_is_written_once_however_often_it_is_announced():
+    store = PatternStore(":memory:", dim=DIM)
+    r = StoreReplica(store, "b", ident("b"))
+    theirs = replace(pattern(1), author="a")
+    r.apply([signed_entry("a", 1, theirs)])
+    store.record_outcomes([(theirs.id, True, 0.5)], 2.0, by="b")
+    mine = store.own_contributions("b", 0, store.sequence)
+    assert [(c.uses, c.total_reward) for c in mine] == [(1, 0.5)]
+    assert len(r.write_many([], contributions=mine)) == 1
+    assert r.write_many([], contributions=mine) == []  # a rejoin announces it again: not a new write
+    assert r.digest()["b"] == 1
