@@ -12,7 +12,7 @@ from swarm.gossip import (
     ALIVE, DEAD, LEFT, SUSPECT, GossipConfig, GossipNode, MemberChanged, Message, PatternsReceived, ProtocolError,
     decode, encode,
 )
-from swarm.gossip.codec import DIGEST, HEADER, PING, VERSION, Entry, FrameReader, Limits, Update
+from swarm.gossip.codec import DIGEST, HEADER, PING, VERSION, FrameReader, Limits, Update
 from swarm.memory.models import Pattern, apply_outcome, make_pattern_id
 from tests.identities import ident, signed_entry
 
