@@ -7,6 +7,7 @@
     python run_learning_tests.py --quick --jobs 2 --out /tmp/r
     python run_learning_tests.py --transport quic          # swarms gossip over real QUIC
     python run_learning_tests.py --runtime process         # ...with every agent an OS process
+    python run_learning_tests.py --runtime e2b --e2b-standin -k mesh   # ...in (stand-in) E2B sandboxes
 
 Exit status: 0 every check passed, 1 some check failed, 2 bad usage or input, 130 stopped by SIGINT
 (Ctrl-C), 143 stopped by SIGTERM (what finished is reported, marked "interrupted").
@@ -15,6 +16,7 @@ Exit status: 0 every check passed, 1 some check failed, 2 bad usage or input, 13
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -30,7 +32,7 @@ from typing import Any, NamedTuple
 ROOT = Path(__file__).resolve().parent
 SUITE = [str(ROOT / "tests" / "patterns")]
 TRANSPORTS = ("sim", "quic", "websocket")
-RUNTIMES = ("in-process", "process")
+RUNTIMES = ("in-process", "process", "e2b")
 DEFAULT_SEEDS = 3  # the fewest that give an interval worth printing; 4 took 597 s of the 600 s budget
 DEFAULT_JOBS = max(1, min(os.cpu_count() or 1, 4))  # one pattern file per core
 
@@ -52,7 +54,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="shorter runs: fewer episodes and markets")
     ap.add_argument("--transport", default=None,
                     help=f"gossip bus: {', '.join(TRANSPORTS)} (default sim; quic with --runtime process)")
-    ap.add_argument("--runtime", default="in-process", help=f"where agents run: {', '.join(RUNTIMES)}")
+    ap.add_argument("--runtime", default="in-process",
+                    help=f"where agents run: {', '.join(RUNTIMES)} (e2b: one E2B sandbox each, needs E2B_API_KEY "
+                         "or --e2b-standin)")
+    ap.add_argument("--e2b-standin", action="store_true",
+                    help="with --runtime e2b: run a local stand-in of E2B for the run (no account, no network)")
+    ap.add_argument("--e2b-template", default=None,
+                    help="with --runtime e2b: sandbox template (default $SWARM_E2B_TEMPLATE or base)")
+    ap.add_argument("--e2b-max-sandboxes", type=int, default=None,
+                    help="with --runtime e2b: the plan's concurrent-sandbox cap (default $SWARM_E2B_MAX_SANDBOXES)")
+    ap.add_argument("--e2b-usd-per-vcpu-hour", type=float, default=None,
+                    help="with --runtime e2b: price for the cost estimate (default $SWARM_E2B_USD_PER_VCPU_HOUR or "
+                         "E2B's published price)")
     ap.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                     help=f"parallel worker processes (default {DEFAULT_JOBS}: one per core, at most 4)")
     ap.add_argument("--topology", action="append", default=[], metavar="MODULE",
@@ -81,6 +94,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
         raise UsageError(f"--transport must be one of {', '.join(TRANSPORTS)}, not {args.transport!r}")
     if args.runtime not in RUNTIMES:
         raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {args.runtime!r}")
+    e2b_flags = args.e2b_standin or any(v is not None for v in (args.e2b_template, args.e2b_max_sandboxes,
+                                                                 args.e2b_usd_per_vcpu_hour))
+    if e2b_flags and args.runtime != "e2b":
+        raise UsageError("the --e2b-* options go with --runtime e2b")
+    if args.runtime == "e2b":
+        if args.transport not in (None, "websocket"):
+            raise UsageError("--runtime e2b runs on --transport websocket (sandboxes accept only HTTPS/WebSocket)")
+        args.transport = "websocket"
+        if args.e2b_max_sandboxes is not None and args.e2b_max_sandboxes < 1:
+            raise UsageError("--e2b-max-sandboxes must be >= 1")
+        if args.e2b_usd_per_vcpu_hour is not None and args.e2b_usd_per_vcpu_hour < 0:
+            raise UsageError("--e2b-usd-per-vcpu-hour must be >= 0")
+        if not args.e2b_standin and not os.environ.get("E2B_API_KEY"):  # before anything else: no network call
+            raise UsageError("E2B_API_KEY is not set: export your E2B API key (https://e2b.dev/dashboard), "
+                             "or try the cloud path locally with --e2b-standin")
     if args.runtime == "process":
         if args.transport == "sim":
             raise UsageError("--runtime process needs a real bus: use --transport quic (the default with it) "
@@ -466,13 +494,84 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, argv)
     STOP.install(respect_ignored=True)
     try:
-        return _run(args, argv)
+        with contextlib.ExitStack() as stack:
+            if args.runtime == "e2b":
+                try:
+                    _e2b_session(args, stack)
+                except UsageError as e:
+                    print(f"run_learning_tests.py: error: {e}", file=sys.stderr)
+                    return 2
+            return _run(args, argv)
     except KeyboardInterrupt:  # before the session started (or out of pytest itself): nothing ran
         print(f"run_learning_tests.py: interrupted by {STOP.name or 'SIGINT'} before any pattern ran",
               file=sys.stderr)
         return 128 + (STOP.signum or signal.SIGINT)
     finally:
         STOP.restore()
+
+
+def _e2b_session(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """Set up the e2b runtime for the whole run, in the environment its pytest workers inherit
+    (``SWARM_E2B_*``, read by ``swarm.runtime.e2b.E2BSettings.from_env``): the stand-in if asked
+    (a process, stopped when the run ends, killing its sandboxes), the options, the run's tag, the
+    project's wheel (built once here); then check E2B answers, killing what a killed earlier run left.
+    Any failure is a UsageError: one line, exit 2."""
+    import asyncio
+    import subprocess
+    import uuid
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from swarm.runtime.e2b import (ENV_MAX, ENV_RUN, ENV_STANDIN, ENV_TEMPLATE, ENV_VCPU_PRICE, ENV_WHEEL,
+                                   E2BSettings, project_checkout)
+    from swarm.runtime.sandboxes import E2BError, SandboxFleet, build_wheel
+
+    env: dict[str, str] = {ENV_RUN: uuid.uuid4().hex[:12]}
+    for var, value in ((ENV_TEMPLATE, args.e2b_template), (ENV_MAX, args.e2b_max_sandboxes),
+                       (ENV_VCPU_PRICE, args.e2b_usd_per_vcpu_hour)):
+        if value is not None:
+            env[var] = str(value)
+    if args.e2b_standin:
+        proc = subprocess.Popen([sys.executable, "-m", "swarm.runtime.e2b_standin", "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])})
+
+        def stop() -> None:
+            proc.terminate()  # SIGTERM: it kills its sandboxes and exits
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+        stack.callback(stop)
+        line = proc.stdout.readline() if proc.stdout is not None else ""
+        try:
+            env[ENV_STANDIN] = json.loads(line)["url"]
+        except (ValueError, KeyError):
+            raise UsageError("--e2b-standin: the stand-in did not start") from None
+    os.environ.update(env)
+    stack.callback(lambda: [os.environ.pop(k, None) for k in env])
+    try:
+        settings = E2BSettings.from_env()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    wheels = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="swarm-wheel-")))
+
+    async def prepare() -> Path:
+        async with SandboxFleet(settings.fleet) as fleet:
+            killed = await fleet.cleanup_leftovers()  # also: E2B answers, with this key
+            if killed:
+                print(f"run_learning_tests.py: killed {len(killed)} sandboxes an earlier run left", file=sys.stderr)
+        return await build_wheel(project_checkout(), wheels)
+
+    try:
+        os.environ[ENV_WHEEL] = str(asyncio.run(prepare()))
+    except E2BError as e:
+        raise UsageError(str(e)) from None
+    except Exception as e:  # the SDK's own errors (a refused key: AuthenticationException)
+        raise UsageError(f"E2B refused the run: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+    stack.callback(lambda: os.environ.pop(ENV_WHEEL, None))
 
 
 def _prepare_out(out: Path) -> None:

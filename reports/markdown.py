@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from . import charts
 from .aggregate import is_figure, show, value
 from .metrics import read_metrics
-from .summary import interrupted_line, read_interruption, wall_cell
+from .summary import cost_cell, interrupted_line, read_interruption, wall_cell
 
 REPORT_NAME = "LEARNING_PATTERNS_COMPARISON.md"
 LEARNING_SCENARIOS = ("cold-start", "warm-start", "transfer-learning", "continual-learning", "catastrophic-forgetting",
@@ -117,7 +117,7 @@ def _learning_rows(docs: list[dict[str, Any]]) -> list[list[str]]:
         lr, tr = d["learning"], d["trading"]
         rows.append([d["pattern"], d["status"], _checks(d), _budget(d), show(tr.get("sharpe_ratio")),
                      show(lr.get("regret"), 1, 1e4), *(show(_base(d, b)) for b, _ in BASELINES),
-                     show(lr.get("accuracy")), show(lr.get("tie_share")), wall_cell(d)])
+                     show(lr.get("accuracy")), show(lr.get("tie_share")), wall_cell(d), cost_cell(d)])
     return rows
 
 
@@ -148,7 +148,8 @@ def write_report(out: str | os.PathLike[str], *, seed: int | None = None, comman
               "best strategy (ties are their own share). Every baseline ran on exactly the decisions the learner's "
               "figure covers.", ""]
     header = ["status", "checks", "agents x episodes", "Sharpe", "regret (bp)",
-              *(f"{label} Sharpe" for _, label in BASELINES), "accuracy", "tie share", "wall s (all seeds)"]
+              *(f"{label} Sharpe" for _, label in BASELINES), "accuracy", "tie share", "wall s (all seeds)",
+              "sandbox cost (all seeds)"]
     if patterns:
         lines += ["## Deployment patterns", ""]
         rows = _learning_rows(patterns)

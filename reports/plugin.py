@@ -3,7 +3,7 @@ as it has run (so parallel workers each write their own), and writes the compari
 
 Options: ``--swarm-out DIR`` (write metrics and the report there; nothing is written without it),
 ``--swarm-seed N`` (the first seed), ``--swarm-seeds K`` (seeds N .. N+K-1), ``--swarm-quick``,
-``--swarm-transport sim|quic``, ``--swarm-runtime in-process|process``, ``--swarm-topology MODULE``
+``--swarm-transport sim|quic|websocket``, ``--swarm-runtime in-process|process|e2b``, ``--swarm-topology MODULE``
 (a user's module that registers a topology; repeatable). Tests ask for
 ``pattern_result("mesh-distributed-learning")``: the first seed's figures, and the checks' verdicts
 over all seeds.
@@ -28,6 +28,7 @@ import pytest
 from scenarios.base import Check, ScenarioResult
 from swarm import progress
 from swarm.deployment import deployed
+from swarm.runtime.e2b import SandboxCost, metering
 from swarm.topology import Topology, register
 
 from .markdown import write_report
@@ -47,8 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--swarm-transport", default="sim", choices=("sim", "quic", "websocket"),
                 help="gossip bus of the swarms: simulated network (sim), or real QUIC (quic) or WebSocket "
                      "(websocket) on loopback")
-    g.addoption("--swarm-runtime", default="in-process", choices=("in-process", "process"),
-                help="agents as tasks of one process, or one OS process each (needs quic)")
+    g.addoption("--swarm-runtime", default="in-process", choices=("in-process", "process", "e2b"),
+                help="agents as tasks of one process, one OS process each (needs quic or websocket), or one E2B "
+                     "sandbox each (websocket; configured by SWARM_E2B_* variables, see swarm.runtime.e2b)")
     g.addoption("--swarm-market", default="synthetic",
                 help="prices: synthetic (default) or csv:PATH[,PATH...], real OHLCV files (swarm.learning.markets)")
 
@@ -144,6 +146,8 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
     transport = config.getoption("--swarm-transport")
     if runtime == "process" and transport == "sim":
         transport = "quic"
+    if runtime == "e2b":
+        transport = "websocket"
 
     # run_learning_tests.py sets this: whether SIGINT or SIGTERM asked the run to stop
     stopping: Callable[[], bool] = getattr(config, "_swarm_stopping", lambda: False)
@@ -154,15 +158,18 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
             runs: list[ScenarioResult] = []
             crashes: list[dict[str, Any]] = []
             walls: list[float] = []  # wall seconds of each seed's run
+            costs: list[SandboxCost] = []  # each seed's sandboxes (e2b runtime)
             for seed in seeds:
                 if stopping():  # a run the stop cut short is no finished pattern
                     raise KeyboardInterrupt
                 try:
-                    with deployed(transport, runtime), progress.reporting(_Beacon(config, pattern, seed, seeds)):
+                    with deployed(transport, runtime), progress.reporting(_Beacon(config, pattern, seed, seeds)), \
+                            metering() as cost:
                         started = time.perf_counter()
                         runs.append(run_pattern(pattern, seed=seed, quick=quick,
                                                 market=config.getoption("--swarm-market")))
                         walls.append(time.perf_counter() - started)
+                    costs.append(cost)
                 except Exception as e:  # a crashed run fails the pattern: recorded, then raised
                     if stopping():  # an error of a swarm being stopped is no crash: the pattern did not run
                         raise KeyboardInterrupt from e
@@ -174,6 +181,7 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
                 raise KeyboardInterrupt
             doc = to_metrics(runs, env)
             doc["performance"]["pattern_wall_seconds"] = pattern_walls(walls)
+            doc["performance"]["sandbox_cost"] = sandbox_cost(runtime, costs)
             if out:
                 save_metrics(doc, out)
             cache[pattern] = PatternRuns(pattern, runs, doc)
@@ -200,6 +208,24 @@ def pattern_walls(walls: list[float]) -> dict[str, Any]:
     """What running a pattern cost in wall time (this machine, this run; not deterministic, so it
     lives in ``performance``): the total over its seeds and each seed's."""
     return {"clock": "wall", "total": round(sum(walls), 3), "per_seed": [round(w, 3) for w in walls]}
+
+
+def sandbox_cost(runtime: str, costs: list[SandboxCost]) -> dict[str, Any]:
+    """What a pattern's sandboxes cost over its seeds (e2b runtime; wall-clock, so in ``performance``):
+    sandbox-seconds per agent and in all, and the USD estimate at the configured prices. Null figures
+    with the reason on any other runtime."""
+    if runtime != "e2b":
+        return {"runtime": runtime, "usd": None, "sandbox_seconds": None, "per_agent_seconds": None,
+                "per_seed_usd": None, "sandboxes": None, "usd_per_sandbox_hour": None,
+                "reason": f"runtime {runtime} runs no sandboxes"}
+    total = SandboxCost()
+    for c in costs:
+        total.add(c)
+    return {"runtime": runtime, "clock": "wall", "usd": round(total.usd, 6),
+            "sandbox_seconds": round(total.total_seconds, 3),
+            "per_agent_seconds": {a: round(s, 3) for a, s in sorted(total.seconds.items())},
+            "per_seed_usd": [round(c.usd, 6) for c in costs], "sandboxes": total.sandboxes,
+            "usd_per_sandbox_hour": round(total.usd_per_second * 3600, 6), "reason": None}
 
 
 def assert_check(result: ScenarioResult | PatternRuns, name: str) -> None:

@@ -81,6 +81,16 @@ def wall_cell(d: dict[str, Any]) -> str:
     return f"{wall['total']:.0f}" if isinstance(wall, dict) and isinstance(wall.get("total"), (int, float)) else "—"
 
 
+def cost_cell(d: dict[str, Any]) -> str:
+    """The pattern's sandbox cost (e2b runtime: USD estimate and sandbox-seconds), or why there is none."""
+    cost = d["performance"].get("sandbox_cost")
+    if not isinstance(cost, dict):
+        return "—"
+    if not isinstance(cost.get("usd"), (int, float)):
+        return f"— ({cost.get('reason') or 'not measured'})"
+    return f"${cost['usd']:.4f} ({cost['sandbox_seconds']:.0f} sandbox-s)"
+
+
 def summary_markdown(out: str | Path) -> str:
     docs = read_metrics(out)
     interrupted = read_interruption(out)

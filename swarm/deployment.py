@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from .kernel import AnyioKernel, Kernel, VirtualKernel
-from .runtime import InProcess, Runtime
+from .runtime import E2BRuntime, E2BSettings, InProcess, Runtime
 from .runtime.process import ProcessNetwork, ProcessRuntime
 from .specs import WIRES, SwarmConfig
 from .transport import Endpoint, SimNetwork
@@ -29,15 +29,17 @@ class Deployment:
 
     transport: str = "sim"
     runtime: str = "in-process"
+    e2b: E2BSettings | None = None  # the e2b runtime's sandboxes (None: from the environment variables)
 
 
 _DEPLOYMENT: ContextVar[Deployment] = ContextVar("swarm_deployment", default=Deployment())  # noqa: B039 (frozen)
 
 
 @contextlib.contextmanager
-def deployed(transport: str = "sim", runtime: str = "in-process") -> Iterator[Deployment]:
-    """Run the swarms made inside this block on ``transport`` and ``runtime`` by default."""
-    d = Deployment(transport, runtime)
+def deployed(transport: str = "sim", runtime: str = "in-process", e2b: E2BSettings | None = None) -> Iterator[Deployment]:
+    """Run the swarms made inside this block on ``transport`` and ``runtime`` by default (on the
+    sandboxes ``e2b`` describes, for the e2b runtime)."""
+    d = Deployment(transport, runtime, e2b)
     SwarmConfig(transport=transport, runtime=runtime)  # validates the pair
     token = _DEPLOYMENT.set(d)
     try:
@@ -53,7 +55,10 @@ def resolve(config: SwarmConfig) -> SwarmConfig:
         return replace(config, transport="sim", runtime="in-process")
     d = _DEPLOYMENT.get()
     runtime = config.runtime or d.runtime
-    transport = config.transport or ("quic" if runtime == "process" and d.transport not in WIRES else d.transport)
+    if runtime == "e2b":
+        transport = "websocket"  # the only bus a sandbox accepts
+    else:
+        transport = config.transport or ("quic" if runtime == "process" and d.transport not in WIRES else d.transport)
     return replace(config, transport=transport, runtime=runtime)
 
 
@@ -90,7 +95,11 @@ class Environment:
 def environment(config: SwarmConfig) -> Environment:
     """The environment a resolved ``config`` asks for: virtual time on the simulated network;
     real time on QUIC or WebSocket, agents in-process or as OS processes (each binds the
-    endpoint its transport names)."""
+    endpoint its transport names), or in E2B sandboxes on WebSocket."""
+    if config.runtime == "e2b":
+        net = ProcessNetwork()
+        settings = _DEPLOYMENT.get().e2b or E2BSettings.from_env()
+        return Environment(AnyioKernel(config.time_scale, epoch=None), net, E2BRuntime(net, settings), config.backend)
     if config.runtime == "process":
         net = ProcessNetwork()
         # the epoch is set when every agent process has started (ProcessRuntime.launch)

@@ -206,13 +206,14 @@ class Swarm:
         for agent in self.agents.values():  # once, not on every addition (that was O(N^2) lists)
             agent.know(members)
         self._launched = True
-        await self.env.runtime.launch(list(self.agents.values()), self.kernel)
-        async with self.kernel.task_group() as tg:
-            self._tg = tg
-            for agent in list(self.agents.values()):
-                tg.start_soon(agent.run, name=agent.id)
-            if self.controller is not None:
-                tg.start_soon(self.controller, self)
+        async with self.env.runtime.running():  # e.g. the run's sandboxes: all killed on the way out
+            await self.env.runtime.launch(list(self.agents.values()), self.kernel)
+            async with self.kernel.task_group() as tg:
+                self._tg = tg
+                for agent in list(self.agents.values()):
+                    tg.start_soon(agent.run, name=agent.id)
+                if self.controller is not None:
+                    tg.start_soon(self.controller, self)
 
     def _done_with(self, agent_id: str) -> None:
         self._trading.discard(agent_id)
@@ -339,7 +340,7 @@ class Swarm:
 
     def close(self) -> None:
         for a in self.agents.values():
-            if not a.crashed or self.config.runtime == "process":  # a killed process leaves a local reader
+            if not a.crashed or self.config.runtime in ("process", "e2b"):  # a killed process leaves a local reader
                 a.close()
         if self._tmp is not None:
             self._tmp.cleanup()

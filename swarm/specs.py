@@ -33,7 +33,7 @@ def is_rule(obj: object) -> bool:
 TRANSPORTS: tuple[str, ...] = ("sim", "quic", "websocket")
 #: The transports on real sockets, in real time (WebSocket: the one E2B sandboxes can accept).
 WIRES: tuple[str, ...] = ("quic", "websocket")
-RUNTIMES: tuple[str, ...] = ("in-process", "process")
+RUNTIMES: tuple[str, ...] = ("in-process", "process", "e2b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,9 @@ class SwarmConfig:
     # "sim": simulated network in virtual time; "quic": real QUIC on loopback; "websocket": real
     # WebSocket on loopback (asyncio only; what E2B sandboxes accept); None: the ambient deployment (see :func:`swarm.deployment.deployed`), "sim" unless a runner chose otherwise
     transport: str | None = None
-    runtime: str | None = None  # "in-process" (agents as tasks) or "process" (one OS process each)
+    # "in-process" (agents as tasks), "process" (one OS process each) or "e2b" (one E2B sandbox each,
+    # over WebSocket; see swarm.runtime.e2b)
+    runtime: str | None = None
     time_scale: float = 0.1  # quic: wall seconds per swarm second (a 10-trade episode takes 1 s)
     backend: str = "asyncio"  # quic: the event loop anyio runs on ("asyncio" or "trio")
 
@@ -88,6 +90,8 @@ class SwarmConfig:
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {self.runtime!r}")
         if self.runtime == "process" and self.transport == "sim":
             raise ValueError(f"the process runtime needs a real bus: transport one of {WIRES}")
+        if self.runtime == "e2b" and self.transport not in (None, "websocket"):
+            raise ValueError("the e2b runtime needs the websocket transport (sandboxes accept only HTTPS/WebSocket)")
         if self.transport == "websocket" and self.backend != "asyncio":
             raise ValueError("the websocket transport runs on asyncio only (websockets' asyncio API)")
         if self.degree is not None and (self.degree < 0 or self.degree % 2):

@@ -1,21 +1,26 @@
 """Inside an agent process: one :class:`SwarmAgent` on its own event loop, endpoint (QUIC or
 WebSocket, as the swarm's transport says) and SQLite store, answering the orchestrator's requests on a control channel.
 
-The channel is a socket carrying the typed, versioned messages of :mod:`swarm.runtime.messages`
-(request/answer pairs, one at a time; never pickle).
+The channel carries the typed, versioned messages of :mod:`swarm.runtime.messages` (request/answer
+pairs, one at a time; never pickle): a socket the spawner passed (``python -m swarm.runtime FD``,
+the process runtime), or, in a sandbox, an authenticated WebSocket the agent listens for and the
+orchestrator dials (``python -m swarm.runtime --listen HOST:PORT --keys DIR``, the e2b runtime;
+:mod:`swarm.runtime.channel`). Everything after the channel is the same.
 A thread blocks on it and runs each request on the event loop (SQLite connections belong to the
 loop's thread), so the agent keeps trading and gossiping while it waits for the next request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sqlite3
 from multiprocessing.connection import Connection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import anyio
 from threadpoolctl import threadpool_limits
@@ -25,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..agent import SwarmAgent
 from ..gossip import Identity, KeyRing, Signer
+from ..gossip.identity import certificate_agent
 from ..gossip.node import Contacts, Share
 from ..kernel import AnyioKernel, Kernel
 from ..specs import SwarmConfig
@@ -39,14 +45,15 @@ class _Net:
     """The one endpoint of this process, on the swarm's ``transport``, with the swarm directory
     the orchestrator keeps filled."""
 
-    def __init__(self, credentials: NodeCredentials, transport: str | None) -> None:
+    def __init__(self, credentials: NodeCredentials, transport: str | None, options: Mapping[str, Any]) -> None:
         self.credentials = credentials
         self.kind = WebSocketEndpoint if transport == "websocket" else QuicEndpoint
+        self.options = dict(options)  # where it binds and how it dials (a sandbox: all interfaces, wss)
         self.directory: dict[str, tuple[str, int]] = {}
         self.ep: WireEndpoint | None = None
 
     def endpoint(self, node: str) -> WireEndpoint:
-        self.ep = self.kind(self.credentials, directory=self.directory)
+        self.ep = self.kind(self.credentials, directory=self.directory, **self.options)
         return self.ep
 
 
@@ -79,6 +86,7 @@ class ChildHost:
         self.net = net
         self.records = _Records()
         self.store_dir = Path(setup.store_dir)
+        self.store_dir.mkdir(parents=True, exist_ok=True)  # a fresh sandbox has none yet
         self.space = setup.space
         self.contacts: Contacts | None = setup.contacts
         self.share: Callable[[str], Share] | None = setup.share
@@ -109,10 +117,11 @@ class ChildHost:
 
 
 class _Child:
-    def __init__(self, conn: Any, setup: msg.Setup, trusted: Sequence[str]) -> None:
+    def __init__(self, conn: Any, setup: msg.Setup, trusted: Sequence[str], endpoint: Mapping[str, Any]) -> None:
         self.conn = conn
         self.setup = setup
         self.trusted = tuple(trusted)
+        self.endpoint_options = endpoint
         self.started = anyio.Event()
         self.epoch = 0.0
         self.agent: SwarmAgent | None = None
@@ -128,7 +137,7 @@ class _Child:
                                     serialization.load_pem_private_key(s.key_pem, None),  # type: ignore[arg-type]
                                     s.ca_pem, Ed25519PrivateKey.from_private_bytes(s.write_key))
             kernel = AnyioKernel(s.config.time_scale, epoch=self.epoch)
-            self.host = ChildHost(s, kernel, _Net(creds, s.config.transport))
+            self.host = ChildHost(s, kernel, _Net(creds, s.config.transport, self.endpoint_options))
             agent = SwarmAgent(self.host, s.spec, s.decisions, index=s.index, boots=s.boots)
             if s.boots:  # a restart: the store reopened with what was committed; rejoin and re-announce
                 agent.rejoin(s.members, s.seeds)
@@ -215,6 +224,12 @@ class _Child:
             if request.method == "iter_patterns":
                 return list(value(*request.args))
             return value(*request.args) if callable(value) else value
+        if isinstance(request, msg.Snapshot):  # SQLite's online backup: one read transaction, so one instant
+            target = Path(request.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(sqlite3.connect(agent.path)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
+                src.backup(dst)
+            return target.stat().st_size
         if isinstance(request, msg.Call):  # one of the agent's controller calls
             if request.method not in CALLS:
                 raise ValueError(f"agent.{request.method} cannot be called remotely")
@@ -239,13 +254,58 @@ def child_main(fd: int, trusted: Sequence[str] = ()) -> None:
     :class:`~swarm.runtime.process.ProcessAgent`), FD one end of a socket pair whose first
     message is the :class:`~swarm.runtime.messages.Setup`; the modules are the only ones whose
     rules (contacts, share, policy wrappers) the channel may name."""
-    conn = Connection(fd)
-    setup = msg.decode(conn.recv_bytes(), trusted)
-    if not isinstance(setup, msg.Setup):
-        raise SystemExit(f"agent process: the first message must be a Setup, not {type(setup).__name__}")
-    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {setup.spec.id} %(name)s: %(message)s")
+    run_agent(Connection(fd), trusted)
+
+
+def run_agent(conn: Any, trusted: Sequence[str] = (), endpoint: Mapping[str, Any] | None = None) -> None:
+    """Read the :class:`~swarm.runtime.messages.Setup` from the control channel ``conn``, then run
+    the agent and answer requests until the orchestrator stops it or hangs up. ``endpoint``:
+    options of its gossip endpoint (where it binds, how it dials)."""
     try:
+        setup = msg.decode(conn.recv_bytes(), trusted)
+        if not isinstance(setup, msg.Setup):
+            raise SystemExit(f"agent process: the first message must be a Setup, not {type(setup).__name__}")
+        logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s {setup.spec.id} %(name)s: %(message)s")
         with threadpool_limits(limits=1, user_api="blas"):  # as in Swarm.run: one agent, one thread
-            anyio.run(_Child(conn, setup, trusted).main, backend=setup.config.backend)
+            anyio.run(_Child(conn, setup, trusted, endpoint or {}).main, backend=setup.config.backend)
     finally:
         conn.close()
+
+
+#: The files a sandboxed agent finds in its ``--keys`` directory (uploaded before it starts).
+KEY_FILES = ("ca.pem", "agent.pem", "agent.key", "write.key", "orchestrator.pem")
+#: The line a listening agent prints (then its port) once the orchestrator may dial it.
+LISTENING = "swarm-agent listening on port"
+
+
+def listen_main(argv: Sequence[str]) -> None:
+    """Entry point of an agent in a sandbox: ``python -m swarm.runtime --listen HOST:PORT --keys DIR
+    [--scheme ws|wss] [MODULE...]``. It loads its certificate, key and the orchestrator's
+    certificate from DIR, listens, prints ``LISTENING PORT``, accepts the orchestrator's
+    authenticated control channel (:class:`~swarm.runtime.channel.Listener`) and runs as
+    :func:`run_agent`; its gossip endpoint binds the same HOST and dials peers over ``--scheme``."""
+    import argparse
+
+    from .channel import Listener
+
+    ap = argparse.ArgumentParser(prog="python -m swarm.runtime")
+    ap.add_argument("--listen", required=True, help="HOST:PORT of the control listener (PORT 0: any)")
+    ap.add_argument("--keys", required=True, help="directory of " + ", ".join(KEY_FILES))
+    ap.add_argument("--scheme", default="ws", choices=("ws", "wss"), help="how the gossip endpoint dials peers")
+    ap.add_argument("trusted", nargs="*", help="modules whose rules the channel may name")
+    args = ap.parse_args(list(argv))
+    host, _, port = args.listen.rpartition(":")
+    keys = Path(args.keys)
+    ca, cert_pem, key_pem, write, orchestrator = (keys / name for name in KEY_FILES)
+    cert = x509.load_pem_x509_certificate(cert_pem.read_bytes())
+    node = certificate_agent(cert)
+    if node is None:
+        raise SystemExit("agent process: its certificate names no swarm node")
+    creds = NodeCredentials(node, cert, serialization.load_pem_private_key(key_pem.read_bytes(), None),  # type: ignore[arg-type]
+                            ca.read_bytes(), Ed25519PrivateKey.from_private_bytes(write.read_bytes()))
+    listener = Listener(creds, orchestrator.read_bytes(), host, int(port))
+    print(LISTENING, listener.port, flush=True)
+    try:
+        run_agent(listener.accept(), args.trusted, {"host": host, "scheme": args.scheme})
+    finally:
+        listener.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from ..agent import AgentHandle, Host, SwarmAgent
@@ -15,6 +16,9 @@ class InProcess:
 
     def make(self, host: Host, spec: AgentSpec, decisions: Sequence[Decision], index: int) -> AgentHandle:
         return SwarmAgent(host, spec, decisions, index)
+
+    def running(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
 
     async def launch(self, agents: Sequence[AgentHandle], kernel: Kernel) -> None:
         return None

@@ -382,6 +382,14 @@ class Call(Message):
     args: list[Any]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot(Message):
+    """Copy the agent's store, as of one instant, to ``path`` (relative to the agent's working
+    directory): what the orchestrator downloads so a restart survives losing the agent's disk."""
+
+    path: str
+
+
 # The agent's side: one answer per request.
 
 
@@ -399,5 +407,5 @@ class Error(Message):
 
 #: Every message type, by the name it has on the wire.
 MESSAGES: dict[str, type[Message]] = {cls.__name__: cls for cls in (
-    Setup, Hello, Start, Status, Members, Directory, Faults, Report, Stop, StoreRead, Call, Ok, Error,
+    Setup, Hello, Start, Status, Members, Directory, Faults, Report, Stop, StoreRead, Call, Snapshot, Ok, Error,
 )}

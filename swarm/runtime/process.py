@@ -13,6 +13,7 @@ swarm CA and address directory and injects faults at each agent's transport.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -127,15 +128,16 @@ class ProcessAgent:
 
     # ---- life cycle ----
 
-    def spawn(self) -> None:
-        """Start the process (it imports, then waits for ``start``)."""
+    def setup(self, store_dir: str) -> msg.Setup:
+        """What this boot's process is told first (its store in ``store_dir``, as the process sees
+        it); notes the modules its rules may come from (:attr:`trusted`)."""
         if self._local is not None:
             self._local.close()
             self._local = None
         host = self.host
         cert, key, ca, write_key = pem_credentials(self.credentials)
         setup = msg.Setup(spec=self.spec, decisions=self.decisions, config=host.config, index=self.index,
-                           boots=self.boots, store_dir=str(host.store_dir), space=host.space, contacts=host.contacts,
+                           boots=self.boots, store_dir=store_dir, space=host.space, contacts=host.contacts,
                            share=host.share, certificate_pem=cert, key_pem=key, ca_pem=ca, write_key=write_key,
                            certificates=self.network.certificates(),
                            members=list(self._members), seeds=self._seeds,
@@ -143,9 +145,25 @@ class ProcessAgent:
                            memory=self.memory_config, quota=self._quota)
         # the rules the setup names (contacts, share, a policy wrapper) are resolved only in these
         # modules: the command line, which only the spawner sets, says which
-        trusted = self._trusted = msg.rule_modules([host.contacts, host.share, self.spec.wrap])
+        self._trusted = msg.rule_modules([host.contacts, host.share, self.spec.wrap])
         self._started = False
         self._setup_quota = self._quota
+        return setup
+
+    @property
+    def trusted(self) -> list[str]:
+        """The modules whose rules this agent's channel may name (its command line says which)."""
+        return list(self._trusted)
+
+    async def boot(self) -> None:
+        """Start this boot's process (it imports, then waits for ``start``); a runtime that
+        starts agents elsewhere (a sandbox) overrides this."""
+        self.spawn()
+
+    def spawn(self) -> None:
+        """Start the process (it imports, then waits for ``start``)."""
+        setup = self.setup(str(self.host.store_dir))
+        trusted = self._trusted
         ours, theirs = socket.socketpair()
         # a fresh interpreter (not fork: no event loop, lock or open SQLite inherited; not
         # multiprocessing's spawn: that re-runs the caller's __main__), with this one's import path
@@ -155,6 +173,11 @@ class ProcessAgent:
         theirs.close()
         self._conn = Connection(ours.detach())
         self._conn.send_bytes(msg.encode(setup))
+
+    async def boot_ready(self) -> None:
+        """Boot, then wait until the process answers."""
+        await self.boot()
+        await self.ready()
 
     async def ready(self) -> None:
         """Wait until the process answers (imports done)."""
@@ -172,14 +195,18 @@ class ProcessAgent:
         self._started = True
         if self._quota != self._setup_quota:  # set while the process started up
             self._call("set_quota", self._quota)
-        self.network.register(self, st["address"])
+        self.network.register(self, self.directory_address(tuple(st["address"])))
+
+    def directory_address(self, bound: tuple[str, int]) -> tuple[str, int]:
+        """Where peers reach the endpoint the process bound at ``bound`` (here: there)."""
+        return bound
 
     async def run(self) -> None:
         """Watch the agent until it has traded, settle with the swarm, collect its report, stop it.
         :meth:`kill` cancels this task, as it cancels an in-process agent's; a restart runs anew."""
         host, k = self.host, self.host.kernel
         if self._proc is None:  # added or restarted while the swarm runs
-            self.spawn()
+            await self.boot()
         proc, conn = self._proc, self._conn  # this boot's: a restart must not lose its own to our cleanup
         with anyio.CancelScope() as self._scope:
             try:
@@ -189,21 +216,34 @@ class ProcessAgent:
                 while not self._status.get("done"):
                     await k.sleep(1.0)
                     self._absorb(await self.arequest(msg.Status()))
+                    await self.progressed()
                 await host.finished_trading(self.id)
                 await host.settle()
                 self._absorb(await self.arequest(msg.Status()))
                 self._report = await self.arequest(msg.Report())
                 await self.arequest(msg.Stop())
                 self._hang_up(conn)  # the agent's control thread sees the end of the channel and exits
-                try:
-                    self.exitcode = await anyio.to_thread.run_sync(proc.wait, 30.0)
-                except subprocess.TimeoutExpired:
-                    self._died("did not exit within 30 s of being told to stop")
+                await self.finish(proc)
             except AgentProcessError as e:
                 if not self.crashed:  # killed on purpose: nothing more to collect
                     self._died(str(e))
             finally:
-                self._reap(proc, conn)
+                with anyio.CancelScope(shield=True):  # a cancelled swarm still reaps what it started
+                    await self.areap(proc, conn)
+
+    async def progressed(self) -> None:
+        """After each status poll while the agent trades (its store is on this host's disk: nothing to do)."""
+
+    async def finish(self, proc: Any) -> None:
+        """After ``Stop``: wait for the process to exit."""
+        try:
+            self.exitcode = await anyio.to_thread.run_sync(proc.wait, 30.0)
+        except subprocess.TimeoutExpired:
+            self._died("did not exit within 30 s of being told to stop")
+
+    async def areap(self, proc: Any, conn: Any) -> None:
+        """Make sure one boot's process is gone and its channel closed (from the event loop)."""
+        self._reap(proc, conn)
 
     def _absorb(self, status: dict[str, Any]) -> None:
         """Keep the latest status; hand the new records (publications, arrivals) to the swarm."""
@@ -376,17 +416,19 @@ class ProcessRuntime:
     def make(self, host: ProcessHost, spec: AgentSpec, decisions: Sequence[Decision], index: int) -> ProcessAgent:
         return ProcessAgent(host, self.network, spec, decisions, index)
 
+    def running(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Nothing to hold open around the run: each agent reaps its own process."""
+        return contextlib.nullcontext()
+
     async def launch(self, agents: Sequence[Any], kernel: Kernel) -> None:
         """Spawn every agent process, wait until all have started up, then start the swarm clock
         (``kernel.epoch``) for all at once (a process takes about a second to import what it needs)."""
         if not isinstance(kernel, AnyioKernel):
             raise TypeError("agent processes run on real time: the swarm needs an AnyioKernel")
         procs = [a for a in agents if isinstance(a, ProcessAgent)]
-        for a in procs:
-            a.spawn()
         async with anyio.create_task_group() as tg:
             for a in procs:
-                tg.start_soon(a.ready)
+                tg.start_soon(a.boot_ready)
         kernel.epoch = self.network.epoch = time.time()
         async with anyio.create_task_group() as tg:
             for a in procs:

@@ -41,7 +41,7 @@ import os
 import random
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,38 +77,55 @@ class Refused(Exception):
     """The peer failed the handshake (a check it did not pass, or a malformed message)."""
 
 
+@dataclass(slots=True, eq=False)
+class Session:
+    """What an authenticated handshake leaves: the peer it proved to be, and the keys that seal
+    each direction's messages (AES-GCM, a message counter as nonce: a message that was forged,
+    altered, replayed or reordered does not open). Shared by the gossip endpoint and the
+    runtimes' control channel (:mod:`swarm.runtime.channel`)."""
+
+    peer: str
+    sealer: AESGCM
+    opener: AESGCM
+    sent: int = 0  # messages sealed (the next one's nonce)
+    received: int = 0  # messages opened
+
+    def seal(self, message: bytes) -> bytes:
+        nonce, self.sent = self.sent.to_bytes(12, "big"), self.sent + 1
+        return self.sealer.encrypt(nonce, message, None)
+
+    def open(self, message: bytes) -> bytes:
+        """The message ``message`` seals; ``InvalidTag`` if it was forged, altered, replayed or reordered."""
+        nonce, self.received = self.received.to_bytes(12, "big"), self.received + 1
+        return self.opener.decrypt(nonce, message, None)
+
+
 @dataclass(slots=True, eq=False)  # hashed by identity: the endpoint keeps sets of them
 class _Link:
-    """An authenticated connection: its peer, and the keys that seal each direction's messages."""
+    """An authenticated connection: its peer, and the session that seals its messages."""
 
     ws: Connection
     peer: str
     outbound: bool
     home: tuple[str, int] | None  # the peer's directory address when this became its link
-    sealer: AESGCM
-    opener: AESGCM
-    sent: int = 0  # messages sealed (the next one's nonce)
-    received: int = 0  # messages opened
+    session: Session
     closed: bool = False  # nothing more is read from or written to it
 
     def seal(self, frame: bytes) -> bytes:
-        nonce, self.sent = self.sent.to_bytes(12, "big"), self.sent + 1
-        return self.sealer.encrypt(nonce, frame, None)
+        return self.session.seal(frame)
 
     def open(self, message: bytes) -> bytes:
-        """The frame ``message`` seals; ``InvalidTag`` if it was forged, altered, replayed or reordered."""
-        nonce, self.received = self.received.to_bytes(12, "big"), self.received + 1
-        return self.opener.decrypt(nonce, message, None)
+        return self.session.open(message)
 
 
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-def _sealing_keys(secret: bytes, fields: list[bytes]) -> tuple[AESGCM, AESGCM]:
+def _sealing_keys(secret: bytes, fields: list[bytes], context: bytes = CONTEXT) -> tuple[AESGCM, AESGCM]:
     """The dialler's and the listener's sending keys, from the X25519 secret and the transcript."""
     okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=None,
-               info=auth.transcript(CONTEXT + b"keys", *fields)).derive(secret)
+               info=auth.transcript(context + b"keys", *fields)).derive(secret)
     return AESGCM(okm[:32]), AESGCM(okm[32:])
 
 
@@ -131,6 +148,112 @@ def _frames(data: bytes, limits: Limits) -> list[bytes]:
     return frames
 
 
+class Handshake:
+    """The three handshake messages of one connection (see the module docstring), sans-IO: the
+    caller moves the bytes. A dialler calls :meth:`hello` then :meth:`proof`; a listener
+    :meth:`challenge` then :meth:`accept`. Each raises :class:`Refused` for a peer that fails a
+    check; both end with the :class:`Session` that seals the connection's messages.
+
+    ``context`` names the protocol in every signature and key derivation, so a handshake made
+    for one use (gossip) proves nothing for another (an agent's control channel)."""
+
+    def __init__(self, credentials: NodeCredentials, ca: x509.Certificate, revoked: Collection[str] = (),
+                 context: bytes = CONTEXT) -> None:
+        self.credentials = credentials
+        self.ca = ca
+        self.revoked = revoked
+        self.context = context
+        self._der = _der(credentials.certificate)
+        self._nonce = os.urandom(NONCE)
+        self._ephemeral = X25519PrivateKey.generate()
+        self._mine = self._ephemeral.public_key().public_bytes_raw()
+        self._dest: str | None = None
+        self._peer: tuple[x509.Certificate, str] | None = None
+        self._fields: list[bytes] = []
+        self._secret = b""
+
+    @property
+    def peer_certificate(self) -> x509.Certificate | None:
+        """The certificate the other side showed (once it has shown one that checks out)."""
+        return None if self._peer is None else self._peer[0]
+
+    # the dialler's side
+
+    def hello(self, dest: str) -> bytes:
+        """HELLO to the node ``dest``."""
+        self._dest = dest
+        return HELLO + auth.pack(self._der, self._nonce, self._mine, dest.encode())
+
+    def proof(self, challenge: Any) -> tuple[bytes, Session]:
+        """The PROOF answering ``challenge``, and the session (once it is sent, the link is up)."""
+        assert self._dest is not None, "hello first"
+        their_der, their_nonce, theirs, signature = _fields(challenge, CHALLENGE, 4)
+        cert, _ = self._certificate(their_der, expect=self._dest)
+        fields = _transcript(self._dest, self.credentials.node, self._nonce, their_nonce, their_der, self._der,
+                             self._mine, theirs)
+        problem = auth.verify(cert, signature, auth.transcript(self.context + b"listener", *fields))
+        if problem is not None:
+            raise Refused(problem)
+        proof = PROOF + auth.pack(auth.sign(self.credentials.private_key, auth.transcript(self.context + b"dialler", *fields)))
+        sealer, opener = _sealing_keys(_exchange(self._ephemeral, theirs), fields, self.context)
+        return proof, Session(self._dest, sealer, opener)
+
+    # the listener's side
+
+    def challenge(self, hello: Any) -> bytes:
+        """The CHALLENGE answering ``hello``."""
+        their_der, their_nonce, theirs, wanted = _fields(hello, HELLO, 4)
+        if wanted != self.credentials.node.encode():
+            raise Refused(f"it dialled {wanted[:64]!r}, not this node")
+        cert, peer = self._certificate(their_der)
+        self._peer = (cert, peer)
+        self._fields = _transcript(self.credentials.node, peer, their_nonce, self._nonce, self._der, their_der,
+                                   theirs, self._mine)
+        self._secret = _exchange(self._ephemeral, theirs)
+        signature = auth.sign(self.credentials.private_key, auth.transcript(self.context + b"listener", *self._fields))
+        return CHALLENGE + auth.pack(self._der, self._nonce, self._mine, signature)
+
+    def accept(self, proof: Any) -> Session:
+        """The session, if ``proof`` proves the dialler holds its certificate's key."""
+        assert self._peer is not None, "challenge first"
+        (signature,) = _fields(proof, PROOF, 1)
+        problem = auth.verify(self._peer[0], signature, auth.transcript(self.context + b"dialler", *self._fields))
+        if problem is not None:
+            raise Refused(problem)
+        opener, sealer = _sealing_keys(self._secret, self._fields, self.context)
+        return Session(self._peer[1], sealer, opener)
+
+    def _certificate(self, der: bytes, expect: str | None = None) -> tuple[x509.Certificate, str]:
+        """The peer's certificate and the node it names, if it is a member's (and names ``expect``);
+        else :class:`Refused`."""
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            raise Refused("malformed certificate") from None
+        peer, problem = auth.check_certificate(cert, self.ca, self.revoked)
+        if peer is None:
+            raise Refused(problem or "no peer")
+        if expect is not None and peer != expect:
+            raise Refused(f"its certificate names {peer!r}, not {expect!r}")
+        return cert, peer
+
+
+def _transcript(listener: str, dialler: str, dialler_nonce: bytes, listener_nonce: bytes, listener_der: bytes,
+                dialler_der: bytes, dialler_key: bytes, listener_key: bytes) -> list[bytes]:
+    """What both signatures cover, and the sealing keys derive from."""
+    if len(dialler_nonce) != NONCE or len(listener_nonce) != NONCE:
+        raise Refused("a nonce of the wrong size")
+    return [listener.encode(), dialler.encode(), dialler_nonce, listener_nonce,
+            hashlib.sha256(listener_der).digest(), hashlib.sha256(dialler_der).digest(), dialler_key, listener_key]
+
+
+def _exchange(ephemeral: X25519PrivateKey, theirs: bytes) -> bytes:
+    try:
+        return ephemeral.exchange(X25519PublicKey.from_public_bytes(theirs))
+    except ValueError:  # not 32 bytes, or a low-order point (an all-zero secret)
+        raise Refused("a bad X25519 key") from None
+
+
 class WebSocketEndpoint:
     """One node's WebSocket endpoint, with the interface of the QUIC endpoint:
     ``send_nowait(dest, frame)``, ``await recv()`` -> ``(peer, frame)``.
@@ -149,7 +272,6 @@ class WebSocketEndpoint:
         self.node = credentials.node
         self.credentials = credentials
         self._ca = x509.load_pem_x509_certificate(credentials.ca_pem)
-        self._cert_der = _der(credentials.certificate)
         self.host, self.port = host, port
         self.directory = directory if directory is not None else {}
         self.limits = limits
@@ -373,67 +495,17 @@ class WebSocketEndpoint:
     # ---- the handshake ----
 
     async def _dialler_handshake(self, ws: Connection, dest: str, home: tuple[str, int]) -> _Link:
-        nonce, ephemeral = os.urandom(NONCE), X25519PrivateKey.generate()
-        mine = ephemeral.public_key().public_bytes_raw()
-        await ws.send(HELLO + auth.pack(self._cert_der, nonce, mine, dest.encode()))
-        their_der, their_nonce, theirs, signature = _fields(await ws.recv(), CHALLENGE, 4)
-        cert, _ = self._certificate(their_der, expect=dest)
-        fields = self._transcript(dest, self.node, nonce, their_nonce, their_der, self._cert_der, mine, theirs)
-        problem = auth.verify(cert, signature, auth.transcript(CONTEXT + b"listener", *fields))
-        if problem is not None:
-            raise Refused(problem)
-        await ws.send(PROOF + auth.pack(auth.sign(self.credentials.private_key,
-                                                  auth.transcript(CONTEXT + b"dialler", *fields))))
-        sealer, opener = _sealing_keys(self._exchange(ephemeral, theirs), fields)
-        return _Link(ws, dest, outbound=True, home=home, sealer=sealer, opener=opener)
+        hs = Handshake(self.credentials, self._ca, self.revoked)
+        await ws.send(hs.hello(dest))
+        proof, session = hs.proof(await ws.recv())
+        await ws.send(proof)
+        return _Link(ws, dest, outbound=True, home=home, session=session)
 
     async def _listener_handshake(self, ws: Connection) -> _Link:
-        their_der, their_nonce, theirs, wanted = _fields(await ws.recv(), HELLO, 4)
-        if wanted != self.node.encode():
-            raise Refused(f"it dialled {wanted[:64]!r}, not this node")
-        cert, peer = self._certificate(their_der)
-        nonce, ephemeral = os.urandom(NONCE), X25519PrivateKey.generate()
-        mine = ephemeral.public_key().public_bytes_raw()
-        fields = self._transcript(self.node, peer, their_nonce, nonce, self._cert_der, their_der, theirs, mine)
-        secret = self._exchange(ephemeral, theirs)
-        signature = auth.sign(self.credentials.private_key, auth.transcript(CONTEXT + b"listener", *fields))
-        await ws.send(CHALLENGE + auth.pack(self._cert_der, nonce, mine, signature))
-        (proof,) = _fields(await ws.recv(), PROOF, 1)
-        problem = auth.verify(cert, proof, auth.transcript(CONTEXT + b"dialler", *fields))
-        if problem is not None:
-            raise Refused(problem)
-        opener, sealer = _sealing_keys(secret, fields)
-        return _Link(ws, peer, outbound=False, home=self.directory.get(peer), sealer=sealer, opener=opener)
-
-    def _certificate(self, der: bytes, expect: str | None = None) -> tuple[x509.Certificate, str]:
-        """The peer's certificate and the node it names, if it is a member's (and names ``expect``);
-        else :class:`Refused`."""
-        try:
-            cert = x509.load_der_x509_certificate(der)
-        except ValueError:
-            raise Refused("malformed certificate") from None
-        peer, problem = auth.check_certificate(cert, self._ca, self.revoked)
-        if peer is None:
-            raise Refused(problem or "no peer")
-        if expect is not None and peer != expect:
-            raise Refused(f"its certificate names {peer!r}, not {expect!r}")
-        return cert, peer
-
-    @staticmethod
-    def _transcript(listener: str, dialler: str, dialler_nonce: bytes, listener_nonce: bytes, listener_der: bytes,
-                    dialler_der: bytes, dialler_key: bytes, listener_key: bytes) -> list[bytes]:
-        """What both signatures cover, and the sealing keys derive from."""
-        if len(dialler_nonce) != NONCE or len(listener_nonce) != NONCE:
-            raise Refused("a nonce of the wrong size")
-        return [listener.encode(), dialler.encode(), dialler_nonce, listener_nonce,
-                hashlib.sha256(listener_der).digest(), hashlib.sha256(dialler_der).digest(), dialler_key, listener_key]
-
-    @staticmethod
-    def _exchange(ephemeral: X25519PrivateKey, theirs: bytes) -> bytes:
-        try:
-            return ephemeral.exchange(X25519PublicKey.from_public_bytes(theirs))
-        except ValueError:  # not 32 bytes, or a low-order point (an all-zero secret)
-            raise Refused("a bad X25519 key") from None
+        hs = Handshake(self.credentials, self._ca, self.revoked)
+        await ws.send(hs.challenge(await ws.recv()))
+        session = hs.accept(await ws.recv())
+        return _Link(ws, session.peer, outbound=False, home=self.directory.get(session.peer), session=session)
 
     # ---- receiving ----
 
