@@ -64,7 +64,7 @@ class FleetConfig:
     template: str = "base"
     sandbox_timeout_s: int = 3600  # E2B kills a sandbox at its timeout: the backstop for a run killed outright
     max_concurrent_creates: int = 8  # creates in flight at once
-    max_live: int | None = None  # the plan's concurrent-sandbox cap (Hobby 20, Pro 100), checked before asking
+    max_live: int | None = None  # the plan's concurrent-sandbox cap (Hobby 20, Pro 100: e2b.dev/docs/sandbox/rate-limits), checked before asking
     vcpus: int = 2  # what the template allocates: billing is on allocation, not use
     memory_gib: float = 0.5
     usd_per_vcpu_hour: float = USD_PER_VCPU_HOUR
