@@ -33,7 +33,6 @@ ROOT = Path(__file__).resolve().parent
 SUITE = [str(ROOT / "tests" / "patterns")]
 TRANSPORTS = ("sim", "quic", "websocket")
 RUNTIMES = ("in-process", "process", "e2b")
-DEFAULT_SEEDS = 3  # the fewest that give an interval worth printing; 4 took 597 s of the 600 s budget
 DEFAULT_JOBS = max(1, min(os.cpu_count() or 1, 4))  # one pattern file per core
 
 
@@ -49,8 +48,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--list", action="store_true", help="list the patterns and behaviours, run nothing")
     ap.add_argument("--out", default="results", help="directory for metrics JSON and the report (default results/)")
     ap.add_argument("--seed", type=int, default=0, help="first seed of every pattern (default 0)")
-    ap.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
-                    help=f"seeds per pattern: figures are means with 95%% CIs over them (default {DEFAULT_SEEDS})")
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="seeds per pattern: figures are means with 95%% CIs over them (default: each pattern's "
+                         "own, 3 for most, 5 for mesh; see scenarios/registry.py)")
     ap.add_argument("--quick", action="store_true", help="shorter runs: fewer episodes and markets")
     ap.add_argument("--transport", default=None,
                     help=f"gossip bus: {', '.join(TRANSPORTS)} (default sim; quic with --runtime process)")
@@ -83,7 +83,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.seed < 0:
         raise UsageError("--seed must be >= 0")
-    if args.seeds < 1:
+    if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be >= 1")
     if args.jobs < 1:
         raise UsageError("--jobs must be >= 1")
@@ -599,7 +599,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     # a log file or CI step gets a wide table instead of the 80 columns rich assumes without a terminal
     console = Console() if sys.stdout.isatty() else Console(width=160)
     out = Path(args.out)
-    pytest_args = [*SUITE, "-p", "no:cacheprovider", "--swarm-seed", str(args.seed), "--swarm-seeds", str(args.seeds),
+    pytest_args = [*SUITE, "-p", "no:cacheprovider", "--swarm-seed", str(args.seed), "--swarm-seeds", str(args.seeds or 0),
                    "--swarm-transport", args.transport, "--swarm-runtime", args.runtime, "--swarm-market", args.market,
                    "-o", "addopts=-p reports.plugin --strict-markers", "-p", "run_learning_tests",
                    # the test suite's 300 s per test is no limit for a pattern: its seeds on real sockets

@@ -42,7 +42,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--swarm-topology", action="append", default=[],
                 help="import this module (or .py file) first: it registers a topology of its own (repeatable)")
     g.addoption("--swarm-seed", type=int, default=0, help="first seed of every pattern run (default 0)")
-    g.addoption("--swarm-seeds", type=int, default=1, help="seeds per pattern (default 1)")
+    g.addoption("--swarm-seeds", type=int, default=1,
+                help="seeds per pattern (default 1; 0: each pattern's own default, see scenarios.registry)")
     g.addoption("--swarm-progress", default=None, help="directory where each process writes its live progress")
     g.addoption("--swarm-quick", action="store_true", help="shorter runs (fewer episodes and markets)")
     g.addoption("--swarm-transport", default="sim", choices=("sim", "quic", "websocket"),
@@ -133,13 +134,13 @@ class PatternRuns:
 @pytest.fixture(scope="session")
 def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRuns]:
     """``pattern_result(id)`` -> that pattern over the session's seeds, run once per session."""
-    from scenarios.registry import run_pattern
+    from scenarios.registry import default_seeds, run_pattern
 
     config = request.config
     cache: dict[str, PatternRuns] = config._swarm_results  # type: ignore[attr-defined]
     out = config.getoption("--swarm-out")
     first = config.getoption("--swarm-seed")
-    seeds = range(first, first + max(1, config.getoption("--swarm-seeds")))
+    count = config.getoption("--swarm-seeds")
     quick = config.getoption("--swarm-quick")
 
     runtime = config.getoption("--swarm-runtime")
@@ -154,6 +155,7 @@ def pattern_result(request: pytest.FixtureRequest) -> Callable[[str], PatternRun
 
     def get(pattern: str) -> PatternRuns:
         if pattern not in cache:
+            seeds = range(first, first + (count if count >= 1 else default_seeds(pattern)))
             env = environment(transport, runtime)
             runs: list[ScenarioResult] = []
             crashes: list[dict[str, Any]] = []

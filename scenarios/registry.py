@@ -22,6 +22,10 @@ from .base import ScenarioResult
 
 Runner = Callable[[int, bool], ScenarioResult]
 
+#: Seeds per pattern in a suite run that names no count: the fewest that give an interval worth
+#: printing. A scenario module whose verdict needs more to be decided sets its own ``SEEDS``.
+DEFAULT_SEEDS = 3
+
 #: The scenario modules, deployment patterns first (one per topology), then the learning scenarios.
 MODULES: tuple[str, ...] = (*TOPOLOGIES, "cold_start", "warm_start", "transfer", "continual", "forgetting",
                             "poisoning")
@@ -43,6 +47,16 @@ def builtin() -> dict[str, Runner]:
         module = importlib.import_module(f"scenarios.{name}")
         out[module.PATTERN] = partial(_run_module, module)
     return out
+
+
+def default_seeds(pattern: str) -> int:
+    """How many seeds ``pattern`` runs when the run names no count: its module's ``SEEDS``, or
+    :data:`DEFAULT_SEEDS` (a user's topology too)."""
+    for name in MODULES:
+        module = importlib.import_module(f"scenarios.{name}")
+        if pattern == module.PATTERN:
+            return int(getattr(module, "SEEDS", DEFAULT_SEEDS))
+    return DEFAULT_SEEDS
 
 
 def patterns() -> dict[str, Runner]:

@@ -122,3 +122,12 @@ def test_a_run_applies_the_selection_in_every_worker(tmp_path, jobs):
                            "--jobs", jobs, "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode in (0, 1), done.stdout + done.stderr  # 2 would be "no test matches"
     assert not list(out.glob("*-metrics.json")), done.stdout
+
+
+def test_a_run_that_names_no_seed_count_runs_each_pattern_its_own():
+    from scenarios.registry import DEFAULT_SEEDS, default_seeds
+    from topologies import mesh
+
+    assert default_seeds(mesh.TOPOLOGY.name) == 5  # its sharing verdict needs them (scenarios/mesh.py)
+    assert default_seeds("star-hub-learning") == DEFAULT_SEEDS == 3
+    assert default_seeds("a-user-topology") == DEFAULT_SEEDS
