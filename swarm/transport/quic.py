@@ -382,6 +382,20 @@ class QuicStats:
     bytes_to: dict[str, int] = field(default_factory=dict)
 
 
+def deliver(inbox: Any, stats: QuicStats, peer: str, frames: list[bytes]) -> None:
+    """Hand frames from ``peer`` to an endpoint's inbox, counted. A closed or killed endpoint's
+    connections are still read until their tasks end, and a frame arriving meanwhile has nobody to
+    go to: it is counted (``frames_after_close``) and must not crash the reader."""
+    for i, f in enumerate(frames):
+        try:
+            inbox.send_nowait((peer, f))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            stats.frames_after_close += len(frames) - i
+            return
+        stats.frames_received += 1
+        stats.bytes_received += len(f)
+
+
 @dataclass(slots=True, eq=False)  # hashed by identity: the endpoint keeps sets of them
 class _Conn:
     quic: Any  # a backend's QuicConnection
@@ -1004,17 +1018,7 @@ class QuicEndpoint:
         return None
 
     def _deliver(self, peer: str, frames: list[bytes]) -> None:
-        st = self.stats
-        for i, f in enumerate(frames):
-            try:
-                self._inbox_send.send_nowait((peer, f))
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                # closed or killed: the tasks still read the socket until the lifecycle ends them,
-                # and a frame arriving meanwhile has nobody to go to (it must not crash them)
-                st.frames_after_close += len(frames) - i
-                return
-            st.frames_received += 1
-            st.bytes_received += len(f)
+        deliver(self._inbox_send, self.stats, peer, frames)
 
     def _close_malformed(self, conn: _Conn, reason: str) -> None:
         self.stats.closed_malformed += 1

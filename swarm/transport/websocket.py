@@ -61,7 +61,7 @@ from websockets.frames import CloseCode
 from ..gossip.codec import HEADER, FrameSplitter, Limits, ProtocolError
 from ..kernel import EndOfChannel
 from . import auth
-from .quic import HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_HALF_OPEN, NodeCredentials, QuicStats
+from .quic import HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_HALF_OPEN, NodeCredentials, QuicStats, deliver
 
 log = logging.getLogger(__name__)
 
@@ -599,17 +599,7 @@ class WebSocketEndpoint:
             self._drop(link)
 
     def _deliver(self, peer: str, frames: list[bytes]) -> None:
-        st = self.stats
-        for i, f in enumerate(frames):
-            try:
-                self._inbox_send.send_nowait((peer, f))
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                # closed or killed: connections stay up until the endpoint's block ends, and a
-                # frame arriving meanwhile has nobody to go to (it must not crash the reader)
-                st.frames_after_close += len(frames) - i
-                return
-            st.frames_received += 1
-            st.bytes_received += len(f)
+        deliver(self._inbox_send, self.stats, peer, frames)
 
     # ---- closing connections ----
 
