@@ -207,7 +207,10 @@ class FoldedContextEmbedder(ContextEmbedder):
         return "folded/" + super().fingerprint
 
     def embed(self, item: object) -> np.ndarray:
-        return super().embed(fold(np.asarray(item, dtype=np.float64).ravel()))
+        x = self._features(item)  # a checked copy, folded in place
+        if x[_FOLD_BY] < 0:
+            x[_SIGNED] *= -1.0
+        return self._project(x)
 
     def embed_many(self, items: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
         return super().embed_many(fold(np.asarray(items, dtype=np.float64)))
@@ -217,6 +220,11 @@ def make_embedder(config: MemoryConfig) -> ContextEmbedder:
     cls = FoldedContextEmbedder if config.fold else ContextEmbedder
     return cls(len(FEATURE_NAMES), dim=config.embed_dim, bandwidth=config.bandwidth,
                scale=config.feature_scale, seed=config.embed_seed)
+
+
+def _first_max(values: list[float]) -> int:
+    """The index of the largest value, the first of ties (``np.argmax`` on plain floats)."""
+    return values.index(max(values))
 
 
 class DecisionClock:
@@ -286,17 +294,24 @@ class MemoryPolicy:
     def evidence(self, embedding: np.ndarray) -> Evidence:
         """What the retrieved patterns say each strategy earns here: kernel-weighted mean reward,
         its spread, and the evidence mass behind it (see the module docstring)."""
+        mean, spread, mass, weighted = self._weigh(embedding)
+        return Evidence(np.array(mean), np.array(spread), np.array(mass), weighted)
+
+    def _weigh(self, embedding: np.ndarray) -> tuple[list[float], list[float], list[float],
+                                                      list[tuple[Pattern, float, float]]]:
+        """:meth:`evidence` as plain floats, one per strategy: a decision weighs five numbers, and
+        numpy's per-call overhead on arrays that small cost more than the arithmetic. The same
+        IEEE operations in the same order as the array arithmetic, so the same numbers."""
         c = self.config
         trust = self.trust
         hits = self.bank.nearest(embedding, c.k, domain=DOMAIN) if c.retrieval else []
-        # plain floats in the loop (numpy scalar updates cost ~1 us a hit on the decision path);
-        # the same IEEE operations in the same order as array arithmetic, so the same numbers
         total, mass, square = [0.0] * N_ACTIONS, [0.0] * N_ACTIONS, [0.0] * N_ACTIONS
         weighted = []
         rows = []
         sharpness, half_life, now = c.sharpness, c.half_life, self._clock.at
+        action_index = _ACTION_INDEX.get
         for p, sim in hits:
-            i = _ACTION_INDEX.get(p.action)
+            i = action_index(p.action)
             reward = p.source.reward
             if i is None or sim <= 0 or reward is None:
                 continue
@@ -312,35 +327,37 @@ class MemoryPolicy:
             mass[i] += w
             rows.append((i, w, m))
             weighted.append((p, w, sim))
-        mass_a = np.array(mass)
-        mean = np.array(total) / (mass_a + c.prior)
-        means = mean.tolist()
+        prior = c.prior
+        mean = [t / (n + prior) for t, n in zip(total, mass)]
         for i, w, m in rows:
-            square[i] += w * (m - means[i]) ** 2
-        spread = np.sqrt((np.array(square) + c.prior * c.prior_sd ** 2) / (mass_a + c.prior))
-        return Evidence(mean, spread, mass_a, weighted)
+            square[i] += w * (m - mean[i]) ** 2
+        floor = prior * c.prior_sd ** 2
+        spread = [math.sqrt((q + floor) / (n + prior)) for q, n in zip(square, mass)]
+        return mean, spread, mass, weighted
 
     def choose(self, context: Context) -> Choice:
         self._clock.at = context.time
         emb = self.bank.embedder.embed(context.features)
-        ev = self.evidence(emb)
+        mean, spread, mass, hits = self._weigh(emb)
         c = self.config
-        value = ev.mean - c.risk_aversion * ev.spread
+        value = [m - c.risk_aversion * s for m, s in zip(mean, spread)]
         # Thompson sampling: draw each strategy's value from its estimate's uncertainty, so a
         # strategy is tried in proportion to the chance that it is the best one here
-        sd = c.explore_scale * ev.spread / np.sqrt(1.0 + ev.mass)
-        draw = value + sd * self._rng.standard_normal(N_ACTIONS)
+        noise = self._rng.standard_normal(N_ACTIONS).tolist()
+        draw = [v + c.explore_scale * s / math.sqrt(1.0 + n) * z for v, s, n, z in zip(value, spread, mass, noise)]
         if self._allowed is not None:
-            mask = np.isin(np.arange(N_ACTIONS), self._allowed)
-            draw, value = np.where(mask, draw, -np.inf), np.where(mask, value, -np.inf)
-        i = int(np.argmax(draw))
+            allowed = self._allowed
+            draw = [d if a in allowed else -math.inf for a, d in enumerate(draw)]
+            value = [v if a in allowed else -math.inf for a, v in enumerate(value)]
+        i = _first_max(draw)
         eps = 0.0 if c.exploration is None else c.exploration.epsilon(self.decisions)
         self.decisions += 1
         if eps > 0 and self._rng.random() < eps:
             pool = self._allowed if self._allowed is not None else range(N_ACTIONS)
             i = int(list(pool)[int(self._rng.integers(len(pool)))])
-        explored = bool(i != int(np.argmax(value)))
-        informers = sorted((h for h in ev.hits if h[0].action == STRATEGIES[i]), key=lambda h: -h[1])
+        explored = i != _first_max(value)
+        action = STRATEGIES[i]
+        informers = sorted((h for h in hits if h[0].action == action), key=lambda h: -h[1])
         ids = tuple(p.id for p, _, _ in informers[: c.update_top])
         if self.trust is not None:  # judged against the outcome once it is known (update)
             cap = c.claim_cap
@@ -349,7 +366,7 @@ class MemoryPolicy:
             self._claims[(context.symbol, context.bar)] = [
                 (p.author or p.source.agent, min(cap, max(-cap, p.source.reward / REWARD_SCALE)), sim ** c.sharpness)
                 for p, _, sim in informers if p.source.reward is not None]
-        return Choice(STRATEGIES[i], explored, tuple(float(v) for v in value), ids)
+        return Choice(action, explored, tuple(value), ids)
 
     def preference(self, context: Context) -> np.ndarray:
         """Net evidence per strategy for ``context``, without exploring or recording anything:

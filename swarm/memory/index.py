@@ -97,18 +97,22 @@ def projected_recall(sizes: Sequence[int], recalls: Sequence[float], rows: int) 
     return float(recalls[-1] - per_doubling * math.log2(rows / sizes[-1]))
 
 
-def _at_least_kth(values: np.ndarray, k: int) -> np.ndarray:
+def _at_least_kth(values: np.ndarray, k: int, exact: bool = True) -> np.ndarray:
     """Positions of every value >= the ``k``-th largest of ``values`` (``0 < k < values.size``): the
     top ``k`` and any ties with the last of them. A threshold from a strided sample usually
     leaves ~4k candidates in one vectorised compare, much cheaper than a selection over all
     values (numpy's argpartition took ~115 us over 10k values, 3x the similarity product);
-    when the sample's threshold lets fewer than ``k`` through, the exact selection decides."""
+    when the sample's threshold lets fewer than ``k`` through, the exact selection decides.
+    With ``exact=False`` the sample's candidates (at least ``k``, the top ``k`` and their ties
+    among them) are returned as they are, for a caller that sorts them anyway."""
     n = values.size
     if n > 64 * k:
         sample = values[:: n // (16 * k)]  # ~16k values, evenly spread
         rank = max(1, (4 * k * sample.size) // n)  # its rank-th largest lets ~4k values through
         threshold = np.partition(sample, sample.size - rank)[sample.size - rank]
         found = np.flatnonzero(values >= threshold)
+        if found.size >= k and not exact:
+            return found
         if found.size >= k:
             sub = values[found]
             return found[sub >= np.partition(sub, sub.size - k)[sub.size - k]]
@@ -323,6 +327,26 @@ class VectorIndex:
         order = np.lexsort((keys, -sims))[:k]
         return keys[order], sims[order]
 
+    def _passes_all(self, flt: Filter) -> bool:
+        """True when every slot is live and passes ``flt`` without looking at a row: no dead slots,
+        and the filter at most names the one domain every row ever stored has (a swarm's memory
+        holds one domain, and computing a mask over every row cost a decision ~6 us)."""
+        if self._live != self._n or flt.kind is not None or flt.min_confidence is not None:
+            return False
+        return flt.domain is None or (len(self._domain_codes) == 1 and flt.domain in self._domain_codes)
+
+    def _exact_all(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_exact` when every slot passes: the same rows, in the same order (by similarity,
+        ties by smaller key), with fewer passes over the candidates."""
+        sims = self._vecs[: self._n] @ q
+        if self._n <= k:
+            return self._top(np.arange(self._n), sims, k)
+        slots = _at_least_kth(sims, k, exact=False)  # >= k candidates, the top k among them
+        sims = sims[slots]
+        keys = self._keys[slots]
+        order = np.lexsort((keys, -sims))[:k]
+        return keys[order], sims[order]
+
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_ok = int(mask.sum())
         if n_ok == 0:
@@ -381,7 +405,7 @@ class VectorIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         q = self._unit_query(query)
         if not self.uses_ann:
-            return self._exact(q, k, self._mask(flt))
+            return self._exact_all(q, k) if self._passes_all(flt) else self._exact(q, k, self._mask(flt))
         mask: np.ndarray | None = None
         selectivity = 1.0
         if not flt.empty:

@@ -1196,14 +1196,13 @@ class PatternStore:
     def _by_rowid(self, keys: Sequence[int]) -> dict[int, Pattern]:
         """The patterns at ``keys`` (those that exist), from the row cache where it holds them."""
         cache = self._rows
-        found: dict[int, Pattern] = {}
-        missing: list[int] = []
-        for k in keys:
-            p = cache.pop(k, None)
-            if p is None:
-                missing.append(k)
-            else:
-                found[k] = cache[k] = p  # re-inserted: now the most recently used
+        get = cache.get
+        found = {k: p for k in keys if (p := get(k)) is not None}
+        if 2 * len(cache) > self._row_cache:  # eviction is near: hits become the most recently used
+            for k, p in found.items():  # (below half full nothing is evicted, and order is moot)
+                del cache[k]
+                cache[k] = p
+        missing = [k for k in keys if k not in found] if len(found) < len(keys) else []
         if missing:
             marks = ",".join("?" * len(missing))
             for r in self._db.execute(f"SELECT rowid, {_COLUMNS} FROM patterns WHERE rowid IN ({marks})", missing):
@@ -1256,8 +1255,9 @@ class PatternStore:
             raise DimensionMismatchError(f"query has dimension {q.shape[0]}, the store holds {self.dim}")
         self.refresh()
         keys, sims = self._vindex.search(q, k, Filter(domain, kind, min_confidence))
-        found = self._by_rowid(keys.tolist())
-        return [(found[key], s) for key, s in zip(keys.tolist(), sims.tolist()) if key in found]
+        order = keys.tolist()
+        found = self._by_rowid(order)
+        return [(found[key], s) for key, s in zip(order, sims.tolist()) if key in found]
 
     @property
     @_sqlite_errors

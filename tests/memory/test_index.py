@@ -269,3 +269,41 @@ def test_equally_similar_rows_make_the_cut_by_smaller_key_whatever_their_order()
         idx.upsert(list(range(100, 3100)), other, ["d"] * 3000, ["strategy"] * 3000, [0.5] * 3000)
         found, _ = idx.search(same, 10)
         assert found.tolist() == list(range(1, 11))
+
+
+@given(st.integers(1, 4000), st.integers(1, 64), st.integers(0, 2**32 - 1), st.booleans(), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_the_unfiltered_fast_path_returns_what_the_masked_scan_returns(n, k, seed, tied, shuffled):
+    """A search every row passes skips the mask and the exact k-th selection; it must return the
+    same keys in the same order (ties by smaller key) as the general scan, ties at the cut included."""
+    rng = np.random.default_rng(seed)
+    dim = 8
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    if tied:  # 26 distinct rows: exact ties everywhere, at the k-th place too
+        x = rng.integers(-1, 2, (n, dim)).astype(np.float32)
+        x[:, 3:] = 0.0
+        x[np.all(x == 0, axis=1), 0] = 1.0
+    keys = list(range(1, n + 1))
+    if shuffled:
+        rng.shuffle(keys)
+    idx = VectorIndex(dim, mode="exact")
+    idx.upsert(keys, x, ["d"] * n, ["strategy"] * n, [0.5] * n)
+    q = idx._unit_query(x[rng.integers(n)] if tied else rng.standard_normal(dim).astype(np.float32))
+    assert idx._passes_all(Filter("d")) and idx._passes_all(Filter())
+    fast_keys, fast_sims = idx._exact_all(q, k)
+    keys_, sims_ = idx._exact(q, k, idx._mask(Filter("d")))
+    assert fast_keys.tolist() == keys_.tolist() and fast_sims.tolist() == sims_.tolist()
+
+
+def test_the_fast_path_is_not_taken_when_a_row_could_fail_the_filter():
+    idx = VectorIndex(4, mode="exact")
+    x = np.eye(4, dtype=np.float32)
+    idx.upsert([1, 2], x[:2], ["a", "a"], ["strategy", "strategy"], [0.5, 0.5])
+    assert idx._passes_all(Filter("a")) and not idx._passes_all(Filter("b"))
+    assert not idx._passes_all(Filter("a", kind="lesson")) and not idx._passes_all(Filter(min_confidence=0.1))
+    idx.upsert([3], x[2:3], ["b"], ["strategy"], [0.5])
+    assert not idx._passes_all(Filter("a")) and idx._passes_all(Filter())
+    assert idx.search(x[2], 3, Filter("a"))[0].tolist() in ([1, 2], [2, 1])
+    idx.remove([1])  # a dead slot: the scan must skip it
+    assert not idx._passes_all(Filter())
+    assert idx.search(x[0], 3)[0].tolist()[0] != 1
