@@ -47,6 +47,7 @@ suite puts them in each pattern's metrics).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import shlex
@@ -72,6 +73,32 @@ from .sandboxes import (HOME, BackgroundCommand, E2BError, FleetConfig, FleetSan
                         build_wheel)
 
 log = logging.getLogger(__name__)
+
+#: The top-level packages the project's wheel carries (``[tool.setuptools.packages.find]``).
+WHEEL_PACKAGES = frozenset({"swarm", "topologies", "scenarios", "reports"})
+
+
+def shipped_sources(modules: Sequence[str]) -> dict[str, Path]:
+    """The source files of ``modules`` (those an agent must import to resolve its rules) that the
+    wheel does not carry, a user's own topology above all, by their path relative to the
+    sandbox's home directory (where the agent starts, so they import by the same names): a
+    single-file module as ``name.py``, a package with every ``.py`` file under it."""
+    out: dict[str, Path] = {}
+    for name in modules:
+        top = name.split(".")[0]
+        if top in WHEEL_PACKAGES:
+            continue
+        spec = importlib.util.find_spec(top)
+        if spec is None:
+            raise E2BError(f"module {top!r} (a rule of the topology) cannot be found to send to the sandboxes")
+        if spec.submodule_search_locations:
+            root = Path(next(iter(spec.submodule_search_locations)))
+            out.update({f"{top}/{f.relative_to(root).as_posix()}": f for f in sorted(root.rglob("*.py"))})
+        elif spec.origin and spec.origin.endswith(".py"):
+            out[f"{top}.py"] = Path(spec.origin)
+        else:
+            raise E2BError(f"module {top!r} (a rule of the topology) is not Python source the sandboxes can import")
+    return out
 
 #: Where, relative to the sandbox user's home (commands start there), an agent keeps things.
 KEYS_DIR, STORE_DIR = "swarm-keys", "swarm-store"
@@ -216,6 +243,7 @@ class E2BAgent(ProcessAgent):
         files: dict[str, bytes | str | Path] = {f"{HOME}/{KEYS_DIR}/{name}": data for name, data in keys.items()}
         if self.boots and self.path.exists():  # a restart: the last snapshot is its store
             files[f"{HOME}/{STORE_DIR}/{self.id}.db"] = self.path.read_bytes()
+        files.update({f"{HOME}/{rel}": path for rel, path in shipped_sources(self.trusted).items()})
         await fleet.upload(sb, files)
         python = await fleet.install_wheel(sb, rt.wheel_path())
         local = fleet.config.local_ports
@@ -229,9 +257,9 @@ class E2BAgent(ProcessAgent):
 
         bind, scheme = ("127.0.0.1", "ws") if local else ("0.0.0.0", "wss")  # E2B's edge ends TLS on 443
         words = " ".join(shlex.quote(m) for m in self.trusted)
-        command = await fleet.start(
+        command = await fleet.start(  # in the home directory: ``-m`` puts it on the path, with the shipped modules
             sb, f"{python} -u -m swarm.runtime --listen {bind}:0 --keys {KEYS_DIR} --scheme {scheme} {words}",
-            on_line, on_stderr_line=lambda line: log.warning("[%s] %s", self.id, line),
+            on_line, on_stderr_line=lambda line: log.warning("[%s] %s", self.id, line), cwd=HOME,
             envs={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
         boot = SandboxBoot(sb, command, 0)
         while not port:  # the command streams its lines on the SDK's own task

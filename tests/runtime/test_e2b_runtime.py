@@ -6,6 +6,7 @@ the runner's e2b errors and stand-in run."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import signal
@@ -114,6 +115,21 @@ def test_a_killed_agent_restarts_in_a_new_sandbox_with_its_committed_patterns(st
         assert all(len(a.log.correct) == 50 for a in swarm.agents.values())
         assert not [e for e in swarm.events if e["event"] == "agent_died"]
         assert standin.live_count() == 0
+
+
+def test_a_users_own_topology_runs_in_sandboxes_with_its_rules_shipped_beside_the_wheel(standin, wheel, monkeypatch):
+    """A topology registered from outside the project (the README's example) names its own rules;
+    the wheel does not carry its module, so its source goes to each sandbox with the wheel."""
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    two_teams = importlib.import_module("two_teams")
+    cfg = SwarmConfig(episodes=2)
+    with deployed("websocket", "e2b", e2b=on_e2b(standin, wheel)), \
+            Swarm.of(two_teams.TOPOLOGY, cfg, two_teams.agents(0)) as swarm:
+        swarm.run()
+        assert all(len(a.log.correct) == 20 for a in swarm.agents.values())
+        assert not [e for e in swarm.events if e["event"] == "agent_died"]
+        assert {agent for (_, agent) in swarm.arrivals} == set(swarm.agents)  # gossip along the rule's contacts
+    assert standin.live_count() == 0
 
 
 def test_a_swarm_larger_than_the_plans_cap_fails_before_any_sandbox(standin, wheel):
