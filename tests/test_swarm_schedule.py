@@ -59,3 +59,33 @@ def test_a_swarm_runs_on_one_blas_thread_and_gives_the_setting_back():
         after = blas_threads()
     assert seen == [{1}]
     assert after == {2} and before  # numpy's BLAS is there to limit, and its setting came back
+
+
+def test_a_killed_agents_store_closes_when_its_tasks_are_gone_and_it_trades_no_more():
+    """On real sockets a task that had already woken (its trade slot, a frame, a timer) when its
+    agent was killed ran once more before the cancellation reached it, on a store the kill had
+    closed: the mesh fault run over QUIC crashed with "Cannot operate on a closed database". The
+    store now closes once the agent's run has ended, and a woken task does nothing."""
+    from swarm.memory.errors import StoreError
+    import pytest
+
+    seen: dict[str, object] = {}
+
+    async def kill_one(swarm: Swarm) -> None:
+        k = swarm.kernel
+        await swarm.after_episode(1)
+        victim = swarm.agents["a1"]
+        store, cursor = victim.store, victim.cursor
+        swarm.crash("a1")
+        seen["open_at_kill"] = len(store) >= 0  # raises StoreError if the kill closed it under its tasks
+        await k.sleep(2.0)
+        seen["cursor_moved"] = victim.cursor != cursor
+        with pytest.raises(StoreError):
+            len(store)  # closed by its run task as it ended
+        seen["closed_after"] = True
+
+    specs = [AgentSpec(f"a{i}", market_seed=i) for i in range(3)]
+    with Swarm(SwarmConfig(episodes=3, transport="sim", settle=1.0), specs, controller=kill_one) as swarm:
+        swarm.run()
+        assert len(swarm.agents["a0"].log.correct) == 30
+    assert seen == {"open_at_kill": True, "cursor_moved": False, "closed_after": True}
