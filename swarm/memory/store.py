@@ -267,6 +267,9 @@ WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024
 #: How much of a store's file SQLite reads through a memory map.
 MMAP_BYTES = 1 << 30
 
+#: The largest embedding matrix a store keeps between writes (see ``PatternStore._staging``).
+_STAGING_BYTES = 64 * 1024 * 1024
+
 #: Memory a store spends on decoded patterns kept for its searches (its row cache).
 ROW_CACHE_BYTES = 64 * 1024 * 1024
 
@@ -286,20 +289,38 @@ def _json_list(items: Sequence[Any]) -> str:
     return json.dumps(list(items), sort_keys=True) if items else "[]"  # fast path: most are empty
 
 
-def _encode(p: Pattern, body: str | None = None) -> tuple[Any, ...]:
-    """A pattern's column values; ``body`` is its body digest when the caller has it already."""
-    if body is None:
-        body = p.body_digest()
-    return (
-        p.id, p.title, p.description, p.content, p.domain, _json_list(p.tags), p.kind,
-        p.action, p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.created_at,
-        p.last_used_at, p.source.agent, p.source.trajectory, p.source.outcome, p.version,
-        p.updated_by, p.embedding.astype("<f4", copy=False).tobytes(),
-        _json_list(p.provenance), p.source.reward, body,
-        _row_digest(body, (p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.last_used_at,
-                           p.version, p.updated_by)),
-        p.author,
-    )
+def _encode_many(patterns: Sequence[Pattern], embs: np.ndarray, seq: int,
+                 bodies: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+    """Each pattern's column values (``_STORED``, then ``seq``; ``bodies``: their body digests, when
+    the caller has them already), their embeddings stacked into ``embs`` (little-endian float32,
+    one row a pattern: what the index mirror copies). A row's embedding column is a view of its
+    row of ``embs``, which SQLite copies as it binds it and its body digest hashes in place: one
+    copy of each embedding, where a ``tobytes()`` for the column, another for the digest and a
+    stack for the mirror made three."""
+    if patterns:
+        np.stack([p.embedding for p in patterns], out=embs)
+    flat = embs.reshape(-1).view(np.uint8).data
+    size = embs.shape[1] * 4
+    rows = []
+    for i, p in enumerate(patterns):
+        emb = flat[i * size:(i + 1) * size]
+        src = p.source
+        # the column and the digest's provenance: the same JSON (provenance_json's default=str only
+        # changes what json.dumps would refuse, which the column write refuses either way)
+        provenance = _json_list(p.provenance)
+        body = body_digest_of(p.id, p.title, p.description, p.content, p.domain, p.kind, p.action, p.tags,
+                              p.created_at, src.agent, src.trajectory, src.outcome, src.reward, provenance,
+                              emb) if bodies is None else bodies[i]
+        rows.append((
+            p.id, p.title, p.description, p.content, p.domain, _json_list(p.tags), p.kind,
+            p.action, p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.created_at,
+            p.last_used_at, src.agent, src.trajectory, src.outcome, p.version,
+            p.updated_by, emb, provenance, src.reward, body,
+            _row_digest(body, (p.confidence, p.uses, p.successes, p.failures, p.total_reward, p.last_used_at,
+                               p.version, p.updated_by)),
+            p.author, seq,
+        ))
+    return rows
 
 
 def _contributed(text: str | None) -> Contributed | None:
@@ -522,6 +543,7 @@ class PatternStore:
         # decoding the k rows of a search cost ~10x the vector search itself at 10k patterns.
         # Every change to a row goes through the index mirror (_index_*), which drops it here.
         self._rows: dict[int, Pattern] = {}
+        self._spare: np.ndarray | None = None  # a write's embedding matrix, for the next (_staging)
         self._row_cache = 0  # entries, once the dimension is known
 
         self._in_memory = self.path == ":memory:"
@@ -942,12 +964,14 @@ class PatternStore:
             sums = self._sums_in_tx(tx, [p.id for p in patterns])
             if sums:
                 patterns = [without_contributions(p, sums.get(p.id)) for p in patterns]
+        if bodies is not None and len(bodies) != len(patterns):
+            raise ValueError(f"{len(bodies)} body digests for {len(patterns)} patterns")
         seq = tx.next_seq()
         before = self._last_rowid(tx.db)
-        if bodies is None:
-            tx.db.executemany(sql, [_encode(p) + (seq,) for p in patterns])
-        else:
-            tx.db.executemany(sql, [_encode(p, b) + (seq,) for p, b in zip(patterns, bodies, strict=True)])
+        embs = self._staging(len(patterns))
+        rows = _encode_many(patterns, embs, seq, bodies)
+        tx.db.executemany(sql, rows)
+        del rows
         if insert_only:
             # AUTOINCREMENT under one write lock hands out consecutive rowids
             assert self._last_rowid(tx.db) == before + len(patterns)
@@ -956,7 +980,7 @@ class PatternStore:
             rowids = self.rowid_of([p.id for p in patterns])
         if not insert_only:
             self._sum_in_tx(tx, [p.id for p in patterns], seq, rewritten=True)
-        tx.on_commit.append(lambda: self._mirror(patterns, rowids))
+        tx.on_commit.append(lambda: self._mirror(patterns, rowids, embs))
 
     def _sums_in_tx(self, tx: PatternStore._Tx, ids: Sequence[str]) -> dict[str, Contributed]:
         """The contributors' sums of these patterns (those that have contributions), from the rows
@@ -1004,15 +1028,30 @@ class PatternStore:
         for k in rowids:
             self._rows.pop(k, None)
 
-    def _mirror(self, patterns: Sequence[Pattern], rowids: dict[str, int]) -> None:
-        """Copy committed rows into the vector index."""
-        latest = {p.id: p for p in patterns}  # a batch may repeat an id: the last write wins
-        if latest:
-            self._index_upsert([rowids[i] for i in latest],
-                                np.stack([p.embedding for p in latest.values()]),
-                                [p.domain for p in latest.values()],
-                                [p.kind for p in latest.values()],
-                                [p.confidence for p in latest.values()])
+    def _staging(self, rows: int) -> np.ndarray:
+        """A ``rows`` x ``dim`` float32 matrix for a write's embeddings (:func:`_encode_many`), kept
+        for the next write once the index has copied it (:meth:`_mirror`): a fresh 40 MB matrix (a
+        10k x 1024 batch) cost more in page faults than hashing its rows. Taken out while in use
+        (a second write inside one transaction gets its own); up to ``_STAGING_BYTES`` is kept."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.shape[0] >= rows:
+            return spare[:rows]
+        return np.empty((rows, self.dim), dtype="<f4")
+
+    def _mirror(self, patterns: Sequence[Pattern], rowids: dict[str, int], embs: np.ndarray) -> None:
+        """Copy committed rows into the vector index (``embs``: the patterns' embeddings, stacked)."""
+        latest = {p.id: i for i, p in enumerate(patterns)}  # a batch may repeat an id: the last write wins
+        vecs = embs
+        if len(latest) < len(patterns):
+            at = list(latest.values())
+            patterns, vecs = [patterns[i] for i in at], embs[at]
+        if patterns:
+            self._index_upsert([rowids[p.id] for p in patterns], vecs, [p.domain for p in patterns],
+                               [p.kind for p in patterns], [p.confidence for p in patterns])
+        whole = embs if embs.base is None else embs.base
+        if isinstance(whole, np.ndarray) and whole.nbytes <= _STAGING_BYTES and (
+                self._spare is None or self._spare.shape[0] < whole.shape[0]):
+            self._spare = whole  # the index holds its own copy: the matrix can take the next write
 
     @staticmethod
     def _last_rowid(db: sqlite3.Connection) -> int:

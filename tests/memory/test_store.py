@@ -141,6 +141,37 @@ def test_failed_batch_writes_nothing():
     assert len(s.index) == 1
 
 
+def test_batches_of_every_size_mirror_their_own_vectors_into_the_index(tmp_path):
+    """A write's embeddings pass through a matrix the store keeps for the next write: batches
+    larger and smaller than the last, a failed one, repeated ids and two writes in one
+    transaction each leave every row's own vector in the index and on disk."""
+    s = PatternStore(tmp_path / "b.db", dim=8)
+    want = {}
+
+    def write(batch, put=False):
+        (s.put_many if put else s.add_many)(batch)
+        want.update({p.id: p.embedding for p in batch})
+
+    write([make_pattern(f"a{i}", _vec(i, 8)) for i in range(10)])
+    write([make_pattern(f"b{i}", _vec(100 + i, 8)) for i in range(3)])
+    with pytest.raises(ValueError):
+        s.add_many([make_pattern("c0", _vec(200, 8)), make_pattern("a0", _vec(201, 8))])
+    write([make_pattern(f"d{i}", _vec(300 + i, 8)) for i in range(25)])
+    write([make_pattern("a1", _vec(400, 8)), make_pattern("e0", _vec(401, 8)), make_pattern("a1", _vec(402, 8))],
+          put=True)
+    s.apply_changes(puts=[make_pattern("f0", _vec(500, 8))], deletes=["b0"])
+    want["f0"] = make_pattern("f0", _vec(500, 8)).embedding
+    del want["b0"]
+    assert len(s) == len(s.index) == len(want) and s.get("c0") is None
+    for pid, emb in want.items():
+        assert np.array_equal(s.get(pid).embedding, emb)
+        found = s.search(emb, 1)[0]
+        assert found[0].id == pid and found[1] == pytest.approx(1.0, abs=1e-5)
+    s.close()
+    with PatternStore(tmp_path / "b.db") as again:
+        assert {p.id for p in again} == set(want)
+
+
 def test_search_filters_and_exact_order():
     s = PatternStore(":memory:", dim=3)
     s.add_many([
