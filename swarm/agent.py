@@ -308,24 +308,34 @@ class SwarmAgent:
     async def run(self) -> None:
         """Trade on schedule until the decisions run out, with the gossip bus alongside."""
         k = self.host.kernel
-        policy, group = self.policy, None
+        bank, boots, group = self.policy.bank, self.boots, None
         try:
             async with self.bus.endpoint, k.task_group() as group:
                 self._group = group
-                await self._trade_and_gossip(group)
+                await self._trade_and_gossip(group, boots)
         finally:
             # A kill cancels the group and leaves the store to close here, once every task of
             # this run is gone: closed at the kill, a task that had already woken (a timer that
             # fired, a frame that arrived) before the cancellation reached it ran on a closed store
-            # on real sockets (the mesh fault run over QUIC crashed so on 1 seed in 5).
+            # on real sockets (the mesh fault run over QUIC crashed so on 1 seed in 5). The bank,
+            # not the policy: a rollout (use_memory_config) swaps the policy over the same bank.
             if self._group is group:
                 self._group = None
-            if self.crashed or self.policy is not policy:  # killed (a reboot may have opened another)
-                policy.close()
+            if self.crashed or self.boots != boots:  # killed (a reboot may have opened another bank)
+                bank.close()
 
-    async def _trade_and_gossip(self, tg: TaskGroup) -> None:
-        """The run itself: trade on schedule, then gossip until the swarm settles."""
+    async def _trade_and_gossip(self, tg: TaskGroup, boots: int) -> None:
+        """The run of boot ``boots``: trade on schedule, then gossip until the swarm settles.
+        A task that wakes after its boot was killed (before the cancellation reached it, or
+        after a restart began the next boot) does nothing more."""
         k = self.host.kernel
+
+        def over() -> bool:
+            return self.crashed or self.boots != boots
+
+        if over():
+            tg.cancel()
+            return
         if self.host.config.sync:
             tg.start_soon(self.bus.run)
         if k.now() < self.spec.start:
@@ -333,16 +343,17 @@ class SwarmAgent:
         interval = self.host.config.trade_interval
         credit = 0.0
         slot = k.now()
-        while self.cursor < len(self.decisions) and not self.retired and not self.crashed:
+        while self.cursor < len(self.decisions) and not self.retired and not over():
             # slots are fixed on the clock: a late wake on a busy event loop is caught up, not
             # lost (sleeping ``interval`` after each wake made full-quota agents trade 13% less)
             slot += interval
             await k.sleep_until(slot)
             credit += self.quota
-            while credit >= 1.0 and self.cursor < len(self.decisions) and not self.crashed:
+            while credit >= 1.0 and self.cursor < len(self.decisions) and not over():
                 credit -= 1.0
                 self.trade()
-        if self.crashed:  # woke after a kill, before its cancellation landed: a dead agent does nothing
+        if over():
+            tg.cancel()
             return
         self.publish()
         # keep gossiping until every agent has finished trading, then a little longer

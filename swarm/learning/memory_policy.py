@@ -223,8 +223,21 @@ def make_embedder(config: MemoryConfig) -> ContextEmbedder:
 
 
 def _first_max(values: list[float]) -> int:
-    """The index of the largest value, the first of ties (``np.argmax`` on plain floats)."""
+    """The index of the largest value, the first of ties, or of the first NaN (``np.argmax``)."""
+    for i, v in enumerate(values):
+        if v != v:
+            return i
     return values.index(max(values))
+
+
+def _divide(a: float, b: float) -> float:
+    """``a / b`` as numpy divides float64: NaN for 0 / 0 and an infinity for x / 0 (with a
+    ``prior`` of 0, a strategy nothing was retrieved for has no estimate, which voting skips)."""
+    if b:
+        return a / b
+    if a == 0 or a != a:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 class DecisionClock:
@@ -328,11 +341,11 @@ class MemoryPolicy:
             rows.append((i, w, m))
             weighted.append((p, w, sim))
         prior = c.prior
-        mean = [t / (n + prior) for t, n in zip(total, mass)]
+        mean = [_divide(t, n + prior) for t, n in zip(total, mass)]
         for i, w, m in rows:
             square[i] += w * (m - mean[i]) ** 2
         floor = prior * c.prior_sd ** 2
-        spread = [math.sqrt((q + floor) / (n + prior)) for q, n in zip(square, mass)]
+        spread = [math.sqrt(_divide(q + floor, n + prior)) for q, n in zip(square, mass)]
         return mean, spread, mass, weighted
 
     def choose(self, context: Context) -> Choice:

@@ -155,3 +155,16 @@ def test_a_folded_memory_sees_a_context_and_its_mirror_image_as_one():
     assert np.allclose(folded.embed(up), folded.embed(down))
     assert not np.allclose(plain.embed(up), plain.embed(down))
     assert folded.fingerprint != plain.fingerprint  # packs from one space are refused by the other
+
+
+def test_with_no_prior_a_strategy_without_evidence_has_no_estimate_and_the_policy_still_decides():
+    """``prior=0`` is allowed: an untried strategy's mean is then 0/0, NaN (as numpy divided
+    before the decision path moved to plain floats), and a choice is still made, never an error."""
+    policy = MemoryPolicy.open(config=MemoryConfig(seed=1, prior=0.0))
+    decisions = stationary(30)
+    first = policy.choose(decisions[0].context)  # nothing retrieved: every estimate undefined
+    assert first.strategy in STRATEGIES and all(np.isnan(v) for v in first.scores)
+    assert np.isnan(policy.preference(decisions[0].context)).all()
+    run(LearningAgent(policy.name, policy), decisions)  # learns, then decides over partial evidence
+    scores = policy.choose(decisions[-1].context).scores
+    assert any(np.isfinite(scores))
