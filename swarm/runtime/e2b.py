@@ -88,12 +88,15 @@ def shipped_sources(modules: Sequence[str]) -> dict[str, Path]:
         top = name.split(".")[0]
         if top in WHEEL_PACKAGES:
             continue
-        spec = importlib.util.find_spec(top)
-        if spec is None:
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):  # e.g. ``__main__``: a script's own rules have no importable source
+            spec = None
+        if spec is None or top == "__main__":
             raise E2BError(f"module {top!r} (a rule of the topology) cannot be found to send to the sandboxes")
-        if spec.submodule_search_locations:
-            root = Path(next(iter(spec.submodule_search_locations)))
-            out.update({f"{top}/{f.relative_to(root).as_posix()}": f for f in sorted(root.rglob("*.py"))})
+        if spec.submodule_search_locations:  # every portion of a namespace package
+            for root in map(Path, spec.submodule_search_locations):
+                out.update({f"{top}/{f.relative_to(root).as_posix()}": f for f in sorted(root.rglob("*.py"))})
         elif spec.origin and spec.origin.endswith(".py"):
             out[f"{top}.py"] = Path(spec.origin)
         else:

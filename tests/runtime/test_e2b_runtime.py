@@ -224,3 +224,20 @@ def test_the_mesh_pattern_passes_in_standin_sandboxes(tmp_path):
     cost = doc["performance"]["sandbox_cost"]
     assert cost["usd"] > 0 and set(cost["per_agent_seconds"]) == {f"peer-{i}" for i in range(5)}
     assert "sandbox-s" in (tmp_path / "LEARNING_PATTERNS_COMPARISON.md").read_text()
+
+
+def test_the_sources_shipped_to_sandboxes_are_the_users_modules_only(tmp_path, monkeypatch):
+    from swarm.runtime.e2b import shipped_sources
+    from swarm.runtime.sandboxes import E2BError
+    (tmp_path / "solo.py").write_text("X = 1\n")
+    for part in ("a", "b"):  # a namespace package in two portions
+        (tmp_path / part / "spread").mkdir(parents=True)
+        (tmp_path / part / "spread" / f"{part}.py").write_text("Y = 2\n")
+        monkeypatch.syspath_prepend(str(tmp_path / part))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    files = shipped_sources(["swarm.specs", "topologies.mesh", "solo", "spread.a"])
+    assert set(files) == {"solo.py", "spread/a.py", "spread/b.py"}
+    assert files["solo.py"] == tmp_path / "solo.py"
+    for bad in ("__main__", "no_such_module_here"):
+        with pytest.raises(E2BError, match="cannot be found"):
+            shipped_sources([bad])
