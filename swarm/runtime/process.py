@@ -119,7 +119,10 @@ class ProcessAgent:
         return reply.value
 
     async def arequest(self, request: msg.Message) -> Any:
-        return await anyio.to_thread.run_sync(self.request, request)
+        """:meth:`request` from the event loop. A cancelled caller does not wait for the answer (a
+        process still importing answers its first request only after seconds): the thread is left
+        blocked in its read until the reaping that follows every cancellation ends the channel."""
+        return await anyio.to_thread.run_sync(self.request, request, abandon_on_cancel=True)
 
     @property
     def running(self) -> bool:
@@ -237,7 +240,8 @@ class ProcessAgent:
     async def finish(self, proc: Any) -> None:
         """After ``Stop``: wait for the process to exit."""
         try:
-            self.exitcode = await anyio.to_thread.run_sync(proc.wait, 30.0)
+            # abandoned if cancelled: the reaping that follows kills the process, which ends the wait
+            self.exitcode = await anyio.to_thread.run_sync(proc.wait, 30.0, abandon_on_cancel=True)
         except subprocess.TimeoutExpired:
             self._died("did not exit within 30 s of being told to stop")
 

@@ -77,3 +77,46 @@ def test_an_agent_process_that_dies_on_its_own_is_reported_and_the_swarm_carries
         assert [e["agent"] for e in died] == ["p2"] and swarm.agents["p2"].crashed
         assert [len(swarm.agents[a].log.correct) for a in ("p0", "p1")] == [40, 40]
         assert swarm.replication_consistency() == 1.0  # over the live agents
+
+
+def test_a_cancelled_request_to_an_agent_process_does_not_wait_for_its_answer():
+    """A run stopped while an agent process is still importing (it answers its first request only
+    after its imports, seconds under load) stops without waiting for that answer: the request is
+    abandoned, and the reaping that follows ends the blocked read. Here the answer never comes until
+    a safety timer hangs up the far end; the cancelled request must have returned before that."""
+    import socket
+    import threading
+    from multiprocessing.connection import Connection
+
+    import anyio
+
+    from swarm.runtime import messages as msg
+    from swarm.runtime.process import AgentProcessError, ProcessAgent
+
+    ours, theirs = socket.socketpair()
+    agent = ProcessAgent.__new__(ProcessAgent)  # only what a request uses: no process, no swarm
+    agent.id, agent._lock, agent._conn, agent._trusted = "p0", threading.Lock(), Connection(ours.detach()), []
+    hung_up = threading.Event()
+
+    def hang_up() -> None:  # what reaping does to the channel (and the old code's only way out)
+        hung_up.set()
+        theirs.close()
+
+    safety = threading.Timer(30.0, hang_up)
+    safety.start()
+
+    async def main() -> tuple[bool, bool]:
+        with anyio.move_on_after(0.3) as scope:
+            await agent.arequest(msg.Hello())
+        returned_before_hang_up = not hung_up.is_set()
+        return scope.cancelled_caught, returned_before_hang_up
+
+    try:
+        cancelled, returned_before_hang_up = anyio.run(main)
+    finally:
+        safety.cancel()
+        if not hung_up.is_set():
+            hang_up()
+    assert cancelled and returned_before_hang_up
+    with pytest.raises(AgentProcessError, match="gone"):  # the abandoned read ended with the channel
+        agent.request(msg.Hello())
