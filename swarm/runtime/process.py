@@ -103,11 +103,12 @@ class ProcessAgent:
     def request(self, request: msg.Message) -> Any:
         """Send one request, wait for its answer, return the answered value."""
         with self._lock:
-            if self._conn is None:
+            conn = self._conn  # this boot's channel throughout, should a restart replace it meanwhile
+            if conn is None:
                 raise AgentProcessError(f"{self.id} has no running process")
             try:
-                self._conn.send_bytes(msg.encode(request))
-                reply = msg.decode(self._conn.recv_bytes(), self._trusted)
+                conn.send_bytes(msg.encode(request))
+                reply = msg.decode(conn.recv_bytes(), self._trusted)
             except (EOFError, OSError) as e:
                 raise AgentProcessError(f"{self.id}: the process is gone ({type(e).__name__})") from None
             except msg.ProtocolError as e:
