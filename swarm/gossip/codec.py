@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,9 @@ from collections.abc import Iterable, Iterator
 
 from ..memory.errors import ImportValidationError
 from ..memory.models import REVISION_FIELDS, Contribution, Pattern
-from ..memory.transfer import MAX_INT, ImportLimits, pattern_from_record, pattern_to_record, revision_from_record
+from ..memory.transfer import (CONTRIBUTION_KEYS, MAX_INT, ImportLimits, contribution_from_record,
+                               pattern_from_record, pattern_to_record, revision_from_record,
+                               version_head_from_record)
 from .identity import SIGNATURE_BYTES
 from .neighbours import origin_node
 
@@ -291,6 +292,8 @@ def _message(kind: int, payload: bytes, dim: int, limits: Limits, lazy: bool = F
         body = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ProtocolError(f"{KIND_NAMES[kind]} payload is not JSON ({e.__class__.__name__})") from None
+    except ValueError:  # Python's own bound on digits in an integer literal (4,300)
+        raise ProtocolError(f"{KIND_NAMES[kind]} payload holds an integer of too many digits") from None
     except RecursionError:
         raise ProtocolError(f"{KIND_NAMES[kind]} payload is JSON nested too deep") from None
     if not isinstance(body, dict):
@@ -409,13 +412,14 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
         version_sig = None
         try:
             if e[3] == _CONTRIBUTION:
-                pattern = _contribution(e[4], origin_node(r.origin), name, limits)
+                pattern = _contribution(e[4], origin_node(r.origin), name)
             elif e[3] is None:
                 t = e[4]
-                if (not isinstance(t, list) or len(t) != 5 or not isinstance(t[2], str)
-                        or len(t[2]) > limits.max_id_chars or not _encodable(t[2])):
+                if not isinstance(t, list) or len(t) != 5:
                     raise ProtocolError(f"{name}: a tombstone must be [pattern id, version, updated_by, deleter, proof]")
-                pattern = Tombstone(_ident(t[0], "pattern id", name, limits), _int(t[1], "version", name), t[2],
+                pid, version, updated_by = version_head_from_record(
+                    {"id": t[0], "version": t[1], "updated_by": t[2]}, where=f"{name} tombstone")
+                pattern = Tombstone(pid, version, updated_by,
                                     _ident(t[3], "deleter", name, limits),
                                     _unb64(t[4], "proof", name, SIGNATURE_BYTES))
             elif isinstance(e[3], dict):
@@ -438,23 +442,9 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
     return tuple(out)
 
 
-def _contribution(v: Any, contributor: str, name: str, limits: Limits) -> Contribution:
-    """``[id, uses, successes, failures, total_reward, last_used_at]`` -> the origin's record."""
-    if not isinstance(v, list) or len(v) != 6:
-        raise ProtocolError(f"{name}: a contribution must be [id, uses, successes, failures, total_reward, last_used_at]")
-    pid = _ident(v[0], "pattern id", name, limits)
-    uses, successes, failures = (_int(x, k, name) for x, k in zip(v[1:4], ("uses", "successes", "failures")))
-    total = _finite(v[4], "total_reward", name)
-    last = None if v[5] is None else _finite(v[5], "last_used_at", name)
-    try:
-        return Contribution(pid, contributor, uses, successes, failures, total, last)
-    except ValueError as err:
-        raise ProtocolError(f"{name}: {err}") from None
-
-
-def _finite(v: Any, key: str, name: str) -> float:
-    """A JSON number a float holds exactly enough (an integer within 64 bits, or a finite float)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, int) and abs(v) > MAX_INT) or (
-            isinstance(v, float) and not math.isfinite(v)):
-        raise ProtocolError(f"{name}: a contribution's '{key}' must be a finite number")
-    return float(v)
+def _contribution(v: Any, contributor: str, name: str) -> Contribution:
+    """``[id, uses, successes, failures, total_reward, last_used_at]`` -> the origin's record,
+    checked by the validator of patterns and imports (the same bounds on ids and figures)."""
+    if not isinstance(v, list) or len(v) != len(CONTRIBUTION_KEYS):
+        raise ProtocolError(f"{name}: a contribution must be [{', '.join(CONTRIBUTION_KEYS)}]")
+    return contribution_from_record(dict(zip(CONTRIBUTION_KEYS, v)), contributor, where=f"{name} contribution")

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .errors import ImportValidationError
-from .models import KINDS, MAX_PROVENANCE, REVISION_FIELDS, Pattern, Source, merge
+from .models import KINDS, MAX_PROVENANCE, REVISION_FIELDS, Contribution, Pattern, Source, merge
 from .store import PatternStore
 
 FORMAT = "reasoningbank-patterns"
@@ -53,6 +53,13 @@ class ImportLimits:
     max_depth: int = 8  # nesting inside a provenance entry
     max_embedding_abs: float = 1e6  # per value: the float32 sum of squares cannot overflow
     min_embedding_norm: float = 1e-6  # nor underflow to a zero vector
+    # uses, successes, failures and versions: far beyond any real count, yet low enough that what
+    # is computed from them stays within a store's 64 bits (one more use or version, and a
+    # pattern's figures summed over up to 2**22 contributors): 2**63 - 1 passed this bound once
+    # and then made every later outcome on the pattern fail with an overflow
+    max_count: int = 2**40
+    # a pattern's or a record's total reward, in reward units: likewise, so that sums stay finite
+    max_total_reward: float = 1e12
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,27 @@ def pattern_to_record(p: Pattern) -> dict[str, Any]:
 def pattern_from_record(rec: Any, dim: int, limits: ImportLimits = ImportLimits(), where: str = "record") -> Pattern:
     """Validate one record as written by :func:`pattern_to_record`; raises ImportValidationError."""
     return _Reader(where, limits).pattern(rec, dim)
+
+
+#: A contribution's fields in its record (and, in this order, in a gossip entry's list).
+CONTRIBUTION_KEYS = ("id", "uses", "successes", "failures", "total_reward", "last_used_at")
+
+
+def contribution_from_record(rec: Any, contributor: str, limits: ImportLimits = ImportLimits(),
+                             where: str = "record") -> Contribution:
+    """Validate ``contributor``'s record on a pattern (the keys of :data:`CONTRIBUTION_KEYS`)
+    with the bounds a pattern's own figures get; raises ImportValidationError."""
+    return _Reader(where, limits).contribution(rec, contributor)
+
+
+def version_head_from_record(rec: Any, limits: ImportLimits = ImportLimits(), where: str = "record") -> tuple[str, int, str]:
+    """A pattern's ``id``, ``version`` and ``updated_by`` (what a deletion names), validated as
+    in a whole pattern; raises ImportValidationError."""
+    r = _Reader(where, limits)
+    if not isinstance(rec, dict):
+        raise r.fail("a version head must be a JSON object")
+    return (r.text(rec, "id", allow_empty=False, name=True),
+            r.number(rec, "version", 0, limits.max_count, integer=True), r.text(rec, "updated_by", name=True))
 
 
 def revision_to_record(p: Pattern) -> dict[str, Any]:
@@ -279,16 +307,37 @@ class _Reader:
         """The :data:`~swarm.memory.models.REVISION_FIELDS` of a record, validated."""
         if not isinstance(rec, dict):
             raise self.fail("a revision must be a JSON object")
-        uses = self.number(rec, "uses", 0, integer=True)
-        successes = self.number(rec, "successes", 0, integer=True)
-        failures = self.number(rec, "failures", 0, integer=True)
+        uses, successes, failures = self.counts(rec)
         if successes + failures > uses:
             raise self.fail(f"successes + failures ({successes + failures}) exceed uses ({uses})")
         return {"confidence": self.number(rec, "confidence", 0.0, 1.0), "uses": uses, "successes": successes,
-                "failures": failures, "total_reward": self.number(rec, "total_reward"),
+                "failures": failures, "total_reward": self.total_reward(rec),
                 "last_used_at": self.number(rec, "last_used_at", optional=True),
-                "version": self.number(rec, "version", 0, integer=True),
+                "version": self.number(rec, "version", 0, self.limits.max_count, integer=True),
                 "updated_by": self.text(rec, "updated_by", name=True)}
+
+    def counts(self, rec: dict[str, Any]) -> tuple[int, int, int]:
+        """``uses``, ``successes`` and ``failures``, each a count up to ``max_count``."""
+        top = self.limits.max_count
+        return (self.number(rec, "uses", 0, top, integer=True), self.number(rec, "successes", 0, top, integer=True),
+                self.number(rec, "failures", 0, top, integer=True))
+
+    def total_reward(self, rec: dict[str, Any]) -> float:
+        top = self.limits.max_total_reward
+        return float(self.number(rec, "total_reward", -top, top))
+
+    def contribution(self, rec: Any, contributor: str) -> Contribution:
+        """A contributor's record (:class:`~swarm.memory.models.Contribution`) as
+        :func:`contribution_to_record` writes it, validated as a pattern's figures are."""
+        if not isinstance(rec, dict):
+            raise self.fail("a contribution must be a JSON object")
+        uses, successes, failures = self.counts(rec)
+        last = self.number(rec, "last_used_at", optional=True)
+        try:
+            return Contribution(self.text(rec, "id", allow_empty=False, name=True), contributor, uses, successes,
+                                failures, self.total_reward(rec), None if last is None else float(last))
+        except ValueError as err:
+            raise self.fail(str(err)) from None
 
 
 def read_patterns(path: str | os.PathLike[str], dim: int,
@@ -311,6 +360,8 @@ def read_patterns(path: str | os.PathLike[str], dim: int,
                 raise r.fail("not UTF-8 text") from None
             except json.JSONDecodeError as e:
                 raise r.fail(f"invalid JSON ({e.msg})") from None
+            except ValueError:  # Python's own bound on digits in an integer literal (4,300)
+                raise r.fail("an integer of more digits than JSON numbers may have here") from None
             except RecursionError:
                 raise r.fail("JSON nested too deep") from None
             if header is None:

@@ -108,6 +108,11 @@ def _still_sound(node: GossipNode) -> None:
         json.dumps(pattern_to_record(p), allow_nan=False).encode("utf-8")
         p.body_digest()
     assert len(store.search(pattern(2).embedding, 5)) == min(5, len(held))
+    for p in held:  # and used: an outcome on its author's figures, and on a contributor's record
+        store.record_outcome(p.id, True, 0.5, now=5.0, by=p.author or "b")
+        store.record_outcome(p.id, False, -0.5, now=5.0, by="z")
+        got = store.get(p.id)
+        assert got is not None and got.successes + got.failures <= got.uses
     fresh = pattern(7, origin="m")
     seq = node.digest().get("m", 0) + 1
     node.receive(_frame(DELTA, {"from": "m", "entries": [_signed("m", seq, pattern_to_record(fresh))]}), 1.0, sender="m")
@@ -147,6 +152,15 @@ _KNOWN = {
         embedding=_b64(np.full(DIM, 1e-30, np.float32))))]}),
     "revision with version 2**63": _frame(DIGEST, {"from": "m", "entries": [_revision("m", 1, [
         "x", 0.5, 1, 1, 0, 0.1, 2.0, 2**63, "m"], "0" * 32)]}),
+    # within 64 bits, so once taken; then the next outcome overflowed (the pattern's digest, or the
+    # sum of its contributors' figures: a healthy store reported corrupt, every honest record refused)
+    "uses 2**63 - 1": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(
+        uses=2**63 - 1, successes=2**63 - 1, failures=0))]}),
+    "a contribution of 2**63 - 1 uses": _frame(DIGEST, {"from": "m", "entries": [_contribution(
+        "m", 1, ["x", 2**63 - 1, 2**63 - 1, 0, 1.0, 3.0])]}),
+    "total reward 1e308": _frame(DELTA, {"from": "m", "entries": [_signed("m", 1, _record(total_reward=1e308))]}),
+    # Python's json refuses integer literals of more than 4,300 digits with a bare ValueError
+    "an integer of 5,000 digits": _frame(DELTA, '{"from": "m", "entries": [["m", ' + "9" * 5000 + ", 1]]}"),
 }
 
 
@@ -239,6 +253,62 @@ def test_an_imported_pack_with_any_value_in_any_field_is_refused_cleanly_or_take
         assert "\n" not in str(e) and len(store) == 0
     for p in store:  # what was taken can be exported again
         export_patterns([p], tmp_path / "again.jsonl", DIM, now=2.0)
+    store.close()
+
+
+def test_figures_at_the_validators_bounds_can_be_used_and_summed_without_overflow():
+    """The largest counts and rewards the validator takes, on a pattern and on many contributors'
+    records of it: outcomes still apply and the figures still sum, within 64 bits."""
+    from swarm.memory.transfer import ImportLimits
+
+    top, reward = ImportLimits().max_count, ImportLimits().max_total_reward
+    node = _node()
+    rec = _record(uses=top, successes=top, failures=0, total_reward=reward, version=1)
+    node.receive(_frame(DELTA, {"from": "m", "entries": [_signed("m", 1, rec)]}), 1.0, sender="m")
+    pid = rec["id"]
+    assert pid in node.patterns
+    entries = [_contribution(f"c{i}", 1, [pid, top, 0, top, -reward, 1.0]) for i in range(64)]  # each at the bound
+    node.receive(_frame(DIGEST, {"from": "m", "entries": entries}), 2.0, sender="m")
+    store = node.log.store
+    assert len(store.contributions(pid)) == 64
+    _still_sound(node)  # outcomes by the author and by another contributor apply
+    figures = store.get(pid)
+    assert figures is not None and figures.uses == 65 * top + 2 and figures.failures == 64 * top + 1
+
+
+def test_a_pattern_id_the_validator_takes_can_be_contributed_to_and_deleted():
+    """Ids are bounded alike in patterns, contributions and deletions (a 300-character id was
+    taken in a pattern, and its contributions and deletion then closed the connection)."""
+    from swarm.gossip.identity import deletion_message
+
+    node = _node()
+    rec = _record(id="p" * 300)
+    node.receive(_frame(DELTA, {"from": "m", "entries": [_signed("m", 1, rec)]}), 1.0, sender="m")
+    node.receive(_frame(DIGEST, {"from": "m", "entries": [_contribution("c1", 1, [rec["id"], 1, 1, 0, 0.5, 2.0])]}),
+                 2.0, sender="m")
+    assert len(node.log.store.contributions(rec["id"])) == 1
+    tombstone = [rec["id"], 2, "m", "m", _sig("m", deletion_message(rec["id"], "m"))]
+    node.receive(_frame(DELTA, {"from": "m", "entries": [["m", 2, _write_sig("m", 2, rec["id"]), None, tombstone]]}),
+                 3.0, sender="m")
+    assert rec["id"] not in node.patterns
+
+
+@pytest.mark.parametrize("line, why", [
+    ('{"id": "x", "uses": ' + "9" * 5000 + "}", "digits"),
+    ("USES", "out of range"),
+])
+def test_an_imported_pack_with_out_of_bound_figures_gets_one_line(tmp_path, line, why):
+    good = tmp_path / "good.jsonl"
+    export_patterns([pattern(1, origin="m")], good, DIM, now=0.0)
+    header, rec = good.read_text().splitlines()
+    if line == "USES":
+        line = json.dumps({**json.loads(rec), "uses": 2**63 - 1, "successes": 2**63 - 1})
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(header + "\n" + line + "\n")
+    store = PatternStore(":memory:", dim=DIM)
+    with pytest.raises(ImportValidationError, match=why) as e:
+        import_patterns(store, bad, now=1.0)
+    assert "\n" not in str(e.value) and len(store) == 0
     store.close()
 
 
