@@ -32,9 +32,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swarm.memory import store as store_module  # noqa: E402
-from swarm.memory.models import Pattern, make_pattern_id  # noqa: E402
-from swarm.memory.store import PatternStore  # noqa: E402
+from swarm.memory import store as store_module
+from swarm.memory.models import Pattern, make_pattern_id
+from swarm.memory.store import PatternStore
 
 # the check, and the no-op that stands in for it in the reference runs (a benchmark may swap a
 # module's function; nothing else in the process runs meanwhile)
