@@ -85,7 +85,8 @@ MAX_DATAGRAM = 16_383
 INITIAL_RTT = 0.333
 #: Accepted connections still in their handshake (on qh3: their authentication), at once in all
 #: and from one IP address: past these a new Initial is dropped (a real peer retransmits it), and
-#: one that has not finished within HANDSHAKE_TIMEOUT seconds is closed.
+#: one that has not finished within HANDSHAKE_TIMEOUT seconds is closed when the next Initial comes
+#: (until then it holds one of the bounded places; QUIC's idle timeout ends it otherwise).
 MAX_HALF_OPEN, MAX_HALF_OPEN_PER_ADDRESS = 256, 32
 #: Connections at once, in all and from one IP address (a swarm on one host shares 127.0.0.1).
 MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS = 4096, 1024

@@ -88,37 +88,52 @@ async def test_a_flood_of_1000_initials_keeps_no_state_and_a_peer_keeps_replicat
         assert after <= 1.1 * before, (before, after)
 
 
+async def _hold_open(ep: QuicEndpoint, s: socket.socket, n: int) -> list[QuicConnection]:
+    """``n`` clients on socket ``s`` that each follow the endpoint's Retry (a real address), send
+    its token back and then go silent, holding a handshake open; returns once the endpoint has
+    accepted or refused each of them."""
+    assert ep.address is not None
+    st = ep.stats
+    before = st.retries_sent, st.connections_accepted + st.initials_refused + st.tokens_refused
+    clients = []
+    for _ in range(n):
+        c = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=[ALPN]))
+        c.connect(ep.address, now=time.monotonic())
+        for d, _ in c.datagrams_to_send(now=time.monotonic()):
+            s.sendto(d, ep.address)
+        clients.append(c)
+    await wait_until(lambda: st.retries_sent >= before[0] + n)
+    await anyio.sleep(0.1)
+    retries = []
+    while True:
+        try:
+            retries.append(s.recvfrom(65536)[0])
+        except BlockingIOError:
+            break
+    for c, r in zip(clients, retries):  # one Retry each, in the order sent
+        c.receive_datagram(r, ep.address, now=time.monotonic())
+    for c in clients:  # the clients answer every Retry (with its token) to the same port
+        for d, _ in c.datagrams_to_send(now=time.monotonic()):
+            s.sendto(d, ep.address)
+    await wait_until(lambda: st.connections_accepted + st.initials_refused + st.tokens_refused >= before[1] + n)
+    return clients
+
+
+def _udp(ip: str) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setblocking(False)
+    s.bind((ip, 0))
+    return s
+
+
 @pytest.mark.anyio
 async def test_handshakes_held_open_from_one_address_are_capped_and_time_out(monkeypatch):
     monkeypatch.setattr(quic_module, "HANDSHAKE_TIMEOUT", 0.5)
     ca = SwarmCA.generate()
     async with QuicEndpoint(ca.issue("a"), directory={}) as ea:
         assert ea.address is not None
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.setblocking(False)
-            s.bind(("127.0.0.1", 0))
-            clients = []
-            for _ in range(60):  # each follows the Retry (a real address), then goes silent
-                c = QuicConnection(configuration=QuicConfiguration(is_client=True, alpn_protocols=[ALPN]))
-                c.connect(ea.address, now=time.monotonic())
-                for d, _ in c.datagrams_to_send(now=time.monotonic()):
-                    s.sendto(d, ea.address)
-                clients.append(c)
-            await wait_until(lambda: ea.stats.retries_sent >= 60)
-            await anyio.sleep(0.1)
-            retries = []
-            while True:
-                try:
-                    retries.append(s.recvfrom(65536)[0])
-                except BlockingIOError:
-                    break
-            for c, r in zip(clients, retries):  # one Retry each, in the order sent
-                c.receive_datagram(r, ea.address, now=time.monotonic())
-            for c in clients:  # the clients answer every Retry (with its token) to the same port
-                for d, _ in c.datagrams_to_send(now=time.monotonic()):
-                    s.sendto(d, ea.address)
-            await wait_until(lambda: ea.stats.connections_accepted + ea.stats.initials_refused
-                             + ea.stats.tokens_refused >= 60)
+        with _udp("127.0.0.1") as s:
+            await _hold_open(ea, s, 60)
             assert ea.stats.connections_accepted == quic_module.MAX_HALF_OPEN_PER_ADDRESS
             assert ea.stats.initials_refused == 60 - quic_module.MAX_HALF_OPEN_PER_ADDRESS
             await anyio.sleep(0.6)  # past the handshake deadline: the next Initial clears them
@@ -137,3 +152,24 @@ async def test_handshakes_held_open_from_one_address_are_capped_and_time_out(mon
                 s.sendto(d, ea.address)
             await wait_until(lambda: ea.stats.connections_accepted == quic_module.MAX_HALF_OPEN_PER_ADDRESS + 1)
             assert ea.stats.handshakes_timed_out == quic_module.MAX_HALF_OPEN_PER_ADDRESS
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("caps", [("MAX_HALF_OPEN_PER_ADDRESS", "MAX_HALF_OPEN"),
+                                  ("MAX_CONNECTIONS_PER_ADDRESS", "MAX_CONNECTIONS")])
+async def test_each_cap_holds_per_address_and_in_all(monkeypatch, caps):
+    """Handshakes held open from two addresses (127.0.0.1 and 127.0.0.2, both loopback): the first
+    address gets its per-address share, the second only what is left of the cap in all."""
+    per_address, in_all = 5, 8
+    for name in ("MAX_HALF_OPEN_PER_ADDRESS", "MAX_HALF_OPEN", "MAX_CONNECTIONS_PER_ADDRESS", "MAX_CONNECTIONS"):
+        monkeypatch.setattr(quic_module, name, 1000)  # only the caps under test bind
+    monkeypatch.setattr(quic_module, caps[0], per_address)
+    monkeypatch.setattr(quic_module, caps[1], in_all)
+    ca = SwarmCA.generate()
+    async with QuicEndpoint(ca.issue("a"), directory={}) as ea:
+        with _udp("127.0.0.1") as one, _udp("127.0.0.2") as two:
+            await _hold_open(ea, one, 12)
+            assert ea.stats.connections_accepted == per_address
+            await _hold_open(ea, two, 12)
+            assert ea.stats.connections_accepted == in_all
+            assert ea.stats.initials_refused == 24 - in_all
