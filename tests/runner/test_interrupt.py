@@ -149,26 +149,28 @@ def _agents(r: Run) -> list[int]:
     return [pid for pid, _, cmd in _group(r.proc.pid) if "-m swarm.runtime" in cmd]
 
 
-def test_sigint_stops_a_sequential_run_and_reports_what_finished(run):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_sequential_run_and_reports_what_finished(run, signum):
     r = run("-k", "cold-start or star", "--jobs", "1")
     # cold-start (tests/patterns/test_learning.py) runs first: wait until it has finished and star has begun
     r.wait_until("cold-start finished and star started", lambda: (r.out / "cold-start-metrics.json").exists()
                  and any(s["pattern"] == "star-hub-learning" for s in r.progress()))
-    code, took = r.stop(signal.SIGINT)
-    report = r.check_stopped_cleanly(code, took, signal.SIGINT, "star-hub-learning")
+    code, took = r.stop(signum)
+    report = r.check_stopped_cleanly(code, took, signum, "star-hub-learning")
     assert sorted(p.name for p in r.out.glob("*-metrics.json")) == ["cold-start-metrics.json"]
     assert json.loads((r.out / "interrupted.json").read_text())["not_run"] == ["star-hub-learning"]
     assert "### cold-start — passed" in report or "### cold-start — failed" in report  # what finished is reported
     assert "this covers the 1 pattern that finished before it; not run: star-hub-learning." in report
 
 
-def test_sigterm_stops_a_parallel_run_and_its_workers(run):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_parallel_run_and_its_workers(run, signum):
     r = run("-k", "cold-start or star", "--jobs", "2")
     r.wait_until("a worker running star", lambda: any(s["pattern"] == "star-hub-learning" for s in r.progress()))
     workers = [pid for pid, _, cmd in _group(r.proc.pid) if pid != r.proc.pid]
     assert len(workers) >= 2, _group(r.proc.pid)
-    code, took = r.stop(signal.SIGTERM)
-    r.check_stopped_cleanly(code, took, signal.SIGTERM, "star-hub-learning")
+    code, took = r.stop(signum)
+    r.check_stopped_cleanly(code, took, signum, "star-hub-learning")
     not_run = json.loads((r.out / "interrupted.json").read_text())["not_run"]
     finished = [p.name.removesuffix("-metrics.json") for p in r.out.glob("*-metrics.json")]
     assert sorted(finished + not_run) == ["cold-start", "star-hub-learning"]  # each either reported or not run
