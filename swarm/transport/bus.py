@@ -39,6 +39,10 @@ class GossipBus:
         self.endpoint = endpoint
         self.on_event = on_event
         self.stats = BusStats()
+        revoke = getattr(endpoint, "revoke", None)
+        if revoke is not None:  # revoked before a restart (the store keeps the list): refused at once
+            for agent in sorted(node.identity.revoked.agents):
+                revoke(agent)
 
     def flush(self) -> None:
         """Send what the node queued and deliver its events."""

@@ -268,3 +268,59 @@ async def test_frames_arriving_at_a_killed_endpoint_are_dropped_without_crashing
             await anyio.sleep(0.01)
         await wait_until(lambda: hub.stats.frames_after_close > 0)
         assert hub.stats.frames_received == 1
+
+
+async def _ping_until(ep: QuicEndpoint, dest: str, until, timeout: float = 10.0) -> None:
+    """Send ``dest`` a PING every 50 ms until ``until()`` (or fail after ``timeout`` s)."""
+    with anyio.fail_after(timeout):
+        i = 1000
+        while not until():
+            ep.send_nowait(dest, encode(Message(PING, ep.node, probe=i)))
+            i += 1
+            await anyio.sleep(0.05)
+
+
+@pytest.mark.anyio
+async def test_a_revoked_members_open_connection_is_closed_and_it_is_refused_from_then_on(stack):
+    ca, directory = SwarmCA.generate(), {}
+    async with QuicEndpoint(ca.issue("a"), directory=directory, backend=stack) as a, \
+            QuicEndpoint(ca.issue("r"), directory=directory, backend=stack) as r, \
+            QuicEndpoint(ca.issue("good"), directory=directory, backend=stack) as good:
+        r.send_nowait("a", encode(Message(PING, "r", probe=1)))
+        with anyio.fail_after(5):
+            assert (await a.recv())[0] == "r"
+        a.revoke("r")
+        await _ping_until(r, "a", lambda: a.stats.refused >= 1)  # its connection closed, its redial refused
+        good.send_nowait("a", encode(Message(PING, "good", probe=2)))
+        with anyio.fail_after(5):
+            assert (await a.recv())[0] == "good"
+        await anyio.sleep(0.2)
+        assert a.stats.frames_received == 2  # nothing more of r's
+
+
+@pytest.mark.anyio
+async def test_a_restarted_node_refuses_the_handshakes_of_a_member_it_revoked_before(tmp_path, stack):
+    """The store keeps the revocation list; a node restarted on it hands its endpoint the revoked
+    members at once (it used to learn them only from a list arriving again), so their handshakes
+    are refused."""
+    from swarm.gossip import Identity, KeyRing, Signer
+    from swarm.memory import PatternStore
+
+    ca, directory = SwarmCA.generate(), {}
+    creds = {n: ca.issue(n, write_key=Signer.derive(n, b"restart").key) for n in ("a", "m")}
+    ring = KeyRing(ca.certificate)
+    for c in creds.values():
+        ring.admit(c.certificate)
+    store = PatternStore(tmp_path / "a.db", dim=DIM)
+    GossipNode("a", GossipConfig(dim=DIM), identity=Identity(creds["a"].signer, ring), store=store).revoke(
+        ca.revocation_list([creds["m"].certificate], 1), 0.0)
+    store.close()
+    k = AnyioKernel()
+    again = GossipNode("a", GossipConfig(dim=DIM), identity=Identity(creds["a"].signer, ring), boot=1,
+                       store=PatternStore(tmp_path / "a.db", dim=DIM))  # a new process: nothing in memory
+    async with QuicEndpoint(creds["a"], directory=directory, backend=stack) as a, \
+            QuicEndpoint(creds["m"], directory=directory, backend=stack) as m:
+        GossipBus(k, again, a)
+        await _ping_until(m, "a", lambda: a.stats.refused >= 1)
+        assert a.stats.frames_received == 0
+    again.log.store.close()
