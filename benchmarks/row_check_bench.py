@@ -13,7 +13,7 @@ interleaved repeats, both measured in this run):
 
   open_s_checked / open_s_unchecked      open an existing file of ``n`` patterns (load + index)
   open_check_share                       1 - unchecked / checked
-  cold_get_us_per_row_checked / _unchecked   ``get_many`` of 200 random ids, row cache emptied first
+  cold_get_us_per_row_checked / _unchecked   ``get_many`` of 2,000 random ids, 20 at a time, row cache emptied first
   cold_get_check_share                   1 - unchecked / checked
 """
 
@@ -83,7 +83,7 @@ def measure(n: int, dim: int, repeats: int, seed: int) -> dict[str, Any]:
         for i in range(0, n, 10_000):
             store.add_many(pats[i:i + 10_000])
         store.close()
-        ids = [pats[int(i)].id for i in rng.choice(n, 200, replace=False)]
+        ids = [pats[int(i)].id for i in rng.choice(n, 2_000, replace=False)]
         runs: dict[str, list[float]] = {k: [] for k in ("open_c", "open_u", "get_c", "get_u")}
         for _ in range(repeats):
             for checked in (True, False):
