@@ -327,8 +327,8 @@ class _Reader:
         return float(self.number(rec, "total_reward", -top, top))
 
     def contribution(self, rec: Any, contributor: str) -> Contribution:
-        """A contributor's record (:class:`~swarm.memory.models.Contribution`) as
-        :func:`contribution_to_record` writes it, validated as a pattern's figures are."""
+        """A contributor's record (:class:`~swarm.memory.models.Contribution`), its fields named as
+        in :data:`CONTRIBUTION_KEYS`, validated as a pattern's figures are."""
         if not isinstance(rec, dict):
             raise self.fail("a contribution must be a JSON object")
         uses, successes, failures = self.counts(rec)
