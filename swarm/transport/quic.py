@@ -85,8 +85,7 @@ MAX_DATAGRAM = 16_383
 INITIAL_RTT = 0.333
 #: Accepted connections still in their handshake (on qh3: their authentication), at once in all
 #: and from one IP address: past these a new Initial is dropped (a real peer retransmits it), and
-#: one that has not finished within HANDSHAKE_TIMEOUT seconds is closed when the next Initial comes
-#: (until then it holds one of the bounded places; QUIC's idle timeout ends it otherwise).
+#: one that has not finished within HANDSHAKE_TIMEOUT seconds is closed.
 MAX_HALF_OPEN, MAX_HALF_OPEN_PER_ADDRESS = 256, 32
 #: Connections at once, in all and from one IP address (a swarm on one host shares 127.0.0.1).
 MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS = 4096, 1024
@@ -473,6 +472,7 @@ class QuicEndpoint:
         self._timers: list[tuple[float, int, _Conn]] = []  # heap of (when, tie-break, connection)
         self._seq = itertools.count()
         self._wake_at = -math.inf  # when the timer task wakes by itself; -inf while it runs
+        self._handshakes_due = math.inf  # when the oldest accepted handshake in progress runs out of time
         self.blocked: set[str] = set()  # fault injection: peers whose traffic is dropped here
         self.loss = 0.0  # fault injection: share of outgoing datagrams dropped
         self._loss_rng = random.Random(f"loss:{credentials.node}")
@@ -790,22 +790,34 @@ class QuicEndpoint:
                                        original_destination_connection_id=original,
                                        retry_source_connection_id=retry_source)
         conn = _Conn(quic, addr, outbound=False, opened_at=now)
+        self._handshakes_due = min(self._handshakes_due, now + HANDSHAKE_TIMEOUT)
         self._conns.append(conn)
         self._by_cid[header.destination_cid] = conn
         self._by_cid[quic.host_cid] = conn
         st.connections_accepted += 1
         return conn
 
+    def _close_late_handshakes(self, now: float) -> None:
+        """Close the accepted connections that have not finished their handshake in time; note
+        when the next one runs out (the timer task wakes then)."""
+        due = math.inf
+        for c in self._conns:
+            if c.outbound or c.closed or c.ready:
+                continue
+            if now - c.opened_at >= HANDSHAKE_TIMEOUT:
+                self.stats.handshakes_timed_out += 1
+                self._close(c, ERROR_REFUSED, "handshake timed out")
+            else:
+                due = min(due, c.opened_at + HANDSHAKE_TIMEOUT)
+        self._handshakes_due = due
+
     def _room_for(self, ip: str, now: float) -> bool:
         """Whether one more accepted connection from ``ip`` is within the caps, after closing the
         accepted connections that have not finished their handshake in time."""
+        self._close_late_handshakes(now)
         half_open = half_open_here = here = 0
         for c in self._conns:
             if c.outbound or c.closed:
-                continue
-            if not c.ready and now - c.opened_at > HANDSHAKE_TIMEOUT:
-                self.stats.handshakes_timed_out += 1
-                self._close(c, ERROR_REFUSED, "handshake timed out")
                 continue
             same = c.addr[0] == ip
             here += same
@@ -833,6 +845,8 @@ class QuicEndpoint:
                     continue
                 self._dirty.add(c)
                 self._events(c)
+            if now >= self._handshakes_due:
+                self._close_late_handshakes(now)
             if self._queues:
                 self._flush(now)
             self._transmit()
@@ -840,7 +854,7 @@ class QuicEndpoint:
                 self._send_outbox()
             while timers and (timers[0][2].gone or timers[0][2].timer_at != timers[0][0]):
                 heapq.heappop(timers)
-            wake_at = timers[0][0] if timers else now + 1.0
+            wake_at = min(timers[0][0] if timers else now + 1.0, self._handshakes_due)
             if self._queues:
                 for at, _ in self._backoff.values():
                     if now < at < wake_at:
