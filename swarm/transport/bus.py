@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..gossip import Event, GossipNode, ProtocolError, Revoked
 from ..kernel import EndOfChannel, Kernel
@@ -39,9 +39,13 @@ class GossipBus:
         self.endpoint = endpoint
         self.on_event = on_event
         self.stats = BusStats()
-        revoke = getattr(endpoint, "revoke", None)
-        if revoke is not None:  # revoked before a restart (the store keeps the list): refused at once
-            for agent in sorted(node.identity.revoked.agents):
+        self._refuse(sorted(node.identity.revoked.agents))  # revoked before a restart (the store keeps the list)
+
+    def _refuse(self, agents: Iterable[str]) -> None:
+        """Tell a connection-oriented endpoint to drop and refuse these revoked agents for good."""
+        revoke = getattr(self.endpoint, "revoke", None)
+        if revoke is not None:
+            for agent in agents:
                 revoke(agent)
 
     def flush(self) -> None:
@@ -49,12 +53,9 @@ class GossipBus:
         for dest, frame in self.node.outgoing():
             self.endpoint.send_nowait(dest, frame)
         events = self.node.events()
-        revoke = getattr(self.endpoint, "revoke", None)
-        if revoke is not None:  # a connection-oriented transport drops revoked peers for good
-            for ev in events:
-                if isinstance(ev, Revoked):
-                    for agent in ev.agents:
-                        revoke(agent)
+        for ev in events:
+            if isinstance(ev, Revoked):
+                self._refuse(ev.agents)
         if self.on_event is not None:
             for ev in events:
                 self.on_event(ev)

@@ -814,7 +814,8 @@ class QuicEndpoint:
     def _room_for(self, ip: str, now: float) -> bool:
         """Whether one more accepted connection from ``ip`` is within the caps, after closing the
         accepted connections that have not finished their handshake in time."""
-        self._close_late_handshakes(now)
+        if now >= self._handshakes_due:
+            self._close_late_handshakes(now)
         half_open = half_open_here = here = 0
         for c in self._conns:
             if c.outbound or c.closed:
