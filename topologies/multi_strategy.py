@@ -65,7 +65,10 @@ def agents(seed: int, memory: MemoryConfig = MemoryConfig(), symbols: tuple[str,
     """Three specialists (their strategy or flat) and the rotating meta-learner, on one market."""
     out = [AgentSpec(f"{s.replace('_', '-')}-specialist", role="specialist", market_seed=seed, symbols=symbols,
                      memory=replace(memory, allowed=(s, "flat"))) for s in SPECIALISTS]
-    meta_memory = replace(memory, allowed=SPECIALISTS)
+    # it weighs the advice of four authors (itself and three specialists), so it retrieves an agent's
+    # worth of patterns per author: with one agent's k, their patterns only narrowed its neighbourhood
+    # instead of adding evidence, and over seeds 0-19 sharing gained nothing (see the README)
+    meta_memory = replace(memory, allowed=SPECIALISTS, k=memory.k * (len(SPECIALISTS) + 1))
     out.append(AgentSpec(META, role="meta", market_seed=seed, symbols=symbols, memory=meta_memory,
                          wrap=partial(RotatingPolicy, every=every)))  # picklable: agent processes get it
     return out
