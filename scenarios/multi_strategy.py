@@ -1,10 +1,10 @@
 """Multi-strategy meta-learning: specialists for momentum, mean reversion and breakout, and a
-meta-learner that picks which strategy to run, re-choosing every 10 trades.
+meta-learner that picks which strategy to run, re-choosing every ``ROTATE_EVERY`` (3) trades per asset.
 
 Behaviours: strategy-condition mapping (at rotation points the meta-learner picks the strategy
 built for the hidden regime more often than chance), dynamic rotation (it does rotate, and
 rotating beats sticking with the best single strategy chosen in hindsight), cross-strategy transfer
-(with the specialists' patterns the meta-learner is more accurate than alone).
+(with the specialists' patterns the meta-learner gives up less to the hindsight-best strategy than alone).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _random_rotation(decisions: list, every: int, seed: int, periods_per_year: f
 #: The suite runs this pattern as ``run(CONFIG(seed=...))``; ``--quick`` adds these overrides.
 CONFIG = MultiStrategyConfig
 QUICK: dict[str, Any] = {"episodes": 45}
-#: Cross-strategy transfer gains ~13 bp a decision with a per-seed spread of ~16 bp (seeds 0-19):
+#: Cross-strategy transfer gains 12 bp a decision with a per-seed spread of 16 bp (seeds 0-19):
 #: over three seeds its one-sided bound falls either side of zero by luck; ten settle it.
 SEEDS = 10
 
