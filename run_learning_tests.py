@@ -50,7 +50,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0, help="first seed of every pattern (default 0)")
     ap.add_argument("--seeds", type=int, default=None,
                     help="seeds per pattern: figures are means with 95%% CIs over them (default: each pattern's "
-                         "own, 3 for most, 5 for mesh; see scenarios/registry.py)")
+                         "own, 3 for most, 5 for mesh, 10 for multi-strategy: SEEDS in scenarios/*.py)")
     ap.add_argument("--quick", action="store_true", help="shorter runs: fewer episodes and markets")
     ap.add_argument("--transport", default=None,
                     help=f"gossip bus: {', '.join(TRANSPORTS)} (default sim; quic with --runtime process)")
