@@ -338,6 +338,11 @@ class VectorIndex:
         if slots.size > k:
             keep = _at_least_kth(sims, k)
             slots, sims = slots[keep], sims[keep]
+        return self._ranked(slots, sims, k)
+
+    def _ranked(self, slots: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and similarities of the first ``k`` candidates by similarity, ties by smaller key
+        (the candidates must include the top ``k`` and every tie with the last of them)."""
         keys = self._keys[slots]
         order = np.lexsort((keys, -sims))[:k]
         return keys[order], sims[order]
@@ -357,10 +362,7 @@ class VectorIndex:
         if self._n <= k:
             return self._top(np.arange(self._n), sims, k)
         slots = _at_least_kth(sims, k, exact=False)  # >= k candidates, the top k among them
-        sims = sims[slots]
-        keys = self._keys[slots]
-        order = np.lexsort((keys, -sims))[:k]
-        return keys[order], sims[order]
+        return self._ranked(slots, sims[slots], k)
 
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_ok = int(mask.sum())

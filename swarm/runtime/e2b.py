@@ -69,8 +69,8 @@ from . import messages as msg
 from ._child import KEY_FILES, LISTENING
 from .channel import ChannelError, dial
 from .process import ProcessAgent, ProcessHost, ProcessNetwork, ProcessRuntime, pem_credentials
-from .sandboxes import (HOME, BackgroundCommand, E2BError, FleetConfig, FleetSandbox, SandboxCapReached, SandboxFleet,
-                        build_wheel)
+from .sandboxes import (HOME, BackgroundCommand, E2BError, FleetConfig, FleetSandbox, PricedSeconds, SandboxCapReached,
+                        SandboxFleet, build_wheel)
 
 log = logging.getLogger(__name__)
 
@@ -154,21 +154,13 @@ class E2BSettings:
 
 
 @dataclass
-class SandboxCost:
+class SandboxCost(PricedSeconds):
     """What a run's sandboxes cost: sandbox-seconds per agent (every boot of it) and in all, at
     ``usd_per_second`` (vCPU and memory at the configured prices). Wall-clock figures."""
 
     seconds: dict[str, float] = field(default_factory=dict)
     usd_per_second: float = 0.0
     sandboxes: int = 0
-
-    @property
-    def total_seconds(self) -> float:
-        return sum(self.seconds.values())
-
-    @property
-    def usd(self) -> float:
-        return self.total_seconds * self.usd_per_second
 
     def add(self, other: SandboxCost) -> None:
         for agent, s in other.seconds.items():

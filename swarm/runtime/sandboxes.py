@@ -162,9 +162,9 @@ class BackgroundCommand:
         return bool(await self.handle.kill())
 
 
-@dataclass(frozen=True)
-class FleetUsage:
-    """Sandbox-seconds per sandbox and what they cost at the configured prices."""
+class PricedSeconds:
+    """Sandbox-seconds by name at a price: their sum and what they cost (the figures a fleet's
+    usage and a run's cost share; each subclass is a dataclass holding the two fields)."""
 
     seconds: dict[str, float]
     usd_per_second: float
@@ -176,6 +176,14 @@ class FleetUsage:
     @property
     def usd(self) -> float:
         return self.total_seconds * self.usd_per_second
+
+
+@dataclass(frozen=True)
+class FleetUsage(PricedSeconds):
+    """Sandbox-seconds per sandbox and what they cost at the configured prices."""
+
+    seconds: dict[str, float]
+    usd_per_second: float
 
 
 class SandboxFleet:
