@@ -1483,14 +1483,16 @@ class PatternStore:
             return
         cols = ", ".join(REVISION_FIELDS)
         with self._tx() as tx:
-            current: dict[str, str] = {}
+            current: dict[str, tuple[int, str]] = {}  # id -> (rowid, current revision digest)
             for chunk, marks in _id_chunks([pid for pid, _, _, _ in signed]):
-                for pid, body, *revision in tx.db.execute(
-                        f"SELECT id, body, {cols} FROM patterns WHERE id IN ({marks})", chunk):
-                    current[pid] = revision_digest(body, revision)
-            tx.db.executemany("UPDATE patterns SET author = ?, body_sig = ?, signed_body = ? WHERE id = ?",
-                              [(a, sig, digest, pid) for pid, a, digest, sig in signed if current.get(pid) == digest])
-            self.clear_row_cache()  # the author column is decoded into cached patterns
+                for rowid, pid, body, *revision in tx.db.execute(
+                        f"SELECT rowid, id, body, {cols} FROM patterns WHERE id IN ({marks})", chunk):
+                    current[pid] = (rowid, revision_digest(body, revision))
+            taken = [(a, sig, digest, pid) for pid, a, digest, sig in signed
+                     if pid in current and current[pid][1] == digest]
+            tx.db.executemany("UPDATE patterns SET author = ?, body_sig = ?, signed_body = ? WHERE id = ?", taken)
+            rowids = [current[pid][0] for _, _, _, pid in taken]
+            tx.on_commit.append(lambda: self._forget_rows(rowids))  # the author column is decoded into cached patterns
 
     @_sqlite_errors
     def deletion_proofs(self, ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:

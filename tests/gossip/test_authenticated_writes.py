@@ -190,6 +190,37 @@ def _ca_swarm(names: list[str]) -> tuple[SwarmCA, dict, dict[str, Identity]]:
     return ca, creds, {n: Identity(creds[n].signer, ring) for n in names}
 
 
+class _CountingKey:
+    """A public key that counts the signature checks it does."""
+
+    def __init__(self, key):
+        self.key, self.checks = key, 0
+
+    def verify(self, signature, message):
+        self.checks += 1
+        return self.key.verify(signature, message)
+
+
+def test_the_key_ring_checks_a_signature_once_and_remembers_only_successes(monkeypatch):
+    signer = Signer.derive("v", b"cache")
+    ring = KeyRing()
+    ring.add("v", signer.public_bytes)
+    key = ring._keys["v"] = _CountingKey(ring._keys["v"])
+    good = signer.sign(b"m")
+    assert ring.verify("v", b"m", good) and ring.verify("v", b"m", good)
+    assert key.checks == 1  # the repeat came from the cache
+    assert ring.verify("v", b"other", good) is False  # another message: checked, and refused
+    bad = bytes([good[0] ^ 1]) + good[1:]
+    assert ring.verify("v", b"m", bad) is False and ring.verify("v", b"m", bad) is False
+    assert key.checks == 4  # failures are checked every time, never remembered
+    assert ring.verify("w", b"m", good) is None  # an unknown agent, whatever is cached
+    monkeypatch.setattr("swarm.gossip.identity.VERIFIED_KEPT", 2)
+    for m in (b"1", b"2", b"3"):
+        assert ring.verify("v", m, signer.sign(m))
+    assert len(ring._verified) == 2 and ("v", b"m", good) not in ring._verified  # the oldest went
+    assert ring.verify("v", b"m", good) and key.checks == 8
+
+
 def test_certificates_name_the_agent_and_carry_its_write_key():
     ca, creds, ids = _ca_swarm(["a"])
     assert ids["a"].ring.verify("a", b"x", creds["a"].signer.sign(b"x"))

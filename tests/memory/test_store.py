@@ -348,6 +348,26 @@ def test_searches_never_return_a_stale_cached_row(tmp_path):
     assert s.search(q, 1)[0][0].title == "mine"
 
 
+def test_signing_versions_forgets_only_the_rows_it_changed():
+    """A signature recorded changes its pattern's author as readers see it: that row's cached
+    copy goes, and the other rows' stay (a swarm signs versions after every trade, and dropping
+    every cached row each time made decisions read their rows from SQLite again)."""
+    s = PatternStore(":memory:", dim=4)
+    s.add_many([make_pattern("p", [1, 0, 0, 0]), make_pattern("r", [1, 0.2, 0, 0])])
+    q = np.array([1, 0, 0, 0])
+    before = dict((p.id, p) for p, _ in s.search(q, 2))
+    assert before["p"].author == ""
+    author, body, digest, _ = s.version_signatures(["p"])["p"]
+    s.sign_versions([("p", "a", digest, b"s" * 64)])
+    after = dict((p.id, p) for p, _ in s.search(q, 2))
+    assert after["p"].author == "a"  # the change shows
+    assert after["r"] is before["r"]  # the untouched row is still served from the cache
+    stale = s.version_signatures(["r"])["r"][2]
+    s.put_many([make_pattern("r", [1, 0.2, 0, 0], title="changed")])
+    s.sign_versions([("r", "a", stale, b"s" * 64)])  # signs a version that is no longer current
+    assert dict((p.id, p) for p, _ in s.search(q, 2))["r"].author == ""
+
+
 def test_the_row_cache_stays_within_its_budget():
     dim = 8
     budget_rows = 5
