@@ -543,6 +543,7 @@ class PatternStore:
         # decoding the k rows of a search cost ~10x the vector search itself at 10k patterns.
         # Every change to a row goes through the index mirror (_index_*), which drops it here.
         self._rows: dict[int, Pattern] = {}
+        self._row_ids: dict[str, int] = {}  # the rowid of each cached pattern, by its id (get_many)
         self._spare: np.ndarray | None = None  # a write's embedding matrix, for the next (_staging)
         self._row_cache = 0  # entries, once the dimension is known
 
@@ -934,16 +935,16 @@ class PatternStore:
     def _index_upsert(self, keys: Sequence[int], vecs: np.ndarray, domains: Sequence[str],
                       kinds: Sequence[str], confidences: Sequence[float]) -> None:
         for k in keys:
-            self._rows.pop(k, None)
+            self._drop_row(k)
         self._vindex.upsert(keys, vecs, domains, kinds, confidences)
 
     def _index_remove(self, keys: Sequence[int]) -> None:
         for k in keys:
-            self._rows.pop(k, None)
+            self._drop_row(k)
         self._vindex.remove(keys)
 
     def _index_set_confidence(self, key: int, confidence: float) -> None:
-        self._rows.pop(key, None)
+        self._drop_row(key)
         self._vindex.set_confidence(key, confidence)
 
     # ---- writes ------------------------------------------------------------------------
@@ -1026,7 +1027,13 @@ class PatternStore:
     def _forget_rows(self, rowids: Sequence[int]) -> None:
         """Drop these rows' cached copies (their figures changed; the index holds nothing of them)."""
         for k in rowids:
-            self._rows.pop(k, None)
+            self._drop_row(k)
+
+    def _drop_row(self, rowid: int) -> None:
+        """Forget the cached copy of the row at ``rowid``, if any."""
+        p = self._rows.pop(rowid, None)
+        if p is not None and self._row_ids.get(p.id) == rowid:
+            del self._row_ids[p.id]
 
     def _staging(self, rows: int) -> np.ndarray:
         """A ``rows`` x ``dim`` float32 matrix for a write's embeddings (:func:`_encode_many`), kept
@@ -1227,6 +1234,17 @@ class PatternStore:
         """The patterns held of ``ids``; ``base``: with their authors' figures alone (what
         replication serves), not their contributors' added."""
         out: dict[str, Pattern] = {}
+        # the rows a search cached (a learner looks up what informed it), unless a transaction
+        # here holds changes the cache does not show yet
+        if not base and self._row_ids and not self._db.in_transaction:
+            self.refresh()  # other connections' commits drop what they changed from the cache
+            rows, row_ids = self._rows, self._row_ids
+            for pid in ids:
+                rowid = row_ids.get(pid)
+                if rowid is not None and (p := rows.get(rowid)) is not None:
+                    out[pid] = p
+            if out:
+                ids = [pid for pid in ids if pid not in out]
         for chunk, marks in _id_chunks(ids):
             for row in self._db.execute(f"SELECT {_COLUMNS} FROM patterns WHERE id IN ({marks})", chunk):
                 out[row[0]] = self._pattern(row, base=base)
@@ -1243,7 +1261,7 @@ class PatternStore:
         if 2 * len(cache) > self._row_cache:
             for k, p in found.items():
                 del cache[k]
-                cache[k] = p
+                cache[k] = p  # its _row_ids entry stays as it is
         missing = [k for k in keys if k not in found] if len(found) < len(keys) else []
         if missing:
             marks = ",".join("?" * len(missing))
@@ -1251,14 +1269,16 @@ class PatternStore:
                 found[r[0]] = p = self._pattern(r[1:], r[0])  # its embedding is read-only: safe to share
                 if self._row_cache:
                     cache[r[0]] = p
+                    self._row_ids[p.id] = r[0]
             while len(cache) > self._row_cache:
-                del cache[next(iter(cache))]
+                self._drop_row(next(iter(cache)))
         return found
 
     def clear_row_cache(self) -> None:
         """Forget the decoded rows kept for searches (the next searches read their rows from
         SQLite again); for measurements and for callers that want the memory back."""
         self._rows.clear()
+        self._row_ids.clear()
 
     @_sqlite_errors
     def __len__(self) -> int:

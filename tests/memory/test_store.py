@@ -348,6 +348,30 @@ def test_searches_never_return_a_stale_cached_row(tmp_path):
     assert s.search(q, 1)[0][0].title == "mine"
 
 
+def test_lookups_by_id_use_the_row_cache_and_never_return_a_stale_row(tmp_path):
+    """get_many serves the rows searches cached (a learner looks up the patterns that informed
+    its decision), and every change, here or through another connection, shows."""
+    path = tmp_path / "bank.db"
+    s, other = PatternStore(path, dim=4), PatternStore(path)
+    q = np.array([1, 0, 0, 0])
+    s.add_many([make_pattern("p", [1, 0, 0, 0], confidence=0.5), make_pattern("r", [1, 0.2, 0, 0])])
+    found = dict((p.id, p) for p, _ in s.search(q, 2))
+    got = s.get_many(["p", "r", "missing"])
+    assert set(got) == {"p", "r"} and got["p"] is found["p"] and got["r"] is found["r"]  # from the cache
+    assert s.get_many(["p"], base=True)["p"] is not found["p"]  # authors' figures alone: read from SQLite
+    s.record_outcome("p", True, 1.0, now=5.0, lr=0.5)
+    assert s.get_many(["p"])["p"].uses == 1
+    other.record_outcome("p", False, -1.0, now=6.0, lr=0.5)
+    assert (s.get_many(["p"])["p"].uses, s.get_many(["p"])["p"].failures) == (2, 1)
+    s.search(q, 2)
+    other.delete_many(["p"])
+    other.add_many([make_pattern("p", [0, 1, 0, 0], title="again")])  # the same id at another rowid
+    assert s.get_many(["p", "r"])["p"].title == "again"
+    s.search(q, 2)
+    other.put_many([make_pattern("r", [1, 0.2, 0, 0], title="rewritten")])
+    assert s.get_many(["r"])["r"].title == "rewritten"
+
+
 def test_signing_versions_forgets_only_the_rows_it_changed():
     """A signature recorded changes its pattern's author as readers see it: that row's cached
     copy goes, and the other rows' stay (a swarm signs versions after every trade, and dropping
