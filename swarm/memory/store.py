@@ -943,8 +943,14 @@ class PatternStore:
             self._drop_row(k)
         self._vindex.remove(keys)
 
-    def _index_set_confidence(self, key: int, confidence: float) -> None:
-        self._drop_row(key)
+    def _index_set_confidence(self, key: int, confidence: float, seen: Pattern | None = None) -> None:
+        """A row's outcome figures changed; ``seen``: the row as a read now decodes it, which
+        replaces its cached copy (a learner's next decisions retrieve the patterns it just
+        updated) rather than dropping it."""
+        if seen is not None and key in self._rows:
+            self._rows[key] = seen  # the same id at the same rowid: its _row_ids entry holds
+        else:
+            self._drop_row(key)
         self._vindex.set_confidence(key, confidence)
 
     # ---- writes ------------------------------------------------------------------------
@@ -1165,15 +1171,16 @@ class PatternStore:
                 if by and author and author != by:
                     out.append(self._contribute_in_tx(tx, base, by, success, reward, now))
                     continue
-                updated = apply_outcome(base, success, reward, now, lr=lr, by=by)
+                updated = apply_outcome(base, success, reward, float(now), lr=lr, by=by)  # a time reads back as a float
                 revision = (updated.confidence, updated.uses, updated.successes, updated.failures,
                             updated.total_reward, updated.last_used_at, updated.version, updated.updated_by)
                 tx.db.execute(
                     "UPDATE patterns SET confidence=?, uses=?, successes=?, failures=?, total_reward=?,"
                     " last_used_at=?, version=?, updated_by=?, seq=?, row_digest=? WHERE rowid=?",
                     (*revision, tx.next_seq(), _row_digest(row[24], revision, row[27]), rowid))
-                tx.on_commit.append(functools.partial(self._index_set_confidence, rowid, updated.confidence))
-                out.append(with_contributions(updated, _contributed(row[27])))
+                seen = with_contributions(updated, _contributed(row[27]))  # what a read of the row now returns
+                tx.on_commit.append(functools.partial(self._index_set_confidence, rowid, updated.confidence, seen))
+                out.append(seen)
         return out
 
     def _contribute_in_tx(self, tx: PatternStore._Tx, base: Pattern, by: str, success: bool, reward: float,

@@ -348,6 +348,33 @@ def test_searches_never_return_a_stale_cached_row(tmp_path):
     assert s.search(q, 1)[0][0].title == "mine"
 
 
+def _fields(p):
+    """Every field of a pattern, the embedding as bytes, with each value's type."""
+    from dataclasses import fields
+    return [(f.name, type(v), v.tobytes() if f.name == "embedding" else v)
+            for f in fields(p) for v in [getattr(p, f.name)]]
+
+
+def test_a_recorded_outcome_replaces_the_cached_row_with_what_a_read_returns(tmp_path):
+    """After an outcome the cached copy is the updated pattern (not dropped, so the next search
+    does not read it from SQLite again), and it is field for field, types included, what reading
+    the row decodes to: with and without others' contributions, and with an integer time."""
+    s = PatternStore(tmp_path / "bank.db", dim=4)
+    q = np.array([1, 0, 0, 0])
+    s.add_many([make_pattern("p", [1, 0, 0, 0], confidence=0.5), make_pattern("r", [1, 0.2, 0, 0], author="b")])
+    s.search(q, 2)
+    seen = s.record_outcomes([("p", True, 1.5), ("r", False, -2.0)], now=7, lr=0.5, by="a")
+    last = s.record_outcome("p", False, -0.5, now=8, lr=0.5, by="a")
+    s.record_outcome("r", True, 1.0, now=9.0, lr=0.5, by="c")  # another's contribution: a new reader's view
+    cached = dict((p.id, p) for p, _ in s.search(q, 2))
+    assert cached["p"] is last and last is not seen[0] and last.uses == 2  # the cached copy was replaced
+    assert s.get_many(["p"])["p"] is cached["p"]  # served from the cache
+    fresh = PatternStore(tmp_path / "bank.db")
+    for pid in ("p", "r"):
+        assert _fields(cached[pid]) == _fields(fresh.get(pid))
+    assert type(cached["p"].last_used_at) is float
+
+
 def test_lookups_by_id_use_the_row_cache_and_never_return_a_stale_row(tmp_path):
     """get_many serves the rows searches cached (a learner looks up the patterns that informed
     its decision), and every change, here or through another connection, shows."""
