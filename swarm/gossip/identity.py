@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 #: A certificate's DNS name for agent ``a`` is ``a + SAN_SUFFIX``.
 SAN_SUFFIX = ".swarm"
 SIGNATURE_BYTES = 64
-#: Verified signatures a key ring remembers (about 300 bytes each): enough for the repeats of a
-#: 1,000-agent mesh's recent writes, which arrive within a few gossip rounds of each other
+#: Verified signatures a key ring remembers (about 300 bytes each, whatever the message's size):
+#: enough for the repeats of a 1,000-agent mesh's recent writes, which arrive within a few gossip
+#: rounds of each other
 VERIFIED_KEPT = 1 << 16
 #: The certificate extension holding an agent's Ed25519 write key (32 raw bytes). An OID of this
 #: project's own: only the swarm's CA writes it and only swarm members read it.
@@ -139,9 +140,9 @@ class KeyRing:
     _keys: dict[str, ed25519.Ed25519PublicKey] = field(default_factory=dict)
     serials: dict[int, str] = field(default_factory=dict)  # certificate serial -> agent
     curators: set[str] = field(default_factory=set)  # agents that may change and delete any pattern
-    #: ``(agent, message, signature)`` triples that verified, newest last, at most
-    #: :data:`VERIFIED_KEPT` (see :meth:`verify`)
-    _verified: dict[tuple[str, bytes, bytes], None] = field(default_factory=dict)
+    #: ``(agent, blake2b of the message, signature)`` of the checks that succeeded, newest last, at
+    #: most :data:`VERIFIED_KEPT` (see :meth:`verify`)
+    _verified: dict[tuple[str, bytes, bytes], None] = field(default_factory=dict, repr=False, compare=False)
 
     def admit(self, certificate: x509.Certificate) -> str:
         """Take the key of a certificate the swarm CA issued; returns the agent it names."""
@@ -205,8 +206,10 @@ class KeyRing:
         # and a node meets a version again on every digest that names it: in a 50-agent mesh 4 of
         # 5 verifications were repeats. A triple that verified once verifies again (an agent's key
         # never changes, see add), so it is answered from the cache; only successes are kept, and
-        # by their exact bytes, so nothing a peer sends can put a false answer there.
-        triple = (agent, bytes(message), bytes(signature))
+        # by the message's 256-bit digest (a message may be kilobytes: a peer could otherwise pin
+        # ~200 MB with long pattern ids) and the signature's bytes, so nothing a peer sends can
+        # put a false answer there.
+        triple = (agent, hashlib.blake2b(message, digest_size=32).digest(), bytes(signature))
         if triple in self._verified:
             return True
         try:

@@ -563,6 +563,9 @@ class PatternStore:
         self.index: VectorIndex | None = None  # built once the schema and dimension are known
         self._seq = 0
         self._data_version = -1
+        #: how many times sign_versions committed, as last read (meta ``signed``): signing changes
+        #: authors without a change number, so another connection's signing shows only here
+        self._signings = 0
         try:
             self._db = self._connect()
         except sqlite3.Error as e:
@@ -718,10 +721,14 @@ class PatternStore:
                                         f" {' or '.join(t.__name__ for t in allowed)} belongs)")
         return out
 
-    def _meta_int(self, key: str) -> int:
+    def _meta_int(self, key: str, missing: int | None = None) -> int:
+        """A count kept in the meta table; ``missing``: its value when the key is absent (an
+        optional counter), else an absent key is damage."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if row is not None and type(row[0]) is str and row[0].isascii() and row[0].isdigit():
             return int(row[0])
+        if row is None and missing is not None:
+            return missing
         found = "missing" if row is None else _short(row[0])
         raise CorruptStoreError(f"{self.path}: corrupt store (meta {key!r} is {found}, not a count)")
 
@@ -843,12 +850,17 @@ class PatternStore:
             if exc_type is not None:
                 self._rollback()
                 return
+            # read while this transaction holds the write lock: no other connection can commit
+            # until ours is done, and our own commit leaves the value as it is. Read after the
+            # COMMIT, a commit landing in between would pass for seen, and its rows would never
+            # be loaded here.
+            data_version = self.store._pragma("data_version")
             try:
                 self.db.execute("COMMIT")
             except sqlite3.Error:
                 self._rollback()  # a COMMIT that failed (a full disk) leaves the transaction open
                 raise
-            self.store._data_version = self.store._pragma("data_version")
+            self.store._data_version = data_version
             for effect in self.on_commit:
                 effect()
 
@@ -899,6 +911,7 @@ class PatternStore:
             db.execute("BEGIN")  # deferred: the first SELECT fixes what this connection sees
         try:
             top = self._meta_int("seq")
+            signings = self._meta_int("signed", missing=0)
             if seq is None:
                 rows = db.execute(f"SELECT rowid, seq, {_COLUMNS} FROM patterns NOT INDEXED ORDER BY rowid").fetchall()
                 gone = []
@@ -910,6 +923,9 @@ class PatternStore:
         finally:
             if snapshot and db.in_transaction:
                 db.execute("ROLLBACK")  # a read transaction: nothing to keep
+        if signings != self._signings:  # another connection recorded signatures: authors changed
+            self.clear_row_cache()  # (rare: which rows is not logged, so every cached row goes)
+            self._signings = signings
         if gone:
             self._index_remove([r[0] for r in gone])
         if rows:
@@ -1160,6 +1176,9 @@ class PatternStore:
         author's judgement, stays). Returns the patterns as readers now see them. All or nothing:
         an unknown id raises ``KeyError`` and nothing is changed.
         """
+        when = float(now) + 0.0  # as the row reads back: a float, never -0.0 (the cached copy is that)
+        if not math.isfinite(when):
+            raise ValueError(f"now must be a finite time, not {now!r}")
         out: list[Pattern] = []
         with self._tx() as tx:
             for pattern_id, success, reward in outcomes:
@@ -1171,7 +1190,7 @@ class PatternStore:
                 if by and author and author != by:
                     out.append(self._contribute_in_tx(tx, base, by, success, reward, now))
                     continue
-                updated = apply_outcome(base, success, reward, float(now), lr=lr, by=by)  # a time reads back as a float
+                updated = apply_outcome(base, success, reward, when, lr=lr, by=by)
                 revision = (updated.confidence, updated.uses, updated.successes, updated.failures,
                             updated.total_reward, updated.last_used_at, updated.version, updated.updated_by)
                 tx.db.execute(
@@ -1520,6 +1539,10 @@ class PatternStore:
             tx.db.executemany("UPDATE patterns SET author = ?, body_sig = ?, signed_body = ? WHERE id = ?", taken)
             rowids = [current[pid][0] for _, _, _, pid in taken]
             tx.on_commit.append(lambda: self._forget_rows(rowids))  # the author column is decoded into cached patterns
+            if taken:  # tells other connections' caches (see _load_since)
+                signings = self._meta_int("signed", missing=0) + 1
+                tx.db.execute("INSERT OR REPLACE INTO meta VALUES ('signed', ?)", (str(signings),))
+                tx.on_commit.append(lambda: setattr(self, "_signings", signings))
 
     @_sqlite_errors
     def deletion_proofs(self, ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:

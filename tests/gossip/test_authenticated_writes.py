@@ -214,6 +214,8 @@ def test_the_key_ring_checks_a_signature_once_and_remembers_only_successes(monke
     assert ring.verify("v", b"m", bad) is False and ring.verify("v", b"m", bad) is False
     assert key.checks == 4  # failures are checked every time, never remembered
     assert ring.verify("w", b"m", good) is None  # an unknown agent, whatever is cached
+    ring.add("u", Signer.derive("u", b"cache").public_bytes)
+    assert ring.verify("u", b"m", good) is False  # v's signature, cached, is not u's
     monkeypatch.setattr("swarm.gossip.identity.VERIFIED_KEPT", 2)
     for m in (b"1", b"2", b"3"):
         assert ring.verify("v", m, signer.sign(m))

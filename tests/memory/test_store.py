@@ -1,4 +1,5 @@
 import json
+import math
 from dataclasses import replace
 import os
 import signal
@@ -361,18 +362,27 @@ def test_a_recorded_outcome_replaces_the_cached_row_with_what_a_read_returns(tmp
     the row decodes to: with and without others' contributions, and with an integer time."""
     s = PatternStore(tmp_path / "bank.db", dim=4)
     q = np.array([1, 0, 0, 0])
-    s.add_many([make_pattern("p", [1, 0, 0, 0], confidence=0.5), make_pattern("r", [1, 0.2, 0, 0], author="b")])
-    s.search(q, 2)
+    s.add_many([make_pattern("p", [1, 0, 0, 0], confidence=0.5), make_pattern("r", [1, 0.2, 0, 0], author="b"),
+                make_pattern("m", [1, 0.1, 0, 0], author="a")])
+    s.search(q, 3)
     seen = s.record_outcomes([("p", True, 1.5), ("r", False, -2.0)], now=7, lr=0.5, by="a")
     last = s.record_outcome("p", False, -0.5, now=8, lr=0.5, by="a")
     s.record_outcome("r", True, 1.0, now=9.0, lr=0.5, by="c")  # another's contribution: a new reader's view
-    cached = dict((p.id, p) for p, _ in s.search(q, 2))
+    s.record_outcome("m", True, 3.0, now=10.0, lr=0.5, by="c")  # c's contribution to a's pattern
+    s.search(q, 3)
+    mine = s.record_outcome("m", False, -1.0, now=11.0, lr=0.5, by="a")  # a's own outcome, over c's
+    cached = dict((p.id, p) for p, _ in s.search(q, 3))
     assert cached["p"] is last and last is not seen[0] and last.uses == 2  # the cached copy was replaced
+    assert cached["m"] is mine and mine.uses == 2 and mine.total_reward == 2.0  # with c's contribution
     assert s.get_many(["p"])["p"] is cached["p"]  # served from the cache
     fresh = PatternStore(tmp_path / "bank.db")
-    for pid in ("p", "r"):
+    for pid in ("p", "r", "m"):
         assert _fields(cached[pid]) == _fields(fresh.get(pid))
     assert type(cached["p"].last_used_at) is float
+    assert math.copysign(1.0, s.record_outcome("p", True, 1.0, now=-0.0).last_used_at) == 1.0  # as SQLite gives it back
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="finite time"):
+            s.record_outcome("p", True, 1.0, now=bad)
 
 
 def test_lookups_by_id_use_the_row_cache_and_never_return_a_stale_row(tmp_path):
@@ -399,11 +409,11 @@ def test_lookups_by_id_use_the_row_cache_and_never_return_a_stale_row(tmp_path):
     assert s.get_many(["r"])["r"].title == "rewritten"
 
 
-def test_signing_versions_forgets_only_the_rows_it_changed():
+def test_signing_versions_forgets_only_the_rows_it_changed(tmp_path):
     """A signature recorded changes its pattern's author as readers see it: that row's cached
     copy goes, and the other rows' stay (a swarm signs versions after every trade, and dropping
     every cached row each time made decisions read their rows from SQLite again)."""
-    s = PatternStore(":memory:", dim=4)
+    s = PatternStore(tmp_path / "bank.db", dim=4)
     s.add_many([make_pattern("p", [1, 0, 0, 0]), make_pattern("r", [1, 0.2, 0, 0])])
     q = np.array([1, 0, 0, 0])
     before = dict((p.id, p) for p, _ in s.search(q, 2))
@@ -417,6 +427,11 @@ def test_signing_versions_forgets_only_the_rows_it_changed():
     s.put_many([make_pattern("r", [1, 0.2, 0, 0], title="changed")])
     s.sign_versions([("r", "a", stale, b"s" * 64)])  # signs a version that is no longer current
     assert dict((p.id, p) for p, _ in s.search(q, 2))["r"].author == ""
+    other = PatternStore(tmp_path / "bank.db")  # another connection's cached copies see a signature
+    assert dict((p.id, p) for p, _ in other.search(q, 2))["r"].author == ""
+    s.sign_versions([("r", "b", s.version_signatures(["r"])["r"][2], b"s" * 64)])  # no change number
+    assert other.get_many(["r"])["r"].author == "b"
+    assert dict((p.id, p) for p, _ in other.search(q, 2))["r"].author == "b"
 
 
 def test_the_row_cache_stays_within_its_budget():
