@@ -385,6 +385,28 @@ def test_a_recorded_outcome_replaces_the_cached_row_with_what_a_read_returns(tmp
             s.record_outcome("p", True, 1.0, now=bad)
 
 
+def test_a_commit_landing_right_after_ours_is_still_loaded(tmp_path):
+    """Another connection's commit that lands the moment ours is done (before this store next
+    looks at the database) must show in the next search: the store may not take it as seen."""
+    path = tmp_path / "bank.db"
+    s, other = PatternStore(path, dim=4), PatternStore(path)
+    q = np.array([1, 0, 0, 0])
+    landed = []
+
+    def land_after_commit(sql: str) -> None:  # SQLite's statement trace: runs as each statement starts
+        # the first time this store reads the data version outside a transaction after our
+        # commit (whether to remember it as seen, or to look for others' commits), theirs lands
+        if not landed and not s._db.in_transaction and sql.startswith("PRAGMA data_version"):
+            landed.append(True)
+            other.add(make_pattern("theirs", [1, 0, 0, 0]))
+    s.add(make_pattern("mine", [0, 1, 0, 0]))
+    s._db.set_trace_callback(land_after_commit)
+    s.add(make_pattern("mine2", [0, 0, 1, 0]))
+    found = [p.id for p, _ in s.search(q, 3)]
+    s._db.set_trace_callback(None)
+    assert landed and "theirs" in found
+
+
 def test_lookups_by_id_use_the_row_cache_and_never_return_a_stale_row(tmp_path):
     """get_many serves the rows searches cached (a learner looks up the patterns that informed
     its decision), and every change, here or through another connection, shows."""
