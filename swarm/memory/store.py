@@ -541,7 +541,9 @@ class PatternStore:
         self.busy_timeout_s = float(busy_timeout_s)
         # decoded patterns a search returned, by rowid, least recently used first: fetching and
         # decoding the k rows of a search cost ~10x the vector search itself at 10k patterns.
-        # Every change to a row goes through the index mirror (_index_*), which drops it here.
+        # Every change to a row goes through the index mirror (_index_*), which drops it here (or,
+        # for a recorded outcome, puts the row as it now reads in its place); others' signatures,
+        # which change no change number, clear it through the meta counter ``signed``.
         self._rows: dict[int, Pattern] = {}
         self._row_ids: dict[str, int] = {}  # the rowid of each cached pattern, by its id (get_many)
         self._spare: np.ndarray | None = None  # a write's embedding matrix, for the next (_staging)
