@@ -42,10 +42,10 @@ import os
 import sqlite3
 import threading
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -1020,11 +1020,14 @@ class PatternStore:
                     raise self._corrupt_row(None, pid, "contributed is not the sums written") from None
         return out
 
-    def _sum_in_tx(self, tx: PatternStore._Tx, ids: Sequence[str], seq: int, rewritten: bool = False) -> list[str]:
+    def _sum_in_tx(self, tx: PatternStore._Tx, ids: Sequence[str], seq: int, rewritten: bool = False,
+                   read: dict[int, tuple[Any, ...]] | None = None) -> list[str]:
         """Bring these patterns' ``contributed`` sums (and row digests) up to their contributions
         (summed in contributor order: every replica holding the same records gets the same
         figures); returns the ids whose sums changed. A pattern that has none keeps NULL.
-        ``rewritten``: the rows were just written (their digests left the sums out)."""
+        ``rewritten``: the rows were just written (their digests left the sums out; the caller
+        sees to their cached copies). ``read``, if given, gets every row's ``REVISION_FIELDS``
+        and sums as they now stand, by rowid."""
         ids = list(dict.fromkeys(ids))
         sums: dict[str, str] = {}
         for chunk, marks in _id_chunks(ids):
@@ -1033,20 +1036,43 @@ class PatternStore:
                     f" FROM contributions WHERE pattern_id IN ({marks}) GROUP BY pattern_id", chunk):
                 sums[pid] = json.dumps([uses, successes, failures, float(total), last])
         changed: list[tuple[Any, ...]] = []
+        revisions: dict[int, tuple[Any, ...]] = {}
         out: list[str] = []
         cols = ", ".join(REVISION_FIELDS)
         for chunk, marks in _id_chunks(ids):
             for rowid, pid, body, contributed, *revision in tx.db.execute(
                     f"SELECT rowid, id, body, contributed, {cols} FROM patterns WHERE id IN ({marks})", chunk):
                 now = sums.get(pid)
+                if read is not None:
+                    read[rowid] = (*revision, now)
                 if now != contributed or (rewritten and now is not None):
                     changed.append((now, seq, _row_digest(body, revision, now), rowid))
+                    revisions[rowid] = (*revision, now)
                     out.append(pid)
         if changed:
             tx.db.executemany("UPDATE patterns SET contributed = ?, seq = ?, row_digest = ? WHERE rowid = ?", changed)
-            rowids = [r[3] for r in changed]
-            tx.on_commit.append(lambda: self._forget_rows(rowids))
+            if not rewritten:
+                tx.on_commit.append(lambda: self._resum_rows(revisions))
         return out
+
+    def _resum_rows(self, revisions: Mapping[int, tuple[Any, ...]], same_body: bool = False) -> None:
+        """These rows' outcome figures changed, not their bodies: ``revisions`` holds, by rowid,
+        each row's :data:`REVISION_FIELDS` and contributors' sums as read in the transaction that
+        changed them. Their cached copies become what a read of each row now returns, instead of
+        being dropped (a gossiping agent's rows change so on most frames, and its next decisions
+        retrieve them). Runs on commit, after the callbacks of the transaction's earlier writes, so
+        a row rewritten whole in it has left the cache already; unless ``same_body`` (the caller
+        changed only figures and versions), a cached copy of another version is dropped too."""
+        rows = self._rows
+        for rowid, (*revision, contributed) in revisions.items():
+            held = rows.get(rowid)
+            if held is None:
+                continue
+            if not same_body and (held.version, held.updated_by) != (revision[6], revision[7]):
+                self._drop_row(rowid)
+                continue
+            base = replace(held, **dict(zip(REVISION_FIELDS, revision)))
+            rows[rowid] = with_contributions(base, _contributed(contributed))
 
     def _forget_rows(self, rowids: Sequence[int]) -> None:
         """Drop these rows' cached copies (their figures changed; the index holds nothing of them)."""
@@ -1483,10 +1509,12 @@ class PatternStore:
         tx.db.executemany(
             f"UPDATE patterns SET {sets}, seq = ?, row_digest = ?, body_sig = ?, signed_body = ? WHERE id = ?"
             " AND body = ? AND (version < ? OR (version = ? AND updated_by < ?))", batch)
-        self._sum_in_tx(tx, list(applied), seq, rewritten=True)
+        read: dict[int, tuple[Any, ...]] = {}
+        self._sum_in_tx(tx, list(applied), seq, rewritten=True, read=read)
+        tx.on_commit.append(functools.partial(self._resum_rows, read, same_body=True))  # over the bodies held
         rowids = self.rowid_of(list(applied))
         for pid, r in applied.items():
-            tx.on_commit.append(functools.partial(self._index_set_confidence, rowids[pid], float(r["confidence"])))
+            tx.on_commit.append(functools.partial(self._vindex.set_confidence, rowids[pid], float(r["confidence"])))
         return [str(r[len(REVISION_FIELDS) + 4]) for r in batch]
 
     @_sqlite_errors
@@ -1531,17 +1559,18 @@ class PatternStore:
             return
         cols = ", ".join(REVISION_FIELDS)
         with self._tx() as tx:
-            current: dict[str, tuple[int, str]] = {}  # id -> (rowid, current revision digest)
+            current: dict[str, tuple[int, str, str]] = {}  # id -> (rowid, current revision digest, author)
             for chunk, marks in _id_chunks([pid for pid, _, _, _ in signed]):
-                for rowid, pid, body, *revision in tx.db.execute(
-                        f"SELECT rowid, id, body, {cols} FROM patterns WHERE id IN ({marks})", chunk):
-                    current[pid] = (rowid, revision_digest(body, revision))
+                for rowid, pid, body, author, *revision in tx.db.execute(
+                        f"SELECT rowid, id, body, author, {cols} FROM patterns WHERE id IN ({marks})", chunk):
+                    current[pid] = (rowid, revision_digest(body, revision), author)
             taken = [(a, sig, digest, pid) for pid, a, digest, sig in signed
                      if pid in current and current[pid][1] == digest]
             tx.db.executemany("UPDATE patterns SET author = ?, body_sig = ?, signed_body = ? WHERE id = ?", taken)
-            rowids = [current[pid][0] for _, _, _, pid in taken]
-            tx.on_commit.append(lambda: self._forget_rows(rowids))  # the author column is decoded into cached patterns
-            if taken:  # tells other connections' caches (see _load_since)
+            # of what a cached pattern holds, only the author can change here
+            rowids = [current[pid][0] for a, _, _, pid in taken if current[pid][2] != a]
+            tx.on_commit.append(lambda: self._forget_rows(rowids))
+            if rowids:  # tells other connections' caches (see _load_since)
                 signings = self._meta_int("signed", missing=0) + 1
                 tx.db.execute("INSERT OR REPLACE INTO meta VALUES ('signed', ?)", (str(signings),))
                 tx.on_commit.append(lambda: setattr(self, "_signings", signings))

@@ -385,6 +385,34 @@ def test_a_recorded_outcome_replaces_the_cached_row_with_what_a_read_returns(tmp
             s.record_outcome("p", True, 1.0, now=bad)
 
 
+def test_peers_contributions_and_revisions_replace_the_cached_rows_with_what_a_read_returns(tmp_path):
+    """A frame from a peer that changes only outcome figures (another agent's contribution, a new
+    version over a body held) replaces the cached copies (not dropped: a gossiping agent's next
+    decisions retrieve them) with, field for field, what reading each row decodes to."""
+    from swarm.memory.models import REVISION_FIELDS, Contribution
+
+    s = PatternStore(tmp_path / "bank.db", dim=4)
+    q = np.array([1, 0, 0, 0])
+    s.add_many([make_pattern("p", [1, 0, 0, 0], author="a"), make_pattern("r", [1, 0.2, 0, 0], author="b"),
+                make_pattern("m", [1, 0.1, 0, 0], author="a")])
+    before = dict((p.id, p) for p, _ in s.search(q, 3))
+    s.replica_log([], contributions=[Contribution("p", "c", 2, 1, 1, 0.5, 3.0), Contribution("r", "c", 1, 1, 0, 2, None)])
+    assert set(s._row_ids) == {"p", "r", "m"}  # replaced in the cache, not dropped
+    after = dict((p.id, p) for p, _ in s.search(q, 3))
+    assert after["p"] is not before["p"] and after["p"].uses == before["p"].uses + 2
+    assert after["m"] is before["m"]
+    _, body, _, _ = s.version_signatures(["r"])["r"]
+    revision = dict(zip(REVISION_FIELDS, (0.75, 5, 4, 1, 3.5, 4.0, before["r"].version + 1, "b")))
+    s.replica_log([], revisions=[{"id": "r", "body": body, **revision}])
+    assert set(s._row_ids) == {"p", "r", "m"}
+    revised = dict((p.id, p) for p, _ in s.search(q, 3))["r"]
+    assert revised is not after["r"] and (revised.version, revised.uses, revised.confidence) == (
+        before["r"].version + 1, 5 + 1, 0.75)  # the revision's figures plus c's contribution
+    fresh = PatternStore(tmp_path / "bank.db")
+    for pid in ("p", "r", "m"):
+        assert _fields(s.get_many([pid])[pid]) == _fields(fresh.get(pid))
+
+
 def test_a_commit_landing_right_after_ours_is_still_loaded(tmp_path):
     """Another connection's commit that lands the moment ours is done (before this store next
     looks at the database) must show in the next search: the store may not take it as seen."""
@@ -445,6 +473,10 @@ def test_signing_versions_forgets_only_the_rows_it_changed(tmp_path):
     after = dict((p.id, p) for p, _ in s.search(q, 2))
     assert after["p"].author == "a"  # the change shows
     assert after["r"] is before["r"]  # the untouched row is still served from the cache
+    signings = s._meta_int("signed")
+    s.sign_versions([("p", "a", digest, b"t" * 64)])  # signed again by the same author: nothing read changes
+    assert dict((p.id, p) for p, _ in s.search(q, 2))["p"] is after["p"]
+    assert s._meta_int("signed") == signings  # other connections keep their cached rows too
     stale = s.version_signatures(["r"])["r"][2]
     s.put_many([make_pattern("r", [1, 0.2, 0, 0], title="changed")])
     s.sign_versions([("r", "a", stale, b"s" * 64)])  # signs a version that is no longer current
