@@ -85,12 +85,13 @@ def deletion_message(pattern_id: str, deleter: str) -> bytes:
 class Signer:
     """One agent's signing key."""
 
-    __slots__ = ("agent", "key", "public_bytes")
+    __slots__ = ("agent", "key", "public_bytes", "signed")
 
     def __init__(self, agent: str, key: ed25519.Ed25519PrivateKey) -> None:
         self.agent = agent
         self.key = key
         self.public_bytes = key.public_key().public_bytes_raw()
+        self.signed = 0  # signatures made (what security costs gossip: benchmarks/swarm_bench.py)
 
     @classmethod
     def derive(cls, agent: str, secret: bytes | str) -> Signer:
@@ -105,6 +106,7 @@ class Signer:
         return cls(agent, ed25519.Ed25519PrivateKey.generate())
 
     def sign(self, message: bytes) -> bytes:
+        self.signed += 1
         return self.key.sign(message)
 
 
@@ -143,6 +145,7 @@ class KeyRing:
     #: ``(agent, blake2b of the message, signature)`` of the checks that succeeded, newest last, at
     #: most :data:`VERIFIED_KEPT` (see :meth:`verify`)
     _verified: dict[tuple[str, bytes, bytes], None] = field(default_factory=dict, repr=False, compare=False)
+    checked: int = field(default=0, compare=False)  # signatures verified with a key (cache hits not counted)
 
     def admit(self, certificate: x509.Certificate) -> str:
         """Take the key of a certificate the swarm CA issued; returns the agent it names."""
@@ -212,6 +215,7 @@ class KeyRing:
         triple = (agent, hashlib.blake2b(message, digest_size=32).digest(), bytes(signature))
         if triple in self._verified:
             return True
+        self.checked += 1
         try:
             key.verify(signature, message)
         except InvalidSignature:

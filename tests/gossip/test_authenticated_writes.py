@@ -213,6 +213,7 @@ def test_the_key_ring_checks_a_signature_once_and_remembers_only_successes(monke
     bad = bytes([good[0] ^ 1]) + good[1:]
     assert ring.verify("v", b"m", bad) is False and ring.verify("v", b"m", bad) is False
     assert key.checks == 4  # failures are checked every time, never remembered
+    assert ring.checked == 4  # what the ring counts: the checks made with a key
     assert ring.verify("w", b"m", good) is None  # an unknown agent, whatever is cached
     ring.add("u", Signer.derive("u", b"cache").public_bytes)
     assert ring.verify("u", b"m", good) is False  # v's signature, cached, is not u's
@@ -221,6 +222,7 @@ def test_the_key_ring_checks_a_signature_once_and_remembers_only_successes(monke
         assert ring.verify("v", m, signer.sign(m))
     assert len(ring._verified) == 2 and ("v", b"m", good) not in ring._verified  # the oldest went
     assert ring.verify("v", b"m", good) and key.checks == 8
+    assert ring.checked == 9 and signer.signed == 4  # u's refusal was a check too; v signed m, 1, 2, 3
 
 
 def test_certificates_name_the_agent_and_carry_its_write_key():
