@@ -1071,8 +1071,14 @@ class PatternStore:
             if not same_body and (held.version, held.updated_by) != (revision[6], revision[7]):
                 self._drop_row(rowid)
                 continue
-            base = replace(held, **dict(zip(REVISION_FIELDS, revision)))
-            rows[rowid] = with_contributions(base, _contributed(contributed))
+            if _revision_damage(revision) is not None:  # damaged on disk: the next read says so
+                self._drop_row(rowid)
+                continue
+            try:  # runs after COMMIT: must not raise, and must not leave the other rows stale
+                rows[rowid] = with_contributions(replace(held, **dict(zip(REVISION_FIELDS, revision))),
+                                                 _contributed(contributed))
+            except (ValueError, TypeError, OverflowError):
+                self._drop_row(rowid)
 
     def _forget_rows(self, rowids: Sequence[int]) -> None:
         """Drop these rows' cached copies (their figures changed; the index holds nothing of them)."""
@@ -1500,6 +1506,9 @@ class PatternStore:
             heads[pid] = (r["version"], r["updated_by"], head[2], head[3])
             applied[pid] = r
             revision = [r[c] for c in REVISION_FIELDS]
+            what = _revision_damage(revision)
+            if what is not None:  # (gossip checks them as it decodes: a direct caller's mistake)
+                raise ValueError(f"revision of pattern {_short(pid)}: {what}")
             digest = revision_digest(r["body"], revision)
             batch.append((*revision, seq, _row_digest(r["body"], revision), r.get("sig"), digest, pid, r["body"],
                           r["version"], r["version"], r["updated_by"]))

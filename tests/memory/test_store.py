@@ -413,6 +413,32 @@ def test_peers_contributions_and_revisions_replace_the_cached_rows_with_what_a_r
         assert _fields(s.get_many([pid])[pid]) == _fields(fresh.get(pid))
 
 
+def test_figures_changed_under_a_cached_row_never_serve_damage_and_bad_revisions_change_nothing(tmp_path):
+    """The cached copy's figures are rebuilt from the row as read: a row damaged on disk is
+    dropped (the next read names the damage) rather than served, and a revision with impossible
+    figures is refused whole, before anything is written."""
+    from swarm.memory.models import REVISION_FIELDS, Contribution
+
+    path = tmp_path / "bank.db"
+    s = PatternStore(path, dim=4)
+    q = np.array([1, 0, 0, 0])
+    s.add_many([make_pattern("p", [1, 0, 0, 0], author="a"), make_pattern("r", [1, 0.2, 0, 0], author="b")])
+    s.search(q, 2)
+    bodies = {i: s.version_signatures([i])[i][1] for i in ("p", "r")}
+    bad = {"id": "p", "body": bodies["p"], **dict(zip(REVISION_FIELDS, (0.5, -1, 0, 0, 0.0, None, 2, "x")))}
+    good = {"id": "r", "body": bodies["r"], **dict(zip(REVISION_FIELDS, (0.9, 4, 4, 0, 3.0, 1.0, 2, "x")))}
+    with pytest.raises(ValueError, match="revision of pattern 'p': uses -1 is not a count"):
+        s.replica_log([], revisions=[good, bad])
+    assert [PatternStore(path).get(i).version for i in ("p", "r")] == [1, 1]  # neither applied
+    db = sqlite3.connect(path)
+    db.execute("UPDATE patterns SET successes = 2.5 WHERE id = 'p'")  # damage the row on disk
+    db.commit()
+    db.close()
+    s.replica_log([], contributions=[Contribution("p", "c", 1, 1, 0, 1.0, 2.0)])
+    with pytest.raises(CorruptStoreError, match="successes 2.5 is not a count"):
+        s.get_many(["p"])
+
+
 def test_a_commit_landing_right_after_ours_is_still_loaded(tmp_path):
     """Another connection's commit that lands the moment ours is done (before this store next
     looks at the database) must show in the next search: the store may not take it as seen."""
