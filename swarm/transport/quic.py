@@ -65,9 +65,8 @@ from cryptography.x509.oid import NameOID
 
 from ..gossip.codec import FrameSplitter, Limits, ProtocolError
 from ..gossip.identity import SAN_SUFFIX, Signer, certificate_agent, curator_extension, write_key_extension
-from ..kernel import EndOfChannel
 from . import auth
-from .base import Endpoint
+from .base import Endpoint, Inbox
 
 log = logging.getLogger(__name__)
 
@@ -382,13 +381,13 @@ class QuicStats:
     bytes_to: dict[str, int] = field(default_factory=dict)
 
 
-def deliver(inbox: Any, stats: QuicStats, peer: str, frames: list[bytes]) -> None:
+def deliver(inbox: Inbox, stats: QuicStats, peer: str, frames: list[bytes]) -> None:
     """Hand frames from ``peer`` to an endpoint's inbox, counted. A closed or killed endpoint's
     connections are still read until their tasks end, and a frame arriving meanwhile has nobody to
     go to: it is counted (``frames_after_close``) and must not crash the reader."""
     for i, f in enumerate(frames):
         try:
-            inbox.send_nowait((peer, f))
+            inbox.put(peer, f)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             stats.frames_after_close += len(frames) - i
             return
@@ -459,8 +458,7 @@ class QuicEndpoint:
         self._queues: dict[str, list[bytes]] = {}  # frames waiting for a peer's connection (non-empty lists)
         self._queued: dict[str, int] = {}  # their bytes
         self._backoff: dict[str, tuple[float, float]] = {}  # peer -> (next attempt at, delay)
-        self._inbox_send: Any = None  # made in __aenter__, inside the event loop
-        self._inbox: Any = None
+        self._inbox = Inbox()  # opened in __aenter__, inside the event loop
         self._wake: Any = None
         self._sock: socket.socket | None = None
         self._closing = False
@@ -509,7 +507,7 @@ class QuicEndpoint:
         """Bind, serve in a task group while the block runs; then send what is queued, wait (up to
         ``close_grace``) for it to be acknowledged, say goodbye and close. A killed endpoint skips
         the goodbye (that is what a crash looks like to its peers)."""
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes]](float("inf"))
+        self._inbox.open()
         self._wake = anyio.Event()
         self._sock = sock = self._bind()
         self.address = sock.getsockname()[:2]
@@ -535,7 +533,7 @@ class QuicEndpoint:
                 self._dirty.update(self._conns)
                 self._transmit()
         finally:
-            self._inbox_send.close()
+            self._inbox.close()
             self._sock = None
             sock.close()
 
@@ -555,10 +553,7 @@ class QuicEndpoint:
         self._kick()
 
     async def recv(self) -> tuple[str, bytes]:
-        try:
-            return await self._inbox.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise EndOfChannel("endpoint closed") from None
+        return await self._inbox.get()
 
     def reject(self, peer: str, reason: str) -> None:
         """Close every connection with ``peer`` (it sent a malformed frame)."""
@@ -576,8 +571,7 @@ class QuicEndpoint:
         self._kick()
 
     def close(self) -> None:
-        if self._inbox_send is not None:
-            self._inbox_send.close()
+        self._inbox.close()
 
     def kill(self) -> None:
         """Die abruptly (fault injection): no flush, no goodbye; peers find out by timeout."""
@@ -1034,7 +1028,7 @@ class QuicEndpoint:
         return None
 
     def _deliver(self, peer: str, frames: list[bytes]) -> None:
-        deliver(self._inbox_send, self.stats, peer, frames)
+        deliver(self._inbox, self.stats, peer, frames)
 
     def _close_malformed(self, conn: _Conn, reason: str) -> None:
         self.stats.closed_malformed += 1

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ..gossip.codec import FrameSplitter, Limits, ProtocolError
-from ..kernel import EndOfChannel
+from .base import Inbox
 from .quic import NodeCredentials, QuicStats, node_of
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ class TlsEndpoint:
         self._queues: dict[str, list[bytes]] = {}
         self._wake: dict[str, anyio.Event] = {}
         self._tg: Any = None
-        self._inbox_send: Any = None
-        self._inbox: Any = None
+        self._inbox = Inbox()  # opened in __aenter__, inside the event loop
 
     async def __aenter__(self) -> TlsEndpoint:
         self._cm = self._lifecycle()
@@ -74,7 +73,7 @@ class TlsEndpoint:
 
     @contextlib.asynccontextmanager
     async def _lifecycle(self) -> AsyncIterator[TlsEndpoint]:
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes]](float("inf"))
+        self._inbox.open()
         listener = await anyio.create_tcp_listener(local_host=self.host, local_port=0)
         # a TCP listener's address is a tuple, (host, port) or (host, port, flowinfo, scope_id) for
         # IPv6; anyio types it as a union with the str of a UNIX socket
@@ -90,7 +89,7 @@ class TlsEndpoint:
                 finally:
                     tg.cancel_scope.cancel()
         finally:
-            self._inbox_send.close()
+            self._inbox.close()
 
     def send_nowait(self, dest: str, data: bytes) -> None:
         if dest not in self._queues:
@@ -100,10 +99,7 @@ class TlsEndpoint:
         self._wake[dest].set()
 
     async def recv(self) -> tuple[str, bytes]:
-        try:
-            return await self._inbox.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise EndOfChannel("endpoint closed") from None
+        return await self._inbox.get()
 
     def reject(self, peer: str, reason: str) -> None:
         log.warning("%s: malformed frame from %s: %s", self.node, peer, reason)
@@ -114,8 +110,7 @@ class TlsEndpoint:
         self.revoked.add(peer)
 
     def close(self) -> None:
-        if self._inbox_send is not None:
-            self._inbox_send.close()
+        self._inbox.close()
 
     async def _sender(self, dest: str) -> None:
         """Dial ``dest`` and write its queue as it fills; on a failed dial or a broken connection,
@@ -163,7 +158,7 @@ class TlsEndpoint:
                     for f in splitter.feed(chunk):
                         self.stats.frames_received += 1
                         self.stats.bytes_received += len(f)
-                        self._inbox_send.send_nowait((peer, f))
+                        self._inbox.put(peer, f)
             except ProtocolError as e:
                 self.stats.closed_malformed += 1
                 log.warning("%s: closing the connection with %s: %s", self.node, peer, e)

@@ -59,8 +59,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.frames import CloseCode
 
 from ..gossip.codec import HEADER, FrameSplitter, Limits, ProtocolError
-from ..kernel import EndOfChannel
 from . import auth
+from .base import Inbox
 from .quic import HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_HALF_OPEN, NodeCredentials, QuicStats, deliver
 
 log = logging.getLogger(__name__)
@@ -293,8 +293,7 @@ class WebSocketEndpoint:
         self._sockets: set[Connection] = set()  # every connection open, authenticated or not
         self._half_open = 0  # accepted connections still in their handshake
         self._tg: Any = None
-        self._inbox_send: Any = None
-        self._inbox: Any = None
+        self._inbox = Inbox()  # opened in __aenter__, inside the event loop
         self._closing = False
         self._killed = False
 
@@ -322,7 +321,7 @@ class WebSocketEndpoint:
             asyncio.get_running_loop()
         except RuntimeError:
             raise RuntimeError("WebSocketEndpoint runs on asyncio only (websockets' asyncio API)") from None
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[str, bytes]](float("inf"))
+        self._inbox.open()
         server: Server = await serve(self._serve, self.host, self.port, server_header=None, **self._options())
         self.address = server.sockets[0].getsockname()[:2]
         self.directory[self.node] = self.address  # a restarted node announces its new port
@@ -342,7 +341,7 @@ class WebSocketEndpoint:
                     tg.cancel_scope.cancel()
         finally:
             self._tg = None
-            self._inbox_send.close()
+            self._inbox.close()
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT + 1.0):
                 server.close(close_connections=False)
                 async with anyio.create_task_group() as closing:
@@ -372,10 +371,7 @@ class WebSocketEndpoint:
         self._wake[dest].set()
 
     async def recv(self) -> tuple[str, bytes]:
-        try:
-            return await self._inbox.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            raise EndOfChannel("endpoint closed") from None
+        return await self._inbox.get()
 
     def reject(self, peer: str, reason: str) -> None:
         """Close every connection with ``peer`` (it sent a malformed frame)."""
@@ -389,8 +385,7 @@ class WebSocketEndpoint:
             self._shut(link, CloseCode.POLICY_VIOLATION, "revoked")
 
     def close(self) -> None:
-        if self._inbox_send is not None:
-            self._inbox_send.close()
+        self._inbox.close()
 
     def kill(self) -> None:
         """Die abruptly (fault injection): no flush, no goodbye; the connections are aborted when
@@ -599,7 +594,7 @@ class WebSocketEndpoint:
             self._drop(link)
 
     def _deliver(self, peer: str, frames: list[bytes]) -> None:
-        deliver(self._inbox_send, self.stats, peer, frames)
+        deliver(self._inbox, self.stats, peer, frames)
 
     # ---- closing connections ----
 
