@@ -413,10 +413,11 @@ def test_peers_contributions_and_revisions_replace_the_cached_rows_with_what_a_r
         assert _fields(s.get_many([pid])[pid]) == _fields(fresh.get(pid))
 
 
-def test_figures_changed_under_a_cached_row_never_serve_damage_and_bad_revisions_change_nothing(tmp_path):
-    """The cached copy's figures are rebuilt from the row as read: a row damaged on disk is
-    dropped (the next read names the damage) rather than served, and a revision with impossible
-    figures is refused whole, before anything is written."""
+def test_figures_changed_under_a_cached_row_never_serve_damage(tmp_path):
+    """The cached copy's figures are rebuilt from the row as read back: a row whose figures are
+    damaged (on disk, or by a direct caller's impossible revision, which gossip's decoding would
+    have refused) is dropped, and the next read names the damage, rather than served; the other
+    rows of the same transaction are still brought up to date."""
     from swarm.memory.models import REVISION_FIELDS, Contribution
 
     path = tmp_path / "bank.db"
@@ -427,16 +428,20 @@ def test_figures_changed_under_a_cached_row_never_serve_damage_and_bad_revisions
     bodies = {i: s.version_signatures([i])[i][1] for i in ("p", "r")}
     bad = {"id": "p", "body": bodies["p"], **dict(zip(REVISION_FIELDS, (0.5, -1, 0, 0, 0.0, None, 2, "x")))}
     good = {"id": "r", "body": bodies["r"], **dict(zip(REVISION_FIELDS, (0.9, 4, 4, 0, 3.0, 1.0, 2, "x")))}
-    with pytest.raises(ValueError, match="revision of pattern 'p': uses -1 is not a count"):
-        s.replica_log([], revisions=[good, bad])
-    assert [PatternStore(path).get(i).version for i in ("p", "r")] == [1, 1]  # neither applied
-    db = sqlite3.connect(path)
+    s.replica_log([], revisions=[bad, good])
+    assert s.get_many(["r"])["r"].version == 2  # the sound one is current in the cache
+    with pytest.raises(CorruptStoreError, match="uses -1 is not a count"):
+        s.get_many(["p"])
+    t = PatternStore(tmp_path / "t.db", dim=4)
+    t.add_many([make_pattern("p", [1, 0, 0, 0], author="a")])
+    t.search(q, 1)
+    db = sqlite3.connect(tmp_path / "t.db")
     db.execute("UPDATE patterns SET successes = 2.5 WHERE id = 'p'")  # damage the row on disk
     db.commit()
     db.close()
-    s.replica_log([], contributions=[Contribution("p", "c", 1, 1, 0, 1.0, 2.0)])
+    t.replica_log([], contributions=[Contribution("p", "c", 1, 1, 0, 1.0, 2.0)])
     with pytest.raises(CorruptStoreError, match="successes 2.5 is not a count"):
-        s.get_many(["p"])
+        t.get_many(["p"])
 
 
 def test_a_commit_landing_right_after_ours_is_still_loaded(tmp_path):
