@@ -26,7 +26,7 @@ from ..memory.models import REVISION_FIELDS, Contribution, Pattern
 from ..memory.transfer import (CONTRIBUTION_KEYS, MAX_INT, ImportLimits, contribution_from_record,
                                pattern_from_record, pattern_to_record, revision_from_record,
                                version_head_from_record)
-from .identity import SIGNATURE_BYTES
+from .identity import PROOF_DEPTH_MAX, SIGNATURE_BYTES, signature_size_ok
 from .neighbours import origin_node
 
 MAGIC = b"SG"
@@ -346,6 +346,16 @@ def _unb64(v: Any, key: str, name: str, size: int | None = None) -> bytes:
     return raw
 
 
+def _signature(v: Any, key: str, name: str) -> bytes:
+    """Base64 text -> a signature or a batch proof (:mod:`.identity`), by its size alone (what
+    it proves is the key ring's to check)."""
+    raw = _unb64(v, key, name)
+    if not signature_size_ok(len(raw)):
+        raise ProtocolError(f"{name}: '{key}' must be a signature ({SIGNATURE_BYTES} bytes) or a batch proof"
+                            f" ({SIGNATURE_BYTES + 4} bytes and 1 to {PROOF_DEPTH_MAX} hashes of 32), in base64")
+    return raw
+
+
 def _encodable(v: str) -> bool:
     """False for a string JSON accepts that cannot be encoded (a lone surrogate): hashing or
     storing it would raise."""
@@ -408,7 +418,7 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
     for r in raw:
         e = r.record
         pattern: Payload
-        sig = _unb64(e[2], "signature", name, SIGNATURE_BYTES)
+        sig = _signature(e[2], "signature", name)
         version_sig = None
         try:
             if e[3] == _CONTRIBUTION:
@@ -424,7 +434,7 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
                                     _unb64(t[4], "proof", name, SIGNATURE_BYTES))
             elif isinstance(e[3], dict):
                 pattern = pattern_from_record(e[3], dim, ImportLimits(), where=f"{name} entry")
-                version_sig = _unb64(e[4], "version signature", name, SIGNATURE_BYTES)
+                version_sig = _signature(e[4], "version signature", name)
             else:
                 if not isinstance(e[4], list) or len(e[4]) != 2:
                     raise ProtocolError(f"{name}: a revision goes with [body, version signature]")
@@ -435,7 +445,7 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
                     raise ProtocolError(f"{name}: a revision must list {', '.join(_REVISION_KEYS)}")
                 fields = revision_from_record(dict(zip(_REVISION_KEYS, e[3])), ImportLimits(), where=f"{name} revision")
                 pattern = Revision(body, fields)
-                version_sig = _unb64(e[4][1], "version signature", name, SIGNATURE_BYTES)
+                version_sig = _signature(e[4][1], "version signature", name)
         except ImportValidationError as err:
             raise ProtocolError(str(err)) from None
         out.append(Entry(r.origin, r.seq, pattern, sig, version_sig))

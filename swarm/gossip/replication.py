@@ -313,13 +313,21 @@ class StoreReplica:
         anything once this agent is revoked."""
         if self.agent in self.identity.revoked:
             return []
-        rows: list[ReplicaRow] = []
-        out: list[Entry] = []
+        # what each write needs signed is gathered first and signed as one batch at the end
+        # (Signer.sign_many): ``messages[i]``'s proof is ``proofs[i]``
+        messages: list[bytes] = []
+
+        def to_sign(message: bytes) -> int:
+            messages.append(message)
+            return len(messages) - 1
+
+        # (seq, payload, its write's message, its version's signature held or message to sign, body)
+        planned: list[tuple[int, Pattern | Tombstone | Contribution, int, bytes | int | None, str]] = []
         patterns = list(patterns)
         seen = self.store.replica_held([(p.id, p.version, p.updated_by) for p in patterns])
         held = self.store.version_signatures([p.id for p in patterns])
-        sign, ring = self.identity.signer.sign, self.identity.ring
-        signed: list[tuple[str, str, str, bytes]] = []  # versions signed now: (id, author, digest, signature)
+        ring = self.identity.ring
+        signing: list[tuple[str, str, str, int]] = []  # versions signed now: (id, author, digest, message)
         for p in patterns:
             key = (p.id, p.version, p.updated_by)
             if key in seen:
@@ -329,33 +337,30 @@ class StoreReplica:
             author, _, digest, version_sig = held.get(p.id) or (p.author, body, "", None)
             author = author or self.agent
             mine = revision_digest(body, revision_of(p))
+            version: bytes | int | None = version_sig
             if version_sig is None or digest != mine:  # a new version: this agent's to sign, if it may
                 if ring.version_signer(author, p.updated_by) != self.agent:
                     self.unpublished += 1
                     continue
-                version_sig = sign(version_message(p.id, author, mine))
-                signed.append((p.id, author, mine, version_sig))
+                version = to_sign(version_message(p.id, author, mine))
+                signing.append((p.id, author, mine, version))
             self._own += 1
-            sig = sign(write_message(self.node_id, self._own, p.id))
-            rows.append((self.node_id, self._own, p.id, p.version, p.updated_by, body, sig))
-            out.append(Entry(self.node_id, self._own, p if p.author == author else replace(p, author=author),
-                             sig, version_sig))
-        written = [e.pattern for e in out if isinstance(e.pattern, Pattern)]
+            planned.append((self._own, p if p.author == author else replace(p, author=author),
+                            to_sign(write_message(self.node_id, self._own, p.id)), version, body))
         tombstones: list[DeletedKey] = []
         proofs: list[tuple[str, str, bytes]] = []
         deleted = list(deleted)
         authors = self.store.deleted_authors([pid for pid, _, _ in deleted])
-        for pid, version, by in deleted:
+        for pid, version_no, by in deleted:
             author = authors.get(pid, "")
             if author and not ring.may_change(self.agent, author):
                 self.unpublished += 1  # another author's pattern: deleted here only
                 continue
-            proof = sign(deletion_message(pid, self.agent))
+            proof = self.identity.signer.sign(deletion_message(pid, self.agent))  # kept whole by its tombstone
             self._own += 1
-            sig = sign(write_message(self.node_id, self._own, pid))
-            rows.append((self.node_id, self._own, pid, version, by, TOMBSTONE_BODY, sig))
-            out.append(Entry(self.node_id, self._own, Tombstone(pid, version, by, self.agent, proof), sig))
-            tombstones.append((pid, version, by))
+            planned.append((self._own, Tombstone(pid, version_no, by, self.agent, proof),
+                            to_sign(write_message(self.node_id, self._own, pid)), None, TOMBSTONE_BODY))
+            tombstones.append((pid, version_no, by))
             proofs.append(("*" if self.agent in ring.curators else self.agent, self.agent, proof))
         contributions = list(contributions)
         logged = self.store.replica_held([(c.pattern_id, c.uses, c.contributor) for c in contributions])
@@ -365,9 +370,24 @@ class StoreReplica:
             if (c.pattern_id, c.uses, c.contributor) in logged:
                 continue  # written already (a rejoin announces every record it holds)
             self._own += 1
-            sig = sign(contribution_message(self.node_id, self._own, c.pattern_id, c.values()))
-            rows.append((self.node_id, self._own, c.pattern_id, c.uses, c.contributor, _contribution_body(c), sig))
-            out.append(Entry(self.node_id, self._own, c, sig))
+            planned.append((self._own, c, to_sign(contribution_message(self.node_id, self._own, c.pattern_id,
+                                                                       c.values())), None, _contribution_body(c)))
+        signed_now = self.identity.signer.sign_many(messages)
+
+        def proof_of(x: bytes | int | None) -> bytes | None:
+            return signed_now[x] if isinstance(x, int) else x
+
+        rows: list[ReplicaRow] = []
+        out: list[Entry] = []
+        for seq, payload, write, version, body in planned:
+            sig = signed_now[write]
+            if isinstance(payload, Contribution):
+                rows.append((self.node_id, seq, payload.pattern_id, payload.uses, payload.contributor, body, sig))
+            else:
+                rows.append((self.node_id, seq, payload.id, payload.version, payload.updated_by, body, sig))
+            out.append(Entry(self.node_id, seq, payload, sig, proof_of(version)))
+        signed = [(pid, author, digest, signed_now[i]) for pid, author, digest, i in signing]
+        written = [e.pattern for e in out if isinstance(e.pattern, Pattern)]
         if rows:
             self.store.replica_log(rows, written, tombstones, now,
                                    bodies=[r[5] for r in rows[:len(written)]],

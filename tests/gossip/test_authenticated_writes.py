@@ -225,6 +225,70 @@ def test_the_key_ring_checks_a_signature_once_and_remembers_only_successes(monke
     assert ring.checked == 9 and signer.signed == 4  # u's refusal was a check too; v signed m, 1, 2, 3
 
 
+def test_a_batch_proof_proves_its_own_message_and_nothing_else():
+    """Signed together, each message gets a proof: one signature per BATCH_MAX messages, each
+    proof checks its own message only, and any change to it (a bit of its signature, place or
+    path, its length, the key) makes it fail; a proof's signature is no plain signature."""
+    from swarm.gossip.identity import BATCH_MAX, SIGNATURE_BYTES
+
+    signer = Signer.derive("v", b"batch")
+    ring = KeyRing()
+    ring.add("v", signer.public_bytes)
+    ring.add("u", Signer.derive("u", b"batch").public_bytes)
+    for n in (1, 2, 3, BATCH_MAX, BATCH_MAX + 1, 2 * BATCH_MAX + 3):
+        messages = [b"swarm-write/1\x00v\x1f%d\x1fp%d" % (n, i) for i in range(n)]
+        made, checked = signer.signed, ring.checked
+        proofs = signer.sign_many(messages)
+        batches = -(-n // BATCH_MAX)
+        assert signer.signed - made == batches
+        assert [len(p) for p in proofs[:1]] == [SIGNATURE_BYTES if n == 1 else SIGNATURE_BYTES + 4 + 32 * min(
+            (n - 1).bit_length(), (BATCH_MAX - 1).bit_length())]
+        assert all(ring.verify("v", m, p) for m, p in zip(messages, proofs))
+        assert ring.checked - checked == batches  # one check per batch, the rest by hashing
+        for i, (m, p) in enumerate(zip(messages, proofs)):
+            assert ring.verify("u", m, p) is False  # another agent's key
+            assert ring.verify("v", m + b"!", p) is False
+            if n > 1:
+                assert ring.verify("v", messages[(i + 1) % n], p) is False  # another message's proof
+            for at in range(0, len(p), 7 if len(p) > SIGNATURE_BYTES else 13):
+                bent = p[:at] + bytes([p[at] ^ 0x10]) + p[at + 1:]
+                assert ring.verify("v", m, bent) is False, at
+            assert ring.verify("v", m, p + bytes(32)) is False and ring.verify("v", m, p[:-1]) is False
+            if len(p) > SIGNATURE_BYTES:
+                assert ring.verify("v", m, p[:SIGNATURE_BYTES]) is False  # the root's signature alone
+                depth = (len(p) - SIGNATURE_BYTES - 4) // 32
+                outside = p[:SIGNATURE_BYTES] + (1 << depth).to_bytes(4, "big") + p[SIGNATURE_BYTES + 4:]
+                assert ring.verify("v", m, outside) is False
+
+
+def test_a_frame_carries_proofs_and_refuses_a_signature_of_another_size():
+    """The codec takes a signature or a batch proof by size (the key ring checks what it proves),
+    and names anything else."""
+    import base64
+
+    from swarm.gossip.codec import decode
+
+    a = ident("a")
+    p = pattern(1, "a")
+    proofs = a.signer.sign_many([b"one", b"two", b"three"])
+    frame = encode(Message(DELTA, "a", entries=(Entry("a", 1, p, proofs[2], proofs[1]),)))
+    back = decode(frame, DIM).entries[0]
+    assert (back.sig, back.version_sig) == (proofs[2], proofs[1])
+    bad = frame.replace(base64.b64encode(proofs[2]), base64.b64encode(proofs[2] + b"x"))
+    assert bad != frame
+    with pytest.raises(ProtocolError, match="'signature' must be a signature"):
+        decode(_reframe(bad), DIM)
+
+
+def _reframe(frame: bytes) -> bytes:
+    """``frame`` with the length in its header made right again after its payload was edited."""
+    from swarm.gossip.codec import HEADER
+
+    magic, version, kind, _ = HEADER.unpack(frame[:HEADER.size])
+    payload = frame[HEADER.size:]
+    return HEADER.pack(magic, version, kind, len(payload)) + payload
+
+
 def test_certificates_name_the_agent_and_carry_its_write_key():
     ca, creds, ids = _ca_swarm(["a"])
     assert ids["a"].ring.verify("a", b"x", creds["a"].signer.sign(b"x"))
