@@ -30,8 +30,8 @@ from .identity import PROOF_DEPTH_MAX, SIGNATURE_BYTES, signature_size_ok
 from .neighbours import origin_node
 
 MAGIC = b"SG"
-VERSION = 5  # 2: entries may be revisions; 3: or tombstones; 4: every entry signed by its origin;
-# 5: versions signed (not bodies), contributions
+VERSION = 6  # 2: entries may be revisions; 3: or tombstones; 4: every entry signed by its origin;
+# 5: versions signed (not bodies), contributions; 6: signatures may be batch proofs
 HEADER = struct.Struct(">2sBBI")
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
 

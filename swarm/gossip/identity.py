@@ -52,8 +52,9 @@ CURATOR_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.2")
 #: Messages signed together at most (a proof then holds at most 3 hashes: 164 bytes against a
 #: signature's 64, on every write a frame carries)
 BATCH_MAX = 8
-#: The deepest tree a proof may climb (a peer's proofs are checked against it: 580 bytes at most)
-PROOF_DEPTH_MAX = 16
+#: The deepest tree a proof may climb: what BATCH_MAX makes, and no more (a peer's longer proofs
+#: would be stored and served on by every replica)
+PROOF_DEPTH_MAX = (BATCH_MAX - 1).bit_length()
 _PROOF_HEAD = SIGNATURE_BYTES + 4  # the root's signature, then the leaf's place (4 bytes, big-endian)
 _LEAF, _NODE, _PAD = b"\x00", b"\x01", b"\x02"
 _BATCH = b"swarm-batch/1\x00"

@@ -229,7 +229,7 @@ def test_a_batch_proof_proves_its_own_message_and_nothing_else():
     """Signed together, each message gets a proof: one signature per BATCH_MAX messages, each
     proof checks its own message only, and any change to it (a bit of its signature, place or
     path, its length, the key) makes it fail; a proof's signature is no plain signature."""
-    from swarm.gossip.identity import BATCH_MAX, SIGNATURE_BYTES
+    from swarm.gossip.identity import BATCH_MAX, SIGNATURE_BYTES, signature_size_ok
 
     signer = Signer.derive("v", b"batch")
     ring = KeyRing()
@@ -259,6 +259,8 @@ def test_a_batch_proof_proves_its_own_message_and_nothing_else():
                 depth = (len(p) - SIGNATURE_BYTES - 4) // 32
                 outside = p[:SIGNATURE_BYTES] + (1 << depth).to_bytes(4, "big") + p[SIGNATURE_BYTES + 4:]
                 assert ring.verify("v", m, outside) is False
+    assert signature_size_ok(SIGNATURE_BYTES + 4 + 32 * 3) and not signature_size_ok(SIGNATURE_BYTES + 4 + 32 * 4)
+    assert not signature_size_ok(SIGNATURE_BYTES + 4)  # a proof climbs at least one level
 
 
 def test_a_frame_carries_proofs_and_refuses_a_signature_of_another_size():
