@@ -216,8 +216,9 @@ class KeyRing:
     _keys: dict[str, ed25519.Ed25519PublicKey] = field(default_factory=dict)
     serials: dict[int, str] = field(default_factory=dict)  # certificate serial -> agent
     curators: set[str] = field(default_factory=set)  # agents that may change and delete any pattern
-    #: ``(agent, blake2b of the message, signature)`` of the checks that succeeded, newest last, at
-    #: most :data:`VERIFIED_KEPT` (see :meth:`verify`)
+    #: ``(agent, blake2b of the message, signature or blake2b of a batch proof)`` of the checks
+    #: that succeeded (a batch's root among them), newest last, at most :data:`VERIFIED_KEPT`
+    #: (see :meth:`verify`)
     _verified: dict[tuple[str, bytes, bytes], None] = field(default_factory=dict, repr=False, compare=False)
     checked: int = field(default=0, compare=False)  # signatures verified with a key (cache hits not counted)
 

@@ -314,7 +314,7 @@ class StoreReplica:
         if self.agent in self.identity.revoked:
             return []
         # what each write needs signed is gathered first and signed as one batch at the end
-        # (Signer.sign_many): ``messages[i]``'s proof is ``proofs[i]``
+        # (Signer.sign_many): ``messages[i]``'s proof is ``signed_now[i]``
         messages: list[bytes] = []
 
         def to_sign(message: bytes) -> int:
