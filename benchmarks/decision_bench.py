@@ -9,10 +9,12 @@ store holds ``--patterns`` patterns; the bandit on exactly the same decisions, w
 feedback). Then each decides (``choose``: for the memory, retrieve and weigh the nearest patterns;
 for VW, predict its exploration distribution and draw) on the same held-out contexts, in passes
 that alternate which learner goes first; a pass times every context once. Prints one JSON object
-with the median per-pass p50 of each in microseconds and their ratio (memory / bandit). The
-memory's store keeps the rows its searches return (its row cache), as it does while an agent
-decides; ``memory_decide_us_p50_rows_from_sqlite`` times a pass with that cache emptied before
-every decision (each retrieved row read from SQLite and decoded). Both decide on one BLAS thread,
+with the median per-pass p50 of each in microseconds and their ratio (memory / bandit). A
+decision weighs the similarity, strategy and reward of its 32 nearest patterns from the vector
+index's columns, and reads from the store only the rows of the patterns it names as informers
+(``update_top``, 2), which the store's row cache keeps, as it does while an agent decides;
+``memory_decide_us_p50_rows_from_sqlite`` times a pass with that cache emptied before every
+decision (those rows read from SQLite and decoded). Both decide on one BLAS thread,
 as a swarm's agents do; ``memory_decide_us_p50_default_blas_threads`` times the memory with
 numpy's default threads (OpenBLAS's spin on a busy machine).
 """
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         mem_default = [p50_us(memory.choose, held_out) for _ in range(args.repeats)]
         store = memory.bank.store
 
-        def cold_choose(context: Any) -> None:  # every retrieved row read from SQLite again
+        def cold_choose(context: Any) -> None:  # the informers' rows read from SQLite again
             store.clear_row_cache()
             t = time.perf_counter()
             memory.choose(context)

@@ -39,6 +39,7 @@ the chance it is the best here, and exploration fades where evidence is dense.
 from __future__ import annotations
 
 import math
+import operator
 import os
 from collections import deque
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..market import FEATURE_NAMES, STRATEGIES
-from ..memory import ContextEmbedder, OutcomeJudge, Pattern, ReasoningBank, Step, Trajectory
+from ..memory import ContextEmbedder, Neighbours, OutcomeJudge, Pattern, ReasoningBank, Step, Trajectory
 from ..memory.consolidate import ConsolidationPolicy, ConsolidationReport
 from .episodes import Context, Outcome
 from .policies import N_ACTIONS, REWARD_SCALE, Choice, Exploration
@@ -240,6 +241,14 @@ def _divide(a: float, b: float) -> float:
     return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
+#: A retrieved pattern as weighed: ``(key, strategy index, weight, similarity, claim)``, the claim
+#: its reward in units of REWARD_SCALE (capped under ``trust``). A plain tuple: a decision makes
+#: 32, and a dataclass or NamedTuple each cost it ~10 us more.
+_Hit = tuple[int, int, float, float, float]
+_WEIGHT = operator.itemgetter(2)
+_NOBODY = Neighbours([], [], [], [])  # what a decision without retrieval weighs
+
+
 class DecisionClock:
     """The virtual time of the context being decided: the bank's clock, so what the memory
     stamps (creation, last use) follows the market, not the wall."""
@@ -307,51 +316,59 @@ class MemoryPolicy:
     def evidence(self, embedding: np.ndarray) -> Evidence:
         """What the retrieved patterns say each strategy earns here: kernel-weighted mean reward,
         its spread, and the evidence mass behind it (see the module docstring)."""
-        mean, spread, mass, weighted = self._weigh(embedding)
-        return Evidence(np.array(mean), np.array(spread), np.array(mass), weighted)
+        mean, spread, mass, hits, rows = self._weigh(embedding, read_rows=True)
+        return Evidence(np.array(mean), np.array(spread), np.array(mass),
+                        [(rows[key], w, sim) for key, _, w, sim, _ in hits])
 
-    def _weigh(self, embedding: np.ndarray) -> tuple[list[float], list[float], list[float],
-                                                      list[tuple[Pattern, float, float]]]:
+    def _weigh(self, embedding: np.ndarray, read_rows: bool = False) -> tuple[
+            list[float], list[float], list[float], list[_Hit], dict[int, Pattern]]:
         """:meth:`evidence` as plain floats, one per strategy: a decision weighs five numbers, and
         numpy's per-call overhead on arrays that small cost more than the arithmetic. The same
-        IEEE operations in the same order as the array arithmetic, so the same numbers."""
+        IEEE operations in the same order as the array arithmetic, so the same numbers. It weighs
+        the index's columns (similarity, action, reward); the retrieved rows themselves are read
+        (and returned, by key) only with ``read_rows`` or when their author or last use counts."""
         c = self.config
         trust = self.trust
-        hits = self.bank.nearest(embedding, c.k, domain=DOMAIN) if c.retrieval else []
+        half_life = c.half_life
+        near = self.bank.neighbours(embedding, c.k, domain=DOMAIN) if c.retrieval else _NOBODY
+        read_rows = read_rows or trust is not None or half_life is not None
+        rows = self.bank.at_keys(near.keys) if read_rows else {}
         total, mass, square = [0.0] * N_ACTIONS, [0.0] * N_ACTIONS, [0.0] * N_ACTIONS
-        weighted = []
-        rows = []
-        sharpness, half_life, now = c.sharpness, c.half_life, self._clock.at
+        hits = []
+        sharpness, now = c.sharpness, self._clock.at
         action_index = _ACTION_INDEX.get
-        for p, sim in hits:
-            i = action_index(p.action)
-            reward = p.source.reward
-            if i is None or sim <= 0 or reward is None:
+        for key, sim, action, reward in zip(near.keys, near.similarity, near.action, near.reward):
+            i = action_index(action)
+            if i is None or sim <= 0 or reward != reward:  # NaN: a pattern without a reward
                 continue
             w = sim ** sharpness
-            if half_life is not None:
-                last = p.last_used_at if p.last_used_at is not None else p.created_at
-                w *= 0.5 ** (max(0.0, now - last) / half_life)
+            if read_rows:
+                p = rows.get(key)
+                if p is None:  # deleted since the index was read
+                    continue
+                if half_life is not None:
+                    last = p.last_used_at if p.last_used_at is not None else p.created_at
+                    w *= 0.5 ** (max(0.0, now - last) / half_life)
             m = reward / REWARD_SCALE
             if trust is not None:  # bounded influence: a capped claim, weighed by its author's record
                 m = min(c.claim_cap, max(-c.claim_cap, m))
+                p = rows[key]
                 w *= trust.of(p.author or p.source.agent)  # the signed author (the distiller, until published)
             total[i] += w * m
             mass[i] += w
-            rows.append((i, w, m))
-            weighted.append((p, w, sim))
+            hits.append((key, i, w, sim, m))
         prior = c.prior
         mean = [_divide(t, n + prior) for t, n in zip(total, mass)]
-        for i, w, m in rows:
+        for _, i, w, _, m in hits:
             square[i] += w * (m - mean[i]) ** 2
         floor = prior * c.prior_sd ** 2
         spread = [math.sqrt(_divide(q + floor, n + prior)) for q, n in zip(square, mass)]
-        return mean, spread, mass, weighted
+        return mean, spread, mass, hits, rows
 
     def choose(self, context: Context) -> Choice:
         self._clock.at = context.time
         emb = self.bank.embedder.embed(context.features)
-        mean, spread, mass, hits = self._weigh(emb)
+        mean, spread, mass, hits, rows = self._weigh(emb)
         c = self.config
         value = [m - c.risk_aversion * s for m, s in zip(mean, spread)]
         # Thompson sampling: draw each strategy's value from its estimate's uncertainty, so a
@@ -369,17 +386,19 @@ class MemoryPolicy:
             pool = self._allowed if self._allowed is not None else range(N_ACTIONS)
             i = int(list(pool)[int(self._rng.integers(len(pool)))])
         explored = i != _first_max(value)
-        action = STRATEGIES[i]
-        informers = sorted((h for h in hits if h[0].action == action), key=lambda h: -h[1])
-        ids = tuple(p.id for p, _, _ in informers[: c.update_top])
+        informers = [h for h in hits if h[1] == i]
+        informers.sort(key=_WEIGHT, reverse=True)  # heaviest first; a stable sort keeps ties in order
+        top = [h[0] for h in informers[: c.update_top]]
+        if not rows:
+            rows = self.bank.at_keys(top)
+        ids = tuple(rows[k].id for k in top if k in rows)
         if self.trust is not None:  # judged against the outcome once it is known (update)
-            cap = c.claim_cap
             if len(self._claims) >= OPEN_CLAIMS:  # decisions closed without an outcome (evaluations)
                 del self._claims[next(iter(self._claims))]
-            self._claims[(context.symbol, context.bar)] = [
-                (p.author or p.source.agent, min(cap, max(-cap, p.source.reward / REWARD_SCALE)), sim ** c.sharpness)
-                for p, _, sim in informers if p.source.reward is not None]
-        return Choice(action, explored, tuple(value), ids)
+            self._claims[(context.symbol, context.bar)] = [  # the claim: the capped reward
+                (rows[key].author or rows[key].source.agent, claim, sim ** c.sharpness)
+                for key, _, _, sim, claim in informers]
+        return Choice(STRATEGIES[i], explored, tuple(value), ids)
 
     def preference(self, context: Context) -> np.ndarray:
         """Net evidence per strategy for ``context``, without exploring or recording anything:

@@ -32,7 +32,7 @@ from .judge import Judge, LLMJudge, OutcomeJudge
 from .llm import AnthropicClient, ChatClient, OpenAIChatClient
 from .models import Pattern, Source, Step, Trajectory, Verdict, apply_outcome, make_pattern_id, merge
 from .retrieval import ScoreWeights, SearchHit, composite_score, mmr, rank
-from .store import PatternStore
+from .store import Neighbours, PatternStore
 from .transfer import ImportLimits, ImportPolicy, ImportReport, export_patterns, import_patterns, read_patterns
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "LearnResult",
     "MemoryEngineError",
     "MissingAPIKeyError",
+    "Neighbours",
     "OpenAIChatClient",
     "OutcomeJudge",
     "Pattern",

@@ -21,7 +21,7 @@ from .embedders import Embedder, HashingTextEmbedder, fingerprint_of
 from .judge import Judge, OutcomeJudge
 from .models import DEFAULT_OUTCOME_LR, Pattern, PatternKind, Source, Trajectory, Verdict, make_pattern_id
 from .retrieval import DAY, ScoreWeights, SearchHit, mmr, rank
-from .store import PatternStore
+from .store import Neighbours, PatternStore
 from .transfer import ImportLimits, ImportPolicy, ImportReport, export_patterns, import_patterns
 
 
@@ -177,6 +177,15 @@ class ReasoningBank:
         """The evidence for a context: the ``k`` patterns nearest ``embedding`` by cosine, with their
         similarity, unranked (a learner weighs them itself)."""
         return self.store.search(np.asarray(embedding, dtype=np.float32), k, domain=domain)
+
+    def neighbours(self, embedding: np.ndarray, k: int, *, domain: str | None = None) -> Neighbours:
+        """:meth:`nearest` as columns (key, similarity, action, source reward) without reading a
+        row: what a learner weighs at every decision; :meth:`at_keys` reads the rows it needs."""
+        return self.store.neighbours(np.asarray(embedding, dtype=np.float32), k, domain=domain)
+
+    def at_keys(self, keys: Sequence[int]) -> dict[int, Pattern]:
+        """The patterns at these keys (as :meth:`neighbours` names them) that the bank holds."""
+        return self.store.at_keys(keys)
 
     def get_many(self, ids: Sequence[str]) -> dict[str, Pattern]:
         """The patterns with these ids that the bank holds, by id."""

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 IndexMode = Literal["exact", "ann", "auto"]
 
 KIND_CODES = {"strategy": 0, "lesson": 1}
+#: The index's per-slot arrays: what growing and compacting copy
+_COLUMNS = ("_vecs", "_keys", "_alive", "_in_ann", "_domain", "_kind", "_conf", "_action", "_reward")
 
 #: Below this many bytes of vectors the index's arrays grow 4x at a time, above it 2x (see ``_grow``).
 GROW_4X_BELOW = 256 * 1024 * 1024
@@ -159,6 +161,11 @@ class VectorIndex:
         self._domain = np.zeros(cap, dtype=np.int32)
         self._kind = np.zeros(cap, dtype=np.int8)
         self._conf = np.zeros(cap, dtype=np.float32)
+        # what a learner weighs besides similarity, so a decision reads no row (search_columns)
+        self._action = np.zeros(cap, dtype=np.int32)  # codes into _action_names
+        self._reward = np.full(cap, np.nan)  # the source reward; NaN: none
+        self._action_names: list[str] = [""]
+        self._action_codes: dict[str, int] = {"": 0}
         self._n = 0  # slots used (live or dead)
         self._live = 0
         self._n_in_ann = 0  # live rows in the graph; the rest of the live rows are the tail
@@ -224,7 +231,7 @@ class VectorIndex:
         # capacity not yet used is zeros never touched, which take no memory, only address space:
         # quadruple while the vectors take less than GROW_4X_BELOW bytes, double after
         new = max(need, cap * (4 if cap * self.dim * 4 < GROW_4X_BELOW else 2))
-        for name in ("_vecs", "_keys", "_alive", "_in_ann", "_domain", "_kind", "_conf"):
+        for name in _COLUMNS:
             old = getattr(self, name)
             arr = np.zeros((new,) + old.shape[1:], dtype=old.dtype)
             arr[:self._n] = old[:self._n]  # slots past _n were never used: zeros already
@@ -236,6 +243,13 @@ class VectorIndex:
             code = self._domain_codes[domain] = len(self._domain_codes)
         return code
 
+    def _action_code(self, action: str) -> int:
+        code = self._action_codes.get(action)
+        if code is None:
+            code = self._action_codes[action] = len(self._action_names)
+            self._action_names.append(action)
+        return code
+
     # ---- writes ------------------------------------------------------------------------
 
     def upsert(
@@ -245,8 +259,11 @@ class VectorIndex:
         domains: Sequence[str],
         kinds: Sequence[str],
         confidences: Sequence[float],
+        actions: Sequence[str] | None = None,
+        rewards: Sequence[float | None] | None = None,
     ) -> None:
-        """Add rows, or replace rows whose key is already present."""
+        """Add rows, or replace rows whose key is already present; ``actions`` and ``rewards`` (the
+        source reward, None: none) are kept for :meth:`search_columns` (omitted: ``""`` and none)."""
         vecs = np.asarray(vecs, dtype=np.float32).reshape(len(keys), self.dim)
         norms = np.sqrt(np.einsum("ij,ij->i", vecs, vecs))[:, None]  # a quarter of linalg.norm's time
         np.maximum(norms, 1e-12, out=norms)
@@ -284,6 +301,8 @@ class VectorIndex:
         self._domain[slots] = [self._domain_code(d) for d in domains]
         self._kind[slots] = [KIND_CODES[k] for k in kinds]
         self._conf[slots] = np.asarray(confidences, dtype=np.float32)
+        self._action[slots] = 0 if actions is None else [self._action_code(a) for a in actions]
+        self._reward[slots] = np.nan if rewards is None else [np.nan if r is None else r for r in rewards]
 
     def set_confidence(self, key: int, confidence: float) -> None:
         slot = self._slot.get(key)
@@ -308,7 +327,7 @@ class VectorIndex:
     def _compact(self) -> None:
         """Drop dead slots so the exact scan does not pay for deleted rows."""
         live = np.flatnonzero(self._alive[: self._n])
-        for name in ("_vecs", "_keys", "_alive", "_in_ann", "_domain", "_kind", "_conf"):
+        for name in _COLUMNS:
             arr = getattr(self, name)
             fresh = np.zeros_like(arr)
             fresh[: live.size] = arr[live]
@@ -332,20 +351,19 @@ class VectorIndex:
         return m
 
     def _top(self, slots: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` of candidates, ordered by similarity, ties by smaller key (also at the k-th
-        place: which of several equally similar rows make the cut does not depend on the order
-        the candidates came in)."""
+        """Slots and similarities of the top ``k`` of candidates, ordered by similarity, ties by
+        smaller key (also at the k-th place: which of several equally similar rows make the cut
+        does not depend on the order the candidates came in)."""
         if slots.size > k:
             keep = _at_least_kth(sims, k)
             slots, sims = slots[keep], sims[keep]
         return self._ranked(slots, sims, k)
 
     def _ranked(self, slots: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keys and similarities of the first ``k`` candidates by similarity, ties by smaller key
+        """Slots and similarities of the first ``k`` candidates by similarity, ties by smaller key
         (the candidates must include the top ``k`` and every tie with the last of them)."""
-        keys = self._keys[slots]
-        order = np.lexsort((keys, -sims))[:k]
-        return keys[order], sims[order]
+        order = np.lexsort((self._keys[slots], -sims))[:k]
+        return slots[order], sims[order]
 
     def _passes_all(self, flt: Filter) -> bool:
         """True when every slot is live and passes ``flt`` without looking at a row: no dead slots,
@@ -403,7 +421,7 @@ class VectorIndex:
         out = []
         for i in range(b):
             keep = np.isfinite(best_s[i])
-            out.append(self._top(best_i[i][keep], best_s[i][keep], k)[0])
+            out.append(self._keys[self._top(best_i[i][keep], best_s[i][keep], k)[0]])
         return out
 
     def _unit_query(self, query: np.ndarray) -> np.ndarray:
@@ -418,6 +436,20 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, k: int, flt: Filter = NO_FILTER) -> tuple[np.ndarray, np.ndarray]:
         """Keys and exact cosine similarities of the (approximately, in ANN mode) top ``k`` rows."""
+        slots, sims = self._search(query, k, flt)
+        return self._keys[slots], sims
+
+    def search_columns(self, query: np.ndarray, k: int,
+                       flt: Filter = NO_FILTER) -> tuple[list[int], list[float], list[str], list[float]]:
+        """:meth:`search` with each row's action and source reward (NaN: none), as lists: what a
+        learner weighs besides similarity, without reading or decoding a row."""
+        slots, sims = self._search(query, k, flt)
+        names = self._action_names
+        return (self._keys[slots].tolist(), sims.tolist(), [names[c] for c in self._action[slots].tolist()],
+                self._reward[slots].tolist())
+
+    def _search(self, query: np.ndarray, k: int, flt: Filter) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` by slot."""
         if k <= 0 or self._live == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         q = self._unit_query(query)
@@ -478,7 +510,7 @@ class VectorIndex:
             found = self._ann_search(q, k, mask, sel)
             if found is None:  # too few candidates now pass: the search would fall back to the exact scan
                 continue
-            self._audit_hits += len(set(truth[:k].tolist()) & set(found[0].tolist()))
+            self._audit_hits += len(set(truth[:k].tolist()) & set(self._keys[found[0]].tolist()))
             self._audit_total += len(truth[:k])
             self._audited_queries += 1
         if self._audit_total >= 5 * RECALL_K:

@@ -307,3 +307,35 @@ def test_the_fast_path_is_not_taken_when_a_row_could_fail_the_filter():
     idx.remove([1])  # a dead slot: the scan must skip it
     assert not idx._passes_all(Filter())
     assert idx.search(x[0], 3)[0].tolist()[0] != 1
+
+
+@pytest.mark.parametrize("mode", ["exact", "ann"])
+def test_search_columns_name_each_rows_own_action_and_reward_through_replacements_and_compaction(mode):
+    """The columns a decision weighs follow their row through upserts, replacements, growth and
+    compaction, in every mode: a column left behind by a slot move would name another row's."""
+    rng = np.random.default_rng(7)
+    x = clustered(3000, 16, seed=3)
+    idx = VectorIndex(16, mode=mode, ann_threshold=10)
+    keys = list(range(1, 3001))
+    action = {k: f"a{k % 7}" for k in keys}
+    reward = {k: (None if k % 11 == 0 else float(k) / 3) for k in keys}
+    for start in range(0, 3000, 500):  # in batches: the arrays grow several times
+        batch = keys[start:start + 500]
+        idx.upsert(batch, x[start:start + 500], ["d"] * 500, ["strategy"] * 500, [0.5] * 500,
+                   [action[k] for k in batch], [reward[k] for k in batch])
+    replaced = keys[::5]
+    for k in replaced:
+        action[k], reward[k] = "replaced", -float(k)
+    idx.upsert(replaced, x[[k - 1 for k in replaced]], ["d"] * len(replaced), ["lesson"] * len(replaced),
+               [0.9] * len(replaced), ["replaced"] * len(replaced), [-float(k) for k in replaced])
+    gone = [k for k in keys if k % 3 != 0]  # two thirds go: the index compacts
+    idx.remove(gone)
+    assert idx._n < 3000  # compacted
+    live = [k for k in keys if k % 3 == 0]
+    for q in x[rng.choice(3000, 20, replace=False)]:
+        found, sims, actions, rewards = idx.search_columns(q, 10)
+        keys_only, sims_only = idx.search(q, 10)
+        assert found == keys_only.tolist() and sims == sims_only.tolist()
+        assert set(found) <= set(live) and len(found) == 10
+        assert actions == [action[k] for k in found]
+        assert [None if r != r else r for r in rewards] == [reward[k] for k in found]

@@ -763,3 +763,33 @@ def test_readers_refreshing_while_a_writer_commits_end_with_every_committed_row(
         _index_matches_table(r)
         deleted = sum(1 for step in range(300) if step % 3 == 0 and step > 0)  # step 0 deletes nothing
         assert len(r.index) == len(r) == 300 * 5 - deleted
+
+
+def test_neighbours_name_what_a_search_returns_for_rows_from_every_path(tmp_path):
+    """A decision weighs the index's columns instead of the rows: for rows written here, by
+    another connection (read back from SQLite), merged from a peer and deleted, the columns must
+    be each row's own action and source reward, in :meth:`search`'s order."""
+    path = tmp_path / "bank.db"
+    here, other = PatternStore(path, dim=16), PatternStore(path)
+
+    def pattern(i, **kw):
+        reward = None if i % 4 == 0 else float(i) - 7.5
+        return make_pattern(f"p{i}", _vec(i), domain="trading", action=f"s{i % 5}",
+                            source=Source(agent="a", reward=reward), **kw)
+
+    here.add_many([pattern(i) for i in range(0, 30)])
+    other.add_many([pattern(i) for i in range(30, 60)])  # reaches `here` through its refresh
+    here.merge_many([replace(pattern(i), version=5, updated_by="peer") for i in range(10, 20)])
+    other.delete_many([f"p{i}" for i in range(40, 45)])
+    for store in (here, other):
+        for i in range(0, 60, 3):
+            q = _vec(1000 + i)
+            hits = store.search(q, 12, domain="trading")
+            near = store.neighbours(q, 12, domain="trading")
+            rows = store.at_keys(near.keys)
+            assert [rows[k].id for k in near.keys] == [p.id for p, _ in hits]
+            assert near.similarity == [s for _, s in hits]
+            assert near.action == [p.action for p, _ in hits]
+            assert [None if r != r else r for r in near.reward] == [p.source.reward for p, _ in hits]
+            assert not {f"p{i}" for i in range(40, 45)} & {rows[k].id for k in near.keys}
+    assert store.neighbours(_vec(1), 5, domain="elsewhere").keys == []
