@@ -30,8 +30,9 @@ from .identity import PROOF_DEPTH_MAX, SIGNATURE_BYTES, signature_size_ok
 from .neighbours import origin_node
 
 MAGIC = b"SG"
-VERSION = 6  # 2: entries may be revisions; 3: or tombstones; 4: every entry signed by its origin;
-# 5: versions signed (not bodies), contributions; 6: signatures may be batch proofs
+VERSION = 7  # 2: entries may be revisions; 3: or tombstones; 4: every entry signed by its origin;
+# 5: versions signed (not bodies), contributions; 6: signatures may be batch proofs; 7: a frame
+# lists the batch signatures its proofs share once
 HEADER = struct.Struct(">2sBBI")
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024
 
@@ -114,11 +115,13 @@ class Entry:
 class RawEntry:
     """An entry as it arrived, its origin and sequence number checked and its write not yet: a
     receiver validates (:func:`validate_entries`) only the writes it lacks, and drops the rest
-    unread (most of what anti-entropy delivers is already held)."""
+    unread (most of what anti-entropy delivers is already held). ``roots``: the batch signatures
+    its frame listed, which its proofs name by position."""
 
     origin: str
     seq: int
     record: list[Any]
+    roots: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,19 +156,36 @@ def _b64(data: bytes | None) -> str:
 _CONTRIBUTION = "c"
 
 
-def _entry_record(e: Entry) -> list[Any]:
+class _Roots:
+    """The batch signatures of a frame's proofs, each listed once: the proofs of one batch (a
+    write's and its version's, a publication's several writes) share the signature of their
+    batch's root, 88 characters of base64 that each proof would otherwise repeat."""
+
+    def __init__(self) -> None:
+        self.at: dict[bytes, int] = {}
+
+    def sig(self, sig: bytes | None) -> str | list[Any]:
+        """A signature as base64, or a proof as ``[its root's place in the list, the rest in base64]``."""
+        if sig is None or len(sig) <= SIGNATURE_BYTES:
+            return _b64(sig)
+        place = self.at.setdefault(sig[:SIGNATURE_BYTES], len(self.at))
+        return [place, _b64(sig[SIGNATURE_BYTES:])]
+
+
+def _entry_record(e: Entry, roots: _Roots) -> list[Any]:
     """``[origin, seq, signature, pattern, version signature]``, ``[origin, seq, signature,
     revision, [body, version signature]]``, ``[origin, seq, signature, null, [id, version, by,
     deleter, proof]]`` or ``[origin, seq, signature, "c", [id, uses, successes, failures,
-    total_reward, last_used_at]]`` (signatures in base64)."""
+    total_reward, last_used_at]]`` (signatures in base64, proofs as ``[root, rest]``: see _Roots)."""
     p = e.pattern
+    sig = roots.sig(e.sig)
     if isinstance(p, Revision):
-        return [e.origin, e.seq, _b64(e.sig), [p.fields[k] for k in _REVISION_KEYS], [p.body, _b64(e.version_sig)]]
+        return [e.origin, e.seq, sig, [p.fields[k] for k in _REVISION_KEYS], [p.body, roots.sig(e.version_sig)]]
     if isinstance(p, Tombstone):
-        return [e.origin, e.seq, _b64(e.sig), None, [p.id, p.version, p.updated_by, p.deleter, _b64(p.proof)]]
+        return [e.origin, e.seq, sig, None, [p.id, p.version, p.updated_by, p.deleter, _b64(p.proof)]]
     if isinstance(p, Contribution):
-        return [e.origin, e.seq, _b64(e.sig), _CONTRIBUTION, [p.pattern_id, *p.values()]]
-    return [e.origin, e.seq, _b64(e.sig), pattern_to_record(p), _b64(e.version_sig)]
+        return [e.origin, e.seq, sig, _CONTRIBUTION, [p.pattern_id, *p.values()]]
+    return [e.origin, e.seq, sig, pattern_to_record(p), roots.sig(e.version_sig)]
 
 
 def encode(msg: Message) -> bytes:
@@ -184,7 +204,10 @@ def encode(msg: Message) -> bytes:
         if msg.digest is not None:
             body["digest"] = msg.digest
         if msg.entries:
-            body["entries"] = [_entry_record(e) for e in msg.entries]
+            roots = _Roots()
+            body["entries"] = [_entry_record(e, roots) for e in msg.entries]
+            if roots.at:
+                body["roots"] = [_b64(r) for r in roots.at]
         body["reply"] = msg.reply
         if msg.revocations >= 0:
             body["rl"] = msg.revocations
@@ -315,7 +338,7 @@ def _message(kind: int, payload: bytes, dim: int, limits: Limits, lazy: bool = F
     if kind in (DIGEST, DELTA):
         if "digest" in body:
             out["digest"] = _digest(body["digest"], name, limits)
-        raw = _raw_entries(body.get("entries", []), name, limits)
+        raw = _raw_entries(body.get("entries", []), _roots(body.get("roots", []), name, limits), name, limits)
         if lazy:
             out["raw"] = raw
         else:
@@ -346,13 +369,26 @@ def _unb64(v: Any, key: str, name: str, size: int | None = None) -> bytes:
     return raw
 
 
-def _signature(v: Any, key: str, name: str) -> bytes:
-    """Base64 text -> a signature or a batch proof (:mod:`.identity`), by its size alone (what
-    it proves is the key ring's to check)."""
-    raw = _unb64(v, key, name)
+def _roots(v: Any, name: str, limits: Limits) -> tuple[bytes, ...]:
+    """A frame's list of batch signatures (at most two an entry: a write's and its version's)."""
+    if not isinstance(v, list) or len(v) > 2 * limits.max_entries:
+        raise ProtocolError(f"{name}: 'roots' must be a list of at most {2 * limits.max_entries} signatures")
+    return tuple(_unb64(r, "roots", name, SIGNATURE_BYTES) for r in v)
+
+
+def _signature(v: Any, key: str, name: str, roots: tuple[bytes, ...]) -> bytes:
+    """Base64 text, or ``[place in the frame's roots, the rest in base64]`` -> a signature or a
+    batch proof (:mod:`.identity`), by its size alone (what it proves is the key ring's to check)."""
+    if isinstance(v, list):
+        if (len(v) != 2 or isinstance(v[0], bool) or not isinstance(v[0], int)
+                or not 0 <= v[0] < len(roots)):
+            raise ProtocolError(f"{name}: '{key}' must name one of the frame's {len(roots)} roots by place")
+        raw = roots[v[0]] + _unb64(v[1], key, name)
+    else:
+        raw = _unb64(v, key, name)
     if not signature_size_ok(len(raw)):
         raise ProtocolError(f"{name}: '{key}' must be a signature ({SIGNATURE_BYTES} bytes) or a batch proof"
-                            f" ({SIGNATURE_BYTES + 4} bytes and 1 to {PROOF_DEPTH_MAX} hashes of 32), in base64")
+                            f" ({SIGNATURE_BYTES + 4} bytes and 1 to {PROOF_DEPTH_MAX} hashes of 32)")
     return raw
 
 
@@ -395,7 +431,7 @@ def _digest(raw: Any, name: str, limits: Limits) -> dict[str, int]:
     return {_ident(k, "origin", name, limits): _int(v, "seq", name) for k, v in raw.items()}
 
 
-def _raw_entries(raw: Any, name: str, limits: Limits) -> tuple[RawEntry, ...]:
+def _raw_entries(raw: Any, roots: tuple[bytes, ...], name: str, limits: Limits) -> tuple[RawEntry, ...]:
     if not isinstance(raw, list) or len(raw) > limits.max_entries:
         raise ProtocolError(f"{name}: 'entries' must be a list of at most {limits.max_entries}")
     out = []
@@ -407,7 +443,7 @@ def _raw_entries(raw: Any, name: str, limits: Limits) -> tuple[RawEntry, ...]:
         seq = _int(e[1], "seq", name)
         if seq < 1:
             raise ProtocolError(f"{name}: entry sequence numbers start at 1")
-        out.append(RawEntry(_ident(e[0], "origin", name, limits), seq, e))
+        out.append(RawEntry(_ident(e[0], "origin", name, limits), seq, e, roots))
     return tuple(out)
 
 
@@ -418,7 +454,7 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
     for r in raw:
         e = r.record
         pattern: Payload
-        sig = _signature(e[2], "signature", name)
+        sig = _signature(e[2], "signature", name, r.roots)
         version_sig = None
         try:
             if e[3] == _CONTRIBUTION:
@@ -434,7 +470,7 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
                                     _unb64(t[4], "proof", name, SIGNATURE_BYTES))
             elif isinstance(e[3], dict):
                 pattern = pattern_from_record(e[3], dim, ImportLimits(), where=f"{name} entry")
-                version_sig = _signature(e[4], "version signature", name)
+                version_sig = _signature(e[4], "version signature", name, r.roots)
             else:
                 if not isinstance(e[4], list) or len(e[4]) != 2:
                     raise ProtocolError(f"{name}: a revision goes with [body, version signature]")
@@ -445,7 +481,7 @@ def validate_entries(raw: Iterable[RawEntry], dim: int, name: str = "delta", lim
                     raise ProtocolError(f"{name}: a revision must list {', '.join(_REVISION_KEYS)}")
                 fields = revision_from_record(dict(zip(_REVISION_KEYS, e[3])), ImportLimits(), where=f"{name} revision")
                 pattern = Revision(body, fields)
-                version_sig = _signature(e[4][1], "version signature", name)
+                version_sig = _signature(e[4][1], "version signature", name, r.roots)
         except ImportValidationError as err:
             raise ProtocolError(str(err)) from None
         out.append(Entry(r.origin, r.seq, pattern, sig, version_sig))

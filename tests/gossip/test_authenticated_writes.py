@@ -15,6 +15,7 @@ import pytest
 from swarm.gossip import GossipConfig, GossipNode, Identity, KeyRing, ProtocolError, Revoked, Signer, StoreReplica
 from swarm.gossip.codec import DELTA, Entry, Message, Revision, Tombstone, encode
 from swarm.gossip.identity import (
+    SIGNATURE_BYTES,
     IdentityError,
     contribution_message,
     deletion_message,
@@ -229,7 +230,7 @@ def test_a_batch_proof_proves_its_own_message_and_nothing_else():
     """Signed together, each message gets a proof: one signature per BATCH_MAX messages, each
     proof checks its own message only, and any change to it (a bit of its signature, place or
     path, its length, the key) makes it fail; a proof's signature is no plain signature."""
-    from swarm.gossip.identity import BATCH_MAX, SIGNATURE_BYTES, signature_size_ok
+    from swarm.gossip.identity import BATCH_MAX, signature_size_ok
 
     signer = Signer.derive("v", b"batch")
     ring = KeyRing()
@@ -276,10 +277,51 @@ def test_a_frame_carries_proofs_and_refuses_a_signature_of_another_size():
     frame = encode(Message(DELTA, "a", entries=(Entry("a", 1, p, proofs[2], proofs[1]),)))
     back = decode(frame, DIM).entries[0]
     assert (back.sig, back.version_sig) == (proofs[2], proofs[1])
-    bad = frame.replace(base64.b64encode(proofs[2]), base64.b64encode(proofs[2] + b"x"))
+    rest = base64.b64encode(proofs[2][SIGNATURE_BYTES:])
+    bad = frame.replace(rest, base64.b64encode(proofs[2][SIGNATURE_BYTES:] + b"x"))
     assert bad != frame
     with pytest.raises(ProtocolError, match="'signature' must be a signature"):
         decode(_reframe(bad), DIM)
+
+
+def test_a_frame_lists_each_batch_signature_once_and_refuses_a_root_it_does_not_list():
+    """Proofs of one batch share its root's signature: a frame carries it once and each proof
+    names it by place; a place outside the list, or a listed root of another size, is refused."""
+    import json
+
+    from swarm.gossip.codec import HEADER, decode
+
+    a, b = ident("a"), ident("b")
+    first = a.signer.sign_many([b"1", b"2", b"3", b"4"])
+    second = b.signer.sign_many([b"5", b"6"])
+    plain = b.signer.sign(b"7")
+    entries = (Entry("a", 1, pattern(1, "a"), first[0], first[1]), Entry("a", 2, pattern(2, "a"), first[2], first[3]),
+               Entry("b", 1, pattern(3, "b"), second[0], second[1]), Entry("b", 2, pattern(4, "b"), plain, plain))
+    frame = encode(Message(DELTA, "a", entries=entries))
+    back = decode(frame, DIM).entries
+    assert [(e.sig, e.version_sig) for e in back] == [(e.sig, e.version_sig) for e in entries]
+    body = json.loads(frame[HEADER.size:])
+    assert len(body["roots"]) == 2  # one per batch, however many proofs name it
+    plain_size = len(encode(Message(DELTA, "a", entries=entries[3:])))
+    assert len(frame) - plain_size < sum(len(encode(Message(DELTA, "a", entries=(e,)))) for e in entries[:3])
+
+    def edited(change) -> bytes:
+        b2 = json.loads(frame[HEADER.size:])
+        change(b2)
+        payload = json.dumps(b2, separators=(",", ":")).encode()
+        return HEADER.pack(*HEADER.unpack(frame[:HEADER.size])[:3], len(payload)) + payload
+
+    for change, what in ((lambda x: x["entries"][0][2].__setitem__(0, 2), "must name one of the frame's 2 roots"),
+                         (lambda x: x["entries"][0][2].__setitem__(0, -1), "must name one of the frame's 2 roots"),
+                         (lambda x: x["entries"][0][2].__setitem__(0, True), "must name one of the frame's 2 roots"),
+                         (lambda x: x["entries"][0].__setitem__(2, [0]), "must name one of the frame's 2 roots"),
+                         (lambda x: x.__setitem__("roots", x["roots"][:1]), "must name one of the frame's 1 roots"),
+                         (lambda x: x["roots"].__setitem__(0, x["roots"][0][:-4]), "'roots' must be 64 bytes"),
+                         (lambda x: x.__setitem__("roots", "x"), "'roots' must be a list")):
+        with pytest.raises(ProtocolError, match=what):
+            decode(edited(change), DIM)
+    swapped = decode(edited(lambda x: x["roots"].reverse()), DIM).entries  # decodes; proves nothing
+    assert swapped[0].sig != first[0] and not a.ring.verify("a", b"1", swapped[0].sig)
 
 
 def _reframe(frame: bytes) -> bytes:
