@@ -38,6 +38,7 @@ the chance it is the best here, and exploration fades where evidence is dense.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import os
@@ -325,8 +326,9 @@ class MemoryPolicy:
         """:meth:`evidence` as plain floats, one per strategy: a decision weighs five numbers, and
         numpy's per-call overhead on arrays that small cost more than the arithmetic. The same
         IEEE operations in the same order as the array arithmetic, so the same numbers. It weighs
-        the index's columns (similarity, action, reward); the retrieved rows themselves are read
-        (and returned, by key) only with ``read_rows`` or when their author or last use counts."""
+        the index's columns (similarity, action, reward) as of the search; the retrieved rows
+        themselves are read (and returned, by key) only with ``read_rows`` or when their author or
+        last use counts, and a row another connection deleted since the search is then skipped."""
         c = self.config
         trust = self.trust
         half_life = c.half_life
@@ -391,7 +393,9 @@ class MemoryPolicy:
         top = [h[0] for h in informers[: c.update_top]]
         if not rows:
             rows = self.bank.at_keys(top)
-        ids = tuple(rows[k].id for k in top if k in rows)
+            if len(rows) < len(top):  # another connection deleted some since the search: the next ones inform
+                rows = self.bank.at_keys([h[0] for h in informers])
+        ids = tuple(itertools.islice((rows[h[0]].id for h in informers if h[0] in rows), c.update_top))
         if self.trust is not None:  # judged against the outcome once it is known (update)
             if len(self._claims) >= OPEN_CLAIMS:  # decisions closed without an outcome (evaluations)
                 del self._claims[next(iter(self._claims))]

@@ -319,23 +319,27 @@ def test_search_columns_name_each_rows_own_action_and_reward_through_replacement
     keys = list(range(1, 3001))
     action = {k: f"a{k % 7}" for k in keys}
     reward = {k: (None if k % 11 == 0 else float(k) / 3) for k in keys}
+    domain = {k: "even" if k % 2 == 0 else "odd" for k in keys}
     for start in range(0, 3000, 500):  # in batches: the arrays grow several times
         batch = keys[start:start + 500]
-        idx.upsert(batch, x[start:start + 500], ["d"] * 500, ["strategy"] * 500, [0.5] * 500,
+        idx.upsert(batch, x[start:start + 500], [domain[k] for k in batch], ["strategy"] * 500, [0.5] * 500,
                    [action[k] for k in batch], [reward[k] for k in batch])
+        idx.search_columns(x[start], 5)  # in ann mode, the graph exists before the replacements
     replaced = keys[::5]
     for k in replaced:
         action[k], reward[k] = "replaced", -float(k)
-    idx.upsert(replaced, x[[k - 1 for k in replaced]], ["d"] * len(replaced), ["lesson"] * len(replaced),
+    idx.upsert(replaced, x[[k - 1 for k in replaced]], [domain[k] for k in replaced], ["lesson"] * len(replaced),
                [0.9] * len(replaced), ["replaced"] * len(replaced), [-float(k) for k in replaced])
     gone = [k for k in keys if k % 3 != 0]  # two thirds go: the index compacts
     idx.remove(gone)
     assert idx._n < 3000  # compacted
     live = [k for k in keys if k % 3 == 0]
     for q in x[rng.choice(3000, 20, replace=False)]:
-        found, sims, actions, rewards = idx.search_columns(q, 10)
-        keys_only, sims_only = idx.search(q, 10)
-        assert found == keys_only.tolist() and sims == sims_only.tolist()
-        assert set(found) <= set(live) and len(found) == 10
-        assert actions == [action[k] for k in found]
-        assert [None if r != r else r for r in rewards] == [reward[k] for k in found]
+        for flt in (Filter(), Filter("even"), Filter(kind="lesson")):  # every row, and masked scans
+            found, sims, actions, rewards = idx.search_columns(q, 10, flt)
+            keys_only, sims_only = idx.search(q, 10, flt)
+            assert found == keys_only.tolist() and sims == sims_only.tolist()
+            assert set(found) <= set(live) and len(found) == 10
+            assert actions == [action[k] for k in found]
+            assert [None if r != r else r for r in rewards] == [reward[k] for k in found]
+            assert flt.domain is None or {domain[k] for k in found} == {flt.domain}

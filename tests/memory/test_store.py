@@ -779,7 +779,13 @@ def test_neighbours_name_what_a_search_returns_for_rows_from_every_path(tmp_path
 
     here.add_many([pattern(i) for i in range(0, 30)])
     other.add_many([pattern(i) for i in range(30, 60)])  # reaches `here` through its refresh
-    here.merge_many([replace(pattern(i), version=5, updated_by="peer") for i in range(10, 20)])
+    assert here.neighbours(_vec(1), 3, domain="trading").keys  # both have indexed every row now
+    # newer versions with another action and reward, of rows each side has indexed: merged here,
+    # and put by the other connection (reaching `here` through its refresh)
+    here.merge_many([replace(pattern(i), version=5, updated_by="peer", action="changed",
+                             source=Source(agent="a", reward=100.0 + i)) for i in range(10, 20)])
+    other.put_many([replace(pattern(i), version=6, updated_by="other", action="put",
+                            source=Source(agent="a", reward=None)) for i in range(30, 36)])
     other.delete_many([f"p{i}" for i in range(40, 45)])
     for store in (here, other):
         for i in range(0, 60, 3):
@@ -792,4 +798,8 @@ def test_neighbours_name_what_a_search_returns_for_rows_from_every_path(tmp_path
             assert near.action == [p.action for p, _ in hits]
             assert [None if r != r else r for r in near.reward] == [p.source.reward for p, _ in hits]
             assert not {f"p{i}" for i in range(40, 45)} & {rows[k].id for k in near.keys}
+        near = store.neighbours(_vec(1), 60, domain="trading")
+        actions = dict(zip((store.at_keys(near.keys)[k].id for k in near.keys), near.action))
+        assert {actions[f"p{i}"] for i in range(10, 20)} == {"changed"}
+        assert {actions[f"p{i}"] for i in range(30, 36)} == {"put"}
     assert store.neighbours(_vec(1), 5, domain="elsewhere").keys == []
