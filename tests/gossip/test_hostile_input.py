@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from swarm.gossip import GossipConfig, GossipNode, ProtocolError, decode
@@ -182,6 +182,31 @@ def test_random_bytes_raise_only_protocol_errors(data):
             decode(blob, DIM)
         except ProtocolError:
             pass
+
+
+_B64_64 = st.binary(min_size=64, max_size=64).map(lambda b: base64.b64encode(b).decode("ascii"))
+
+
+@given(st.one_of(st.lists(_B64_64, max_size=3), st.lists(_B64_64 | _json, max_size=4), _json),
+       st.sampled_from([2, 4]),
+       st.one_of(st.tuples(st.integers(-2, 4), st.binary(max_size=120).map(
+           lambda b: base64.b64encode(b).decode("ascii"))).map(list), _json))
+@example([], 2, [0, "AAAA"])  # a place past the end of the list
+@example(["A" * 86 + "==", "B" * 86 + "=="], 4, [2, "AAAA"])
+@settings(max_examples=150 * FAULT_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_frames_roots_and_any_reference_to_them_are_refused_cleanly_or_prove_nothing(roots, field, ref):
+    """Frame version 7's list of batch signatures, and a signature field naming one of them by
+    place: whatever a member puts there is refused as a ProtocolError, or decodes to bytes that
+    prove no write, and the node keeps working."""
+    node = _node()
+    entry = _signed("m", 1, _record())
+    entry[field] = ref
+    try:
+        node.receive(_frame(DELTA, {"from": "m", "entries": [entry], "roots": roots}), 1.0, sender="m")
+    except ProtocolError:
+        pass
+    assert not node.patterns
+    _still_sound(node)
 
 
 @given(st.sampled_from(_RECORD_KEYS + ["source.agent", "source.reward", "source"]), _json)
