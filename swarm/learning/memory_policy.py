@@ -407,8 +407,8 @@ class MemoryPolicy:
     def preference(self, context: Context) -> np.ndarray:
         """Net evidence per strategy for ``context``, without exploring or recording anything:
         what this agent would vote for."""
-        ev = self.evidence(self.bank.embedder.embed(context.features))
-        value = ev.mean - self.config.risk_aversion * ev.spread
+        mean, spread, _, _, _ = self._weigh(self.bank.embedder.embed(context.features))  # no row read
+        value = np.array(mean) - self.config.risk_aversion * np.array(spread)
         if self._allowed is not None:
             value = np.where(np.isin(np.arange(value.size), self._allowed), value, -np.inf)
         return value

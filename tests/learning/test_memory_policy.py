@@ -151,3 +151,21 @@ def test_a_half_life_discounts_each_pattern_by_the_time_since_its_last_use():
     assert ev.mass[0] == pytest.approx(sim ** 2 * (0.125 + 0.5))
     assert {p.id: w for p, w, _ in ev.hits} == pytest.approx({"old": sim ** 2 * 0.125, "used": sim ** 2 * 0.5})
     policy.close()
+
+
+@pytest.mark.parametrize("config", [MemoryConfig(), MemoryConfig(trust=True, half_life=10 * 86400.0),
+                                    MemoryConfig(allowed=(STRATEGIES[1], STRATEGIES[2]))])
+def test_a_vote_prefers_what_the_evidence_says(config):
+    """What an agent votes for (``preference``) is the value its evidence gives each strategy it
+    may trade: mean minus risk aversion times spread."""
+    policy = MemoryPolicy.open(":memory:", config, name="me")
+    d = stationary(1, seed=3)[0]
+    emb = policy.bank.embedder.embed(d.context.features)
+    _store_around(policy, emb, 40, 3)
+    policy._clock.at = d.context.time
+    ev = policy.evidence(emb)
+    value = ev.mean - config.risk_aversion * ev.spread
+    if config.allowed is not None:
+        value = np.where([s in config.allowed for s in STRATEGIES], value, -np.inf)
+    assert policy.preference(d.context).tolist() == value.tolist()
+    policy.close()
