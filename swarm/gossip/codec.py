@@ -338,7 +338,9 @@ def _message(kind: int, payload: bytes, dim: int, limits: Limits, lazy: bool = F
     if kind in (DIGEST, DELTA):
         if "digest" in body:
             out["digest"] = _digest(body["digest"], name, limits)
-        raw = _raw_entries(body.get("entries", []), _roots(body.get("roots", []), name, limits), name, limits)
+        entries = body.get("entries", [])
+        roots = _roots(body.get("roots", []), 2 * len(entries) if isinstance(entries, list) else 0, name)
+        raw = _raw_entries(entries, roots, name, limits)
         if lazy:
             out["raw"] = raw
         else:
@@ -369,10 +371,10 @@ def _unb64(v: Any, key: str, name: str, size: int | None = None) -> bytes:
     return raw
 
 
-def _roots(v: Any, name: str, limits: Limits) -> tuple[bytes, ...]:
-    """A frame's list of batch signatures (at most two an entry: a write's and its version's)."""
-    if not isinstance(v, list) or len(v) > 2 * limits.max_entries:
-        raise ProtocolError(f"{name}: 'roots' must be a list of at most {2 * limits.max_entries} signatures")
+def _roots(v: Any, most: int, name: str) -> tuple[bytes, ...]:
+    """A frame's list of batch signatures: at most ``most``, two an entry (a write's and its version's)."""
+    if not isinstance(v, list) or len(v) > most:
+        raise ProtocolError(f"{name}: 'roots' must be a list of at most {most} signatures (two an entry)")
     return tuple(_unb64(r, "roots", name, SIGNATURE_BYTES) for r in v)
 
 

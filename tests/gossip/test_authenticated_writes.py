@@ -300,6 +300,18 @@ def test_a_frame_lists_each_batch_signature_once_and_refuses_a_root_it_does_not_
     frame = encode(Message(DELTA, "a", entries=entries))
     back = decode(frame, DIM).entries
     assert [(e.sig, e.version_sig) for e in back] == [(e.sig, e.version_sig) for e in entries]
+    # every kind of write names its batch's root the same way, decoded at once or lazily
+    c = b.signer.sign_many([b"8", b"9", b"10", b"11", b"12"])
+    p = pattern(5, "b")
+    kinds = (Entry("b", 3, Revision(p.body_digest(), revision_to_record(p)), c[0], c[1]),
+             Entry("b", 4, Tombstone(p.id, 1, "b", "b", plain), c[2]),
+             Entry("b", 5, Contribution(p.id, "b").recorded(True, 1.0, 2.0), c[3]))
+    kinds_frame = encode(Message(DELTA, "b", entries=kinds))
+    assert len(json.loads(kinds_frame[HEADER.size:])["roots"]) == 1
+    from swarm.gossip.codec import validate_entries
+    for got in (decode(kinds_frame, DIM).entries, validate_entries(decode(kinds_frame, DIM, lazy=True).raw, DIM)):
+        assert [(e.sig, e.version_sig, type(e.pattern)) for e in got] == [
+            (e.sig, e.version_sig, type(e.pattern)) for e in kinds]
     body = json.loads(frame[HEADER.size:])
     assert len(body["roots"]) == 2  # one per batch, however many proofs name it
     plain_size = len(encode(Message(DELTA, "a", entries=entries[3:])))
@@ -315,6 +327,8 @@ def test_a_frame_lists_each_batch_signature_once_and_refuses_a_root_it_does_not_
                          (lambda x: x["entries"][0][2].__setitem__(0, -1), "must name one of the frame's 2 roots"),
                          (lambda x: x["entries"][0][2].__setitem__(0, True), "must name one of the frame's 2 roots"),
                          (lambda x: x["entries"][0].__setitem__(2, [0]), "must name one of the frame's 2 roots"),
+                         (lambda x: x["entries"][0][2].__setitem__(1, None), "'signature' must be base64"),
+                         (lambda x: x["roots"].extend(x["roots"] * 4), "'roots' must be a list of at most 8"),
                          (lambda x: x.__setitem__("roots", x["roots"][:1]), "must name one of the frame's 1 roots"),
                          (lambda x: x["roots"].__setitem__(0, x["roots"][0][:-4]), "'roots' must be 64 bytes"),
                          (lambda x: x.__setitem__("roots", "x"), "'roots' must be a list")):

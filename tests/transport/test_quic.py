@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 from swarm.gossip import GossipConfig, GossipNode
-from swarm.gossip.codec import HEADER, PING, Limits, Message, encode
+from swarm.gossip.codec import HEADER, PING, VERSION, Limits, Message, encode
 from swarm.kernel import AnyioKernel
 from swarm.transport import GossipBus
 from swarm.transport.quic import NodeCredentials, QuicEndpoint, SwarmCA, node_of, qh3_available, quic_backend
@@ -85,7 +85,7 @@ async def test_malformed_frames_close_only_that_connection(junk, stack):
         ok = encode(Message(PING, "bad", probe=1))
         data = {"garbage": b"\x00\xffnot a frame at all" * 3,
                 "truncated": ok[:-4],
-                "oversized": HEADER.pack(b"SG", 1, PING, 50_000) + b"x" * 100}[junk]
+                "oversized": HEADER.pack(b"SG", VERSION, PING, 50_000) + b"x" * 100}[junk]
         bad.send_nowait("a", data)
         await wait_until(lambda: a.stats.closed_malformed == 1)
         good.send_nowait("a", encode(Message(PING, "good", probe=7)))

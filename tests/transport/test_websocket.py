@@ -17,7 +17,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from swarm.gossip import GossipConfig, GossipNode
-from swarm.gossip.codec import HEADER, PING, Limits, Message, decode, encode
+from swarm.gossip.codec import HEADER, PING, VERSION, Limits, Message, decode, encode
 from swarm.kernel import AnyioKernel
 from swarm.transport import GossipBus, auth
 from swarm.transport.quic import NodeCredentials, SwarmCA
@@ -390,7 +390,7 @@ async def test_malformed_frames_from_a_member_close_only_that_connection(junk):
         ok = ping("bad", 1)
         data = {"garbage": b"\x00\xffnot a frame at all" * 3,
                 "truncated": ok[:-4],
-                "oversized": HEADER.pack(b"SG", 1, PING, 50_000) + b"x" * 50_000}[junk]
+                "oversized": HEADER.pack(b"SG", VERSION, PING, 50_000) + b"x" * 50_000}[junk]
         bad.send_nowait("a", data)
         await wait_until(lambda: a.stats.closed_malformed == 1)
         good.send_nowait("a", ping("good", 7))
