@@ -124,6 +124,11 @@ def _at_least_kth(values: np.ndarray, k: int, exact: bool = True) -> np.ndarray:
     return np.flatnonzero(values >= np.partition(values, n - k)[n - k])
 
 
+def _codes(codes: dict[str, int], values: Sequence[str]) -> list[int]:
+    """Each value's small-integer code in ``codes``, new values numbered on in order of arrival."""
+    return [codes.setdefault(v, len(codes)) for v in values]
+
+
 class VectorIndex:
     """Keyed float32 vectors (unit length) with per-row domain, kind and confidence."""
 
@@ -237,19 +242,6 @@ class VectorIndex:
             arr[:self._n] = old[:self._n]  # slots past _n were never used: zeros already
             setattr(self, name, arr)
 
-    def _domain_code(self, domain: str) -> int:
-        code = self._domain_codes.get(domain)
-        if code is None:
-            code = self._domain_codes[domain] = len(self._domain_codes)
-        return code
-
-    def _action_code(self, action: str) -> int:
-        code = self._action_codes.get(action)
-        if code is None:
-            code = self._action_codes[action] = len(self._action_names)
-            self._action_names.append(action)
-        return code
-
     # ---- writes ------------------------------------------------------------------------
 
     def upsert(
@@ -298,10 +290,15 @@ class VectorIndex:
             self._vecs[slots] = vecs / norms
         self._keys[slots] = np.asarray(keys, dtype=np.int64)
         self._alive[slots] = True
-        self._domain[slots] = [self._domain_code(d) for d in domains]
+        self._domain[slots] = _codes(self._domain_codes, domains)
         self._kind[slots] = [KIND_CODES[k] for k in kinds]
         self._conf[slots] = np.asarray(confidences, dtype=np.float32)
-        self._action[slots] = 0 if actions is None else [self._action_code(a) for a in actions]
+        if actions is not None:
+            self._action[slots] = _codes(self._action_codes, actions)
+            if len(self._action_names) != len(self._action_codes):
+                self._action_names = list(self._action_codes)  # code -> name, for search_columns
+        else:
+            self._action[slots] = 0
         self._reward[slots] = np.nan if rewards is None else [np.nan if r is None else r for r in rewards]
 
     def set_confidence(self, key: int, confidence: float) -> None:
