@@ -5,7 +5,8 @@
 * Several processes may open one file: SQLite's WAL lets one write while the others read.
   Each write stamps its rows with a global sequence number and logs deletions, so a reader's
   :meth:`PatternStore.refresh` pulls just what changed since it last looked
-  (``PRAGMA data_version`` tells it cheaply whether anything did), reading the counter, the
+  (``PRAGMA data_version`` tells it whether anything did, and before it, once trusted, a read of
+  the WAL index header without a lock: :mod:`~swarm.memory.walwatch`), reading the counter, the
   rows and the deletions in one snapshot (a read transaction).
 * Two writers on one file (two processes, or two stores in one): each write takes SQLite's write
   lock (``BEGIN IMMEDIATE``), waiting up to ``busy_timeout_s`` for the other's transaction to
@@ -77,6 +78,7 @@ from .models import (
     with_contributions,
     without_contributions,
 )
+from .walwatch import WalWatch
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
@@ -577,6 +579,9 @@ class PatternStore:
         self.index: VectorIndex | None = None  # built once the schema and dimension are known
         self._seq = 0
         self._data_version = -1
+        #: reads the WAL index header: unchanged since ``_quiet`` means nothing to refresh
+        self._watch = None if self._in_memory else WalWatch(self.path)
+        self._quiet: bytes | None = None  # the header when this store was last known current
         #: how many times sign_versions committed, as last read (meta ``signed``): signing changes
         #: authors without a change number, so another connection's signing shows only here
         self._signings = 0
@@ -826,6 +831,8 @@ class PatternStore:
 
     @_sqlite_errors
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         self._db.close()
 
     def __enter__(self) -> PatternStore:
@@ -842,6 +849,7 @@ class PatternStore:
         def __init__(self, store: PatternStore) -> None:
             self.store = store
             self.on_commit: list[Callable[[], None]] = []
+            self.changes = 0  # the connection's total_changes at BEGIN
 
         @property
         def db(self) -> sqlite3.Connection:
@@ -853,6 +861,7 @@ class PatternStore:
                 raise StoreReadOnlyError(f"{store.path}: store is read-only ({store.read_only_reason}):"
                                          " nothing was changed")
             self.db.execute("BEGIN IMMEDIATE")  # waits up to the busy timeout for another writer
+            self.changes = self.db.total_changes
             try:
                 store._catch_up()  # index what other writers committed before we took the lock
             except BaseException:
@@ -869,12 +878,17 @@ class PatternStore:
             # COMMIT, a commit landing in between would pass for seen, and its rows would never
             # be loaded here.
             data_version = self.store._pragma("data_version")
+            watch = self.store._watch
+            learn = watch is not None and not watch.trusted and not watch.failed
+            before = watch.header() if learn and watch is not None else None
             try:
                 self.db.execute("COMMIT")
             except sqlite3.Error:
                 self._rollback()  # a COMMIT that failed (a full disk) leaves the transaction open
                 raise
             self.store._data_version = data_version
+            if learn and watch is not None and self.db.total_changes != self.changes:  # frames were written
+                watch.own_commit(before, watch.header())
             for effect in self.on_commit:
                 effect()
 
@@ -898,11 +912,18 @@ class PatternStore:
     @_sqlite_errors
     def refresh(self) -> bool:
         """Pull rows other connections committed since we last looked; True if any changed."""
+        # the header is read before the PRAGMA: a commit landing between the two is then loaded
+        # now and changes the header from the mark kept, so the next refresh asks again
+        mark = None if self._watch is None else self._watch.mark()
+        if mark is not None and mark == self._quiet:
+            return False
         dv = self._pragma("data_version")
         if dv == self._data_version:
+            self._quiet = mark
             return False
         changed = self._load_since(self._seq)
         self._data_version = dv  # only now: a refresh that failed (a damaged row) fails again
+        self._quiet = mark
         return changed
 
     def _catch_up(self) -> None:

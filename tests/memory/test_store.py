@@ -22,6 +22,7 @@ from swarm.memory import (
 )
 from swarm.memory.models import Source
 from swarm.memory.store import APPLICATION_ID, SCHEMA_VERSION, _MIGRATIONS
+from swarm.memory.walwatch import WalWatch
 from tests.conftest import make_pattern
 
 
@@ -226,6 +227,56 @@ def test_reader_in_another_connection_sees_commits_and_deletions(tmp_path):
     assert [p.id for p, _ in writer.search(np.array([0, 1, 0, 0]), 5)] == ["b"]
 
 
+def _statements(store):
+    """The SQL statements ``store``'s connection runs, as a list that fills as they run."""
+    ran = []
+    store._db.set_trace_callback(ran.append)
+    return ran
+
+
+def test_an_idle_store_searches_without_asking_sqlite_and_still_sees_every_other_commit(tmp_path):
+    """Once one of its own commits has shown that the WAL index header moves, a store that nothing
+    has committed to since its last look searches without a statement (``PRAGMA data_version``
+    took a read lock: most of a decision's SQLite time); every commit of another connection,
+    including one after a checkpoint has restarted the WAL, still reaches its next search."""
+    path = tmp_path / "bank.db"
+    here, other = PatternStore(path, dim=4), PatternStore(path)
+    here.add(make_pattern("own", [1, 0, 0, 0]))  # an own commit: the header is trusted from now on
+    assert here._watch.trusted
+    q = np.array([0, 1, 0, 0])
+    here.search(q, 5)
+    ran = _statements(here)
+    assert [p.id for p, _ in here.search(q, 5)] == ["own"]
+    assert ran == []  # nothing committed since: no statement at all
+    for step in range(6):
+        if step == 3:
+            other._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next commit restarts the WAL
+        other.add(make_pattern(f"o{step}", [0, 1, 0, step / 10]))
+        assert {p.id for p, _ in here.search(q, 10)} == {"own"} | {f"o{i}" for i in range(step + 1)}
+        assert "PRAGMA data_version" in ran  # a commit elsewhere: asked, and loaded
+        ran.clear()
+        here.search(q, 10)
+        assert ran == []
+    other.delete_many(["o0"])
+    assert "o0" not in {p.id for p, _ in here.search(q, 10)}
+
+
+def test_a_store_whose_wal_header_does_not_move_never_trusts_it(tmp_path):
+    """A header read from a file that is not the live WAL index (here: a copy) does not change
+    when the store commits, so the store keeps asking SQLite, and misses nothing."""
+    path = tmp_path / "bank.db"
+    here, other = PatternStore(path, dim=4), PatternStore(path)
+    (tmp_path / "decoy.db-shm").write_bytes(bytes(range(256)))
+    here._watch = WalWatch(str(tmp_path / "decoy.db"))
+    here.add(make_pattern("own", [1, 0, 0, 0]))
+    assert not here._watch.trusted and here._watch.failed
+    q = np.array([0, 1, 0, 0])
+    for step in range(3):
+        here.search(q, 5)
+        other.add(make_pattern(f"o{step}", [0, 1, 0, step / 10]))
+        assert f"o{step}" in {p.id for p, _ in here.search(q, 5)}
+
+
 _WRITER = textwrap.dedent("""
     import sys, numpy as np
     from swarm.memory import PatternStore, Pattern
@@ -271,8 +322,12 @@ def test_sigkill_mid_batch_keeps_every_committed_pattern_and_none_of_the_rest(tm
 
 _READER = textwrap.dedent("""
     import sys, time, numpy as np
-    from swarm.memory import PatternStore
+    from swarm.memory import Pattern, PatternStore
     s = PatternStore(sys.argv[1])
+    if sys.argv[2] == "writes-first":  # an own commit: its WAL header check is trusted from then on
+        s.add(Pattern(id="own", title="t", content="c", embedding=np.eye(8)[5]))
+        assert s._watch.trusted
+    print("ready", flush=True)
     deadline = time.time() + 60
     while time.time() < deadline:
         hits = s.search(np.eye(8)[3], 1)
@@ -283,18 +338,22 @@ _READER = textwrap.dedent("""
 """)
 
 
-def test_writer_and_reader_in_two_processes(tmp_path):
+@pytest.mark.parametrize("reader", ["reads-only", "writes-first"])
+def test_writer_and_reader_in_two_processes(tmp_path, reader):
+    """A commit in one process reaches another's searches, whether that one asks SQLite every
+    time (it never committed) or reads the WAL index header first (it did)."""
     path = tmp_path / "bank.db"
     script = tmp_path / "reader.py"
     script.write_text(_READER)
     with PatternStore(path, dim=8) as s:
         s.add_many([make_pattern(f"p{i}", np.eye(8)[i % 3]) for i in range(50)])
-        proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, str(script), str(path), reader], stdout=subprocess.PIPE,
                                 text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
-        time.sleep(0.3)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # the reader is searching, idle, by now
         s.add(make_pattern("late", np.eye(8)[3]))
         out, _ = proc.communicate(timeout=90)
-    assert out.strip() == "seen 51"
+    assert out.strip() == ("seen 51" if reader == "reads-only" else "seen 52")
 
 
 def test_record_outcomes_is_all_or_nothing(tmp_path):
