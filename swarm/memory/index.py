@@ -425,8 +425,8 @@ class VectorIndex:
 
     def _unit_query(self, query: np.ndarray) -> np.ndarray:
         """The query as a unit float32 vector; refuses a wrong dimension, zeros and non-finite values."""
-        q = query if type(query) is np.ndarray and query.dtype == np.float32 and query.ndim == 1 else (
-            np.asarray(query, dtype=np.float32).ravel())
+        q = query if (type(query) is np.ndarray and query.dtype == np.float32 and query.ndim == 1
+                      and query.flags.c_contiguous) else np.ascontiguousarray(query, dtype=np.float32).ravel()
         if q.shape[0] != self.dim:
             raise ValueError(f"query has dimension {q.shape[0]}, the index holds {self.dim}")
         norm = math.sqrt(float(q @ q))

@@ -582,6 +582,8 @@ class PatternStore:
         #: reads the WAL index header: unchanged since ``_quiet`` means nothing to refresh
         self._watch = None if self._in_memory else WalWatch(self.path)
         self._quiet: bytes | None = None  # the header when this store was last known current
+        self._commits = 0  # this store's commits: a refresh with none since the last one is idle
+        self._commits_refreshed = -1  # ... as counted at the last refresh
         #: how many times sign_versions committed, as last read (meta ``signed``): signing changes
         #: authors without a change number, so another connection's signing shows only here
         self._signings = 0
@@ -832,7 +834,7 @@ class PatternStore:
     @_sqlite_errors
     def close(self) -> None:
         if self._watch is not None:
-            self._watch.close()
+            self._watch.detach()
         self._db.close()
 
     def __enter__(self) -> PatternStore:
@@ -849,7 +851,6 @@ class PatternStore:
         def __init__(self, store: PatternStore) -> None:
             self.store = store
             self.on_commit: list[Callable[[], None]] = []
-            self.changes = 0  # the connection's total_changes at BEGIN
 
         @property
         def db(self) -> sqlite3.Connection:
@@ -861,7 +862,6 @@ class PatternStore:
                 raise StoreReadOnlyError(f"{store.path}: store is read-only ({store.read_only_reason}):"
                                          " nothing was changed")
             self.db.execute("BEGIN IMMEDIATE")  # waits up to the busy timeout for another writer
-            self.changes = self.db.total_changes
             try:
                 store._catch_up()  # index what other writers committed before we took the lock
             except BaseException:
@@ -878,17 +878,13 @@ class PatternStore:
             # COMMIT, a commit landing in between would pass for seen, and its rows would never
             # be loaded here.
             data_version = self.store._pragma("data_version")
-            watch = self.store._watch
-            learn = watch is not None and not watch.trusted and not watch.failed
-            before = watch.header() if learn and watch is not None else None
             try:
                 self.db.execute("COMMIT")
             except sqlite3.Error:
                 self._rollback()  # a COMMIT that failed (a full disk) leaves the transaction open
                 raise
             self.store._data_version = data_version
-            if learn and watch is not None and self.db.total_changes != self.changes:  # frames were written
-                watch.own_commit(before, watch.header())
+            self.store._commits += 1
             for effect in self.on_commit:
                 effect()
 
@@ -914,12 +910,17 @@ class PatternStore:
         """Pull rows other connections committed since we last looked; True if any changed."""
         # the header is read before the PRAGMA: a commit landing between the two is then loaded
         # now and changes the header from the mark kept, so the next refresh asks again
-        mark = None if self._watch is None else self._watch.mark()
+        watch = self._watch
+        mark = None if watch is None else watch.mark()
         if mark is not None and mark == self._quiet:
             return False
         dv = self._pragma("data_version")
+        idle = self._commits == self._commits_refreshed
+        self._commits_refreshed = self._commits
         if dv == self._data_version:
             self._quiet = mark
+            if idle and watch is not None and not watch.attached:  # read, not written: worth a look
+                watch.attach()
             return False
         changed = self._load_since(self._seq)
         self._data_version = dv  # only now: a refresh that failed (a damaged row) fails again

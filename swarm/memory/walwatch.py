@@ -4,14 +4,19 @@ SQLite answers ``PRAGMA data_version`` by opening a read transaction, which take
 on the WAL index (``fcntl`` calls): 12 us of a decision at 10k patterns on the development
 machine, where it was the decision's only statement. The WAL index header (the first 96 bytes of
 the ``-shm`` file: two copies of ``WalIndexHdr``, https://sqlite.org/walformat.html) changes with
-every commit of any connection: ``mxFrame`` (the last committed frame) grows, or the WAL restarts
-under new salts, and ``iChange`` counts transactions. One ``pread`` of it (0.5 us) therefore tells
+every commit of any connection: ``iChange`` counts transactions, ``mxFrame`` (the last committed
+frame) and the frame checksums move, and a WAL restart draws new salts. SQLite's own
+``data_version`` comes from the same comparison. One ``pread`` of it (0.5 us) therefore tells
 "nothing committed since" for certain; any other answer is left to the PRAGMA. SQLite's API has
 no call that skips the lock, and no library reads the header, so this is done by hand.
 
-The watch is trusted only once it has seen one of its own connection's commits change the
-header: a file that is not the live WAL index (another VFS, a path SQLite resolved otherwise)
-never changes, so it is never trusted, and costs only the PRAGMA it failed to save.
+The header is read through SQLite's own descriptor of the ``-shm`` file, found once in
+``/proc/self/fd`` (so Linux only; elsewhere the PRAGMA always runs). Opening a descriptor of our
+own would not do: SQLite locks that file with POSIX record locks, and closing any descriptor of a
+file drops every such lock the process holds on it, other connections' included (SQLite's "How
+To Corrupt" page, 2.2). SQLite keeps its descriptor open while any of this process's connections
+to the file is, so it is valid for as long as the store's connection is open; the watch never
+closes it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,24 @@ import os
 #: second and then the first, so a read that races a commit differs from the header before it.
 HEADER_BYTES = 96
 
+_OPEN_FILES = "/proc/self/fd"
+
+
+def sqlite_descriptor(path: str) -> int | None:
+    """The descriptor this process holds open on ``path`` (SQLite's), or None when there is none
+    or the system does not list them."""
+    try:
+        names = os.listdir(_OPEN_FILES)
+    except OSError:
+        return None
+    for name in names:
+        try:
+            if os.readlink(f"{_OPEN_FILES}/{name}") == path:
+                return int(name)
+        except (OSError, ValueError):
+            continue
+    return None
+
 
 class WalWatch:
     """Reads the WAL index header of the database at ``db_path``; see the module docstring."""
@@ -29,42 +52,35 @@ class WalWatch:
     def __init__(self, db_path: str) -> None:
         self._shm = os.path.realpath(db_path) + "-shm"
         self._fd: int | None = None
-        self.trusted = False
-        #: True once the header could not be read, or an own commit left it unchanged: never trusted
+        #: True once SQLite's descriptor was looked for and not found, or could not be read
         self.failed = not hasattr(os, "pread")
 
-    def header(self) -> bytes | None:
-        """The header as it stands now; None when there is no readable WAL index."""
-        if self.failed:
+    @property
+    def attached(self) -> bool:
+        """Whether the header can be read (SQLite's descriptor of the ``-shm`` file was found)."""
+        return self._fd is not None
+
+    def attach(self) -> bool:
+        """Find SQLite's descriptor of the WAL index (once: a scan of this process's open files,
+        so the store does it only when it reads while nothing is written)."""
+        if self._fd is None and not self.failed:
+            self._fd = sqlite_descriptor(self._shm)
+            self.failed = self._fd is None
+        return self._fd is not None
+
+    def mark(self) -> bytes | None:
+        """The header now (None: not attached, or unreadable): equal to a mark taken earlier only
+        if no connection has committed in between."""
+        if self._fd is None:
             return None
         try:
-            if self._fd is None:
-                self._fd = os.open(self._shm, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             header = os.pread(self._fd, HEADER_BYTES, 0)
         except OSError:
-            self.failed = True
+            self.detach()
             return None
         return header if len(header) == HEADER_BYTES else None
 
-    def mark(self) -> bytes | None:
-        """The header, once trusted (None before): equal to a mark taken earlier only if no
-        connection has committed in between."""
-        return self.header() if self.trusted else None
-
-    def own_commit(self, before: bytes | None, after: bytes | None) -> None:
-        """The header read just before and just after a commit of this connection that changed
-        rows (so wrote WAL frames): trusted if it changed, never trusted if it did not."""
-        if before is None or after is None:
-            return
-        if after == before:
-            self.failed = True
-            self.trusted = False
-        elif not self.failed:
-            self.trusted = True
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self.trusted = False
+    def detach(self) -> None:
+        """Stop reading the header (the store is closing). The descriptor is SQLite's: left open."""
+        self._fd = None
         self.failed = True

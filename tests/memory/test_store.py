@@ -22,7 +22,6 @@ from swarm.memory import (
 )
 from swarm.memory.models import Source
 from swarm.memory.store import APPLICATION_ID, SCHEMA_VERSION, _MIGRATIONS
-from swarm.memory.walwatch import WalWatch
 from tests.conftest import make_pattern
 
 
@@ -234,23 +233,31 @@ def _statements(store):
     return ran
 
 
+def _idle(store, q):
+    """Search until the store reads the WAL index header (it looks for SQLite's descriptor once
+    it has searched twice with no commit of its own in between), and once more to mark it."""
+    for _ in range(3):
+        store.search(q, 5)
+    assert store._watch.attached
+
+
 def test_an_idle_store_searches_without_asking_sqlite_and_still_sees_every_other_commit(tmp_path):
-    """Once one of its own commits has shown that the WAL index header moves, a store that nothing
-    has committed to since its last look searches without a statement (``PRAGMA data_version``
-    took a read lock: most of a decision's SQLite time); every commit of another connection,
-    including one after a checkpoint has restarted the WAL, still reaches its next search."""
+    """A store that nothing has committed to since its last look searches without a statement
+    (``PRAGMA data_version`` took a read lock: most of a decision's SQLite time); every commit of
+    another connection, including those after a checkpoint has restarted the WAL, still reaches
+    its next search."""
     path = tmp_path / "bank.db"
     here, other = PatternStore(path, dim=4), PatternStore(path)
-    here.add(make_pattern("own", [1, 0, 0, 0]))  # an own commit: the header is trusted from now on
-    assert here._watch.trusted
+    here.add(make_pattern("own", [1, 0, 0, 0]))
     q = np.array([0, 1, 0, 0])
-    here.search(q, 5)
+    _idle(here, q)
+    assert os.readlink(f"/proc/self/fd/{here._watch._fd}") == os.path.realpath(path) + "-shm"
     ran = _statements(here)
     assert [p.id for p, _ in here.search(q, 5)] == ["own"]
     assert ran == []  # nothing committed since: no statement at all
     for step in range(6):
-        if step == 3:
-            other._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next commit restarts the WAL
+        if step >= 3:  # the next commit restarts the WAL: the same frame count as the last time
+            other._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         other.add(make_pattern(f"o{step}", [0, 1, 0, step / 10]))
         assert {p.id for p, _ in here.search(q, 10)} == {"own"} | {f"o{i}" for i in range(step + 1)}
         assert "PRAGMA data_version" in ran  # a commit elsewhere: asked, and loaded
@@ -261,20 +268,85 @@ def test_an_idle_store_searches_without_asking_sqlite_and_still_sees_every_other
     assert "o0" not in {p.id for p, _ in here.search(q, 10)}
 
 
-def test_a_store_whose_wal_header_does_not_move_never_trusts_it(tmp_path):
-    """A header read from a file that is not the live WAL index (here: a copy) does not change
-    when the store commits, so the store keeps asking SQLite, and misses nothing."""
+def test_a_commit_landing_just_after_the_change_check_reaches_the_next_search(tmp_path):
+    """The header is read before ``PRAGMA data_version``: a commit landing between the PRAGMA and
+    the end of the refresh leaves the header changed from the mark kept, so the next search asks
+    again and loads it (a mark read after the PRAGMA would hide it for good)."""
     path = tmp_path / "bank.db"
     here, other = PatternStore(path, dim=4), PatternStore(path)
-    (tmp_path / "decoy.db-shm").write_bytes(bytes(range(256)))
-    here._watch = WalWatch(str(tmp_path / "decoy.db"))
-    here.add(make_pattern("own", [1, 0, 0, 0]))
-    assert not here._watch.trusted and here._watch.failed
     q = np.array([0, 1, 0, 0])
-    for step in range(3):
+    here.add(make_pattern("own", [1, 0, 0, 0]))
+    _idle(here, q)
+    here.add(make_pattern("own2", [0, 0, 1, 0]))  # the header moves; data_version does not
+    ask = here._pragma
+
+    def ask_then_commit_elsewhere(name):
+        answer = ask(name)
+        if name == "data_version" and not landed:
+            landed.append(other.add(make_pattern("late", [0, 1, 0, 0])))
+        return answer
+    landed: list = []
+    here._pragma = ask_then_commit_elsewhere
+    here.search(q, 5)
+    assert landed
+    here._pragma = ask
+    assert "late" in {p.id for p, _ in here.search(q, 5)}
+    assert "late" in {p.id for p, _ in here.search(q, 5)}
+
+
+def test_a_store_that_cannot_read_the_header_asks_sqlite_every_time(tmp_path, monkeypatch):
+    """Where the process's open files are not listed (not Linux), the store cannot find SQLite's
+    descriptor of the WAL index: it runs the PRAGMA at every search, and misses nothing."""
+    from swarm.memory import walwatch
+    monkeypatch.setattr(walwatch, "_OPEN_FILES", str(tmp_path / "no-such-dir"))
+    path = tmp_path / "bank.db"
+    here, other = PatternStore(path, dim=4), PatternStore(path)
+    here.add(make_pattern("own", [1, 0, 0, 0]))
+    q = np.array([0, 1, 0, 0])
+    for _ in range(3):
         here.search(q, 5)
+    assert not here._watch.attached and here._watch.failed
+    ran = _statements(here)
+    for step in range(3):
         other.add(make_pattern(f"o{step}", [0, 1, 0, step / 10]))
         assert f"o{step}" in {p.id for p, _ in here.search(q, 5)}
+        here.search(q, 5)
+    assert ran.count("PRAGMA data_version") == 6
+
+
+_PROBE_WRITER = textwrap.dedent("""
+    import sqlite3, sys
+    c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+    try:
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT INTO probe VALUES ('other process')")
+        c.execute("COMMIT")
+        print("committed")
+    except sqlite3.OperationalError as e:
+        print(e)
+""")
+
+
+def test_closing_a_store_leaves_the_locks_of_other_connections_in_the_process(tmp_path):
+    """SQLite locks the WAL index with POSIX record locks, which any close of a descriptor of the
+    file drops for the whole process: a store that read the header must not close one, or another
+    connection's write lock vanishes and a second process's commit is lost under it."""
+    path = tmp_path / "bank.db"
+    here = PatternStore(path, dim=4)
+    here.add(make_pattern("own", [1, 0, 0, 0]))
+    _idle(here, np.array([0, 1, 0, 0]))
+    plain = sqlite3.connect(path, isolation_level=None, timeout=0)
+    plain.execute("CREATE TABLE probe (x TEXT)")
+    plain.execute("BEGIN IMMEDIATE")
+    plain.execute("INSERT INTO probe VALUES ('this process')")
+    here.close()
+    script = tmp_path / "probe.py"
+    script.write_text(_PROBE_WRITER)
+    out = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "database is locked"
+    plain.execute("COMMIT")
+    assert plain.execute("SELECT x FROM probe").fetchall() == [("this process",)]
+    plain.close()
 
 
 _WRITER = textwrap.dedent("""
@@ -323,10 +395,13 @@ def test_sigkill_mid_batch_keeps_every_committed_pattern_and_none_of_the_rest(tm
 _READER = textwrap.dedent("""
     import sys, time, numpy as np
     from swarm.memory import Pattern, PatternStore
+    from swarm.memory import walwatch
+    if sys.argv[2] == "asks-sqlite":  # no list of open files: the PRAGMA at every search
+        walwatch._OPEN_FILES = "/no-such-dir"
     s = PatternStore(sys.argv[1])
-    if sys.argv[2] == "writes-first":  # an own commit: its WAL header check is trusted from then on
-        s.add(Pattern(id="own", title="t", content="c", embedding=np.eye(8)[5]))
-        assert s._watch.trusted
+    for _ in range(3):
+        s.search(np.eye(8)[3], 1)
+    assert s._watch.attached == (sys.argv[2] == "reads-header")
     print("ready", flush=True)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -338,10 +413,10 @@ _READER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("reader", ["reads-only", "writes-first"])
+@pytest.mark.parametrize("reader", ["asks-sqlite", "reads-header"])
 def test_writer_and_reader_in_two_processes(tmp_path, reader):
-    """A commit in one process reaches another's searches, whether that one asks SQLite every
-    time (it never committed) or reads the WAL index header first (it did)."""
+    """A commit in one process reaches another's searches, whether that one asks SQLite at every
+    search or reads the WAL index header first."""
     path = tmp_path / "bank.db"
     script = tmp_path / "reader.py"
     script.write_text(_READER)
@@ -353,7 +428,7 @@ def test_writer_and_reader_in_two_processes(tmp_path, reader):
         time.sleep(0.3)  # the reader is searching, idle, by now
         s.add(make_pattern("late", np.eye(8)[3]))
         out, _ = proc.communicate(timeout=90)
-    assert out.strip() == ("seen 51" if reader == "reads-only" else "seen 52")
+    assert out.strip() == "seen 51"
 
 
 def test_record_outcomes_is_all_or_nothing(tmp_path):
