@@ -349,6 +349,34 @@ def test_closing_a_store_leaves_the_locks_of_other_connections_in_the_process(tm
     plain.close()
 
 
+_OPEN_WRITE_CLOSE = textwrap.dedent("""
+    import sqlite3, sys
+    c = sqlite3.connect(sys.argv[1], isolation_level=None)
+    c.execute("INSERT INTO probe VALUES ('other process')")
+    c.close()
+""")
+
+
+def test_opening_a_second_store_on_a_file_keeps_the_first_ones_claim_on_it(tmp_path):
+    """Every WAL connection holds a shared lock on the database file, and a process closing its
+    last connection deletes the WAL index only if it can take that lock exclusively. Opening a
+    second store on the file in this process must not drop the first one's lock (reading the
+    file's header through a descriptor of its own and closing it would: POSIX locks are the
+    process's), or another process's close deletes the WAL index under both."""
+    path = tmp_path / "bank.db"
+    first = PatternStore(path, dim=4)
+    first.add(make_pattern("own", [1, 0, 0, 0]))
+    first._db.execute("CREATE TABLE probe (x TEXT)")
+    second = PatternStore(path)
+    script = tmp_path / "other.py"
+    script.write_text(_OPEN_WRITE_CLOSE)
+    subprocess.run([sys.executable, str(script), str(path)], check=True, timeout=60)
+    assert (tmp_path / "bank.db-shm").exists()
+    assert [p.id for p, _ in second.search(np.array([1, 0, 0, 0]), 5)] == ["own"]
+    first.close()
+    second.close()
+
+
 _WRITER = textwrap.dedent("""
     import sys, numpy as np
     from swarm.memory import PatternStore, Pattern
