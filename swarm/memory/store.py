@@ -78,7 +78,7 @@ from .models import (
     with_contributions,
     without_contributions,
 )
-from .walwatch import WalWatch, sqlite_descriptor
+from .walwatch import WalWatch, open_descriptors
 
 #: ``PRAGMA application_id`` of a ReasoningBank store ("RBNK").
 APPLICATION_ID = 0x52424E4B
@@ -1879,15 +1879,18 @@ def _check_header(path: str) -> None:
         return
     if p.is_dir():
         raise StoreError(f"{path}: is a directory, not a store file")
-    if sqlite_descriptor(os.path.realpath(path) + "-shm") is not None:
-        # a connection of this process has it open in WAL mode: a database. Reading it through a
-        # descriptor of our own would, on close, drop that connection's POSIX locks on the file
-        # (its shared lock says it is in use: without it another process's last close deletes
-        # the WAL index under it). Where open files are not listed, the header is read anyway.
-        return
     try:
-        with open(p, "rb") as f:
-            head = f.read(16)
+        held = open_descriptors(path)
+        if held:
+            # a connection of this process has this file open (by any name): read through its
+            # descriptor and leave it open. Closing one of our own would drop that connection's
+            # POSIX locks on the file (its shared lock says it is in use: without it another
+            # process's last close deletes the WAL index under it). Where open files are not
+            # listed, the file is opened as before.
+            head = os.pread(held[0], 16, 0)
+        else:
+            with open(p, "rb") as f:
+                head = f.read(16)
     except OSError as e:
         raise StoreError(f"{path}: cannot read the store file ({e.strerror})") from None
     if head != _SQLITE_MAGIC:

@@ -11,7 +11,9 @@ frame) and the frame checksums move, and a WAL restart draws new salts. SQLite's
 no call that skips the lock, and no library reads the header, so this is done by hand.
 
 The header is read through SQLite's own descriptor of the ``-shm`` file, found once in
-``/proc/self/fd`` (so Linux only; elsewhere the PRAGMA always runs). Opening a descriptor of our
+``/proc/self/fd`` by device and inode (so Linux only; elsewhere the PRAGMA always runs), and
+only when it is the one descriptor of that file; a header whose two copies differ (a commit
+writing it) or that does not name the WAL index format sends the store to the PRAGMA. Opening a descriptor of our
 own would not do: SQLite locks that file with POSIX record locks, and closing any descriptor of a
 file drops every such lock the process holds on it, other connections' included (SQLite's "How
 To Corrupt" page, 2.2). SQLite keeps its descriptor open while any of this process's connections
@@ -29,21 +31,28 @@ HEADER_BYTES = 96
 
 _OPEN_FILES = "/proc/self/fd"
 
+#: ``iVersion`` of a WAL index header (3007000), as either byte order writes it (native order)
+_WAL_INDEX_VERSIONS = (3007000).to_bytes(4, "little"), (3007000).to_bytes(4, "big")
 
-def sqlite_descriptor(path: str) -> int | None:
-    """The descriptor this process holds open on ``path`` (SQLite's), or None when there is none
-    or the system does not list them."""
+
+def open_descriptors(path: str) -> list[int] | None:
+    """The descriptors this process holds open on the file at ``path``, matched by device and
+    inode (so a hard link or another name of it counts, and a file replaced under that name does
+    not); None when the file is missing or the system does not list open files."""
     try:
+        want = os.stat(path)
         names = os.listdir(_OPEN_FILES)
     except OSError:
         return None
+    found = []
     for name in names:
         try:
-            if os.readlink(f"{_OPEN_FILES}/{name}") == path:
-                return int(name)
+            st = os.stat(f"{_OPEN_FILES}/{name}")  # the open file itself, even if unlinked
+            if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+                found.append(int(name))
         except (OSError, ValueError):
             continue
-    return None
+    return found
 
 
 class WalWatch:
@@ -64,7 +73,10 @@ class WalWatch:
         """Find SQLite's descriptor of the WAL index (once: a scan of this process's open files,
         so the store does it only when it reads while nothing is written)."""
         if self._fd is None and not self.failed:
-            self._fd = sqlite_descriptor(self._shm)
+            found = open_descriptors(self._shm)
+            # exactly one: SQLite keeps one per file and process; a second (code of another
+            # kind holding the file open) might be closed and its number reused for another file
+            self._fd = found[0] if found is not None and len(found) == 1 else None
             self.failed = self._fd is None
         return self._fd is not None
 
@@ -78,7 +90,10 @@ class WalWatch:
         except OSError:
             self.detach()
             return None
-        return header if len(header) == HEADER_BYTES else None
+        half = HEADER_BYTES // 2
+        if header[:half] != header[half:] or header[:4] not in _WAL_INDEX_VERSIONS:
+            return None  # a commit writing it as we read, or not a WAL index: ask SQLite
+        return header
 
     def detach(self) -> None:
         """Stop reading the header (the store is closing). The descriptor is SQLite's: left open."""

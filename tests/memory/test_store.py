@@ -19,6 +19,7 @@ from swarm.memory import (
     Pattern,
     PatternStore,
     SchemaVersionError,
+    StoreError,
 )
 from swarm.memory.models import Source
 from swarm.memory.store import APPLICATION_ID, SCHEMA_VERSION, _MIGRATIONS
@@ -375,6 +376,61 @@ def test_opening_a_second_store_on_a_file_keeps_the_first_ones_claim_on_it(tmp_p
     assert [p.id for p, _ in second.search(np.array([1, 0, 0, 0]), 5)] == ["own"]
     first.close()
     second.close()
+
+
+def test_opening_a_store_by_another_name_of_an_open_file_keeps_the_claim_on_it(tmp_path):
+    """The same through a hard link: the file is matched by its inode, not its name."""
+    path, alias = tmp_path / "bank.db", tmp_path / "alias.db"
+    first = PatternStore(path, dim=4)
+    first.add(make_pattern("own", [1, 0, 0, 0]))
+    first._db.execute("CREATE TABLE probe (x TEXT)")
+    os.link(path, alias)
+    try:
+        PatternStore(alias).close()
+    except StoreError:
+        pass  # SQLite may refuse a second name of a file it holds; the lock must survive either way
+    script = tmp_path / "other.py"
+    script.write_text(_OPEN_WRITE_CLOSE)
+    subprocess.run([sys.executable, str(script), str(path)], check=True, timeout=60)
+    assert (tmp_path / "bank.db-shm").exists()
+    first.close()
+
+
+def test_a_foreign_file_put_in_place_of_an_open_store_is_still_refused(tmp_path):
+    """A file replaced under an open store's name is another inode: its header is read and a
+    file that is not SQLite is refused unchanged, though the old store's WAL index is open."""
+    path = tmp_path / "bank.db"
+    first = PatternStore(path, dim=4)
+    first.add(make_pattern("own", [1, 0, 0, 0]))
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"not": "a store"}' * 300)
+    os.replace(foreign, path)
+    before = path.read_bytes()
+    with pytest.raises(CorruptStoreError):
+        PatternStore(path)
+    assert path.read_bytes() == before
+    first.close()
+
+
+def test_the_header_is_read_only_through_the_one_descriptor_sqlite_holds(tmp_path):
+    """A second descriptor of the WAL index (code of another kind holding it open) could be
+    closed and its number reused for another file: the store then does not read the header,
+    and asks SQLite at every search."""
+    path = tmp_path / "bank.db"
+    here, other = PatternStore(path, dim=4), PatternStore(path)
+    here.add(make_pattern("own", [1, 0, 0, 0]))
+    extra = os.open(str(path) + "-shm", os.O_RDONLY)
+    try:
+        q = np.array([0, 1, 0, 0])
+        for _ in range(3):
+            here.search(q, 5)
+        assert not here._watch.attached
+        other.add(make_pattern("o", [0, 1, 0, 0]))
+        assert "o" in {p.id for p, _ in here.search(q, 5)}
+        here.close()
+        other.close()
+    finally:
+        os.close(extra)  # after the stores: closing it drops the process's locks on the file
 
 
 _WRITER = textwrap.dedent("""
