@@ -5,9 +5,9 @@
 * Several processes may open one file: SQLite's WAL lets one write while the others read.
   Each write stamps its rows with a global sequence number and logs deletions, so a reader's
   :meth:`PatternStore.refresh` pulls just what changed since it last looked
-  (``PRAGMA data_version`` tells it whether anything did, and before it, once trusted, a read of
-  the WAL index header without a lock: :mod:`~swarm.memory.walwatch`), reading the counter, the
-  rows and the deletions in one snapshot (a read transaction).
+  (``PRAGMA data_version`` tells it whether anything did, and before it, on a store read without
+  writing, a read of the WAL index header without a lock: :mod:`~swarm.memory.walwatch`),
+  reading the counter, the rows and the deletions in one snapshot (a read transaction).
 * Two writers on one file (two processes, or two stores in one): each write takes SQLite's write
   lock (``BEGIN IMMEDIATE``), waiting up to ``busy_timeout_s`` for the other's transaction to
   end, so writes serialise and never interleave; a writer first indexes what the other committed

@@ -13,12 +13,12 @@ no call that skips the lock, and no library reads the header, so this is done by
 The header is read through SQLite's own descriptor of the ``-shm`` file, found once in
 ``/proc/self/fd`` by device and inode (so Linux only; elsewhere the PRAGMA always runs), and
 only when it is the one descriptor of that file; a header whose two copies differ (a commit
-writing it) or that does not name the WAL index format sends the store to the PRAGMA. Opening a descriptor of our
-own would not do: SQLite locks that file with POSIX record locks, and closing any descriptor of a
-file drops every such lock the process holds on it, other connections' included (SQLite's "How
-To Corrupt" page, 2.2). SQLite keeps its descriptor open while any of this process's connections
-to the file is, so it is valid for as long as the store's connection is open; the watch never
-closes it.
+writing it) or that does not name the WAL index format sends the store to the PRAGMA. Opening
+a descriptor of our own would not do: SQLite locks that file with POSIX record locks, and
+closing any descriptor of a file drops every such lock the process holds on it, other
+connections' included (SQLite's "How To Corrupt" page, 2.2). SQLite keeps its descriptor open
+while any of this process's connections to the file is, so it is valid for as long as the
+store's connection is open; the watch never closes it.
 """
 
 from __future__ import annotations
