@@ -45,6 +45,7 @@ import os
 from collections import deque
 from dataclasses import dataclass, field
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,8 @@ _ACTION_INDEX = {name: i for i, name in enumerate(STRATEGIES)}
 #: Decisions whose claims wait for their outcome (the oldest go: a decision that was only
 #: evaluated, never traded, gets none)
 OPEN_CLAIMS = 1024
+#: Decisions' Thompson noise drawn in one call (MemoryPolicy._noise)
+NOISE_BATCH = 256
 
 #: How far apart two contexts are, per feature (FEATURE_NAMES order; inf = not compared; smaller =
 #: matters more). Tuned on seeds below 100 only: one- and five-bar returns are noise for what a
@@ -204,15 +207,21 @@ def fold(features: np.ndarray) -> np.ndarray:
 class FoldedContextEmbedder(ContextEmbedder):
     """:class:`ContextEmbedder` over :func:`fold`-ed contexts."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the scale with the signed features' signs flipped: dividing by it folds a falling
+        # context as it scales it, with the same bits (IEEE division is symmetric in sign) and
+        # without a fancy-indexed write per decision
+        self._folding_scale = self.scale.copy()
+        self._folding_scale[_SIGNED] *= -1.0
+
     @property
     def fingerprint(self) -> str:
         return "folded/" + super().fingerprint
 
     def embed(self, item: object) -> np.ndarray:
-        x = self._features(item)  # a checked copy, folded in place
-        if x[_FOLD_BY] < 0:
-            x[_SIGNED] *= -1.0
-        return self._project(x)
+        x = self._features(item)
+        return self._project(x, self._folding_scale if x[_FOLD_BY] < 0 else None)
 
     def embed_many(self, items: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
         return super().embed_many(fold(np.asarray(items, dtype=np.float64)))
@@ -283,6 +292,10 @@ class MemoryPolicy:
         self._clock = clock
         self.lr = config.lr
         self._rng = np.random.default_rng(config.seed)
+        # Thompson noise drawn ahead in batches, used in order (see _noise); None: drawn per
+        # decision, because epsilon exploration draws from the same generator in between
+        self._noise_ahead: list[float] | None = [] if config.exploration is None else None
+        self._noise_at = 0  # the next unused number in _noise_ahead
         self._trades = 0
         self.decisions = 0  # made so far: the epsilon schedule of ``exploration`` runs on it
         self._short_term: deque[str] | None = None  # unconsolidated pattern ids, oldest first
@@ -375,7 +388,7 @@ class MemoryPolicy:
         value = [m - c.risk_aversion * s for m, s in zip(mean, spread)]
         # Thompson sampling: draw each strategy's value from its estimate's uncertainty, so a
         # strategy is tried in proportion to the chance that it is the best one here
-        noise = self._rng.standard_normal(N_ACTIONS).tolist()
+        noise = self._noise()
         draw = [v + c.explore_scale * s / math.sqrt(1.0 + n) * z for v, s, n, z in zip(value, spread, mass, noise)]
         if self._allowed is not None:
             allowed = self._allowed
@@ -395,7 +408,9 @@ class MemoryPolicy:
             rows = self.bank.at_keys(top)
             if len(rows) < len(top):  # another connection deleted some since the search: the next ones inform
                 rows = self.bank.at_keys([h[0] for h in informers])
-        ids = tuple(itertools.islice((rows[h[0]].id for h in informers if h[0] in rows), c.update_top))
+        ids = tuple(rows[key].id for key in top if key in rows)
+        if len(ids) < len(top):  # some were deleted since the search: the next heaviest inform
+            ids = tuple(itertools.islice((rows[h[0]].id for h in informers if h[0] in rows), c.update_top))
         if self.trust is not None:  # judged against the outcome once it is known (update)
             if len(self._claims) >= OPEN_CLAIMS:  # decisions closed without an outcome (evaluations)
                 del self._claims[next(iter(self._claims))]
@@ -403,6 +418,20 @@ class MemoryPolicy:
                 (rows[key].author or rows[key].source.agent, claim, sim ** c.sharpness)
                 for key, _, _, sim, claim in informers]
         return Choice(STRATEGIES[i], explored, tuple(value), ids)
+
+    def _noise(self) -> list[float]:
+        """``N_ACTIONS`` standard normals, the ones ``self._rng.standard_normal(N_ACTIONS)`` would
+        draw now. Without exploration nothing else draws from the generator, so they come from a
+        batch drawn ahead: numpy's normals are drawn one after another from the bit stream, so a
+        batch is the same numbers as its parts, and one call per decision cost it ~2 us."""
+        ahead, at = self._noise_ahead, self._noise_at
+        if ahead is None:
+            return self._rng.standard_normal(N_ACTIONS).tolist()
+        if at == len(ahead):
+            ahead[:] = self._rng.standard_normal(NOISE_BATCH * N_ACTIONS).tolist()
+            at = 0
+        self._noise_at = at + N_ACTIONS
+        return ahead[at:at + N_ACTIONS]
 
     def preference(self, context: Context) -> np.ndarray:
         """Net evidence per strategy for ``context``, without exploring or recording anything:

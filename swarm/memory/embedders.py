@@ -141,11 +141,12 @@ class ContextEmbedder:
             raise ValueError("context has non-finite values")
         return x
 
-    def _project(self, x: np.ndarray) -> np.ndarray:
+    def _project(self, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
         """The normalised random Fourier features of a checked context: the arithmetic of
         ``_normalise(cos(W @ (x / scale) + b))`` in place (one decision embeds one context, and
-        numpy's per-call overhead was most of its ~18 us)."""
-        z = self._w @ (x / self.scale)
+        numpy's per-call overhead was most of its ~18 us). ``scale`` replaces the embedder's own
+        (a subclass that flips features' signs divides by the scale with those signs flipped)."""
+        z = self._w @ (x / (self.scale if scale is None else scale))
         z += self._b
         np.cos(z, out=z)
         n = math.sqrt(float(z.dot(z)))  # what np.linalg.norm computes for a 1-d float64 vector

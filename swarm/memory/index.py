@@ -174,6 +174,9 @@ class VectorIndex:
         self._action_names: list[str] = [""]
         self._action_codes: dict[str, int] = {"": 0}
         self._n = 0  # slots used (live or dead)
+        # every slot's key is larger than the one before it (a store adds rows in rowid order): a
+        # stable sort by similarity of slots in order then breaks ties by smaller key (_ranked)
+        self._keys_ascending = True
         self._live = 0
         self._n_in_ann = 0  # live rows in the graph; the rest of the live rows are the tail
         self._slot: dict[int, int] = {}
@@ -263,6 +266,7 @@ class VectorIndex:
         np.maximum(norms, 1e-12, out=norms)
         new_keys = [k for k in keys if k not in self._slot]
         self._grow(self._n + len(new_keys))
+        before = self._n
         if len(new_keys) == len(keys) and len(set(keys)) == len(keys):  # new rows only: the next slots, in order
             slots = np.arange(self._n, self._n + len(keys), dtype=np.int64)
             self._slot.update(zip(keys, range(self._n, self._n + len(keys))))
@@ -291,6 +295,9 @@ class VectorIndex:
         else:
             self._vecs[slots] = vecs / norms
         self._keys[slots] = np.asarray(keys, dtype=np.int64)
+        if self._keys_ascending and self._n > before:  # new slots at the end; a replaced row keeps its key
+            added = self._keys[max(before - 1, 0): self._n]
+            self._keys_ascending = bool(np.all(added[1:] > added[:-1]))
         self._alive[slots] = True
         self._domain[slots] = _codes(self._domain_codes, domains)
         self._kind[slots] = [KIND_CODES[k] for k in kinds]
@@ -349,19 +356,25 @@ class VectorIndex:
             m &= self._conf[: self._n] >= flt.min_confidence
         return m
 
-    def _top(self, slots: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _top(self, slots: np.ndarray, sims: np.ndarray, k: int,
+             ascending: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Slots and similarities of the top ``k`` of candidates, ordered by similarity, ties by
         smaller key (also at the k-th place: which of several equally similar rows make the cut
-        does not depend on the order the candidates came in)."""
+        does not depend on the order the candidates came in). ``ascending``: see :meth:`_ranked`."""
         if slots.size > k:
             keep = _at_least_kth(sims, k)
             slots, sims = slots[keep], sims[keep]
-        return self._ranked(slots, sims, k)
+        return self._ranked(slots, sims, k, ascending)
 
-    def _ranked(self, slots: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _ranked(self, slots: np.ndarray, sims: np.ndarray, k: int,
+                ascending: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Slots and similarities of the first ``k`` candidates by similarity, ties by smaller key
-        (the candidates must include the top ``k`` and every tie with the last of them)."""
-        order = np.lexsort((self._keys[slots], -sims))[:k]
+        (the candidates must include the top ``k`` and every tie with the last of them).
+        ``ascending``: the slots are in increasing order."""
+        if ascending and self._keys_ascending:  # so are their keys: a stable sort keeps ties by key
+            order = (-sims).argsort(kind="stable")[:k]
+        else:
+            order = np.lexsort((self._keys[slots], -sims))[:k]
         return slots[order], sims[order]
 
     def _passes_all(self, flt: Filter) -> bool:
@@ -377,9 +390,9 @@ class VectorIndex:
         ties by smaller key), with fewer passes over the candidates."""
         sims = self._vecs[: self._n] @ q
         if self._n <= k:
-            return self._top(np.arange(self._n), sims, k)
-        slots = _at_least_kth(sims, k, exact=False)  # >= k candidates, the top k among them
-        return self._ranked(slots, sims[slots], k)
+            return self._top(np.arange(self._n), sims, k, ascending=True)
+        slots = _at_least_kth(sims, k, exact=False)  # >= k candidates, the top k among them, in order
+        return self._ranked(slots, sims[slots], k, ascending=True)
 
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n_ok = int(mask.sum())
@@ -387,14 +400,14 @@ class VectorIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if n_ok * 4 < self._n:
             slots = np.flatnonzero(mask)
-            return self._top(slots, self._vecs[slots] @ q, k)  # gather the small subset
+            return self._top(slots, self._vecs[slots] @ q, k, ascending=True)  # gather the small subset
         sims = self._vecs[: self._n] @ q  # one pass over memory; excluded rows drop out below
         if n_ok < self._n:
             sims[~mask] = -np.inf
         slots = _at_least_kth(sims, k) if n_ok > k else np.arange(self._n)
         sims = sims[slots]
         keep = np.isfinite(sims)
-        return self._top(slots[keep], sims[keep], k)
+        return self._top(slots[keep], sims[keep], k, ascending=True)
 
     def _exact_many(self, qs: np.ndarray, k: int, masks: Sequence[np.ndarray | None]) -> list[np.ndarray]:
         """Exact top-``k`` keys of several queries (None: no filter) in one blocked pass over the

@@ -1430,7 +1430,7 @@ class PatternStore:
 
     def _current(self, query: np.ndarray) -> None:
         """Refuse a query of the wrong dimension, then bring the index up to date for a search."""
-        size = np.size(query)
+        size = query.size if type(query) is np.ndarray else np.size(query)
         if size != self.dim:
             raise DimensionMismatchError(f"query has dimension {size}, the store holds {self.dim}")
         self.refresh()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from swarm.learning.episodes import Context
-from swarm.learning.memory_policy import MemoryConfig, MemoryPolicy
-from swarm.learning.policies import REWARD_SCALE
+from swarm.learning.memory_policy import NOISE_BATCH, MemoryConfig, MemoryPolicy
+from swarm.learning.policies import N_ACTIONS, REWARD_SCALE, Exploration
 from swarm.market import STRATEGIES
 from swarm.memory import Pattern, Source
 
@@ -80,7 +80,7 @@ def test_a_choice_weighs_the_retrieved_rows_and_names_the_heaviest_about_the_str
         ev = policy.evidence(emb)
         assert (ev.mean.tolist(), ev.spread.tolist(), ev.mass.tolist()) == (mean, spread, mass)
         assert [(p.id, w, s) for p, w, s in ev.hits] == [(p.id, w, s) for p, w, s, _ in hits]
-        state = policy._rng.bit_generator.state
+        state = policy._rng.bit_generator.state, list(policy._noise_ahead or ()), policy._noise_at
         choice = policy.choose(ctx)
         about = sorted((h for h in hits if h[0].action == choice.strategy), key=lambda h: -h[1])
         assert choice.informed_by == tuple(p.id for p, _, _, _ in about[: config.update_top])
@@ -88,9 +88,28 @@ def test_a_choice_weighs_the_retrieved_rows_and_names_the_heaviest_about_the_str
         if policy.trust is not None:
             assert policy._claims[(ctx.symbol, ctx.bar)] == [
                 (p.author or p.source.agent, m, s ** config.sharpness) for p, _, s, m in about]
-        policy._rng.bit_generator.state = state  # the same draw again: the same choice
+        policy._rng.bit_generator.state, ahead, policy._noise_at = state  # the same draw again: the same choice
+        if policy._noise_ahead is not None:
+            policy._noise_ahead[:] = ahead
         assert policy.choose(ctx) == choice
         policy.close()
+
+
+def test_thompson_noise_drawn_ahead_is_what_one_draw_per_decision_gives():
+    """Batched normals are the very numbers one ``standard_normal(N_ACTIONS)`` per decision
+    draws, across batch boundaries; with epsilon exploration (which draws from the same
+    generator between decisions) each decision draws its own."""
+    policy = MemoryPolicy.open(":memory:", MemoryConfig(seed=7), name="me")
+    reference = np.random.default_rng(7)
+    for _ in range(2 * NOISE_BATCH + 3):
+        assert policy._noise() == reference.standard_normal(N_ACTIONS).tolist()
+    exploring = MemoryPolicy.open(":memory:", MemoryConfig(seed=7, exploration=Exploration()), name="me")
+    reference = np.random.default_rng(7)
+    for _ in range(20):
+        assert exploring._noise() == reference.standard_normal(N_ACTIONS).tolist()
+        assert exploring._rng.random() == reference.random()  # what an epsilon draw takes in between
+    policy.close()
+    exploring.close()
 
 
 def test_equally_heavy_informers_are_named_in_retrieval_order():

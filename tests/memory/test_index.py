@@ -295,6 +295,30 @@ def test_the_unfiltered_fast_path_returns_what_the_masked_scan_returns(n, k, see
     assert fast_keys.tolist() == keys_.tolist() and fast_sims.tolist() == sims_.tolist()
 
 
+@given(st.lists(st.lists(st.integers(1, 60), min_size=1, max_size=30), min_size=1, max_size=4),
+       st.integers(1, 20), st.integers(0, 2**32 - 1))
+@settings(max_examples=80, deadline=None)
+def test_ties_go_by_smaller_key_whether_keys_were_added_in_order_or_not(batches, k, seed):
+    """Rows added in key order are ranked by a stable sort of their slots; keys added out of
+    order (a smaller key after a larger, a replaced or re-added key) must still rank ties by key."""
+    rng = np.random.default_rng(seed)
+    dim = 8
+    idx = VectorIndex(dim, mode="exact")
+    rows: dict[int, np.ndarray] = {}
+    for batch in batches:
+        keys = list(dict.fromkeys(batch))
+        x = rng.integers(-1, 2, (len(keys), dim)).astype(np.float32)  # few distinct rows: ties
+        x[:, 3:] = 0.0
+        x[np.all(x == 0, axis=1), 0] = 1.0
+        idx.upsert(keys, x, ["d"] * len(keys), ["strategy"] * len(keys), [0.5] * len(keys))
+        rows.update(zip(keys, x))
+        q = idx._unit_query(x[0])
+        sims = {key: float(idx._vecs[idx._slot[key]] @ q) for key in rows}
+        expected = sorted(rows, key=lambda key: (-sims[key], key))[:k]
+        assert idx.search(q, k)[0].tolist() == expected
+        assert idx.search(q, k, Filter("d"))[0].tolist() == expected
+
+
 def test_the_fast_path_is_not_taken_when_a_row_could_fail_the_filter():
     idx = VectorIndex(4, mode="exact")
     x = np.eye(4, dtype=np.float32)
