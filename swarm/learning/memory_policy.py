@@ -373,11 +373,17 @@ class MemoryPolicy:
             mass[i] += w
             hits.append((key, i, w, sim, m))
         prior = c.prior
-        mean = [_divide(t, n + prior) for t, n in zip(total, mass)]
+        if prior > 0:  # every denominator is positive: plain division (10 calls fewer)
+            mean = [t / (n + prior) for t, n in zip(total, mass)]
+        else:
+            mean = [_divide(t, n + prior) for t, n in zip(total, mass)]
         for _, i, w, _, m in hits:
             square[i] += w * (m - mean[i]) ** 2
         floor = prior * c.prior_sd ** 2
-        spread = [math.sqrt(_divide(q + floor, n + prior)) for q, n in zip(square, mass)]
+        if prior > 0:
+            spread = [math.sqrt((q + floor) / (n + prior)) for q, n in zip(square, mass)]
+        else:
+            spread = [math.sqrt(_divide(q + floor, n + prior)) for q, n in zip(square, mass)]
         return mean, spread, mass, hits, rows
 
     def choose(self, context: Context) -> Choice:
@@ -385,11 +391,12 @@ class MemoryPolicy:
         emb = self.bank.embedder.embed(context.features)
         mean, spread, mass, hits, rows = self._weigh(emb)
         c = self.config
-        value = [m - c.risk_aversion * s for m, s in zip(mean, spread)]
+        risk_aversion, explore_scale = c.risk_aversion, c.explore_scale
+        value = [m - risk_aversion * s for m, s in zip(mean, spread)]
         # Thompson sampling: draw each strategy's value from its estimate's uncertainty, so a
         # strategy is tried in proportion to the chance that it is the best one here
         noise = self._noise()
-        draw = [v + c.explore_scale * s / math.sqrt(1.0 + n) * z for v, s, n, z in zip(value, spread, mass, noise)]
+        draw = [v + explore_scale * s / math.sqrt(1.0 + n) * z for v, s, n, z in zip(value, spread, mass, noise)]
         if self._allowed is not None:
             allowed = self._allowed
             draw = [d if a in allowed else -math.inf for a, d in enumerate(draw)]

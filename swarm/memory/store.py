@@ -489,6 +489,10 @@ def _sqlite_errors(method: Callable[Concatenate[PatternStore, _P], _R]) -> Calla
     return guarded
 
 
+#: one Filter per domain a learner decides in, made once (a decision searches one domain)
+_DOMAIN_FILTERS: dict[str | None, Filter] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Neighbours:
     """The rows nearest a query (:meth:`PatternStore.neighbours`), nearest first, ties by smaller
@@ -1421,7 +1425,12 @@ class PatternStore:
         patterns spent a third of a decision fetching the 32 rows it weighs (most of it cache
         misses on their objects, once the scan has streamed the vectors through the cache)."""
         self._current(query)
-        return Neighbours(*self._vindex.search_columns(query, k, Filter(domain)))
+        flt = _DOMAIN_FILTERS.get(domain)
+        if flt is None:
+            flt = Filter(domain)
+            if len(_DOMAIN_FILTERS) < 64:  # a few domains are kept, not every one ever asked for
+                _DOMAIN_FILTERS[domain] = flt
+        return Neighbours(*self._vindex.search_columns(query, k, flt))
 
     @_sqlite_errors
     def at_keys(self, keys: Sequence[int]) -> dict[int, Pattern]:
