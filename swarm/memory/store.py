@@ -1425,7 +1425,7 @@ class PatternStore:
         patterns spent a third of a decision fetching the 32 rows it weighs (most of it cache
         misses on their objects, once the scan has streamed the vectors through the cache)."""
         self._current(query)
-        flt = _DOMAIN_FILTERS.get(domain)
+        flt = _DOMAIN_FILTERS.get(domain) if domain is None or type(domain) is str else None
         if flt is None:
             flt = Filter(domain)
             if len(_DOMAIN_FILTERS) < 64:  # a few domains are kept, not every one ever asked for

@@ -295,24 +295,44 @@ def test_the_unfiltered_fast_path_returns_what_the_masked_scan_returns(n, k, see
     assert fast_keys.tolist() == keys_.tolist() and fast_sims.tolist() == sims_.tolist()
 
 
-@given(st.lists(st.lists(st.integers(1, 60), min_size=1, max_size=30), min_size=1, max_size=4),
-       st.integers(1, 20), st.integers(0, 2**32 - 1))
-@settings(max_examples=80, deadline=None)
-def test_ties_go_by_smaller_key_whether_keys_were_added_in_order_or_not(batches, k, seed):
+@given(st.lists(st.tuples(st.booleans(), st.lists(st.integers(1, 3000), min_size=1, max_size=40)),
+                min_size=1, max_size=5),
+       st.integers(1, 20), st.booleans(), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_ties_go_by_smaller_key_whether_keys_were_added_in_order_or_not(steps, k, many, seed):
     """Rows added in key order are ranked by a stable sort of their slots; keys added out of
-    order (a smaller key after a larger, a replaced or re-added key) must still rank ties by key."""
+    order (a smaller key after a larger, a replaced, removed or re-added key) must still rank
+    ties by key, through the unfiltered scan, the masked scan (a dead slot) and, with ``many``
+    rows, the sampled threshold."""
     rng = np.random.default_rng(seed)
     dim = 8
-    idx = VectorIndex(dim, mode="exact")
-    rows: dict[int, np.ndarray] = {}
-    for batch in batches:
-        keys = list(dict.fromkeys(batch))
-        x = rng.integers(-1, 2, (len(keys), dim)).astype(np.float32)  # few distinct rows: ties
+
+    def tied(m: int) -> np.ndarray:  # few distinct rows: exact ties everywhere
+        x = rng.integers(-1, 2, (m, dim)).astype(np.float32)
         x[:, 3:] = 0.0
         x[np.all(x == 0, axis=1), 0] = 1.0
-        idx.upsert(keys, x, ["d"] * len(keys), ["strategy"] * len(keys), [0.5] * len(keys))
-        rows.update(zip(keys, x))
-        q = idx._unit_query(x[0])
+        return x
+
+    idx = VectorIndex(dim, mode="exact")
+    rows: dict[int, np.ndarray] = {}
+    if many:  # enough rows for the sampled threshold (n > 64 k)
+        base = list(range(5000, 6500))
+        x = tied(len(base))
+        idx.upsert(base, x, ["d"] * len(base), ["strategy"] * len(base), [0.5] * len(base))
+        rows.update(zip(base, x))
+    for remove, batch in steps:
+        keys = list(dict.fromkeys(batch))
+        if remove:
+            idx.remove(keys)
+            for key in keys:
+                rows.pop(key, None)
+        else:
+            x = tied(len(keys))
+            idx.upsert(keys, x, ["d"] * len(keys), ["strategy"] * len(keys), [0.5] * len(keys))
+            rows.update(zip(keys, x))
+        if not rows:
+            continue
+        q = idx._unit_query(rows[next(iter(rows))])
         sims = {key: float(idx._vecs[idx._slot[key]] @ q) for key in rows}
         expected = sorted(rows, key=lambda key: (-sims[key], key))[:k]
         assert idx.search(q, k)[0].tolist() == expected
